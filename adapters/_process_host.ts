@@ -1,0 +1,28 @@
+// The CLI host for runtimes with Node's `process` global (Node and Bun).
+
+import { readFile } from "node:fs/promises";
+import process from "node:process";
+import type { CliHost } from "../src/cli/host.ts";
+import type { Transport } from "../src/mod.ts";
+
+export type { CliHost };
+
+/** Builds a {@linkcode CliHost} from Node's `process` and the given transport. */
+export function processHost(transport: Transport): CliHost {
+  let guarded = false;
+  return {
+    transport,
+    args: process.argv.slice(2),
+    env: (name) => process.env[name],
+    writeOut(line) {
+      // A closed stdout (e.g. `| head`) must not crash the process with a stack trace.
+      if (!guarded) process.stdout.on("error", () => {});
+      guarded = true;
+      process.stdout.write(line + "\n");
+    },
+    writeErr: (line) => void process.stderr.write(line + "\n"),
+    exit: (code) => process.exit(code),
+    onSignal: (signal, handler) => void process.on(signal, handler),
+    readTextFile: (path) => readFile(path, "utf8"),
+  };
+}

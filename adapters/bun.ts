@@ -1,0 +1,274 @@
+/**
+ * The Bun adapter: echogate's {@linkcode Transport} over `Bun.listen` and `Bun.connect`.
+ *
+ * Bun sockets are callback-driven and buffer nothing on write: `write()` returns how many
+ * bytes the kernel took, so the rest waits in our queue until `drain`. Sockets are opened
+ * with `allowHalfOpen: true` (Bun's default is false).
+ *
+ * @see https://bun.sh/docs/api/tcp
+ * @module
+ */
+
+import { AddrInUseError, type Address, formatEndpoint, type Endpoint, type StreamSocket, type Transport } from "../src/mod.ts";
+import { type CliHost, processHost } from "./_process_host.ts";
+import { unlink } from "node:fs/promises";
+
+// --- types (a structural copy of what we use; no dependency on @types/bun) ---
+
+/** @see https://bun.sh/reference/bun/Socket */
+interface BunSocket {
+  data: BunStreamSocket;
+  readonly remoteAddress: string;
+  readonly remotePort?: number;
+  readonly localAddress?: string;
+  readonly localPort?: number;
+  write(bytes: Uint8Array): number;
+  shutdown(halfClose?: boolean): void;
+  end(): void;
+  pause(): void;
+  resume(): void;
+  setNoDelay?(noDelay?: boolean): boolean;
+}
+interface BunSocketHandler {
+  open(socket: BunSocket): void;
+  data(socket: BunSocket, chunk: Uint8Array): void;
+  drain(socket: BunSocket): void;
+  end(socket: BunSocket): void;
+  close(socket: BunSocket, error?: Error): void;
+  error(socket: BunSocket, error: Error): void;
+  connectError?(socket: BunSocket, error: Error): void;
+}
+type BunEndpoint = { hostname: string; port: number } | { unix: string };
+/** @see https://bun.sh/reference/bun/listen */
+interface BunApi {
+  listen(options: BunEndpoint & { socket: BunSocketHandler; allowHalfOpen: boolean }): {
+    readonly hostname?: string;
+    readonly port?: number;
+    stop(closeActiveConnections?: boolean): void;
+  };
+  connect(options: BunEndpoint & { socket: BunSocketHandler; allowHalfOpen: boolean }): Promise<BunSocket>;
+}
+
+const Bun: BunApi = (globalThis as unknown as { Bun: BunApi }).Bun;
+if (!Bun) throw new Error("[echogate] Using the Bun adapter in a runtime without Bun");
+
+const READ_HIGH_WATER = 64 * 1024;
+const WRITE_HIGH_WATER = 64 * 1024;
+const RESOLVED: Promise<void> = Promise.resolve();
+
+// --- socket ---
+
+class BunStreamSocket implements StreamSocket {
+  readonly remoteAddr: Address;
+  readonly localAddr: Address;
+  readonly closed: Promise<void>;
+  #socket: BunSocket;
+  #chunks: Uint8Array[] = [];
+  #queuedBytes = 0;
+  #paused = false;
+  #ended = false;
+  #isClosed = false;
+  #error: Error | undefined;
+  #reader: { resolve(chunk: Uint8Array | null): void; reject(error: Error): void } | undefined;
+  #writeQueue: Uint8Array[] = [];
+  #writeQueuedBytes = 0;
+  #writeWaiters: { resolve(): void; reject(error: Error): void }[] = [];
+  #shutdownWaiter: (() => void) | undefined;
+  #markClosed!: () => void;
+
+  constructor(socket: BunSocket, unixPath?: string) {
+    this.#socket = socket;
+    this.remoteAddr = unixPath !== undefined
+      ? { transport: "unix", path: unixPath }
+      : { transport: "tcp", hostname: socket.remoteAddress, port: socket.remotePort ?? 0 };
+    this.localAddr = unixPath !== undefined
+      ? { transport: "unix", path: unixPath }
+      : { transport: "tcp", hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 };
+    this.closed = new Promise((resolve) => (this.#markClosed = resolve));
+  }
+
+  onData(chunk: Uint8Array): void {
+    const reader = this.#reader;
+    if (reader) {
+      this.#reader = undefined;
+      reader.resolve(chunk);
+      return;
+    }
+    this.#chunks.push(chunk);
+    this.#queuedBytes += chunk.length;
+    if (this.#queuedBytes >= READ_HIGH_WATER && !this.#paused) {
+      this.#paused = true;
+      this.#socket.pause();
+    }
+  }
+
+  onDrain(): void {
+    const socket = this.#socket;
+    while (this.#writeQueue.length > 0) {
+      const head = this.#writeQueue[0]!;
+      const n = socket.write(head);
+      if (n < 0) return; // closed; onClose rejects the waiters
+      this.#writeQueuedBytes -= n;
+      if (n < head.length) {
+        this.#writeQueue[0] = head.subarray(n);
+        break;
+      }
+      this.#writeQueue.shift();
+    }
+    if (this.#writeQueuedBytes < WRITE_HIGH_WATER) {
+      for (const waiter of this.#writeWaiters.splice(0)) waiter.resolve();
+    }
+    if (this.#writeQueue.length === 0 && this.#shutdownWaiter) {
+      socket.shutdown();
+      this.#shutdownWaiter();
+      this.#shutdownWaiter = undefined;
+    }
+  }
+
+  onEnd(error?: Error): void {
+    if (error) this.#error ??= error;
+    this.#ended = true;
+    const reader = this.#reader;
+    if (!reader) return;
+    this.#reader = undefined;
+    if (this.#error) {
+      reader.reject(this.#error);
+      this.#error = undefined; // reported once
+    } else reader.resolve(null);
+  }
+
+  onClose(error?: Error): void {
+    this.#isClosed = true;
+    this.onEnd(error);
+    const failure = error ?? new Error("Socket is closed");
+    for (const waiter of this.#writeWaiters.splice(0)) waiter.reject(failure);
+    this.#shutdownWaiter?.();
+    this.#shutdownWaiter = undefined;
+    this.#markClosed();
+  }
+
+  read(): Promise<Uint8Array | null> {
+    const chunk = this.#chunks.shift();
+    if (chunk) {
+      this.#queuedBytes -= chunk.length;
+      if (this.#paused && this.#queuedBytes < READ_HIGH_WATER) {
+        this.#paused = false;
+        this.#socket.resume();
+      }
+      return Promise.resolve(chunk);
+    }
+    if (this.#ended) {
+      const error = this.#error;
+      this.#error = undefined;
+      return error ? Promise.reject(error) : Promise.resolve(null);
+    }
+    return new Promise((resolve, reject) => {
+      this.#reader = { resolve, reject };
+    });
+  }
+
+  write(bytes: Uint8Array): Promise<void> {
+    if (this.#isClosed) return Promise.reject(new Error("Socket is closed"));
+    if (this.#writeQueue.length === 0) {
+      const n = this.#socket.write(bytes);
+      if (n < 0) return Promise.reject(new Error("Socket is closed"));
+      if (n === bytes.length) return RESOLVED;
+      bytes = bytes.subarray(n);
+    }
+    this.#writeQueue.push(bytes);
+    this.#writeQueuedBytes += bytes.length;
+    if (this.#writeQueuedBytes < WRITE_HIGH_WATER) return RESOLVED;
+    return new Promise((resolve, reject) => this.#writeWaiters.push({ resolve, reject }));
+  }
+
+  closeWrite(): Promise<void> {
+    if (this.#isClosed) return RESOLVED;
+    // Bun's end() has dropped queued bytes on large writes: flush first, then shutdown().
+    if (this.#writeQueue.length === 0) {
+      this.#socket.shutdown();
+      return RESOLVED;
+    }
+    return new Promise((resolve) => (this.#shutdownWaiter = resolve));
+  }
+
+  close(): void {
+    if (this.#isClosed) return;
+    this.#isClosed = true;
+    this.#socket.end();
+    this.onEnd();
+  }
+}
+
+// --- transport ---
+
+function handlerFor(unixPath: string | undefined, onSocket?: (socket: StreamSocket) => void): BunSocketHandler {
+  return {
+    open(socket) {
+      socket.data = new BunStreamSocket(socket, unixPath);
+      if (unixPath === undefined) socket.setNoDelay?.(true);
+      onSocket?.(socket.data);
+    },
+    data: (socket, chunk) => socket.data.onData(chunk),
+    drain: (socket) => socket.data.onDrain(),
+    end: (socket) => socket.data.onEnd(),
+    close: (socket, error) => socket.data?.onClose(error),
+    error: (socket, error) => socket.data?.onEnd(error),
+  };
+}
+
+function bunEndpoint(endpoint: Endpoint): BunEndpoint {
+  return "path" in endpoint ? { unix: endpoint.path } : endpoint;
+}
+
+/**
+ * echogate's transport for Bun.
+ *
+ * @example
+ * ```ts ignore
+ * import { serveEcho } from "../src/mod.ts";
+ * import { transport } from "./bun.ts";
+ *
+ * const server = await serveEcho({ transport, port: 0 });
+ * ```
+ */
+export const transport: Transport = {
+  runtime: "bun",
+  listen(endpoint, handlers) {
+    const unixPath = "path" in endpoint ? endpoint.path : undefined;
+    let listener: ReturnType<BunApi["listen"]>;
+    try {
+      listener = Bun.listen({ ...bunEndpoint(endpoint), allowHalfOpen: true, socket: handlerFor(unixPath, handlers.onSocket) });
+    } catch (error) {
+      if ((error as { code?: string }).code !== "EADDRINUSE") return Promise.reject(error);
+      return Promise.reject(new AddrInUseError(formatEndpoint(endpoint), { cause: error }));
+    }
+    const addr: Address = unixPath !== undefined
+      ? { transport: "unix", path: unixPath }
+      : { transport: "tcp", hostname: listener.hostname ?? "", port: listener.port ?? 0 };
+    // stop(false) stops accepting and leaves open connections to the core.
+    return Promise.resolve({ addr, close: () => Promise.resolve(listener.stop(false)) });
+  },
+  async connect(endpoint) {
+    const unixPath = "path" in endpoint ? endpoint.path : undefined;
+    const socket = await Bun.connect({ ...bunEndpoint(endpoint), allowHalfOpen: true, socket: handlerFor(unixPath) });
+    return socket.data;
+  },
+  async removeSocketFile(path) {
+    await unlink(path).catch((error: { code?: string }) => {
+      if (error.code !== "ENOENT") throw error;
+    });
+  },
+};
+
+/**
+ * What the CLI needs from Bun (which provides Node's `process`).
+ *
+ * @example
+ * ```ts ignore
+ * import { runCli } from "../src/cli/main.ts";
+ * import { host } from "./bun.ts";
+ *
+ * host.exit(await runCli(host));
+ * ```
+ */
+export const host: CliHost = processHost(transport);

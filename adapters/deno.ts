@@ -1,0 +1,227 @@
+/**
+ * The Deno adapter: echogate's {@linkcode Transport} over `Deno.listen` and `Deno.connect`.
+ *
+ * Reads use `conn.read()`, not `conn.readable`: iterating the stream closes the whole
+ * connection at end of input (denoland/deno#22258), which breaks half-close.
+ *
+ * @see https://docs.deno.com/api/deno/~/Deno.listen
+ * @module
+ */
+
+import { AddrInUseError, type Address, formatEndpoint, type Endpoint, type StreamSocket, type Transport } from "../src/mod.ts";
+import type { CliHost } from "../src/cli/host.ts";
+
+// --- types (a structural copy of what we use; no dependency on Deno's global types) ---
+
+/** @see https://docs.deno.com/api/deno/~/Deno.Conn */
+interface DenoConn {
+  readonly remoteAddr: DenoAddr;
+  readonly localAddr: DenoAddr;
+  read(buffer: Uint8Array): Promise<number | null>;
+  write(bytes: Uint8Array): Promise<number>;
+  closeWrite(): Promise<void>;
+  close(): void;
+  setNoDelay?(noDelay?: boolean): void;
+}
+type DenoAddr = { transport: "tcp"; hostname: string; port: number } | { transport: "unix"; path: string };
+/** @see https://docs.deno.com/api/deno/~/Deno.Listener */
+interface DenoListener {
+  readonly addr: DenoAddr;
+  accept(): Promise<DenoConn>;
+  close(): void;
+}
+/** @see https://docs.deno.com/api/deno/~/Deno */
+interface DenoApi {
+  listen(options: { hostname: string; port: number } | { transport: "unix"; path: string }): DenoListener;
+  connect(options: { hostname: string; port: number } | { transport: "unix"; path: string }): Promise<DenoConn>;
+  remove(path: string): Promise<void>;
+  readTextFile(path: string): Promise<string>;
+  args: string[];
+  env: { get(name: string): string | undefined };
+  exit(code: number): never;
+  addSignalListener(signal: "SIGINT" | "SIGTERM", handler: () => void): void;
+  stdout: { writeSync(bytes: Uint8Array): number };
+  stderr: { writeSync(bytes: Uint8Array): number };
+  errors: { AddrInUse: new () => Error; BadResource: new () => Error; Interrupted: new () => Error; NotFound: new () => Error };
+}
+
+const Deno: DenoApi = (globalThis as unknown as { Deno: DenoApi }).Deno;
+if (!Deno) throw new Error("[echogate] Using the Deno adapter in a runtime without Deno");
+
+// Read buffers start small (idle connections stay cheap) and double while reads fill them.
+const MIN_READ = 4 * 1024;
+const MAX_READ = 64 * 1024;
+
+// --- socket ---
+
+class DenoStreamSocket implements StreamSocket {
+  readonly remoteAddr: Address;
+  readonly localAddr: Address;
+  readonly closed: Promise<void>;
+  #conn: DenoConn;
+  #readSize = MIN_READ;
+  #isClosed = false;
+  #markClosed!: () => void;
+
+  constructor(conn: DenoConn, remoteAddr: Address = conn.remoteAddr) {
+    this.#conn = conn;
+    this.remoteAddr = remoteAddr;
+    this.localAddr = conn.localAddr;
+    this.closed = new Promise((resolve) => (this.#markClosed = resolve));
+  }
+
+  async read(): Promise<Uint8Array | null> {
+    if (this.#isClosed) return null;
+    const buffer = new Uint8Array(this.#readSize);
+    let n: number | null;
+    try {
+      n = await this.#conn.read(buffer);
+    } catch (error) {
+      if (this.#isClosed) return null; // closed by us while the read was pending
+      throw error;
+    }
+    if (n === null) return null;
+    if (n === buffer.length && this.#readSize < MAX_READ) this.#readSize *= 2;
+    else if (n < this.#readSize / 4 && this.#readSize > MIN_READ) this.#readSize /= 2;
+    return buffer.subarray(0, n);
+  }
+
+  async write(bytes: Uint8Array): Promise<void> {
+    // conn.write() may take only part of the data.
+    let written = 0;
+    while (written < bytes.length) written += await this.#conn.write(bytes.subarray(written));
+  }
+
+  async closeWrite(): Promise<void> {
+    if (this.#isClosed) return;
+    try {
+      await this.#conn.closeWrite();
+    } catch {
+      // Already shut down or reset: nothing to flush.
+    }
+  }
+
+  close(): void {
+    if (this.#isClosed) return;
+    this.#isClosed = true;
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed.
+    }
+    this.#markClosed();
+  }
+}
+
+// --- transport ---
+
+function toListenError(error: unknown, endpoint: Endpoint): unknown {
+  if (!(error instanceof Deno.errors.AddrInUse)) return error;
+  return new AddrInUseError(formatEndpoint(endpoint), { cause: error });
+}
+
+function denoEndpoint(endpoint: Endpoint) {
+  return "path" in endpoint ? { transport: "unix" as const, path: endpoint.path } : endpoint;
+}
+
+/**
+ * echogate's transport for Deno.
+ *
+ * @example
+ * ```ts ignore
+ * import { serveEcho } from "../src/mod.ts";
+ * import { transport } from "./deno.ts";
+ *
+ * const server = await serveEcho({ transport, port: 0 });
+ * ```
+ */
+export const transport: Transport = {
+  runtime: "deno",
+  listen(endpoint, handlers) {
+    let listener: DenoListener;
+    try {
+      listener = Deno.listen(denoEndpoint(endpoint));
+    } catch (error) {
+      return Promise.reject(toListenError(error, endpoint));
+    }
+    let stopped = false;
+    const accepting = (async () => {
+      while (!stopped) {
+        let conn: DenoConn;
+        try {
+          conn = await listener.accept();
+        } catch (error) {
+          if (stopped || error instanceof Deno.errors.BadResource) return;
+          handlers.onError(error);
+          // Out of descriptors and the like: back off instead of spinning on accept.
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          continue;
+        }
+        if ("path" in endpoint) {
+          // A unix peer has no name of its own; report the socket path like the other adapters.
+          handlers.onSocket(new DenoStreamSocket(conn, listener.addr));
+        } else {
+          conn.setNoDelay?.(true);
+          handlers.onSocket(new DenoStreamSocket(conn));
+        }
+      }
+    })();
+    return Promise.resolve({
+      addr: listener.addr,
+      async close() {
+        stopped = true;
+        try {
+          listener.close();
+        } catch {
+          // Already closed.
+        }
+        await accepting;
+      },
+    });
+  },
+  async connect(endpoint) {
+    const conn = await Deno.connect(denoEndpoint(endpoint));
+    if (!("path" in endpoint)) conn.setNoDelay?.(true);
+    return new DenoStreamSocket(conn);
+  },
+  async removeSocketFile(path) {
+    await Deno.remove(path).catch((error) => {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    });
+  },
+};
+
+const encoder = new TextEncoder();
+function writeAll(stream: { writeSync(bytes: Uint8Array): number }, text: string): void {
+  const bytes = encoder.encode(text);
+  let written = 0;
+  try {
+    while (written < bytes.length) written += stream.writeSync(bytes.subarray(written));
+  } catch {
+    // A closed stdout (e.g. `| head`) must not crash the server.
+  }
+}
+
+/**
+ * What the CLI needs from Deno: arguments, environment, output, exit, signals and files.
+ *
+ * @example
+ * ```ts ignore
+ * import { runCli } from "../src/cli/main.ts";
+ * import { host } from "./deno.ts";
+ *
+ * host.exit(await runCli(host));
+ * ```
+ */
+export const host: CliHost = {
+  transport,
+  get args() {
+    return Deno.args;
+  },
+  env: (name) => Deno.env.get(name),
+  writeOut: (line) => writeAll(Deno.stdout, line + "\n"),
+  writeErr: (line) => writeAll(Deno.stderr, line + "\n"),
+  exit: (code) => Deno.exit(code),
+  onSignal: (signal, handler) => Deno.addSignalListener(signal, handler),
+  readTextFile: (path) => Deno.readTextFile(path),
+};

@@ -1,0 +1,186 @@
+/**
+ * The Node adapter: echogate's {@linkcode Transport} over `node:net`.
+ *
+ * @see https://nodejs.org/api/net.html
+ * @module
+ */
+
+import * as net from "node:net";
+import { unlink } from "node:fs/promises";
+import { AddrInUseError, type Address, formatEndpoint, type Endpoint, type StreamSocket, type Transport } from "../src/mod.ts";
+import { type CliHost, processHost } from "./_process_host.ts";
+
+// Reads are buffered up to this many bytes before the socket is paused (backpressure to the peer).
+const READ_HIGH_WATER = 64 * 1024;
+const RESOLVED: Promise<void> = Promise.resolve();
+
+// --- socket ---
+
+class NodeStreamSocket implements StreamSocket {
+  readonly remoteAddr: Address;
+  readonly localAddr: Address;
+  readonly closed: Promise<void>;
+  #socket: net.Socket;
+  #chunks: Uint8Array[] = [];
+  #queuedBytes = 0;
+  #ended = false;
+  #error: Error | undefined;
+  #reader: { resolve(chunk: Uint8Array | null): void; reject(error: Error): void } | undefined;
+  #drainWaiters: { resolve(): void; reject(error: Error): void }[] = [];
+
+  constructor(socket: net.Socket, unixPath?: string) {
+    this.#socket = socket;
+    this.remoteAddr = unixPath !== undefined
+      ? { transport: "unix", path: unixPath }
+      : { transport: "tcp", hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
+    this.localAddr = unixPath !== undefined
+      ? { transport: "unix", path: unixPath }
+      : { transport: "tcp", hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 };
+    this.closed = new Promise((resolve) => socket.once("close", () => resolve()));
+    socket.on("data", (chunk: Buffer) => {
+      const reader = this.#reader;
+      if (reader) {
+        this.#reader = undefined;
+        reader.resolve(chunk);
+        return;
+      }
+      this.#chunks.push(chunk);
+      this.#queuedBytes += chunk.length;
+      if (this.#queuedBytes >= READ_HIGH_WATER) socket.pause();
+    });
+    socket.on("end", () => this.#finish());
+    socket.on("error", (error) => {
+      this.#error ??= error;
+      this.#finish();
+    });
+    socket.on("close", () => {
+      this.#finish();
+      const error = this.#error ?? new Error("Socket is closed");
+      for (const waiter of this.#drainWaiters.splice(0)) waiter.reject(error);
+    });
+    socket.on("drain", () => {
+      for (const waiter of this.#drainWaiters.splice(0)) waiter.resolve();
+    });
+  }
+
+  #finish(): void {
+    this.#ended = true;
+    const reader = this.#reader;
+    if (!reader) return;
+    this.#reader = undefined;
+    if (this.#error) {
+      reader.reject(this.#error);
+      this.#error = undefined; // reported once
+    } else reader.resolve(null);
+  }
+
+  read(): Promise<Uint8Array | null> {
+    const chunk = this.#chunks.shift();
+    if (chunk) {
+      this.#queuedBytes -= chunk.length;
+      if (this.#queuedBytes < READ_HIGH_WATER && this.#socket.isPaused()) this.#socket.resume();
+      return Promise.resolve(chunk);
+    }
+    if (this.#ended) {
+      const error = this.#error;
+      this.#error = undefined;
+      return error ? Promise.reject(error) : Promise.resolve(null);
+    }
+    return new Promise((resolve, reject) => {
+      this.#reader = { resolve, reject };
+    });
+  }
+
+  write(bytes: Uint8Array): Promise<void> {
+    if (this.#socket.destroyed) return Promise.reject(new Error("Socket is closed"));
+    if (this.#socket.write(bytes)) return RESOLVED;
+    return new Promise((resolve, reject) => this.#drainWaiters.push({ resolve, reject }));
+  }
+
+  closeWrite(): Promise<void> {
+    const socket = this.#socket;
+    if (socket.destroyed || socket.writableFinished) return RESOLVED;
+    return new Promise((resolve) => {
+      socket.once("finish", resolve);
+      socket.once("close", resolve);
+      socket.end();
+    });
+  }
+
+  close(): void {
+    this.#socket.destroy();
+    this.#finish();
+  }
+}
+
+// --- transport ---
+
+function toListenError(error: NodeJS.ErrnoException, endpoint: Endpoint): Error {
+  if (error.code !== "EADDRINUSE") return error;
+  return new AddrInUseError(formatEndpoint(endpoint), { cause: error });
+}
+
+/**
+ * echogate's transport for Node (`node:net`), with half-open sockets.
+ *
+ * @example
+ * ```ts ignore
+ * import { serveEcho } from "../src/mod.ts";
+ * import { transport } from "./node.ts";
+ *
+ * const server = await serveEcho({ transport, port: 0 });
+ * ```
+ */
+export const transport: Transport = {
+  runtime: "node",
+  listen(endpoint, handlers) {
+    const unixPath = "path" in endpoint ? endpoint.path : undefined;
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true });
+    server.on("connection", (socket) => handlers.onSocket(new NodeStreamSocket(socket, unixPath)));
+    return new Promise((resolve, reject) => {
+      server.once("error", (error) => reject(toListenError(error, endpoint)));
+      const ready = () => {
+        server.removeAllListeners("error");
+        // After listening, errors are accept failures (EMFILE and the like): Node keeps listening.
+        server.on("error", handlers.onError);
+        const bound = server.address();
+        const addr: Address = unixPath !== undefined || typeof bound === "string" || bound === null
+          ? { transport: "unix", path: unixPath ?? String(bound) }
+          : { transport: "tcp", hostname: bound.address, port: bound.port };
+        resolve({ addr, close: () => new Promise<void>((done) => server.close(() => done())) });
+      };
+      if ("path" in endpoint) server.listen({ path: endpoint.path }, ready);
+      else server.listen({ host: endpoint.hostname, port: endpoint.port }, ready);
+    });
+  },
+  connect(endpoint) {
+    return new Promise((resolve, reject) => {
+      const socket = "path" in endpoint
+        ? net.createConnection({ path: endpoint.path, allowHalfOpen: true })
+        : net.createConnection({ host: endpoint.hostname, port: endpoint.port, allowHalfOpen: true, noDelay: true });
+      socket.once("error", reject);
+      socket.once("connect", () => {
+        socket.off("error", reject);
+        resolve(new NodeStreamSocket(socket, "path" in endpoint ? endpoint.path : undefined));
+      });
+    });
+  },
+  async removeSocketFile(path) {
+    await unlink(path).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== "ENOENT") throw error;
+    });
+  },
+};
+
+/**
+ * What the CLI needs from Node: arguments, environment, output, exit, signals and files.
+ *
+ * @example
+ * ```ts ignore
+ * import { runCli } from "../src/cli/main.ts";
+ * import { host } from "./node.ts";
+ *
+ * host.exit(await runCli(host));
+ * ```
+ */
+export const host: CliHost = processHost(transport);

@@ -1,0 +1,108 @@
+/**
+ * Builds the npm package into `npm/`, the way dnt would (dnt lives on JSR, out of reach here):
+ * ESM in `npm/esm`, CommonJS in `npm/script` (each with `.d.ts`), a generated package.json,
+ * a `bin` stub, README and LICENSE. Type errors fail the build.
+ *
+ * Run: `deno run -A scripts/build_npm.ts` (`npm run build`).
+ *
+ * @module
+ */
+
+const root = new URL("..", import.meta.url).pathname;
+const out = `${root}npm`;
+const tsc = `${root}node_modules/.bin/tsc`;
+
+interface DenoJson {
+  name: string;
+  version: string;
+  license: string;
+  exports: Record<string, string>;
+}
+const denoJson: DenoJson = JSON.parse(await Deno.readTextFile(`${root}deno.json`));
+const devPackage = JSON.parse(await Deno.readTextFile(`${root}package.json`));
+
+// The version lives in deno.json (for JSR); src/version.ts must agree so `--version` is right.
+const versionSource = await Deno.readTextFile(`${root}src/version.ts`);
+if (!versionSource.includes(`VERSION = "${denoJson.version}"`)) {
+  fail(`src/version.ts does not say VERSION = "${denoJson.version}" (deno.json's version)`);
+}
+
+function fail(message: string): never {
+  console.error(`build_npm: ${message}`);
+  Deno.exit(1);
+}
+
+async function compile(module: "esnext" | "commonjs", outDir: string): Promise<void> {
+  const config = {
+    compilerOptions: {
+      target: "ES2022",
+      module,
+      moduleResolution: "bundler",
+      rewriteRelativeImportExtensions: true,
+      allowImportingTsExtensions: false,
+      declaration: true,
+      strict: true,
+      noUncheckedIndexedAccess: true,
+      skipLibCheck: true,
+      esModuleInterop: true,
+      lib: ["ES2022", "DOM"],
+      types: ["node"],
+      rootDir: root,
+      outDir,
+    },
+    include: [`${root}src/**/*.ts`, `${root}adapters/**/*.ts`],
+  };
+  const configPath = `${root}npm/tsconfig.${module}.json`;
+  await Deno.writeTextFile(configPath, JSON.stringify(config, null, 2));
+  const { code } = await new Deno.Command(tsc, { args: ["-p", configPath], stdout: "inherit", stderr: "inherit" })
+    .output();
+  await Deno.remove(configPath);
+  if (code !== 0) fail(`tsc (${module}) failed`);
+}
+
+await Deno.remove(out, { recursive: true }).catch(() => {});
+await Deno.mkdir(`${out}/bin`, { recursive: true });
+await compile("esnext", `${out}/esm`);
+await compile("commonjs", `${out}/script`);
+// CommonJS files need their own package scope, as dnt does.
+await Deno.writeTextFile(`${out}/script/package.json`, JSON.stringify({ type: "commonjs" }, null, 2) + "\n");
+
+// Entries come from deno.json's exports, so JSR and npm offer the same subpaths.
+const exportsMap: Record<string, unknown> = {};
+for (const [subpath, source] of Object.entries(denoJson.exports)) {
+  const path = source.replace(/^\.\//, "").replace(/\.ts$/, "");
+  exportsMap[subpath] = {
+    import: { types: `./esm/${path}.d.ts`, default: `./esm/${path}.js` },
+    require: { types: `./script/${path}.d.ts`, default: `./script/${path}.js` },
+  };
+}
+exportsMap["./package.json"] = "./package.json";
+
+await Deno.writeTextFile(`${out}/bin/echogate.mjs`, `#!/usr/bin/env node\nimport "../esm/src/cli.js";\n`);
+await Deno.chmod(`${out}/bin/echogate.mjs`, 0o755);
+
+const packageJson = {
+  name: "echogate",
+  version: denoJson.version,
+  description: "The seed's gate and echo TCP protocols as a library and CLI for Node, Deno and Bun",
+  license: denoJson.license,
+  type: "module",
+  main: "./script/adapters/mod.js",
+  module: "./esm/adapters/mod.js",
+  types: "./esm/adapters/mod.d.ts",
+  exports: exportsMap,
+  bin: { echogate: "./bin/echogate.mjs" },
+  engines: { node: ">=20" },
+  files: ["esm", "script", "bin"],
+  sideEffects: false,
+  keywords: ["tcp", "echo", "socket", "deno", "bun", "node"],
+  dependencies: {},
+};
+await Deno.writeTextFile(`${out}/package.json`, JSON.stringify(packageJson, null, 2) + "\n");
+for (const file of ["README.md", "LICENSE"]) {
+  await Deno.copyFile(`${root}${file}`, `${out}/${file}`).catch(() => fail(`${file} is missing`));
+}
+if (devPackage.dependencies && Object.keys(devPackage.dependencies).length > 0) {
+  fail("the package must have no runtime dependencies");
+}
+console.log(`build_npm: wrote ${out} (echogate ${denoJson.version})`);

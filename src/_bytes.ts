@@ -1,0 +1,60 @@
+// Small byte helpers shared by the protocols. Private: not re-exported from mod.ts.
+
+const encoder = new TextEncoder();
+
+/** UTF-8 encodes a string. */
+export function utf8(text: string): Uint8Array {
+  return encoder.encode(text);
+}
+
+/** Joins two byte arrays into a new one (one allocation, for a single write). */
+export function concat2(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+/** Joins any number of byte arrays into a new one. */
+export function concatAll(parts: readonly Uint8Array[], total?: number): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(total ?? parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+/** True when `bytes` ends with `suffix`. */
+export function endsWith(bytes: Uint8Array, suffix: Uint8Array): boolean {
+  if (suffix.length > bytes.length) return false;
+  const start = bytes.length - suffix.length;
+  for (let i = 0; i < suffix.length; i++) {
+    if (bytes[start + i] !== suffix[i]) return false;
+  }
+  return true;
+}
+
+/** True when both arrays hold the same bytes. */
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && endsWith(a, b);
+}
+
+const ESCAPES: Record<number, string> = { 0x09: "\\t", 0x0a: "\\n", 0x0d: "\\r", 0x27: "\\'", 0x5c: "\\\\" };
+
+/**
+ * Renders bytes the way Python 2 `repr()` renders a byte string: single quotes, printable
+ * ASCII as is, `\t \n \r \' \\` escaped, everything else as `\xNN`. The seed's client prints this.
+ */
+export function pythonRepr(bytes: Uint8Array): string {
+  let out = "'";
+  for (const byte of bytes) {
+    const escape = ESCAPES[byte];
+    if (escape) out += escape;
+    else if (byte >= 0x20 && byte < 0x7f) out += String.fromCharCode(byte);
+    else out += "\\x" + byte.toString(16).padStart(2, "0");
+  }
+  return out + "'";
+}

@@ -1,0 +1,20 @@
+// Timer helpers for the core. Timeouts live here, not in runtime socket options
+// (Bun's socket timeouts are coarse, and each runtime's differ).
+
+/** Marker value a timed read resolves with when its deadline passes first. */
+export const TIMED_OUT: unique symbol = Symbol("timed out");
+
+/** Resolves with `promise`'s value, or {@linkcode TIMED_OUT} after `ms`; the timer is always cleared. */
+export function within<T>(promise: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
+  if (!Number.isFinite(ms)) return promise;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
+    timer = setTimeout(() => resolve(TIMED_OUT), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

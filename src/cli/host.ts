@@ -1,0 +1,31 @@
+import type { Transport } from "../types.ts";
+
+/**
+ * What the CLI needs from the runtime beyond sockets. Each adapter exports one as `host`.
+ *
+ * @example A host for tests that records output
+ * ```ts ignore
+ * import type { CliHost } from "../mod.ts";
+ *
+ * const out: string[] = [];
+ * const host: CliHost = { ...realHost, args: ["--version"], writeOut: (line) => out.push(line) };
+ * ```
+ */
+export interface CliHost {
+  /** The socket API. */
+  readonly transport: Transport;
+  /** Command-line arguments after the program name. */
+  readonly args: readonly string[];
+  /** Reads an environment variable. */
+  env(name: string): string | undefined;
+  /** Writes one line to standard output. */
+  writeOut(line: string): void;
+  /** Writes one line to standard error. */
+  writeErr(line: string): void;
+  /** Ends the process with `code`. */
+  exit(code: number): void;
+  /** Runs `handler` on every delivery of `signal`. */
+  onSignal(signal: "SIGINT" | "SIGTERM", handler: () => void): void;
+  /** Reads a UTF-8 text file. */
+  readTextFile(path: string): Promise<string>;
+}

@@ -1,0 +1,174 @@
+/**
+ * The clients: `sendEcho` (the seed's echo client) and `knockGate` (the seed's first client).
+ *
+ * @module
+ */
+
+import { concatAll, endsWith, utf8 } from "./_bytes.ts";
+import { sleep, TIMED_OUT, within } from "./_timers.ts";
+import { DEFAULT_ECHO_PORT } from "./echo.ts";
+import { DEFAULT_GATE_PORT, DEFAULT_TOKEN, WELCOME } from "./gate.ts";
+import type { Endpoint, StreamSocket, Transport } from "./types.ts";
+
+/**
+ * Where a client connects. Give `path` for a unix socket, else `hostname`/`port`.
+ *
+ * @example
+ * ```ts
+ * import type { ClientOptions } from "./mod.ts";
+ *
+ * const options: Omit<ClientOptions, "transport"> = { hostname: "localhost", port: 50007 };
+ * ```
+ */
+export interface ClientOptions {
+  /** The runtime's socket API (each adapter exports one as `transport`). */
+  transport: Transport;
+  /** Host to connect to. @default {"localhost"} */
+  hostname?: string;
+  /** Port to connect to. The protocol sets the default. */
+  port?: number;
+  /** Unix socket path; when set, `hostname` and `port` are ignored. */
+  path?: string;
+  /** How long to wait for each reply, in ms. @default {5000} */
+  timeoutMs?: number;
+}
+
+/** Options for {@linkcode sendEcho}. */
+export interface SendEchoOptions extends ClientOptions {
+  /** Messages to send, one at a time. @default {["Hello network world"]} */
+  messages?: readonly (string | Uint8Array)[];
+  /** Called with each reply as it arrives. */
+  onReply?: (reply: Uint8Array, message: Uint8Array) => void;
+}
+
+/** The seed client's message. */
+export const DEFAULT_MESSAGE = "Hello network world";
+
+/** A reply can be at most this much longer than its message (a prefix); past that we stop reading. */
+const MAX_REPLY_OVERHEAD = 64 * 1024;
+
+/**
+ * Sends each message and reads its reply, the way the seed's echo client does.
+ *
+ * A reply is complete once it ends with the message (so any prefix works, as does a raw echo),
+ * or when the server closes. That makes the client correct when TCP splits a reply in two.
+ *
+ * @param options Where to connect and what to send.
+ * @returns The replies, one per message.
+ *
+ * @example
+ * ```ts ignore
+ * import { sendEcho } from "./mod.ts";
+ * import { transport } from "../adapters/deno.ts";
+ *
+ * const [reply] = await sendEcho({ transport, port: 50007, messages: ["hi"] });
+ * console.log(new TextDecoder().decode(reply)); // "Echo=>hi"
+ * ```
+ */
+export async function sendEcho(options: SendEchoOptions): Promise<Uint8Array[]> {
+  const messages = (options.messages ?? [DEFAULT_MESSAGE]).map((m) => typeof m === "string" ? utf8(m) : m);
+  const timeoutMs = options.timeoutMs ?? 5000;
+  const socket = await options.transport.connect(endpointOf(options, DEFAULT_ECHO_PORT));
+  const replies: Uint8Array[] = [];
+  try {
+    for (const message of messages) {
+      await socket.write(message);
+      const reply = await readReply(socket, message, timeoutMs);
+      replies.push(reply);
+      options.onReply?.(reply, message);
+    }
+    await socket.closeWrite();
+  } finally {
+    socket.close();
+  }
+  return replies;
+}
+
+async function readReply(socket: StreamSocket, message: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    const chunk = await within(socket.read(), deadline - Date.now());
+    if (chunk === TIMED_OUT) throw new Error(`No complete reply within ${timeoutMs / 1000} s`);
+    if (chunk === null) {
+      if (total === 0) throw new Error("Server closed the connection without replying");
+      return concatAll(parts, total);
+    }
+    parts.push(chunk);
+    total += chunk.length;
+    const reply = concatAll(parts, total);
+    if (endsWith(reply, message) || total >= message.length + MAX_REPLY_OVERHEAD) return reply;
+    parts.length = 0;
+    parts.push(reply);
+  }
+}
+
+/** Options for {@linkcode knockGate}. */
+export interface KnockGateOptions extends ClientOptions {
+  /** The token to send. @default {"1"} */
+  token?: string | Uint8Array;
+  /** How long to wait after connecting before sending, in ms (the seed waits 2 s). @default {2000} */
+  delayMs?: number;
+}
+
+/**
+ * The outcome of a knock.
+ *
+ * @example
+ * ```ts
+ * import type { KnockResult } from "./mod.ts";
+ *
+ * const result: KnockResult = { welcomed: true, reply: "welcome to server!" };
+ * ```
+ */
+export interface KnockResult {
+  /** True only when the server answered `welcome to server!`. */
+  welcomed: boolean;
+  /** The server's reply, decoded as UTF-8 (empty when it closed without one). */
+  reply: string;
+}
+
+/**
+ * Knocks on a gate: connects, waits `delayMs`, sends the token and reads the reply.
+ *
+ * @param options Where to knock and with what.
+ * @returns Whether the gate welcomed us, and what it said.
+ *
+ * @example
+ * ```ts ignore
+ * import { knockGate } from "./mod.ts";
+ * import { transport } from "../adapters/node.ts";
+ *
+ * const { welcomed } = await knockGate({ transport, port: 8001, token: "1", delayMs: 0 });
+ * ```
+ */
+export async function knockGate(options: KnockGateOptions): Promise<KnockResult> {
+  const token = typeof options.token === "string" ? utf8(options.token) : options.token ?? utf8(DEFAULT_TOKEN);
+  const timeoutMs = options.timeoutMs ?? 5000;
+  const socket = await options.transport.connect(endpointOf(options, DEFAULT_GATE_PORT));
+  try {
+    await sleep(options.delayMs ?? 2000);
+    await socket.write(token);
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    const deadline = Date.now() + timeoutMs;
+    // The gate replies once and closes: read to end of input, keeping at most 1024 bytes.
+    while (total < 1024) {
+      const chunk = await within(socket.read(), deadline - Date.now());
+      if (chunk === TIMED_OUT) throw new Error(`No reply within ${timeoutMs / 1000} s`);
+      if (chunk === null) break;
+      parts.push(chunk);
+      total += chunk.length;
+    }
+    const reply = new TextDecoder().decode(concatAll(parts, total));
+    return { welcomed: reply === WELCOME, reply };
+  } finally {
+    socket.close();
+  }
+}
+
+function endpointOf(options: ClientOptions, defaultPort: number): Endpoint {
+  if (options.path !== undefined) return { path: options.path };
+  return { hostname: options.hostname ?? "localhost", port: options.port ?? defaultPort };
+}

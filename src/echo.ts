@@ -1,0 +1,252 @@
+/**
+ * The echo protocol: answer what the peer sends until it closes.
+ *
+ * - `chunk` (the seed's behaviour): every read is answered with prefix + chunk in one write.
+ * - `line`: every `\n`-terminated line is answered with prefix + line (its `\n` included);
+ *   an unterminated tail is answered when the peer finishes sending.
+ * - `raw`: bytes come back unchanged.
+ *
+ * @module
+ */
+
+import { concat2, concatAll, utf8 } from "./_bytes.ts";
+import type { ConnectionContext, EchogateServer, ServerOptions } from "./server.ts";
+import { serve } from "./server.ts";
+import type { StreamSocket } from "./types.ts";
+
+/** The echo modes. */
+export type EchoMode = "chunk" | "line" | "raw";
+
+/** The list of echo modes, for validation. */
+export const ECHO_MODES: readonly EchoMode[] = ["chunk", "line", "raw"];
+
+/** The seed's echo port. */
+export const DEFAULT_ECHO_PORT = 50007;
+
+/** The seed's reply prefix. */
+export const DEFAULT_PREFIX = "Echo=>";
+
+/** Default bound on one line in `line` mode: 64 KiB. */
+export const DEFAULT_MAX_LINE = 64 * 1024;
+
+/**
+ * How an echo server answers.
+ *
+ * @example
+ * ```ts
+ * import type { EchoOptions } from "./mod.ts";
+ *
+ * const options: EchoOptions = { mode: "line", prefix: "> ", maxLine: 1024 };
+ * ```
+ */
+export interface EchoOptions {
+  /** How input is framed. @default {"chunk"} */
+  mode?: EchoMode;
+  /** Put before every answer in `chunk` and `line` mode; ignored in `raw` mode. @default {"Echo=>"} */
+  prefix?: string | Uint8Array;
+  /** In `line` mode, a line longer than this many bytes closes the connection. @default {65536} */
+  maxLine?: number;
+  /** Close a connection after this many ms without a read or write. @default {Infinity} */
+  idleTimeoutMs?: number;
+}
+
+/**
+ * Options for {@linkcode serveEcho}: where to listen plus how to answer.
+ *
+ * @example
+ * ```ts
+ * import type { ServeEchoOptions } from "./mod.ts";
+ *
+ * const options: Omit<ServeEchoOptions, "transport"> = { port: 0, mode: "raw" };
+ * ```
+ */
+export interface ServeEchoOptions extends ServerOptions, EchoOptions {}
+
+/**
+ * Starts an echo server.
+ *
+ * @param options The transport, the address (default `127.0.0.1:50007`) and the echo mode.
+ * @returns The running server; `close()` it when done.
+ *
+ * @example Serve on a free port
+ * ```ts ignore
+ * import { serveEcho } from "./mod.ts";
+ * import { transport } from "../adapters/deno.ts";
+ *
+ * const server = await serveEcho({ transport, port: 0 });
+ * console.log(server.url);
+ * await server.close();
+ * ```
+ */
+export function serveEcho(options: ServeEchoOptions): Promise<EchogateServer> {
+  const handler = createEchoHandler(options);
+  return serve({ ...options, port: options.port ?? DEFAULT_ECHO_PORT }, handler, "echo");
+}
+
+/**
+ * Builds the per-connection echo handler for {@linkcode serve}.
+ *
+ * @param options The echo mode and its settings.
+ * @returns A connection handler.
+ *
+ * @example
+ * ```ts ignore
+ * import { createEchoHandler, serve } from "./mod.ts";
+ * import { transport } from "../adapters/bun.ts";
+ *
+ * const server = await serve({ transport, port: 0 }, createEchoHandler({ mode: "raw" }), "echo");
+ * ```
+ */
+export function createEchoHandler(
+  options: EchoOptions = {},
+): (socket: StreamSocket, context: ConnectionContext) => Promise<void> {
+  const mode = options.mode ?? "chunk";
+  if (!ECHO_MODES.includes(mode)) throw new TypeError(`Unknown echo mode "${mode}"`);
+  const prefix = typeof options.prefix === "string" ? utf8(options.prefix) : options.prefix ?? utf8(DEFAULT_PREFIX);
+  const maxLine = options.maxLine ?? DEFAULT_MAX_LINE;
+  const idleTimeoutMs = options.idleTimeoutMs ?? Infinity;
+
+  return async (socket, context) => {
+    const stopWatchdog = Number.isFinite(idleTimeoutMs) ? watchIdle(socket, context, idleTimeoutMs) : undefined;
+    try {
+      if (mode === "line") await echoLines(socket, context, prefix, maxLine);
+      else await echoChunks(socket, context, mode === "raw" ? undefined : prefix);
+    } finally {
+      stopWatchdog?.();
+    }
+  };
+}
+
+async function echoChunks(socket: StreamSocket, context: ConnectionContext, prefix?: Uint8Array): Promise<void> {
+  while (true) {
+    const chunk = await socket.read();
+    if (chunk === null) return;
+    context.bytesIn += chunk.length;
+    context.lastActivity = Date.now();
+    const reply = prefix && prefix.length > 0 ? concat2(prefix, chunk) : chunk;
+    await socket.write(reply);
+    context.bytesOut += reply.length;
+    context.lastActivity = Date.now();
+  }
+}
+
+async function echoLines(
+  socket: StreamSocket,
+  context: ConnectionContext,
+  prefix: Uint8Array,
+  maxLine: number,
+): Promise<void> {
+  const splitter = new LineSplitter(maxLine);
+  while (true) {
+    const chunk = await socket.read();
+    context.lastActivity = Date.now();
+    if (chunk === null) {
+      const tail = splitter.flush();
+      if (tail) await writeLines(socket, context, prefix, [tail]);
+      return;
+    }
+    context.bytesIn += chunk.length;
+    const lines = splitter.push(chunk);
+    if (lines === undefined) {
+      context.logger.log({ event: "line-too-long", remote: context.remote, maxLine });
+      socket.close();
+      return;
+    }
+    if (lines.length > 0) await writeLines(socket, context, prefix, lines);
+  }
+}
+
+async function writeLines(
+  socket: StreamSocket,
+  context: ConnectionContext,
+  prefix: Uint8Array,
+  lines: Uint8Array[],
+): Promise<void> {
+  const parts: Uint8Array[] = [];
+  for (const line of lines) parts.push(prefix, line);
+  const reply = concatAll(parts);
+  await socket.write(reply);
+  context.bytesOut += reply.length;
+  context.lastActivity = Date.now();
+}
+
+/** Closes the socket once it has seen no traffic for `idleMs`; returns a function that stops watching. */
+function watchIdle(socket: StreamSocket, context: ConnectionContext, idleMs: number): () => void {
+  let timer: ReturnType<typeof setTimeout>;
+  const check = () => {
+    const idle = Date.now() - context.lastActivity;
+    if (idle < idleMs) {
+      timer = setTimeout(check, idleMs - idle);
+      return;
+    }
+    context.logger.log({ event: "idle-timeout", remote: context.remote, idleMs });
+    socket.close();
+  };
+  timer = setTimeout(check, idleMs);
+  return () => clearTimeout(timer);
+}
+
+/**
+ * Splits a byte stream into `\n`-terminated lines, whatever the chunk boundaries, holding at
+ * most `maxLine` bytes of an unfinished line.
+ *
+ * @example
+ * ```ts
+ * import { LineSplitter } from "./mod.ts";
+ *
+ * const splitter = new LineSplitter(1024);
+ * const enc = new TextEncoder();
+ * console.log(splitter.push(enc.encode("a\nb")).length); // 1 ("a\n")
+ * console.log(splitter.push(enc.encode("c\n")).length); // 1 ("bc\n")
+ * ```
+ */
+export class LineSplitter {
+  #maxLine: number;
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
+
+  /** @param maxLine The longest line (terminator included) this splitter accepts, in bytes. */
+  constructor(maxLine: number = DEFAULT_MAX_LINE) {
+    this.#maxLine = maxLine;
+  }
+
+  /**
+   * Feeds a chunk. Returns the lines it completes, each with its `\n`, or `undefined` when an
+   * unfinished line grew past `maxLine` (the splitter should then be dropped).
+   */
+  push(chunk: Uint8Array): Uint8Array[] | undefined {
+    const lines: Uint8Array[] = [];
+    let start = 0;
+    let newline = chunk.indexOf(0x0a);
+    while (newline !== -1) {
+      const piece = chunk.subarray(start, newline + 1);
+      if (this.#pendingBytes + piece.length > this.#maxLine) return undefined;
+      if (this.#pending.length > 0) {
+        this.#pending.push(piece);
+        lines.push(concatAll(this.#pending, this.#pendingBytes + piece.length));
+        this.#pending = [];
+        this.#pendingBytes = 0;
+      } else {
+        lines.push(piece);
+      }
+      start = newline + 1;
+      newline = chunk.indexOf(0x0a, start);
+    }
+    if (start < chunk.length) {
+      const rest = chunk.subarray(start);
+      if (this.#pendingBytes + rest.length > this.#maxLine) return undefined;
+      this.#pending.push(rest);
+      this.#pendingBytes += rest.length;
+    }
+    return lines;
+  }
+
+  /** Returns the unterminated tail (if any) and empties the splitter. */
+  flush(): Uint8Array | undefined {
+    if (this.#pendingBytes === 0) return undefined;
+    const tail = concatAll(this.#pending, this.#pendingBytes);
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    return tail;
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * The gate protocol (the seed's first server): each connection has `timeoutMs` to send one
+ * token chunk of up to 1024 bytes. The right token gets `welcome to server!`, anything else
+ * `please go out!`; no data in time logs `time out` and closes without a reply.
+ *
+ * @module
+ */
+
+import { utf8 } from "./_bytes.ts";
+import { TIMED_OUT, within } from "./_timers.ts";
+import type { EchogateServer, ServerOptions } from "./server.ts";
+import { serve } from "./server.ts";
+
+/** The seed's gate port. */
+export const DEFAULT_GATE_PORT = 8001;
+/** The seed's token. */
+export const DEFAULT_TOKEN = "1";
+/** The seed's timeout: 5 s. */
+export const DEFAULT_GATE_TIMEOUT_MS = 5000;
+/** The reply to the right token. */
+export const WELCOME = "welcome to server!";
+/** The reply to anything else. */
+export const REFUSAL = "please go out!";
+/** The seed reads the token with one `recv(1024)`. */
+export const MAX_TOKEN_BYTES = 1024;
+
+/**
+ * Options for {@linkcode serveGate}.
+ *
+ * @example
+ * ```ts
+ * import type { ServeGateOptions } from "./mod.ts";
+ *
+ * const options: Omit<ServeGateOptions, "transport"> = { port: 0, tokens: ["s3cret"], timeoutMs: 2000 };
+ * ```
+ */
+export interface ServeGateOptions extends ServerOptions {
+  /** Accepted tokens; any one of them opens the gate. @default {["1"]} */
+  tokens?: readonly string[];
+  /** How long a connection may take to send its token, in ms. @default {5000} */
+  timeoutMs?: number;
+}
+
+/**
+ * Starts a gate server.
+ *
+ * @param options The transport, the address (default `127.0.0.1:8001`), tokens and timeout.
+ * @returns The running server.
+ *
+ * @example
+ * ```ts ignore
+ * import { serveGate } from "./mod.ts";
+ * import { transport } from "../adapters/deno.ts";
+ *
+ * const server = await serveGate({ transport, port: 0, tokens: ["s3cret"] });
+ * await server.close();
+ * ```
+ */
+export async function serveGate(options: ServeGateOptions): Promise<EchogateServer> {
+  const matches = await createTokenMatcher(options.tokens ?? [DEFAULT_TOKEN]);
+  const timeoutMs = options.timeoutMs ?? DEFAULT_GATE_TIMEOUT_MS;
+  const welcome = utf8(WELCOME);
+  const refusal = utf8(REFUSAL);
+  return serve({ ...options, port: options.port ?? DEFAULT_GATE_PORT }, async (socket, context) => {
+    const read = socket.read();
+    const first = await within(read, timeoutMs);
+    if (first === TIMED_OUT) {
+      context.pendingRead = read;
+      context.logger.log({ event: "timeout", remote: context.remote });
+      return;
+    }
+    if (first === null) return;
+    context.bytesIn += first.length;
+    const welcomed = await matches(tokenFromChunk(first));
+    const reply = welcomed ? welcome : refusal;
+    await socket.write(reply);
+    context.bytesOut += reply.length;
+    context.logger.log({ event: "knock", remote: context.remote, welcomed });
+  }, "gate");
+}
+
+/**
+ * The token a chunk carries: its first 1024 bytes, less one trailing `\r\n` or `\n`
+ * (so that `nc` users can type it).
+ *
+ * @param chunk The first chunk read from the peer.
+ * @returns The token bytes (a view into `chunk`).
+ *
+ * @example
+ * ```ts
+ * import { tokenFromChunk } from "./mod.ts";
+ *
+ * const token = tokenFromChunk(new TextEncoder().encode("1\r\n"));
+ * console.log(new TextDecoder().decode(token)); // "1"
+ * ```
+ */
+export function tokenFromChunk(chunk: Uint8Array): Uint8Array {
+  let end = Math.min(chunk.length, MAX_TOKEN_BYTES);
+  if (end > 0 && chunk[end - 1] === 0x0a) {
+    end--;
+    if (end > 0 && chunk[end - 1] === 0x0d) end--;
+  }
+  return chunk.subarray(0, end);
+}
+
+/**
+ * Builds a token check that takes the same time whatever the candidate: both sides are
+ * hashed with SHA-256 (hiding their lengths), and every accepted digest is compared in full.
+ *
+ * @param tokens The accepted tokens.
+ * @returns An async predicate over candidate token bytes.
+ *
+ * @example
+ * ```ts
+ * import { createTokenMatcher } from "./mod.ts";
+ *
+ * const matches = await createTokenMatcher(["s3cret"]);
+ * console.log(await matches(new TextEncoder().encode("s3cret"))); // true
+ * console.log(await matches(new TextEncoder().encode("guess"))); // false
+ * ```
+ */
+export async function createTokenMatcher(
+  tokens: readonly string[],
+): Promise<(candidate: Uint8Array) => Promise<boolean>> {
+  if (tokens.length === 0) throw new TypeError("At least one token is required");
+  const digests = await Promise.all(tokens.map((token) => sha256(utf8(token))));
+  return async (candidate) => {
+    const digest = await sha256(candidate);
+    let matched = 0;
+    for (const accepted of digests) {
+      let diff = 0;
+      for (let i = 0; i < accepted.length; i++) diff |= accepted[i]! ^ digest[i]!;
+      matched |= diff === 0 ? 1 : 0;
+    }
+    return matched === 1;
+  };
+}
+
+async function sha256(bytes: Uint8Array): Promise<Uint8Array> {
+  // Copy into a fresh ArrayBuffer-backed array: subtle.digest rejects views over shared buffers on some runtimes.
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", new Uint8Array(bytes)));
+}

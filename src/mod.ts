@@ -1,0 +1,28 @@
+/**
+ * echogate's runtime-neutral core: the seed's gate and echo protocols, servers and clients,
+ * written against the abstract {@linkcode StreamSocket}. Pair it with a transport from
+ * `echogate/node`, `echogate/deno` or `echogate/bun`, or import `echogate` to get the
+ * current runtime's transport picked for you.
+ *
+ * ```ts ignore
+ * import { sendEcho, serveEcho } from "echogate/core";
+ * import { transport } from "echogate/node";
+ *
+ * const server = await serveEcho({ transport, port: 0 });
+ * const [reply] = await sendEcho({ transport, port: server.addr.transport === "tcp" ? server.addr.port : 0 });
+ * await server.close();
+ * ```
+ *
+ * @module
+ */
+
+export * from "./types.ts";
+export * from "./errors.ts";
+export * from "./address.ts";
+export * from "./log.ts";
+export * from "./server.ts";
+export * from "./echo.ts";
+export * from "./gate.ts";
+export * from "./client.ts";
+export * from "./version.ts";
+export type { CliHost } from "./cli/host.ts";

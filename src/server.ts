@@ -1,0 +1,252 @@
+/**
+ * The protocol-independent server: binds through a {@linkcode Transport}, runs one handler per
+ * connection, keeps count, logs connect/close/errors, enforces `maxConns` and closes every
+ * connection the same careful way.
+ *
+ * @module
+ */
+
+import { formatAddress } from "./address.ts";
+import { AddrInUseError } from "./errors.ts";
+import { errorMessage, type Logger, silentLogger } from "./log.ts";
+import { TIMED_OUT, within } from "./_timers.ts";
+import type { Address, Endpoint, Listener, StreamSocket, Transport } from "./types.ts";
+
+/**
+ * Where and how a server listens. Give `path` for a unix socket, else `hostname`/`port`.
+ *
+ * @example
+ * ```ts
+ * import type { ServerOptions } from "./mod.ts";
+ *
+ * const options: Omit<ServerOptions, "transport"> = { hostname: "::1", port: 0, maxConns: 100 };
+ * ```
+ */
+export interface ServerOptions {
+  /** The runtime's socket API (each adapter exports one as `transport`). */
+  transport: Transport;
+  /** Host to bind. @default {"127.0.0.1"} */
+  hostname?: string;
+  /** Port to bind; 0 picks a free one. The protocol sets the default. */
+  port?: number;
+  /** Unix socket path; when set, `hostname` and `port` are ignored. */
+  path?: string;
+  /** Receives server events. @default {silentLogger} */
+  logger?: Logger;
+  /** Connections beyond this many open ones are closed at once. @default {Infinity} */
+  maxConns?: number;
+  /** How long a closing connection waits for the peer's FIN before closing anyway, in ms. @default {2000} */
+  lingerMs?: number;
+}
+
+/**
+ * A running echo or gate server.
+ *
+ * @example Close a server when done
+ * ```ts
+ * import type { EchogateServer } from "./mod.ts";
+ *
+ * async function stop(server: EchogateServer): Promise<void> {
+ *   console.log(`closing ${server.url}`);
+ *   await server.close();
+ * }
+ * ```
+ */
+export interface EchogateServer {
+  /** The address the server is bound to (with the real port when 0 was asked for). */
+  readonly addr: Address;
+  /** `addr` in printable form: `127.0.0.1:50007`, `[::1]:50007` or `unix:/path`. */
+  readonly url: string;
+  /** Connections open right now. */
+  readonly connections: number;
+  /**
+   * Stops accepting. Open connections get `drainMs` to finish on their own, then are closed.
+   * Resolves when every connection is closed.
+   */
+  close(options?: { drainMs?: number }): Promise<void>;
+  /** Same as `close()`, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Per-connection state a {@linkcode ConnectionHandler} reads and updates. */
+export interface ConnectionContext {
+  /** The peer's printable address. */
+  readonly remote: string;
+  /** Where events go. */
+  readonly logger: Logger;
+  /** Bytes read from the peer so far. */
+  bytesIn: number;
+  /** Bytes written to the peer so far. */
+  bytesOut: number;
+  /** `Date.now()` of the last read or write; drives idle timeouts. */
+  lastActivity: number;
+  /** A read still pending when the handler returned; the close sequence awaits it instead of reading again. */
+  pendingRead?: Promise<Uint8Array | null>;
+}
+
+/**
+ * Runs one connection's protocol. The server closes the socket afterwards (flush, FIN, wait
+ * for the peer's FIN, close), so a handler just returns when it is done.
+ */
+export type ConnectionHandler = (socket: StreamSocket, context: ConnectionContext) => Promise<void>;
+
+/**
+ * Binds a server and runs `handler` for every connection.
+ *
+ * @param options Where to listen and server-wide limits.
+ * @param handler The protocol, run once per connection.
+ * @param protocol The name printed in the "listening" event.
+ * @returns The running server.
+ *
+ * @example A server that says hi and hangs up
+ * ```ts ignore
+ * import { serve } from "./mod.ts";
+ * import { transport } from "../adapters/deno.ts";
+ *
+ * const server = await serve({ transport, port: 0 }, async (socket) => {
+ *   await socket.write(new TextEncoder().encode("hi\n"));
+ * }, "echo");
+ * await server.close();
+ * ```
+ */
+export async function serve(
+  options: ServerOptions,
+  handler: ConnectionHandler,
+  protocol: "echo" | "gate",
+): Promise<EchogateServer> {
+  const logger = options.logger ?? silentLogger;
+  const maxConns = options.maxConns ?? Infinity;
+  const lingerMs = options.lingerMs ?? 2000;
+  const sockets = new Set<StreamSocket>();
+  const running = new Set<Promise<void>>();
+
+  async function run(socket: StreamSocket): Promise<void> {
+    const context: ConnectionContext = {
+      remote: formatAddress(socket.remoteAddr),
+      logger,
+      bytesIn: 0,
+      bytesOut: 0,
+      lastActivity: Date.now(),
+    };
+    const started = context.lastActivity;
+    logger.log({ event: "connect", remote: context.remote });
+    try {
+      await handler(socket, context);
+    } catch (error) {
+      logger.log({ event: "error", remote: context.remote, message: errorMessage(error) });
+    }
+    await closeGracefully(socket, { lingerMs, pendingRead: context.pendingRead });
+    logger.log({
+      event: "close",
+      remote: context.remote,
+      bytesIn: context.bytesIn,
+      bytesOut: context.bytesOut,
+      durationMs: Date.now() - started,
+    });
+  }
+
+  const listener = await bind(options, {
+    onSocket(socket) {
+      if (sockets.size >= maxConns) {
+        logger.log({ event: "refused", remote: formatAddress(socket.remoteAddr), reason: `${maxConns} connections open` });
+        socket.close();
+        return;
+      }
+      sockets.add(socket);
+      const task = run(socket).finally(() => {
+        sockets.delete(socket);
+        running.delete(task);
+      });
+      running.add(task);
+    },
+    onError(error) {
+      logger.log({ event: "error", message: `Accept failed: ${errorMessage(error)}` });
+    },
+  });
+  const url = formatAddress(listener.addr);
+  logger.log({ event: "listening", protocol, address: url });
+
+  let closing: Promise<void> | undefined;
+  async function close(drainMs = 0): Promise<void> {
+    await listener.close();
+    if (running.size > 0 && drainMs > 0) await within(Promise.all(running), drainMs);
+    for (const socket of sockets) socket.close();
+    await Promise.all(running);
+  }
+  return {
+    addr: listener.addr,
+    url,
+    get connections() {
+      return sockets.size;
+    },
+    close(closeOptions) {
+      return closing ??= close(closeOptions?.drainMs);
+    },
+    [Symbol.asyncDispose]() {
+      return closing ??= close();
+    },
+  };
+}
+
+/** Listens, replacing a stale unix socket file (one nothing listens on) if need be. */
+async function bind(options: ServerOptions, handlers: Parameters<Transport["listen"]>[1]): Promise<Listener> {
+  const { transport } = options;
+  const endpoint: Endpoint = options.path !== undefined
+    ? { path: options.path }
+    : { hostname: options.hostname ?? "127.0.0.1", port: options.port ?? 0 };
+  try {
+    return await transport.listen(endpoint, handlers);
+  } catch (error) {
+    if (!("path" in endpoint) || !(error instanceof AddrInUseError)) throw error;
+    let live: StreamSocket | undefined;
+    try {
+      live = await transport.connect(endpoint);
+    } catch {
+      // Nothing answers: the file is left over from a server that died. Replace it.
+      await transport.removeSocketFile(endpoint.path);
+      return await transport.listen(endpoint, handlers);
+    }
+    live.close();
+    throw error;
+  }
+}
+
+/** Options for {@linkcode closeGracefully}. */
+export interface CloseGracefullyOptions {
+  /** How long to wait for the peer's FIN after ours, in ms. @default {2000} */
+  lingerMs?: number;
+  /** A read already in flight on the socket, to await instead of starting another. */
+  pendingRead?: Promise<Uint8Array | null>;
+}
+
+/**
+ * The one close sequence for every runtime: flush and send FIN, read and discard until the
+ * peer's FIN (bounded by `lingerMs`), then close. Closing with unread input would make the
+ * kernel send a reset, which can destroy a reply the peer has not read yet.
+ *
+ * @param socket The socket to close.
+ * @param options Linger time and an in-flight read.
+ *
+ * @example
+ * ```ts ignore
+ * import { closeGracefully } from "./mod.ts";
+ *
+ * await closeGracefully(socket, { lingerMs: 1000 });
+ * ```
+ */
+export async function closeGracefully(socket: StreamSocket, options: CloseGracefullyOptions = {}): Promise<void> {
+  const deadline = Date.now() + (options.lingerMs ?? 2000);
+  try {
+    await socket.closeWrite();
+    let read = options.pendingRead ?? socket.read();
+    while (true) {
+      const chunk = await within(read, deadline - Date.now());
+      if (chunk === null || chunk === TIMED_OUT) break;
+      read = socket.read();
+    }
+  } catch {
+    // The peer reset or the socket is already closed: nothing left to flush.
+  } finally {
+    socket.close();
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * The abstract stream socket and transport that every runtime adapter implements.
+ *
+ * The core in `src/` speaks only these interfaces; `adapters/node.ts`, `adapters/deno.ts`
+ * and `adapters/bun.ts` map them onto each runtime's socket API.
+ *
+ * @module
+ */
+
+/**
+ * Where a socket is bound or connected: a TCP host and port, or a unix socket path.
+ *
+ * @example Formatting an address
+ * ```ts
+ * import { type Address, formatAddress } from "./mod.ts";
+ *
+ * const addr: Address = { transport: "tcp", hostname: "127.0.0.1", port: 8001 };
+ * console.log(formatAddress(addr)); // "127.0.0.1:8001"
+ * ```
+ */
+export type Address =
+  | { transport: "tcp"; hostname: string; port: number }
+  | { transport: "unix"; path: string };
+
+/**
+ * Where to listen or connect: `{ hostname, port }` for TCP, `{ path }` for a unix socket.
+ *
+ * @example A TCP endpoint on a free port
+ * ```ts
+ * import type { Endpoint } from "./mod.ts";
+ *
+ * const endpoint: Endpoint = { hostname: "127.0.0.1", port: 0 };
+ * ```
+ */
+export type Endpoint = { hostname: string; port: number } | { path: string };
+
+/**
+ * A connected, bidirectional byte stream with pull-style reads and backpressured writes.
+ *
+ * Contract for adapters:
+ * - `read()` resolves with the next chunk, or `null` once the peer finished sending (or the
+ *   socket was closed). A chunk stays valid after the next `read()`.
+ * - `write()` resolves once the bytes are accepted and the adapter's queue is under its
+ *   high-water mark; it writes everything (partial writes are handled inside).
+ * - `closeWrite()` flushes queued bytes, then half-closes (sends FIN); reading goes on.
+ * - `close()` releases the socket at once and settles every pending `read()` with `null`.
+ * - `closed` resolves (never rejects) once the socket is fully closed.
+ *
+ * @example Echo one chunk back
+ * ```ts
+ * import type { StreamSocket } from "./mod.ts";
+ *
+ * async function echoOnce(socket: StreamSocket): Promise<void> {
+ *   const chunk = await socket.read();
+ *   if (chunk) await socket.write(chunk);
+ *   await socket.closeWrite();
+ * }
+ * ```
+ */
+export interface StreamSocket {
+  /** The peer's address, known at accept or connect time. */
+  readonly remoteAddr: Address;
+  /** This side's address. */
+  readonly localAddr: Address;
+  /** Resolves with the next chunk, or `null` at end of input. Rejects on a socket error. */
+  read(): Promise<Uint8Array | null>;
+  /** Writes all of `bytes`; resolves when the write queue is under its high-water mark. */
+  write(bytes: Uint8Array): Promise<void>;
+  /** Flushes pending writes and sends FIN; the read side stays open. */
+  closeWrite(): Promise<void>;
+  /** Closes both directions now. Safe to call more than once. */
+  close(): void;
+  /** Resolves once the socket is closed; never rejects. */
+  readonly closed: Promise<void>;
+}
+
+/**
+ * Callbacks a transport calls while a listener runs.
+ *
+ * @example Count connections
+ * ```ts
+ * import type { ListenHandlers } from "./mod.ts";
+ *
+ * let count = 0;
+ * const handlers: ListenHandlers = {
+ *   onSocket: (socket) => { count++; socket.close(); },
+ *   onError: (error) => console.error(error),
+ * };
+ * ```
+ */
+export interface ListenHandlers {
+  /** Called once per accepted connection. */
+  onSocket(socket: StreamSocket): void;
+  /** Called when accepting fails (e.g. out of file descriptors); the listener keeps going. */
+  onError(error: unknown): void;
+}
+
+/**
+ * A bound, accepting listener.
+ *
+ * @example Stop accepting
+ * ```ts
+ * import type { Listener } from "./mod.ts";
+ *
+ * async function stop(listener: Listener): Promise<void> {
+ *   await listener.close();
+ * }
+ * ```
+ */
+export interface Listener {
+  /** The address actually bound (the real port when port 0 was asked for). */
+  readonly addr: Address;
+  /** Stops accepting new connections; open sockets are left alone. */
+  close(): Promise<void>;
+}
+
+/**
+ * One runtime's socket API, as the core needs it. Each adapter exports one.
+ *
+ * @example Connect with whatever transport the caller hands in
+ * ```ts
+ * import type { StreamSocket, Transport } from "./mod.ts";
+ *
+ * function dial(transport: Transport, port: number): Promise<StreamSocket> {
+ *   return transport.connect({ hostname: "127.0.0.1", port });
+ * }
+ * ```
+ */
+export interface Transport {
+  /** The runtime name: `"node"`, `"deno"` or `"bun"`. */
+  readonly runtime: string;
+  /**
+   * Binds and starts accepting. Rejects with {@linkcode AddrInUseError} when the address is taken.
+   */
+  listen(endpoint: Endpoint, handlers: ListenHandlers): Promise<Listener>;
+  /** Opens a connection. */
+  connect(endpoint: Endpoint): Promise<StreamSocket>;
+  /** Removes a stale unix socket file; resolves when it is gone (or was never there). */
+  removeSocketFile(path: string): Promise<void>;
+}
