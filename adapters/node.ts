@@ -147,7 +147,8 @@ export const transport: Transport = {
         const addr: Address = unixPath !== undefined || typeof bound === "string" || bound === null
           ? { transport: "unix", path: unixPath ?? String(bound) }
           : { transport: "tcp", hostname: bound.address, port: bound.port };
-        resolve({ addr, close: () => new Promise<void>((done) => server.close(() => done())) });
+        // server.close() stops accepting at once; its callback would wait for every open connection.
+        resolve({ addr, close: () => Promise.resolve(void server.close()) });
       };
       if ("path" in endpoint) server.listen({ path: endpoint.path }, ready);
       else server.listen({ host: endpoint.hostname, port: endpoint.port }, ready);

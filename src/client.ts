@@ -4,9 +4,9 @@
  * @module
  */
 
-import { concatAll, endsWith, utf8 } from "./_bytes.ts";
+import { concatAll, utf8 } from "./_bytes.ts";
 import { sleep, TIMED_OUT, within } from "./_timers.ts";
-import { DEFAULT_ECHO_PORT } from "./echo.ts";
+import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "./echo.ts";
 import { DEFAULT_GATE_PORT, DEFAULT_TOKEN, WELCOME } from "./gate.ts";
 import type { Endpoint, StreamSocket, Transport } from "./types.ts";
 
@@ -37,6 +37,11 @@ export interface ClientOptions {
 export interface SendEchoOptions extends ClientOptions {
   /** Messages to send, one at a time. @default {["Hello network world"]} */
   messages?: readonly (string | Uint8Array)[];
+  /**
+   * The prefix the server puts before each answer; used to tell when a reply split across
+   * several answers is complete. Use `""` for a raw echo server. @default {"Echo=>"}
+   */
+  prefix?: string | Uint8Array;
   /** Called with each reply as it arrives. */
   onReply?: (reply: Uint8Array, message: Uint8Array) => void;
 }
@@ -44,14 +49,15 @@ export interface SendEchoOptions extends ClientOptions {
 /** The seed client's message. */
 export const DEFAULT_MESSAGE = "Hello network world";
 
-/** A reply can be at most this much longer than its message (a prefix); past that we stop reading. */
+/** A reply can be at most this much longer than its message (its prefixes); past that we stop reading. */
 const MAX_REPLY_OVERHEAD = 64 * 1024;
 
 /**
  * Sends each message and reads its reply, the way the seed's echo client does.
  *
- * A reply is complete once it ends with the message (so any prefix works, as does a raw echo),
- * or when the server closes. That makes the client correct when TCP splits a reply in two.
+ * A reply is complete once every byte of the message came back behind `prefix` (in one frame
+ * or several, see {@linkcode echoReplyState}), once it takes another shape (taken as it is,
+ * like the seed's single `recv`), or when the server closes.
  *
  * @param options Where to connect and what to send.
  * @returns The replies, one per message.
@@ -68,12 +74,13 @@ const MAX_REPLY_OVERHEAD = 64 * 1024;
 export async function sendEcho(options: SendEchoOptions): Promise<Uint8Array[]> {
   const messages = (options.messages ?? [DEFAULT_MESSAGE]).map((m) => typeof m === "string" ? utf8(m) : m);
   const timeoutMs = options.timeoutMs ?? 5000;
+  const prefix = typeof options.prefix === "string" ? utf8(options.prefix) : options.prefix ?? utf8(DEFAULT_PREFIX);
   const socket = await options.transport.connect(endpointOf(options, DEFAULT_ECHO_PORT));
   const replies: Uint8Array[] = [];
   try {
     for (const message of messages) {
       await socket.write(message);
-      const reply = await readReply(socket, message, timeoutMs);
+      const reply = await readReply(socket, message, prefix, timeoutMs);
       replies.push(reply);
       options.onReply?.(reply, message);
     }
@@ -84,24 +91,70 @@ export async function sendEcho(options: SendEchoOptions): Promise<Uint8Array[]> 
   return replies;
 }
 
-async function readReply(socket: StreamSocket, message: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  let total = 0;
+async function readReply(
+  socket: StreamSocket,
+  message: Uint8Array,
+  prefix: Uint8Array,
+  timeoutMs: number,
+): Promise<Uint8Array> {
+  let reply: Uint8Array = new Uint8Array(0);
   const deadline = Date.now() + timeoutMs;
   while (true) {
     const chunk = await within(socket.read(), deadline - Date.now());
     if (chunk === TIMED_OUT) throw new Error(`No complete reply within ${timeoutMs / 1000} s`);
     if (chunk === null) {
-      if (total === 0) throw new Error("Server closed the connection without replying");
-      return concatAll(parts, total);
+      if (reply.length === 0) throw new Error("Server closed the connection without replying");
+      return reply;
     }
-    parts.push(chunk);
-    total += chunk.length;
-    const reply = concatAll(parts, total);
-    if (endsWith(reply, message) || total >= message.length + MAX_REPLY_OVERHEAD) return reply;
-    parts.length = 0;
-    parts.push(reply);
+    reply = reply.length === 0 ? chunk : concatAll([reply, chunk]);
+    if (echoReplyState(reply, message, prefix) !== "partial") return reply;
+    if (reply.length >= message.length + MAX_REPLY_OVERHEAD) return reply;
   }
+}
+
+/**
+ * Decides whether `reply` is the whole echo of `message`. A chunk-mode server answers every
+ * read it makes, so a large message may come back as several `prefix + piece` frames whose
+ * pieces join up to the message. Returns `"partial"` while more bytes are expected,
+ * `"complete"` once every byte of the message came back, and `"other"` when the reply does
+ * not follow that shape (then the caller takes it as it is, like the seed's single recv).
+ *
+ * @param reply The bytes received so far.
+ * @param message The message sent.
+ * @param prefix The prefix each frame is expected to start with (may be empty).
+ * @returns The state of the reply.
+ *
+ * @example
+ * ```ts
+ * import { echoReplyState } from "./mod.ts";
+ *
+ * const enc = new TextEncoder();
+ * console.log(echoReplyState(enc.encode("Echo=>ab"), enc.encode("abc"), enc.encode("Echo=>"))); // "partial"
+ * console.log(echoReplyState(enc.encode("Echo=>abEcho=>c"), enc.encode("abc"), enc.encode("Echo=>"))); // "complete"
+ * ```
+ */
+export function echoReplyState(
+  reply: Uint8Array,
+  message: Uint8Array,
+  prefix: Uint8Array,
+): "partial" | "complete" | "other" {
+  let at = 0; // position in reply
+  let matched = 0; // bytes of the message seen so far
+  do {
+    for (let k = 0; k < prefix.length; k++, at++) {
+      if (at === reply.length) return "partial";
+      if (reply[at] !== prefix[k]) return "other";
+    }
+    const frameStart = at;
+    while (matched < message.length && at < reply.length && reply[at] === message[matched]) {
+      at++;
+      matched++;
+    }
+    if (matched === message.length) return at === reply.length ? "complete" : "other";
+    if (at === reply.length) return "partial";
+    if (at === frameStart) return "other"; // an empty frame: not an echo of ours
+  } while (prefix.length > 0);
+  return "other";
 }
 
 /** Options for {@linkcode knockGate}. */

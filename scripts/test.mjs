@@ -1,0 +1,91 @@
+// Runs the one test suite (test/*.test.ts) on node, bun and deno in turn, then prints the sum
+// over all runtimes as one line: "N passed, N failed". Exits non-zero if anything failed.
+//
+//   npm test                       all three runtimes
+//   npm test -- test/gate.test.ts  only some files
+//   ECHOGATE_RUNTIMES=deno npm test
+//
+// The node CLI tests run the built package, so the npm build runs first.
+
+import { spawn } from "node:child_process";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const bin = `${root}node_modules/.bin`;
+const results = `${root}.test-results`;
+const files = process.argv.slice(2);
+const runtimes = (process.env.ECHOGATE_RUNTIMES ?? "node,bun,deno").split(",").map((s) => s.trim()).filter(Boolean);
+
+/** Runs a command with output shown live and captured; resolves with exit code and output. */
+function run(command, args) {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, FORCE_COLOR: "0" } });
+    let output = "";
+    child.stdout.on("data", (chunk) => (output += chunk, process.stdout.write(chunk)));
+    child.stderr.on("data", (chunk) => (output += chunk, process.stderr.write(chunk)));
+    child.on("error", (error) => resolve({ code: 1, output: String(error) }));
+    child.on("close", (code) => resolve({ code: code ?? 1, output }));
+  });
+}
+
+function vitestCounts(jsonPath) {
+  try {
+    const report = JSON.parse(readFileSync(jsonPath, "utf8"));
+    return { passed: report.numPassedTests, failed: report.numFailedTests };
+  } catch {
+    return { passed: 0, failed: 0 };
+  }
+}
+
+const suites = {
+  node: async () => {
+    const out = `${results}/node.json`;
+    const { code } = await run(`${bin}/vitest`, ["run", "--reporter=default", "--reporter=json", `--outputFile.json=${out}`, ...files]);
+    return { code, ...vitestCounts(out) };
+  },
+  deno: async () => {
+    const out = `${results}/deno.json`;
+    const { code } = await run(`${bin}/deno`, [
+      "run", "-A", `${root}node_modules/vitest/vitest.mjs`, "run", "--reporter=default", "--reporter=json", `--outputFile.json=${out}`, ...files,
+    ]);
+    return { code, ...vitestCounts(out) };
+  },
+  // bun runs the same files with its own runner, which maps `vitest` imports onto bun:test.
+  bun: async () => {
+    const { code, output } = await run(`${bin}/bun`, ["test", "--timeout", "30000", ...(files.length ? files.map((f) => `./${f}`) : ["./test"])]);
+    const passed = Number(/^\s*(\d+) pass\s*$/m.exec(output)?.[1] ?? 0);
+    const failed = Number(/^\s*(\d+) fail\s*$/m.exec(output)?.[1] ?? 0);
+    return { code, passed, failed };
+  },
+};
+
+rmSync(results, { recursive: true, force: true });
+mkdirSync(results, { recursive: true });
+
+let passed = 0;
+let failed = 0;
+const summary = [];
+const build = await run(`${bin}/deno`, ["run", "-A", `${root}scripts/build_npm.ts`]);
+if (build.code !== 0) {
+  failed++;
+  summary.push("build: failed (counted as 1 failed)");
+} else {
+  for (const runtime of runtimes) {
+    const suite = suites[runtime];
+    if (!suite) {
+      console.error(`Unknown runtime "${runtime}" in ECHOGATE_RUNTIMES`);
+      process.exit(2);
+    }
+    console.log(`\n=== ${runtime} ===`);
+    const result = await suite();
+    // A runner that fails without counting a failed test (crash, unhandled error) still fails the run.
+    const runnerFailed = result.code !== 0 && result.failed === 0 ? 1 : 0;
+    passed += result.passed;
+    failed += result.failed + runnerFailed;
+    summary.push(`${runtime}: ${result.passed} passed, ${result.failed} failed${runnerFailed ? " (runner exited " + result.code + ")" : ""}`);
+  }
+}
+console.log(`\n${summary.join("\n")}`);
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed > 0 || passed === 0 ? 1 : 0);

@@ -1,0 +1,144 @@
+import { afterEach, describe, expect, test } from "vitest";
+import { writeFileSync } from "node:fs";
+import { serveEcho, serveGate, VERSION } from "../src/mod.ts";
+import {
+  bytes,
+  cleanup,
+  cliCommand,
+  portOf,
+  readAtLeast,
+  runCommand,
+  RUNTIME,
+  startCliServer,
+  tempSocketPath,
+  text,
+  transport,
+  waitFor,
+} from "./_utils.ts";
+
+const cli = cliCommand(RUNTIME);
+const run = (args: string[], env?: Record<string, string>) => runCommand([...cli, ...args], { env });
+const resources = cleanup();
+afterEach(() => resources.run());
+
+describe(`echogate CLI on ${RUNTIME}`, () => {
+  test("--version and --help work at every level", async () => {
+    const version = await run(["--version"]);
+    expect(version).toMatchObject({ code: 0, stdout: `${VERSION}\n` });
+    for (const args of [["--help"], ["echo", "--help"], ["gate", "-h"], ["echo", "serve", "--help"], ["gate", "knock", "--help"]]) {
+      const result = await run(args);
+      expect(result.code, args.join(" ")).toBe(0);
+      expect(result.stdout).toContain("Usage");
+    }
+    expect((await run(["gate", "serve", "--version"])).stdout).toBe(`${VERSION}\n`);
+  });
+
+  const badInputs: [string[], RegExp][] = [
+    [["frob"], /Unknown command "frob"/],
+    [["echo"], /Missing command after "echo"/],
+    [["echo", "serve", "--bogus"], /Unknown option "--bogus"/],
+    [["echo", "serve", "--port", "70000"], /"--port".*not a port number/],
+    [["echo", "serve", "--port", "http"], /"--port".*not a port number/],
+    [["echo", "serve", "--port"], /"--port" needs a value/],
+    [["echo", "serve", "--mode", "loud"], /"--mode".*not one of chunk, line, raw/],
+    [["echo", "serve", "--idle-timeout", "soon"], /"--idle-timeout"/],
+    [["echo", "serve", "--max-conns", "0"], /"--max-conns".*positive integer/],
+    [["gate", "serve", "--timeout", "-1"], /"--timeout".*non-negative/],
+    [["gate", "serve", "--token", ""], /"--token".*empty/],
+    [["gate", "serve", "--token-file", "/nonexistent/tokens"], /"--token-file".*cannot read/],
+    [["gate", "knock", "--delay", "x"], /"--delay"/],
+  ];
+  test.each(badInputs)("bad input %j exits 2 with one clear line and no stack trace", async (args, message) => {
+    const result = await run(args);
+    expect(result.code).toBe(2);
+    const lines = result.stderr.trim().split("\n");
+    expect(lines[0]).toMatch(/^echogate: /);
+    expect(lines[0]).toMatch(message);
+    expect(lines.slice(1)).toEqual(["Run 'echogate --help' for usage."]);
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  test("a port in use fails with a message containing 'in use'", async () => {
+    const server = resources.add(await serveEcho({ transport, port: 0 }));
+    const result = await run(["echo", "serve", "--port", String(portOf(server))]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^echogate: .*in use\n$/);
+  });
+
+  test("a refused connection is one line and exit 1", async () => {
+    const server = resources.add(await serveEcho({ transport, port: 0 }));
+    const port = String(portOf(server));
+    await server.close(); // now nothing listens there
+    const result = await run(["echo", "send", "127.0.0.1", "--port", port]);
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim().split("\n")).toHaveLength(1);
+    expect(result.stderr).toMatch(/refused/i);
+  });
+
+  test("echo serve prints its address, answers echo send, and exits 0 on SIGTERM", async () => {
+    const server = resources.child(await startCliServer(RUNTIME, ["echo", "serve", "--port", "0"]));
+    expect(server.stdout()).toMatch(/^echo server listening on 127\.0\.0\.1:\d+\n/);
+    const sent = await run(["echo", "send", "127.0.0.1", "hello world", "it's", "--port", String(server.port)]);
+    expect(sent).toMatchObject({ code: 0, stdout: "Client received: 'Echo=>hello world'\nClient received: 'Echo=>it\\'s'\n" });
+    const defaults = await run(["echo", "send", "--port", String(server.port)]);
+    expect(defaults.stdout).toBe("Client received: 'Echo=>Hello network world'\n");
+    expect(await server.stop("SIGTERM")).toBe(0);
+  });
+
+  test("echo serve --mode line --prefix and --json log one JSON object per event", async () => {
+    const server = resources.child(
+      await startCliServer(RUNTIME, ["echo", "serve", "--port", "0", "--mode", "line", "--prefix", "> ", "--json"]),
+    );
+    const socket = resources.add(await transport.connect({ hostname: "127.0.0.1", port: server.port }));
+    await socket.write(bytes("a\nb\n"));
+    expect(text(await readAtLeast(socket, 6))).toBe("> a\n> b\n");
+    socket.close();
+    await waitFor(() => (server.stdout().includes('"event":"close"') ? true : undefined), 5000, "a close event");
+    const events = server.stdout().trim().split("\n").map((line) => JSON.parse(line));
+    expect(events.map((e) => e.event)).toEqual(["listening", "connect", "close"]);
+    expect(events[2]).toMatchObject({ bytesIn: 4, bytesOut: 8 });
+    expect(typeof events[2].durationMs).toBe("number");
+  });
+
+  test("echo serve and echo send over a unix socket, where every positional is a message", async () => {
+    const path = tempSocketPath("cli");
+    const server = resources.child(await startCliServer(RUNTIME, ["echo", "serve", "--unix", path]));
+    expect(server.address).toBe(`unix:${path}`);
+    const sent = await run(["echo", "send", "localhost", "two", "--unix", path]);
+    expect(sent.stdout).toBe("Client received: 'Echo=>localhost'\nClient received: 'Echo=>two'\n");
+  });
+
+  test("gate knock prints the reply and exits 0 only when welcomed", async () => {
+    const server = resources.add(await serveGate({ transport, port: 0, tokens: ["s3cret"] }));
+    const port = String(portOf(server));
+    const welcomed = await run(["gate", "knock", "127.0.0.1", "--port", port, "--token", "s3cret", "--delay", "0"]);
+    expect(welcomed).toMatchObject({ code: 0, stdout: "welcome to server!\n" });
+    const refused = await run(["gate", "knock", "127.0.0.1", "--port", port, "--delay", "0"]);
+    expect(refused).toMatchObject({ code: 1, stdout: "please go out!\n" });
+  });
+
+  test("gate serve takes its token from --token-file first, then env ECHOGATE_TOKEN, then --token", async () => {
+    const file = `${tempSocketPath("tokens")}.txt`;
+    writeFileSync(file, "alpha\r\n\nbeta\n");
+    const fromFile = resources.child(
+      await startCliServer(RUNTIME, ["gate", "serve", "--port", "0", "--token-file", file, "--token", "x"], { ECHOGATE_TOKEN: "y" }),
+    );
+    const fromEnv = resources.child(
+      await startCliServer(RUNTIME, ["gate", "serve", "--port", "0", "--token", "x"], { ECHOGATE_TOKEN: "y" }),
+    );
+    const knock = (port: number, token: string) =>
+      run(["gate", "knock", "127.0.0.1", "--port", String(port), "--token", token, "--delay", "0"]);
+    expect((await knock(fromFile.port, "beta")).code).toBe(0);
+    expect((await knock(fromFile.port, "alpha")).code).toBe(0);
+    expect((await knock(fromFile.port, "y")).code).toBe(1);
+    expect((await knock(fromEnv.port, "y")).code).toBe(0);
+    expect((await knock(fromEnv.port, "x")).code).toBe(1);
+  });
+
+  test("gate serve logs 'time out' for a silent connection", async () => {
+    const server = resources.child(await startCliServer(RUNTIME, ["gate", "serve", "--port", "0", "--timeout", "0.2"]));
+    const socket = resources.add(await transport.connect({ hostname: "127.0.0.1", port: server.port }));
+    expect(await socket.read()).toBeNull();
+    await waitFor(() => (server.stdout().includes("time out\n") ? true : undefined), 5000, "the time out line");
+  });
+});
