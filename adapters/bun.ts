@@ -9,7 +9,15 @@
  * @module
  */
 
-import { AddrInUseError, type Address, formatEndpoint, type Endpoint, type StreamSocket, type Transport } from "../src/mod.ts";
+import {
+  AddrInUseError,
+  type Address,
+  type Endpoint,
+  formatEndpoint,
+  ReadQueue,
+  type StreamSocket,
+  type Transport,
+} from "../src/mod.ts";
 import { type CliHost, processHost } from "./_process_host.ts";
 import { unlink } from "node:fs/promises";
 
@@ -52,7 +60,6 @@ interface BunApi {
 const Bun: BunApi = (globalThis as unknown as { Bun: BunApi }).Bun;
 if (!Bun) throw new Error("[echogate] Using the Bun adapter in a runtime without Bun");
 
-const READ_HIGH_WATER = 64 * 1024;
 const WRITE_HIGH_WATER = 64 * 1024;
 const RESOLVED: Promise<void> = Promise.resolve();
 
@@ -63,13 +70,8 @@ class BunStreamSocket implements StreamSocket {
   readonly localAddr: Address;
   readonly closed: Promise<void>;
   #socket: BunSocket;
-  #chunks: Uint8Array[] = [];
-  #queuedBytes = 0;
-  #paused = false;
-  #ended = false;
+  #queue: ReadQueue;
   #isClosed = false;
-  #error: Error | undefined;
-  #reader: { resolve(chunk: Uint8Array | null): void; reject(error: Error): void } | undefined;
   #writeQueue: Uint8Array[] = [];
   #writeQueuedBytes = 0;
   #writeWaiters: { resolve(): void; reject(error: Error): void }[] = [];
@@ -78,6 +80,7 @@ class BunStreamSocket implements StreamSocket {
 
   constructor(socket: BunSocket, unixPath?: string) {
     this.#socket = socket;
+    this.#queue = new ReadQueue(socket);
     this.remoteAddr = unixPath !== undefined
       ? { transport: "unix", path: unixPath }
       : { transport: "tcp", hostname: socket.remoteAddress, port: socket.remotePort ?? 0 };
@@ -88,18 +91,7 @@ class BunStreamSocket implements StreamSocket {
   }
 
   onData(chunk: Uint8Array): void {
-    const reader = this.#reader;
-    if (reader) {
-      this.#reader = undefined;
-      reader.resolve(chunk);
-      return;
-    }
-    this.#chunks.push(chunk);
-    this.#queuedBytes += chunk.length;
-    if (this.#queuedBytes >= READ_HIGH_WATER && !this.#paused) {
-      this.#paused = true;
-      this.#socket.pause();
-    }
+    this.#queue.push(chunk);
   }
 
   onDrain(): void {
@@ -126,15 +118,7 @@ class BunStreamSocket implements StreamSocket {
   }
 
   onEnd(error?: Error): void {
-    if (error) this.#error ??= error;
-    this.#ended = true;
-    const reader = this.#reader;
-    if (!reader) return;
-    this.#reader = undefined;
-    if (this.#error) {
-      reader.reject(this.#error);
-      this.#error = undefined; // reported once
-    } else reader.resolve(null);
+    this.#queue.end(error);
   }
 
   onClose(error?: Error): void {
@@ -148,23 +132,7 @@ class BunStreamSocket implements StreamSocket {
   }
 
   read(): Promise<Uint8Array | null> {
-    const chunk = this.#chunks.shift();
-    if (chunk) {
-      this.#queuedBytes -= chunk.length;
-      if (this.#paused && this.#queuedBytes < READ_HIGH_WATER) {
-        this.#paused = false;
-        this.#socket.resume();
-      }
-      return Promise.resolve(chunk);
-    }
-    if (this.#ended) {
-      const error = this.#error;
-      this.#error = undefined;
-      return error ? Promise.reject(error) : Promise.resolve(null);
-    }
-    return new Promise((resolve, reject) => {
-      this.#reader = { resolve, reject };
-    });
+    return this.#queue.read();
   }
 
   write(bytes: Uint8Array): Promise<void> {

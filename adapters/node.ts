@@ -7,11 +7,17 @@
 
 import * as net from "node:net";
 import { unlink } from "node:fs/promises";
-import { AddrInUseError, type Address, formatEndpoint, type Endpoint, type StreamSocket, type Transport } from "../src/mod.ts";
+import {
+  AddrInUseError,
+  type Address,
+  type Endpoint,
+  formatEndpoint,
+  ReadQueue,
+  type StreamSocket,
+  type Transport,
+} from "../src/mod.ts";
 import { type CliHost, processHost } from "./_process_host.ts";
 
-// Reads are buffered up to this many bytes before the socket is paused (backpressure to the peer).
-const READ_HIGH_WATER = 64 * 1024;
 const RESOLVED: Promise<void> = Promise.resolve();
 
 // --- socket ---
@@ -21,15 +27,13 @@ class NodeStreamSocket implements StreamSocket {
   readonly localAddr: Address;
   readonly closed: Promise<void>;
   #socket: net.Socket;
-  #chunks: Uint8Array[] = [];
-  #queuedBytes = 0;
-  #ended = false;
+  #queue: ReadQueue;
   #error: Error | undefined;
-  #reader: { resolve(chunk: Uint8Array | null): void; reject(error: Error): void } | undefined;
   #drainWaiters: { resolve(): void; reject(error: Error): void }[] = [];
 
   constructor(socket: net.Socket, unixPath?: string) {
     this.#socket = socket;
+    this.#queue = new ReadQueue(socket);
     this.remoteAddr = unixPath !== undefined
       ? { transport: "unix", path: unixPath }
       : { transport: "tcp", hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
@@ -37,24 +41,14 @@ class NodeStreamSocket implements StreamSocket {
       ? { transport: "unix", path: unixPath }
       : { transport: "tcp", hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 };
     this.closed = new Promise((resolve) => socket.once("close", () => resolve()));
-    socket.on("data", (chunk: Buffer) => {
-      const reader = this.#reader;
-      if (reader) {
-        this.#reader = undefined;
-        reader.resolve(chunk);
-        return;
-      }
-      this.#chunks.push(chunk);
-      this.#queuedBytes += chunk.length;
-      if (this.#queuedBytes >= READ_HIGH_WATER) socket.pause();
-    });
-    socket.on("end", () => this.#finish());
+    socket.on("data", (chunk: Buffer) => this.#queue.push(chunk));
+    socket.on("end", () => this.#queue.end());
     socket.on("error", (error) => {
       this.#error ??= error;
-      this.#finish();
+      this.#queue.end(error);
     });
     socket.on("close", () => {
-      this.#finish();
+      this.#queue.end();
       const error = this.#error ?? new Error("Socket is closed");
       for (const waiter of this.#drainWaiters.splice(0)) waiter.reject(error);
     });
@@ -63,32 +57,8 @@ class NodeStreamSocket implements StreamSocket {
     });
   }
 
-  #finish(): void {
-    this.#ended = true;
-    const reader = this.#reader;
-    if (!reader) return;
-    this.#reader = undefined;
-    if (this.#error) {
-      reader.reject(this.#error);
-      this.#error = undefined; // reported once
-    } else reader.resolve(null);
-  }
-
   read(): Promise<Uint8Array | null> {
-    const chunk = this.#chunks.shift();
-    if (chunk) {
-      this.#queuedBytes -= chunk.length;
-      if (this.#queuedBytes < READ_HIGH_WATER && this.#socket.isPaused()) this.#socket.resume();
-      return Promise.resolve(chunk);
-    }
-    if (this.#ended) {
-      const error = this.#error;
-      this.#error = undefined;
-      return error ? Promise.reject(error) : Promise.resolve(null);
-    }
-    return new Promise((resolve, reject) => {
-      this.#reader = { resolve, reject };
-    });
+    return this.#queue.read();
   }
 
   write(bytes: Uint8Array): Promise<void> {
@@ -109,7 +79,7 @@ class NodeStreamSocket implements StreamSocket {
 
   close(): void {
     this.#socket.destroy();
-    this.#finish();
+    this.#queue.end();
   }
 }
 

@@ -24,5 +24,6 @@ export * from "./server.ts";
 export * from "./echo.ts";
 export * from "./gate.ts";
 export * from "./client.ts";
+export * from "./read_queue.ts";
 export * from "./version.ts";
 export type { CliHost } from "./cli/host.ts";
