@@ -10,8 +10,8 @@
  */
 
 import {
-  AddrInUseError,
   type Address,
+  AddrInUseError,
   type Endpoint,
   formatEndpoint,
   ReadQueue,
@@ -205,7 +205,11 @@ export const transport: Transport = {
     const unixPath = "path" in endpoint ? endpoint.path : undefined;
     let listener: ReturnType<BunApi["listen"]>;
     try {
-      listener = Bun.listen({ ...bunEndpoint(endpoint), allowHalfOpen: true, socket: handlerFor(unixPath, handlers.onSocket) });
+      listener = Bun.listen({
+        ...bunEndpoint(endpoint),
+        allowHalfOpen: true,
+        socket: handlerFor(unixPath, handlers.onSocket),
+      });
     } catch (error) {
       if ((error as { code?: string }).code !== "EADDRINUSE") return Promise.reject(error);
       return Promise.reject(new AddrInUseError(formatEndpoint(endpoint), { cause: error }));

@@ -8,7 +8,14 @@
  * @module
  */
 
-import { AddrInUseError, type Address, formatEndpoint, type Endpoint, type StreamSocket, type Transport } from "../src/mod.ts";
+import {
+  type Address,
+  AddrInUseError,
+  type Endpoint,
+  formatEndpoint,
+  type StreamSocket,
+  type Transport,
+} from "../src/mod.ts";
 import type { CliHost } from "../src/cli/host.ts";
 
 // --- types (a structural copy of what we use; no dependency on Deno's global types) ---
@@ -42,7 +49,12 @@ interface DenoApi {
   addSignalListener(signal: "SIGINT" | "SIGTERM", handler: () => void): void;
   stdout: { writeSync(bytes: Uint8Array): number };
   stderr: { writeSync(bytes: Uint8Array): number };
-  errors: { AddrInUse: new () => Error; BadResource: new () => Error; Interrupted: new () => Error; NotFound: new () => Error };
+  errors: {
+    AddrInUse: new () => Error;
+    BadResource: new () => Error;
+    Interrupted: new () => Error;
+    NotFound: new () => Error;
+  };
 }
 
 const Deno: DenoApi = (globalThis as unknown as { Deno: DenoApi }).Deno;

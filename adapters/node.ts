@@ -8,8 +8,8 @@
 import * as net from "node:net";
 import { unlink } from "node:fs/promises";
 import {
-  AddrInUseError,
   type Address,
+  AddrInUseError,
   type Endpoint,
   formatEndpoint,
   ReadQueue,

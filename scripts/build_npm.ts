@@ -69,13 +69,25 @@ await Deno.writeTextFile(`${out}/script/package.json`, JSON.stringify({ type: "c
 
 // Entries come from deno.json's exports, so JSR and npm offer the same subpaths.
 const exportsMap: Record<string, unknown> = {};
+// For TypeScript's old node10 resolution, which ignores "exports".
+const typesVersions: Record<string, string[]> = {};
 for (const [subpath, source] of Object.entries(denoJson.exports)) {
   const path = source.replace(/^\.\//, "").replace(/\.ts$/, "");
   exportsMap[subpath] = {
     import: { types: `./esm/${path}.d.ts`, default: `./esm/${path}.js` },
     require: { types: `./script/${path}.d.ts`, default: `./script/${path}.js` },
   };
+  if (subpath !== ".") typesVersions[subpath.slice(2)] = [`./script/${path}.d.ts`];
 }
+// npm-only: "echogate/adapter" is the current runtime's adapter, chosen by export condition
+// (the root module picks one at run time instead, which JSR's plain exports can express too).
+exportsMap["./adapter"] = {
+  deno: { types: "./esm/adapters/deno.d.ts", default: "./esm/adapters/deno.js" },
+  bun: { types: "./esm/adapters/bun.d.ts", default: "./esm/adapters/bun.js" },
+  import: { types: "./esm/adapters/node.d.ts", default: "./esm/adapters/node.js" },
+  require: { types: "./script/adapters/node.d.ts", default: "./script/adapters/node.js" },
+};
+typesVersions["adapter"] = ["./script/adapters/node.d.ts"];
 exportsMap["./package.json"] = "./package.json";
 
 await Deno.writeTextFile(`${out}/bin/echogate.mjs`, `#!/usr/bin/env node\nimport "../esm/src/cli.js";\n`);
@@ -91,6 +103,7 @@ const packageJson = {
   module: "./esm/adapters/mod.js",
   types: "./esm/adapters/mod.d.ts",
   exports: exportsMap,
+  typesVersions: { "*": typesVersions },
   bin: { echogate: "./bin/echogate.mjs" },
   engines: { node: ">=20" },
   files: ["esm", "script", "bin"],

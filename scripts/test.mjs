@@ -1,11 +1,14 @@
-// Runs the one test suite (test/*.test.ts) on node, bun and deno in turn, then prints the sum
-// over all runtimes as one line: "N passed, N failed". Exits non-zero if anything failed.
+// Runs everything CI checks, in order, then prints the sum as one line: "N passed, N failed".
+// Exits non-zero if anything failed.
 //
-//   npm test                       all three runtimes
-//   npm test -- test/gate.test.ts  only some files
-//   ECHOGATE_RUNTIMES=deno npm test
+//   1. the npm build (scripts/build_npm.ts), counted as one check: the node CLI tests run its output;
+//   2. static checks, one each: deno fmt --check, deno lint, deno doc --lint, deno publish --dry-run;
+//   3. the one test suite (test/*.test.ts) on node, bun and deno;
+//   4. the packed package (scripts/test_pack.mjs): npx, bunx, deno npm:, ESM, CJS, publint, attw.
 //
-// The node CLI tests run the built package, so the npm build runs first.
+//   npm test                              all of it
+//   npm test -- test/gate.test.ts         only some test files (skips the static and pack checks)
+//   ECHOGATE_RUNTIMES=deno npm test       some runtimes only
 
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
@@ -16,11 +19,30 @@ const bin = `${root}node_modules/.bin`;
 const results = `${root}.test-results`;
 const files = process.argv.slice(2);
 const runtimes = (process.env.ECHOGATE_RUNTIMES ?? "node,bun,deno").split(",").map((s) => s.trim()).filter(Boolean);
+const everything = files.length === 0 && process.env.ECHOGATE_RUNTIMES === undefined;
+const EXPORTS = [
+  "adapters/mod.ts",
+  "src/mod.ts",
+  "src/cli.ts",
+  "adapters/node.ts",
+  "adapters/deno.ts",
+  "adapters/bun.ts",
+];
+const STATIC_CHECKS = [
+  ["deno fmt --check", ["fmt", "--check"]],
+  ["deno lint", ["lint"]],
+  ["deno doc --lint (every export documented)", ["doc", "--lint", ...EXPORTS]],
+  ["deno publish --dry-run", ["publish", "--dry-run", "--allow-dirty"]],
+];
 
 /** Runs a command with output shown live and captured; resolves with exit code and output. */
 function run(command, args) {
   return new Promise((resolve) => {
-    const child = spawn(command, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, FORCE_COLOR: "0" } });
+    const child = spawn(command, args, {
+      cwd: root,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, FORCE_COLOR: "0" },
+    });
     let output = "";
     child.stdout.on("data", (chunk) => (output += chunk, process.stdout.write(chunk)));
     child.stderr.on("data", (chunk) => (output += chunk, process.stderr.write(chunk)));
@@ -41,19 +63,37 @@ function vitestCounts(jsonPath) {
 const suites = {
   node: async () => {
     const out = `${results}/node.json`;
-    const { code } = await run(`${bin}/vitest`, ["run", "--reporter=default", "--reporter=json", `--outputFile.json=${out}`, ...files]);
+    const { code } = await run(`${bin}/vitest`, [
+      "run",
+      "--reporter=default",
+      "--reporter=json",
+      `--outputFile.json=${out}`,
+      ...files,
+    ]);
     return { code, ...vitestCounts(out) };
   },
   deno: async () => {
     const out = `${results}/deno.json`;
     const { code } = await run(`${bin}/deno`, [
-      "run", "-A", `${root}node_modules/vitest/vitest.mjs`, "run", "--reporter=default", "--reporter=json", `--outputFile.json=${out}`, ...files,
+      "run",
+      "-A",
+      `${root}node_modules/vitest/vitest.mjs`,
+      "run",
+      "--reporter=default",
+      "--reporter=json",
+      `--outputFile.json=${out}`,
+      ...files,
     ]);
     return { code, ...vitestCounts(out) };
   },
   // bun runs the same files with its own runner, which maps `vitest` imports onto bun:test.
   bun: async () => {
-    const { code, output } = await run(`${bin}/bun`, ["test", "--timeout", "30000", ...(files.length ? files.map((f) => `./${f}`) : ["./test"])]);
+    const { code, output } = await run(`${bin}/bun`, [
+      "test",
+      "--timeout",
+      "30000",
+      ...(files.length ? files.map((f) => `./${f}`) : ["./test"]),
+    ]);
     const passed = Number(/^\s*(\d+) pass\s*$/m.exec(output)?.[1] ?? 0);
     const failed = Number(/^\s*(\d+) fail\s*$/m.exec(output)?.[1] ?? 0);
     return { code, passed, failed };
@@ -69,8 +109,19 @@ const summary = [];
 const build = await run(`${bin}/deno`, ["run", "-A", `${root}scripts/build_npm.ts`]);
 if (build.code !== 0) {
   failed++;
-  summary.push("build: failed (counted as 1 failed)");
+  summary.push("build: failed");
 } else {
+  passed++;
+  summary.push("build: passed");
+  if (everything) {
+    for (const [name, args] of STATIC_CHECKS) {
+      console.log(`\n=== ${name} ===`);
+      const { code } = await run(`${bin}/deno`, args);
+      if (code === 0) passed++;
+      else failed++;
+      summary.push(`${name}: ${code === 0 ? "passed" : "failed"}`);
+    }
+  }
   for (const runtime of runtimes) {
     const suite = suites[runtime];
     if (!suite) {
@@ -83,7 +134,21 @@ if (build.code !== 0) {
     const runnerFailed = result.code !== 0 && result.failed === 0 ? 1 : 0;
     passed += result.passed;
     failed += result.failed + runnerFailed;
-    summary.push(`${runtime}: ${result.passed} passed, ${result.failed} failed${runnerFailed ? " (runner exited " + result.code + ")" : ""}`);
+    summary.push(
+      `${runtime}: ${result.passed} passed, ${result.failed} failed${
+        runnerFailed ? " (runner exited " + result.code + ")" : ""
+      }`,
+    );
+  }
+  if (everything) {
+    console.log("\n=== pack ===");
+    const { code, output } = await run("node", [`${root}scripts/test_pack.mjs`]);
+    const counts = /^(\d+) passed, (\d+) failed$/m.exec(output);
+    const packPassed = Number(counts?.[1] ?? 0);
+    const packFailed = Number(counts?.[2] ?? 0) + (code !== 0 && !Number(counts?.[2] ?? 0) ? 1 : 0);
+    passed += packPassed;
+    failed += packFailed;
+    summary.push(`pack: ${packPassed} passed, ${packFailed} failed`);
   }
 }
 console.log(`\n${summary.join("\n")}`);

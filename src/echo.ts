@@ -205,7 +205,11 @@ export class LineSplitter {
   #pending: Uint8Array[] = [];
   #pendingBytes = 0;
 
-  /** @param maxLine The longest line (terminator included) this splitter accepts, in bytes. */
+  /**
+   * Creates a splitter.
+   *
+   * @param maxLine The longest line (terminator included) this splitter accepts, in bytes.
+   */
   constructor(maxLine: number = DEFAULT_MAX_LINE) {
     this.#maxLine = maxLine;
   }

@@ -43,6 +43,8 @@ export class ReadQueue {
   #reader: { resolve(chunk: Uint8Array | null): void; reject(error: unknown): void } | undefined;
 
   /**
+   * Creates an empty queue.
+   *
    * @param source Pauses and resumes the producer.
    * @param highWater Bytes buffered before the source is paused.
    */

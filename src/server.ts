@@ -64,8 +64,6 @@ export interface EchogateServer {
    * Resolves when every connection is closed.
    */
   close(options?: { drainMs?: number }): Promise<void>;
-  /** Same as `close()`, for `await using`. */
-  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** Per-connection state a {@linkcode ConnectionHandler} reads and updates. */
@@ -148,7 +146,11 @@ export async function serve(
   const listener = await bind(options, {
     onSocket(socket) {
       if (sockets.size >= maxConns) {
-        logger.log({ event: "refused", remote: formatAddress(socket.remoteAddr), reason: `${maxConns} connections open` });
+        logger.log({
+          event: "refused",
+          remote: formatAddress(socket.remoteAddr),
+          reason: `${maxConns} connections open`,
+        });
         socket.close();
         return;
       }
@@ -181,9 +183,6 @@ export async function serve(
     },
     close(closeOptions) {
       return closing ??= close(closeOptions?.drainMs);
-    },
-    [Symbol.asyncDispose]() {
-      return closing ??= close();
     },
   };
 }

@@ -108,13 +108,21 @@ export interface ChildServer extends Child {
 }
 
 /** Starts `echogate <args>` on `runtime` and waits for its "listening on" line. */
-export async function startCliServer(runtime: RuntimeName, args: string[], env?: Record<string, string>): Promise<ChildServer> {
+export async function startCliServer(
+  runtime: RuntimeName,
+  args: string[],
+  env?: Record<string, string>,
+): Promise<ChildServer> {
   const child = startChild([...cliCommand(runtime), ...args], env);
   try {
-    const address = await waitFor(() => {
-      if (child.process.exitCode !== null) throw new Error(`Server exited early: ${child.stderr()}`);
-      return /listening on (\S+)/.exec(child.stdout())?.[1] ?? /"address":"([^"]+)"/.exec(child.stdout())?.[1];
-    }, 15_000, `${runtime} server to listen`);
+    const address = await waitFor(
+      () => {
+        if (child.process.exitCode !== null) throw new Error(`Server exited early: ${child.stderr()}`);
+        return /listening on (\S+)/.exec(child.stdout())?.[1] ?? /"address":"([^"]+)"/.exec(child.stdout())?.[1];
+      },
+      15_000,
+      `${runtime} server to listen`,
+    );
     const port = Number(/:(\d+)$/.exec(address)?.[1] ?? 0);
     return { ...child, port, address };
   } catch (error) {
@@ -154,10 +162,14 @@ export function listeningPorts(pid: number): number[] {
 export async function startSeedServer(script: "echo_server.py" | "gate_server.py"): Promise<Child & { port: number }> {
   const child = startChild(["python3", "-u", `${ROOT}../shared/seed/${script}`, "0"]);
   try {
-    const port = await waitFor(() => {
-      if (child.process.exitCode !== null) throw new Error(`${script} exited: ${child.stderr()}`);
-      return listeningPorts(child.process.pid!)[0];
-    }, 10_000, `${script} to listen`);
+    const port = await waitFor(
+      () => {
+        if (child.process.exitCode !== null) throw new Error(`${script} exited: ${child.stderr()}`);
+        return listeningPorts(child.process.pid!)[0];
+      },
+      10_000,
+      `${script} to listen`,
+    );
     return { ...child, port };
   } catch (error) {
     await child.stop();
@@ -168,9 +180,13 @@ export async function startSeedServer(script: "echo_server.py" | "gate_server.py
 /** Reads from `socket` until end of input; fails after `ms`. */
 export async function readAll(socket: StreamSocket, ms = 10_000): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
-  await deadline((async () => {
-    for (let chunk = await socket.read(); chunk !== null; chunk = await socket.read()) parts.push(chunk);
-  })(), ms, "end of input");
+  await deadline(
+    (async () => {
+      for (let chunk = await socket.read(); chunk !== null; chunk = await socket.read()) parts.push(chunk);
+    })(),
+    ms,
+    "end of input",
+  );
   return concat(parts);
 }
 
@@ -178,14 +194,18 @@ export async function readAll(socket: StreamSocket, ms = 10_000): Promise<Uint8A
 export async function readAtLeast(socket: StreamSocket, n: number, ms = 10_000): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
   let total = 0;
-  await deadline((async () => {
-    while (total < n) {
-      const chunk = await socket.read();
-      if (chunk === null) break;
-      parts.push(chunk);
-      total += chunk.length;
-    }
-  })(), ms, `${n} bytes`);
+  await deadline(
+    (async () => {
+      while (total < n) {
+        const chunk = await socket.read();
+        if (chunk === null) break;
+        parts.push(chunk);
+        total += chunk.length;
+      }
+    })(),
+    ms,
+    `${n} bytes`,
+  );
   return concat(parts);
 }
 
@@ -203,7 +223,10 @@ export const text = (bytes: Uint8Array): string => new TextDecoder().decode(byte
 export const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
 
 /** A logger that records events, with a helper to wait for one. */
-export function recordingLogger(): Logger & { events: LogEvent[]; waitForEvent(name: string, ms?: number): Promise<LogEvent> } {
+export function recordingLogger(): Logger & {
+  events: LogEvent[];
+  waitForEvent(name: string, ms?: number): Promise<LogEvent>;
+} {
   const events: LogEvent[] = [];
   return {
     events,
@@ -254,5 +277,7 @@ export async function hasIPv6(): Promise<boolean> {
 }
 
 export function tempSocketPath(name: string): string {
-  return `/tmp/echogate-test-${RUNTIME}-${globalThis.process.pid}-${name}-${Math.random().toString(36).slice(2, 8)}.sock`;
+  return `/tmp/echogate-test-${RUNTIME}-${globalThis.process.pid}-${name}-${
+    Math.random().toString(36).slice(2, 8)
+  }.sock`;
 }

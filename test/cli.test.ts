@@ -25,7 +25,13 @@ describe(`echogate CLI on ${RUNTIME}`, () => {
   test("--version and --help work at every level", async () => {
     const version = await run(["--version"]);
     expect(version).toMatchObject({ code: 0, stdout: `${VERSION}\n` });
-    for (const args of [["--help"], ["echo", "--help"], ["gate", "-h"], ["echo", "serve", "--help"], ["gate", "knock", "--help"]]) {
+    for (
+      const args of [["--help"], ["echo", "--help"], ["gate", "-h"], ["echo", "serve", "--help"], [
+        "gate",
+        "knock",
+        "--help",
+      ]]
+    ) {
       const result = await run(args);
       expect(result.code, args.join(" ")).toBe(0);
       expect(result.stdout).toContain("Usage");
@@ -79,7 +85,10 @@ describe(`echogate CLI on ${RUNTIME}`, () => {
     const server = resources.child(await startCliServer(RUNTIME, ["echo", "serve", "--port", "0"]));
     expect(server.stdout()).toMatch(/^echo server listening on 127\.0\.0\.1:\d+\n/);
     const sent = await run(["echo", "send", "127.0.0.1", "hello world", "it's", "--port", String(server.port)]);
-    expect(sent).toMatchObject({ code: 0, stdout: "Client received: 'Echo=>hello world'\nClient received: 'Echo=>it\\'s'\n" });
+    expect(sent).toMatchObject({
+      code: 0,
+      stdout: "Client received: 'Echo=>hello world'\nClient received: 'Echo=>it\\'s'\n",
+    });
     const defaults = await run(["echo", "send", "--port", String(server.port)]);
     expect(defaults.stdout).toBe("Client received: 'Echo=>Hello network world'\n");
     expect(await server.stop("SIGTERM")).toBe(0);
@@ -121,7 +130,9 @@ describe(`echogate CLI on ${RUNTIME}`, () => {
     const file = `${tempSocketPath("tokens")}.txt`;
     writeFileSync(file, "alpha\r\n\nbeta\n");
     const fromFile = resources.child(
-      await startCliServer(RUNTIME, ["gate", "serve", "--port", "0", "--token-file", file, "--token", "x"], { ECHOGATE_TOKEN: "y" }),
+      await startCliServer(RUNTIME, ["gate", "serve", "--port", "0", "--token-file", file, "--token", "x"], {
+        ECHOGATE_TOKEN: "y",
+      }),
     );
     const fromEnv = resources.child(
       await startCliServer(RUNTIME, ["gate", "serve", "--port", "0", "--token", "x"], { ECHOGATE_TOKEN: "y" }),

@@ -18,7 +18,9 @@ import {
 const resources = cleanup();
 afterEach(() => resources.run());
 
-async function startEcho(options: EchoOptions & { maxConns?: number; logger?: ReturnType<typeof recordingLogger> } = {}) {
+async function startEcho(
+  options: EchoOptions & { maxConns?: number; logger?: ReturnType<typeof recordingLogger> } = {},
+) {
   const server = resources.add(await serveEcho({ transport, port: 0, ...options }));
   const connect = async () => resources.add(await transport.connect({ hostname: "127.0.0.1", port: portOf(server) }));
   return { server, connect };

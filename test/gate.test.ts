@@ -10,7 +10,17 @@ import {
   tokenFromChunk,
   WELCOME,
 } from "../src/mod.ts";
-import { bytes, cleanup, portOf, readAll, recordingLogger, RUNTIME, tempSocketPath, text, transport } from "./_utils.ts";
+import {
+  bytes,
+  cleanup,
+  portOf,
+  readAll,
+  recordingLogger,
+  RUNTIME,
+  tempSocketPath,
+  text,
+  transport,
+} from "./_utils.ts";
 
 const resources = cleanup();
 afterEach(() => resources.run());
@@ -22,7 +32,10 @@ async function startGate(options: Partial<ServeGateOptions> = {}) {
 }
 
 /** Sends `token` on a fresh connection and returns everything the gate says before closing. */
-async function knockRaw(connect: () => Promise<{ write(b: Uint8Array): Promise<void> } & Parameters<typeof readAll>[0]>, token: string) {
+async function knockRaw(
+  connect: () => Promise<{ write(b: Uint8Array): Promise<void> } & Parameters<typeof readAll>[0]>,
+  token: string,
+) {
   const socket = await connect();
   await socket.write(bytes(token));
   return text(await readAll(socket));

@@ -52,7 +52,13 @@ describe(`seed programs (Python 3 ports) and ${RUNTIME}`, () => {
 
   test("the seed's echo_client.py gets its replies from echogate's echo server", async () => {
     const server = resources.add(await serveEcho({ transport, port: 0 }));
-    const { code, stdout } = await runCommand(["python3", `${seed}/echo_client.py`, "127.0.0.1", "Hello", "network world"], {
+    const { code, stdout } = await runCommand([
+      "python3",
+      `${seed}/echo_client.py`,
+      "127.0.0.1",
+      "Hello",
+      "network world",
+    ], {
       env: { ECHO_PORT: String(portOf(server)) },
     });
     expect(code).toBe(0);

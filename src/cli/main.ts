@@ -308,7 +308,11 @@ function clientTarget(positionals: string[], options: Options, defaultPort: numb
   if (unix !== undefined) return { target: { path: unix, timeoutMs }, rest: positionals };
   const [hostname, ...rest] = positionals;
   return {
-    target: { hostname: hostname ?? "localhost", port: port === undefined ? defaultPort : parsePort("port", port), timeoutMs },
+    target: {
+      hostname: hostname ?? "localhost",
+      port: port === undefined ? defaultPort : parsePort("port", port),
+      timeoutMs,
+    },
     rest,
   };
 }
