@@ -19,6 +19,7 @@ import {
   type Transport,
 } from "../src/mod.ts";
 import { type CliHost, processHost } from "./_process_host.ts";
+import { socketBudget } from "./_descriptors.ts";
 import { unlink } from "node:fs/promises";
 
 // --- types (a structural copy of what we use; no dependency on @types/bun) ---
@@ -218,7 +219,7 @@ export const transport: Transport = {
       ? { transport: "unix", path: unixPath }
       : { transport: "tcp", hostname: listener.hostname ?? "", port: listener.port ?? 0 };
     // stop(false) stops accepting and leaves open connections to the core.
-    return Promise.resolve({ addr, close: () => Promise.resolve(listener.stop(false)) });
+    return Promise.resolve({ addr, close: () => Promise.resolve(listener.stop(false)), maxSockets: socketBudget() });
   },
   async connect(endpoint) {
     const unixPath = "path" in endpoint ? endpoint.path : undefined;

@@ -17,6 +17,7 @@ import {
   type Transport,
 } from "../src/mod.ts";
 import { type CliHost, processHost } from "./_process_host.ts";
+import { socketBudget } from "./_descriptors.ts";
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
@@ -118,7 +119,7 @@ export const transport: Transport = {
           ? { transport: "unix", path: unixPath ?? String(bound) }
           : { transport: "tcp", hostname: bound.address, port: bound.port };
         // server.close() stops accepting at once; its callback would wait for every open connection.
-        resolve({ addr, close: () => Promise.resolve(void server.close()) });
+        resolve({ addr, close: () => Promise.resolve(void server.close()), maxSockets: socketBudget() });
       };
       if ("path" in endpoint) server.listen({ path: endpoint.path }, ready);
       else server.listen({ host: endpoint.hostname, port: endpoint.port }, ready);

@@ -118,9 +118,11 @@ export function createEchoHandler(
 }
 
 async function echoChunks(socket: StreamSocket, context: ConnectionContext, prefix?: Uint8Array): Promise<void> {
-  while (true) {
+  while (!context.stopping) {
+    context.idle = true;
     const chunk = await socket.read();
-    if (chunk === null) return;
+    context.idle = false;
+    if (chunk === null || context.stopping) return;
     context.bytesIn += chunk.length;
     context.lastActivity = Date.now();
     const reply = prefix && prefix.length > 0 ? concat2(prefix, chunk) : chunk;
@@ -137,9 +139,12 @@ async function echoLines(
   maxLine: number,
 ): Promise<void> {
   const splitter = new LineSplitter(maxLine);
-  while (true) {
+  while (!context.stopping) {
+    context.idle = true;
     const chunk = await socket.read();
+    context.idle = false;
     context.lastActivity = Date.now();
+    if (context.stopping) return;
     if (chunk === null) {
       const tail = splitter.flush();
       if (tail) await writeLines(socket, context, prefix, [tail]);

@@ -62,8 +62,10 @@ export async function serveGate(options: ServeGateOptions): Promise<EchogateServ
   const welcome = utf8(WELCOME);
   const refusal = utf8(REFUSAL);
   return serve({ ...options, port: options.port ?? DEFAULT_GATE_PORT }, async (socket, context) => {
+    context.idle = true;
     const read = socket.read();
     const first = await within(read, timeoutMs);
+    context.idle = false;
     if (first === TIMED_OUT) {
       context.pendingRead = read;
       context.logger.log({ event: "timeout", remote: context.remote });

@@ -60,8 +60,9 @@ export interface EchogateServer {
   /** Connections open right now. */
   readonly connections: number;
   /**
-   * Stops accepting. Open connections get `drainMs` to finish on their own, then are closed.
-   * Resolves when every connection is closed.
+   * Stops accepting, then shuts connections down gracefully: each finishes answering what it
+   * already read, sends FIN and waits for the peer's; whatever is still open after `drainMs`
+   * is closed at once. Resolves when every connection is closed.
    */
   close(options?: { drainMs?: number }): Promise<void>;
 }
@@ -80,6 +81,13 @@ export interface ConnectionContext {
   lastActivity: number;
   /** A read still pending when the handler returned; the close sequence awaits it instead of reading again. */
   pendingRead?: Promise<Uint8Array | null>;
+  /**
+   * True while the handler waits in `read()` with nothing unanswered; the server may then
+   * half-close the socket to shut it down. Handlers set it around their reads.
+   */
+  idle: boolean;
+  /** Set when the server shuts down: answer what was read, then return without reading more. */
+  stopping: boolean;
 }
 
 /**
@@ -115,8 +123,9 @@ export async function serve(
   const logger = options.logger ?? silentLogger;
   const maxConns = options.maxConns ?? Infinity;
   const lingerMs = options.lingerMs ?? 2000;
-  const sockets = new Set<StreamSocket>();
+  const connections = new Map<StreamSocket, ConnectionContext>();
   const running = new Set<Promise<void>>();
+  let stopping = false;
 
   async function run(socket: StreamSocket): Promise<void> {
     const context: ConnectionContext = {
@@ -125,7 +134,10 @@ export async function serve(
       bytesIn: 0,
       bytesOut: 0,
       lastActivity: Date.now(),
+      idle: false,
+      stopping,
     };
+    connections.set(socket, context);
     const started = context.lastActivity;
     logger.log({ event: "connect", remote: context.remote });
     try {
@@ -143,49 +155,78 @@ export async function serve(
     });
   }
 
+  // Accept failures (out of descriptors, say) come in bursts: log the first, then at most one
+  // line per interval with how many were left out.
+  let acceptErrorLoggedAt = -Infinity;
+  let acceptErrorsSuppressed = 0;
+  function reportAcceptError(error: unknown): void {
+    const now = Date.now();
+    if (now - acceptErrorLoggedAt < ACCEPT_ERROR_LOG_INTERVAL_MS) {
+      acceptErrorsSuppressed++;
+      return;
+    }
+    const more = acceptErrorsSuppressed > 0 ? ` (${acceptErrorsSuppressed} more since the last report)` : "";
+    logger.log({ event: "error", message: `Accept failed: ${errorMessage(error)}${more}` });
+    acceptErrorLoggedAt = now;
+    acceptErrorsSuppressed = 0;
+  }
+  let maxSockets = Infinity; // known once bound
   const listener = await bind(options, {
     onSocket(socket) {
-      if (sockets.size >= maxConns) {
-        logger.log({
-          event: "refused",
-          remote: formatAddress(socket.remoteAddr),
-          reason: `${maxConns} connections open`,
-        });
+      if (connections.size >= maxSockets) {
+        // Out of descriptors soon: refuse as an accept failure would, and say so (throttled).
+        socket.close();
+        reportAcceptError(
+          new Error(`Out of file descriptors: ${connections.size} connections open, refusing new ones`),
+        );
+        return;
+      }
+      if (stopping || connections.size >= maxConns) {
+        const reason = stopping ? "shutting down" : `${maxConns} connections open`;
+        logger.log({ event: "refused", remote: formatAddress(socket.remoteAddr), reason });
         socket.close();
         return;
       }
-      sockets.add(socket);
       const task = run(socket).finally(() => {
-        sockets.delete(socket);
+        connections.delete(socket);
         running.delete(task);
       });
       running.add(task);
     },
-    onError(error) {
-      logger.log({ event: "error", message: `Accept failed: ${errorMessage(error)}` });
-    },
+    onError: reportAcceptError,
   });
+  maxSockets = listener.maxSockets ?? Infinity;
   const url = formatAddress(listener.addr);
   logger.log({ event: "listening", protocol, address: url });
 
   let closing: Promise<void> | undefined;
   async function close(drainMs = 0): Promise<void> {
+    stopping = true;
     await listener.close();
-    if (running.size > 0 && drainMs > 0) await within(Promise.all(running), drainMs);
-    for (const socket of sockets) socket.close();
+    if (drainMs > 0) {
+      for (const [socket, context] of connections) {
+        context.stopping = true;
+        // Waiting for input that may never come: send FIN now so the peer knows we are done.
+        if (context.idle) socket.closeWrite().catch(() => {});
+      }
+      if (running.size > 0) await within(Promise.all(running), drainMs);
+    }
+    for (const socket of connections.keys()) socket.close();
     await Promise.all(running);
   }
   return {
     addr: listener.addr,
     url,
     get connections() {
-      return sockets.size;
+      return connections.size;
     },
     close(closeOptions) {
       return closing ??= close(closeOptions?.drainMs);
     },
   };
 }
+
+const ACCEPT_ERROR_LOG_INTERVAL_MS = 10_000;
 
 /** Listens, replacing a stale unix socket file (one nothing listens on) if need be. */
 async function bind(options: ServerOptions, handlers: Parameters<Transport["listen"]>[1]): Promise<Listener> {

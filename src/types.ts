@@ -112,6 +112,12 @@ export interface Listener {
   readonly addr: Address;
   /** Stops accepting new connections; open sockets are left alone. */
   close(): Promise<void>;
+  /**
+   * How many sockets the process can hold open before it runs out of file descriptors, where
+   * the adapter knows and the runtime does not report failed accepts itself. The server refuses
+   * (and logs) connections beyond it rather than letting accept fail.
+   */
+  readonly maxSockets?: number;
 }
 
 /**

@@ -20,10 +20,12 @@ const HELP = `echogate ${VERSION}: the seed's echo and gate protocols, on Node, 
 
 Usage:
   echogate echo serve [--host 127.0.0.1] [--port 50007] [--unix PATH] [--mode chunk|line|raw]
-                      [--prefix 'Echo=>'] [--idle-timeout S] [--max-line BYTES] [--max-conns N] [--json]
+                      [--prefix 'Echo=>'] [--idle-timeout S] [--max-line BYTES] [--max-conns N]
+                      [--drain-timeout 5] [--json]
   echogate echo send  [HOST] [MSG...] [--port 50007] [--unix PATH] [--timeout S]
   echogate gate serve [--host 127.0.0.1] [--port 8001] [--unix PATH] [--token 1 | --token-file F]
-                      [--timeout 5] [--max-conns N] [--json]       (env ECHOGATE_TOKEN also sets the token)
+                      [--timeout 5] [--max-conns N] [--drain-timeout 5] [--json]
+                      (env ECHOGATE_TOKEN also sets the token)
   echogate gate knock [HOST] [--port 8001] [--unix PATH] [--token 1] [--delay 2] [--timeout S]
 
 Options:
@@ -49,6 +51,7 @@ Options:
   --idle-timeout S     Close a connection after S seconds without traffic (default: never)
   --max-line BYTES     Longest line in line mode; longer closes the connection (default ${DEFAULT_MAX_LINE})
   --max-conns N        Close new connections at once while N are open (default: no limit)
+  --drain-timeout S    On SIGINT/SIGTERM, give open connections S seconds to finish (default 5)
   --json               Log one JSON object per event`;
 
 const ECHO_SEND_HELP = `Usage: echogate echo send [HOST] [MSG...] [options]
@@ -79,6 +82,7 @@ Options:
   --token TOKEN        The token, if neither --token-file nor env ECHOGATE_TOKEN is set (default ${DEFAULT_TOKEN})
   --timeout S          Seconds to wait for the token (default 5)
   --max-conns N        Close new connections at once while N are open (default: no limit)
+  --drain-timeout S    On SIGINT/SIGTERM, give open connections S seconds to finish (default 5)
   --json               Log one JSON object per event`;
 
 const GATE_KNOCK_HELP = `Usage: echogate gate knock [HOST] [options]
@@ -92,6 +96,7 @@ Options:
   --delay S            Seconds to wait before sending (default 2, as the seed's client)
   --timeout S          Seconds to wait for the reply (default 5)`;
 
+const DEFAULT_DRAIN_MS = 5000;
 const COMMON: OptionSpec = { help: "boolean", version: "boolean" };
 const SPECS: Record<string, OptionSpec> = {
   "echo serve": {
@@ -104,6 +109,7 @@ const SPECS: Record<string, OptionSpec> = {
     "idle-timeout": "string",
     "max-line": "string",
     "max-conns": "string",
+    "drain-timeout": "string",
     json: "boolean",
   },
   "echo send": { ...COMMON, port: "string", unix: "string", timeout: "string" },
@@ -116,6 +122,7 @@ const SPECS: Record<string, OptionSpec> = {
     "token-file": "string",
     timeout: "string",
     "max-conns": "string",
+    "drain-timeout": "string",
     json: "boolean",
   },
   "gate knock": { ...COMMON, port: "string", unix: "string", token: "string", delay: "string", timeout: "string" },
@@ -235,6 +242,7 @@ async function echoServe(host: CliHost, positionals: string[], options: Options)
   const idle = str(options, "idle-timeout");
   const maxLine = str(options, "max-line");
   const mode = str(options, "mode");
+  const drain = drainMs(options);
   const server = await serveEcho({
     transport: host.transport,
     ...listenOptions(options, DEFAULT_ECHO_PORT),
@@ -244,13 +252,14 @@ async function echoServe(host: CliHost, positionals: string[], options: Options)
     maxLine: maxLine === undefined ? undefined : parsePositiveInt("max-line", maxLine),
     logger: createLogger({ json: options.json === true, writeOut: host.writeOut, writeErr: host.writeErr }),
   }).catch(explainListenError);
-  return await untilSignal(host, server);
+  return await untilSignal(host, server, drain);
 }
 
 async function gateServe(host: CliHost, positionals: string[], options: Options): Promise<number> {
   noPositionals(positionals);
   const timeout = str(options, "timeout");
   const tokens = await resolveTokens(host, options);
+  const drain = drainMs(options);
   const server = await serveGate({
     transport: host.transport,
     ...listenOptions(options, DEFAULT_GATE_PORT),
@@ -258,7 +267,12 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
     timeoutMs: timeout === undefined ? undefined : parseSeconds("timeout", timeout),
     logger: createLogger({ json: options.json === true, writeOut: host.writeOut, writeErr: host.writeErr }),
   }).catch(explainListenError);
-  return await untilSignal(host, server);
+  return await untilSignal(host, server, drain);
+}
+
+function drainMs(options: Options): number {
+  const value = str(options, "drain-timeout");
+  return value === undefined ? DEFAULT_DRAIN_MS : parseSeconds("drain-timeout", value);
 }
 
 /** Token sources, first found wins: --token-file, env ECHOGATE_TOKEN, --token, the seed's "1". */
@@ -287,13 +301,14 @@ function explainListenError(error: unknown): never {
   throw new Error(`Cannot listen: ${errorMessage(error)}`);
 }
 
-function untilSignal(host: CliHost, server: EchogateServer): Promise<number> {
+/** On SIGINT/SIGTERM: stop accepting, let connections finish, exit 0. A second signal exits at once. */
+function untilSignal(host: CliHost, server: EchogateServer, drainMs: number): Promise<number> {
   return new Promise((resolve) => {
     let stopping = false;
     const stop = () => {
       if (stopping) return host.exit(130); // a second signal: exit at once
       stopping = true;
-      server.close({ drainMs: 5000 }).then(() => resolve(0), () => resolve(1));
+      server.close({ drainMs }).then(() => resolve(0), () => resolve(1));
     };
     host.onSignal("SIGINT", stop);
     host.onSignal("SIGTERM", stop);
