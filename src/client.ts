@@ -138,23 +138,44 @@ export function echoReplyState(
   message: Uint8Array,
   prefix: Uint8Array,
 ): "partial" | "complete" | "other" {
-  let at = 0; // position in reply
-  let matched = 0; // bytes of the message seen so far
-  do {
+  // A frame may end wherever the next bytes could start a prefix, so when the message itself
+  // contains the prefix's first byte there is more than one way to read the reply: try each
+  // (memoised by position) and keep the best outcome.
+  const RANK = { other: 0, partial: 1, complete: 2 } as const;
+  const memo = new Map<number, "partial" | "complete" | "other">();
+  const best = (a: "partial" | "complete" | "other", b: "partial" | "complete" | "other") => RANK[a] >= RANK[b] ? a : b;
+
+  function frameFrom(start: number, matched: number): "partial" | "complete" | "other" {
+    const key = start * (message.length + 1) + matched;
+    const known = memo.get(key);
+    if (known) return known;
+    let at = start;
+    let outcome: "partial" | "complete" | "other" = "other";
     for (let k = 0; k < prefix.length; k++, at++) {
-      if (at === reply.length) return "partial";
-      if (reply[at] !== prefix[k]) return "other";
+      if (at === reply.length) return remember(key, "partial");
+      if (reply[at] !== prefix[k]) return remember(key, "other");
     }
-    const frameStart = at;
+    if (at === reply.length) return remember(key, "partial");
     while (matched < message.length && at < reply.length && reply[at] === message[matched]) {
       at++;
       matched++;
+      if (at === reply.length) return remember(key, best(outcome, matched === message.length ? "complete" : "partial"));
+      // The frame could also end here, with a new prefix starting.
+      if (prefix.length > 0 && matched < message.length && reply[at] === prefix[0]) {
+        outcome = best(outcome, frameFrom(at, matched));
+        if (outcome === "complete") return remember(key, outcome);
+      }
     }
-    if (matched === message.length) return at === reply.length ? "complete" : "other";
-    if (at === reply.length) return "partial";
-    if (at === frameStart) return "other"; // an empty frame: not an echo of ours
-  } while (prefix.length > 0);
-  return "other";
+    if (at === start + prefix.length) return remember(key, outcome); // an empty frame: not an echo of ours
+    if (matched === message.length) return remember(key, outcome); // bytes left over after the whole message
+    if (prefix.length === 0) return remember(key, outcome);
+    return remember(key, best(outcome, frameFrom(at, matched)));
+  }
+  function remember(key: number, outcome: "partial" | "complete" | "other") {
+    memo.set(key, outcome);
+    return outcome;
+  }
+  return frameFrom(0, 0);
 }
 
 /** Options for {@linkcode knockGate}. */

@@ -1,0 +1,167 @@
+// Property tests (fast-check) on the framing code: whatever the chunk boundaries, line mode yields
+// exactly the stream's lines, raw mode exactly the stream, and the gate opens only for the token.
+
+import { describe, expect, test } from "vitest";
+import fc from "fast-check";
+import {
+  type ConnectionContext,
+  createEchoHandler,
+  createTokenMatcher,
+  echoReplyState,
+  LineSplitter,
+  silentLogger,
+  type StreamSocket,
+  tokenFromChunk,
+} from "../src/mod.ts";
+import { concat } from "./_utils.ts";
+
+const NL = 0x0a;
+
+/** A byte stream rich in newlines, and a way to cut it into chunks. */
+const streamAndCuts = fc
+  .array(fc.oneof(fc.constant(NL), fc.integer({ min: 0, max: 255 })), { maxLength: 400 })
+  .chain((stream) =>
+    fc.tuple(
+      fc.constant(Uint8Array.from(stream)),
+      fc.uniqueArray(fc.integer({ min: 1, max: Math.max(1, stream.length - 1) }), { maxLength: 20 }),
+    )
+  );
+
+function cut(stream: Uint8Array, cuts: number[]): Uint8Array[] {
+  const points = [0, ...cuts.filter((c) => c < stream.length).sort((a, b) => a - b), stream.length];
+  const chunks: Uint8Array[] = [];
+  for (let i = 1; i < points.length; i++) {
+    if (points[i]! > points[i - 1]!) chunks.push(stream.slice(points[i - 1], points[i]));
+  }
+  return chunks;
+}
+
+/** The lines of a stream: each ends after a newline; a final unterminated tail is a line too. */
+function linesOf(stream: Uint8Array): Uint8Array[] {
+  const lines: Uint8Array[] = [];
+  let start = 0;
+  for (let i = 0; i < stream.length; i++) {
+    if (stream[i] === NL) {
+      lines.push(stream.slice(start, i + 1));
+      start = i + 1;
+    }
+  }
+  if (start < stream.length) lines.push(stream.slice(start));
+  return lines;
+}
+
+/** An in-memory socket that yields `chunks` and records what is written. */
+function memorySocket(chunks: Uint8Array[]): StreamSocket & { written: Uint8Array[] } {
+  const queue = [...chunks];
+  const written: Uint8Array[] = [];
+  const addr = { transport: "unix" as const, path: "memory" };
+  return {
+    remoteAddr: addr,
+    localAddr: addr,
+    written,
+    read: () => Promise.resolve(queue.shift() ?? null),
+    write: (bytes) => (written.push(bytes.slice()), Promise.resolve()),
+    closeWrite: () => Promise.resolve(),
+    close() {},
+    closed: Promise.resolve(),
+  };
+}
+
+function context(): ConnectionContext {
+  return {
+    remote: "memory",
+    logger: silentLogger,
+    bytesIn: 0,
+    bytesOut: 0,
+    lastActivity: 0,
+    idle: false,
+    stopping: false,
+  };
+}
+
+/** The rule, restated independently of tokenFromChunk: one trailing "\r\n" or "\n" is not part of the token. */
+const stripOneNewline = (s: string): string => s.replace(/\r?\n$/, "");
+
+describe("framing properties", () => {
+  test("LineSplitter yields exactly the lines of the stream, for any chunking", () => {
+    fc.assert(
+      fc.property(streamAndCuts, ([stream, cuts]) => {
+        const splitter = new LineSplitter(1024);
+        const lines: Uint8Array[] = [];
+        for (const chunk of cut(stream, cuts)) lines.push(...splitter.push(chunk)!);
+        const tail = splitter.flush();
+        if (tail) lines.push(tail);
+        expect(lines.map((l) => [...l])).toEqual(linesOf(stream).map((l) => [...l]));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("LineSplitter refuses a line longer than maxLine, and only then", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 64 }), fc.integer({ min: 0, max: 128 }), (maxLine, length) => {
+        const splitter = new LineSplitter(maxLine);
+        const result = splitter.push(new Uint8Array(length).fill(0x61));
+        expect(result === undefined).toBe(length > maxLine);
+      }),
+    );
+  });
+
+  test("line mode answers prefix + line for each line of the stream, for any chunking", async () => {
+    await fc.assert(
+      fc.asyncProperty(streamAndCuts, async ([stream, cuts]) => {
+        const socket = memorySocket(cut(stream, cuts));
+        await createEchoHandler({ mode: "line", prefix: ">" })(socket, context());
+        const expected = linesOf(stream).flatMap((line) => [0x3e, ...line]);
+        expect([...concat(socket.written)]).toEqual(expected);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  test("raw mode returns exactly the stream, for any chunking", async () => {
+    await fc.assert(
+      fc.asyncProperty(streamAndCuts, async ([stream, cuts]) => {
+        const socket = memorySocket(cut(stream, cuts));
+        await createEchoHandler({ mode: "raw" })(socket, context());
+        expect([...concat(socket.written)]).toEqual([...stream]);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  test("chunk mode answers each read with prefix + chunk, and echoReplyState sees it complete", async () => {
+    await fc.assert(
+      fc.asyncProperty(streamAndCuts, async ([stream, cuts]) => {
+        fc.pre(stream.length > 0);
+        const chunks = cut(stream, cuts);
+        const socket = memorySocket(chunks);
+        await createEchoHandler({})(socket, context());
+        const prefix = new TextEncoder().encode("Echo=>");
+        expect(socket.written.map((w) => [...w])).toEqual(chunks.map((c) => [...prefix, ...c]));
+        expect(echoReplyState(concat(socket.written), stream, prefix)).toBe("complete");
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  test("the gate opens for the exact token, with or without one trailing newline, and nothing else", async () => {
+    const printable = fc.string({ unit: "grapheme-ascii", minLength: 1, maxLength: 40 });
+    await fc.assert(
+      fc.asyncProperty(
+        printable,
+        printable,
+        fc.constantFrom("", "\n", "\r\n", "\n\n", "\r", " "),
+        async (token, other, suffix) => {
+          const matches = await createTokenMatcher([token]);
+          const enc = new TextEncoder();
+          const exact = await matches(tokenFromChunk(enc.encode(token + suffix)));
+          expect(exact).toBe(stripOneNewline(token + suffix) === token);
+          const wrong = await matches(tokenFromChunk(enc.encode(other)));
+          expect(wrong).toBe(stripOneNewline(other) === token);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
