@@ -74,6 +74,10 @@ export async function serveGate(options: ServeGateOptions): Promise<EchogateServ
     if (first === null) return;
     context.bytesIn += first.length;
     const welcomed = await matches(tokenFromChunk(first));
+    // More than the seed's recv(1024) would take (and a newline): worth a line of its own.
+    if (!welcomed && first.length > MAX_TOKEN_BYTES + 2) {
+      context.logger.log({ event: "token-too-long", remote: context.remote, maxToken: MAX_TOKEN_BYTES });
+    }
     const reply = welcomed ? welcome : refusal;
     await socket.write(reply);
     context.bytesOut += reply.length;

@@ -22,6 +22,7 @@ export type LogEvent =
   | { event: "timeout"; remote: string }
   | { event: "idle-timeout"; remote: string; idleMs: number }
   | { event: "line-too-long"; remote: string; maxLine: number }
+  | { event: "token-too-long"; remote: string; maxToken: number }
   | { event: "refused"; remote: string; reason: string }
   | { event: "error"; remote?: string; message: string };
 
@@ -106,6 +107,8 @@ function humanLine(event: LogEvent): string | undefined {
       return `Idle timeout: closed ${event.remote} after ${event.idleMs} ms without traffic`;
     case "line-too-long":
       return `Line too long from ${event.remote} (over ${event.maxLine} bytes): closed`;
+    case "token-too-long":
+      return `Token too long from ${event.remote} (over ${event.maxToken} bytes): refused`;
     case "refused":
       return `Refused ${event.remote}: ${event.reason}`;
     case "error":

@@ -166,6 +166,7 @@ describe(`robustness on ${RUNTIME}`, () => {
     await good.write(bytes("1"));
     expect(text(await readAll(good))).toBe("welcome to server!");
     expect(["please go out!", ""]).toContain(text(await reply));
+    await waitFor(() => (server.stdout().includes("Token too long from") ? true : undefined), 10_000, "the log line");
     expect(rssBytes(pid) - baseline).toBeLessThan(48 * MiB);
   }, 90_000);
 
