@@ -1,0 +1,98 @@
+// What every CLI command is, and the helpers the commands share.
+
+import { AddrInUseError, UsageError } from "../errors.ts";
+import { errorMessage } from "../log.ts";
+import type { EchogateServer } from "../server.ts";
+import { type OptionSpec, parsePort, parsePositiveInt, parseSeconds } from "./args.ts";
+import type { CliHost } from "./host.ts";
+
+/** Parsed options of one command, by name. */
+export type Options = Record<string, string | boolean>;
+
+/** One `echogate` command, such as `echo serve`. */
+export interface Command {
+  /** The words that name it: `"echo serve"`, or one word for a top-level command. */
+  name: string;
+  /** Its usage lines for the overview (`echogate --help`). */
+  usage: string;
+  /** The full text of `echogate <name> --help`. */
+  help: string;
+  /** The options it takes (`--help` and `--version` are added). */
+  options: OptionSpec;
+  /** Runs it and resolves with the exit code. */
+  run(host: CliHost, positionals: string[], options: Options): Promise<number>;
+}
+
+/** How long a shutting-down server waits for its connections by default, in ms. */
+export const DEFAULT_DRAIN_MS = 5000;
+
+/** The value of a string option, if given. */
+export function str(options: Options, name: string): string | undefined {
+  const value = options[name];
+  return typeof value === "string" ? value : undefined;
+}
+
+/** Fails on positionals for commands that take none. */
+export function noPositionals(positionals: string[]): void {
+  if (positionals.length > 0) throw new UsageError(`Unexpected argument "${positionals[0]}"`);
+}
+
+/** Reads --host, --port, --unix and --max-conns. */
+export function listenOptions(options: Options, defaultPort: number) {
+  const unix = str(options, "unix");
+  if (unix === "") throw new UsageError(`Invalid value for "--unix": the path is empty`);
+  const host = str(options, "host");
+  if (host === "") throw new UsageError(`Invalid value for "--host": the host is empty`);
+  const port = str(options, "port");
+  const maxConns = str(options, "max-conns");
+  return {
+    hostname: host ?? "127.0.0.1",
+    port: port === undefined ? defaultPort : parsePort("port", port),
+    path: unix,
+    maxConns: maxConns === undefined ? undefined : parsePositiveInt("max-conns", maxConns),
+  };
+}
+
+/** Reads --drain-timeout. */
+export function drainMs(options: Options): number {
+  const value = str(options, "drain-timeout");
+  return value === undefined ? DEFAULT_DRAIN_MS : parseSeconds("drain-timeout", value);
+}
+
+/** Passes "in use" on as it is; any other listen failure gets context. */
+export function explainListenError(error: unknown): never {
+  if (error instanceof AddrInUseError) throw error;
+  throw new Error(`Cannot listen: ${errorMessage(error)}`);
+}
+
+/** On SIGINT/SIGTERM: stop accepting, let connections finish, exit 0. A second signal exits at once. */
+export function untilSignal(host: CliHost, server: EchogateServer, drainMs: number): Promise<number> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = () => {
+      if (stopping) return host.exit(130); // a second signal: exit at once
+      stopping = true;
+      server.close({ drainMs }).then(() => resolve(0), () => resolve(1));
+    };
+    host.onSignal("SIGINT", stop);
+    host.onSignal("SIGTERM", stop);
+  });
+}
+
+/** Reads a client's target: [HOST] and --port, or --unix (then every positional is left over). */
+export function clientTarget(positionals: string[], options: Options, defaultPort: number) {
+  const unix = str(options, "unix");
+  const port = str(options, "port");
+  const timeout = str(options, "timeout");
+  const timeoutMs = timeout === undefined ? undefined : parseSeconds("timeout", timeout);
+  if (unix !== undefined) return { target: { path: unix, timeoutMs }, rest: positionals };
+  const [hostname, ...rest] = positionals;
+  return {
+    target: {
+      hostname: hostname ?? "localhost",
+      port: port === undefined ? defaultPort : parsePort("port", port),
+      timeoutMs,
+    },
+    rest,
+  };
+}
