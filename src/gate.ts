@@ -8,8 +8,11 @@
 
 import { utf8 } from "./_bytes.ts";
 import { TIMED_OUT, within } from "./_timers.ts";
-import type { EchogateServer, ServerOptions } from "./server.ts";
+import { silentLogger } from "./log.ts";
+import { PenaltyBox, type PenaltyKind, type PenaltyOptions } from "./penalties.ts";
+import type { ConnectionContext, ConnectionHandler, EchogateServer, ServerOptions } from "./server.ts";
 import { serve } from "./server.ts";
+import type { StreamSocket } from "./types.ts";
 
 /** The seed's gate port. */
 export const DEFAULT_GATE_PORT = 8001;
@@ -39,12 +42,27 @@ export interface ServeGateOptions extends ServerOptions {
   tokens?: readonly string[];
   /** How long a connection may take to send its token, in ms. @default {5000} */
   timeoutMs?: number;
+  /**
+   * Per-source penalties (OpenSSH's `PerSourcePenalties`): a wrong token, a timeout or leaving
+   * without a byte add seconds to the source, which is refused at accept once it has accrued
+   * more than 15 s. `false` turns them off. @default {{}}
+   */
+  penalties?: PenaltyOptions | false;
+  /** At most this many connections may wait for their token; more are refused at once. @default {Infinity} */
+  maxPending?: number;
+  /**
+   * What a welcomed connection does next, instead of closing: e.g. `createEchoHandler()` to
+   * continue as an echo session, or `createProxyHandler(transport, upstream)` to forward it.
+   * (Not named `then`: an options object with a `then` method would be taken for a promise.)
+   */
+  handoff?: ConnectionHandler;
 }
 
 /**
  * Starts a gate server.
  *
- * @param options The transport, the address (default `127.0.0.1:8001`), tokens and timeout.
+ * @param options The transport, the address (default `127.0.0.1:8001`), tokens, timeout,
+ *   penalties and what welcomed connections do next.
  * @returns The running server.
  *
  * @example
@@ -59,19 +77,58 @@ export interface ServeGateOptions extends ServerOptions {
 export async function serveGate(options: ServeGateOptions): Promise<EchogateServer> {
   const matches = await createTokenMatcher(options.tokens ?? [DEFAULT_TOKEN]);
   const timeoutMs = options.timeoutMs ?? DEFAULT_GATE_TIMEOUT_MS;
+  const maxPending = options.maxPending ?? Infinity;
+  const logger = options.logger ?? silentLogger;
   const welcome = utf8(WELCOME);
   const refusal = utf8(REFUSAL);
-  return serve({ ...options, port: options.port ?? DEFAULT_GATE_PORT }, async (socket, context) => {
+  const overflowLog = throttle(10_000);
+  const box = options.penalties === false ? undefined : new PenaltyBox({
+    ...options.penalties,
+    onOverflow: (family) => {
+      overflowLog(() => logger.log({ event: "penalty-overflow", family }));
+      options.penalties && options.penalties.onOverflow?.(family);
+    },
+  });
+  let pending = 0;
+
+  function penalize(socket: StreamSocket, context: ConnectionContext, kind: PenaltyKind): void {
+    if (!box || socket.remoteAddr.transport !== "tcp") return;
+    const accrued = box.penalize(socket.remoteAddr.hostname, kind);
+    if (accrued > 0) context.logger.log({ event: "penalty", remote: context.remote, kind, accruedSeconds: accrued });
+  }
+
+  return serve({
+    ...options,
+    port: options.port ?? DEFAULT_GATE_PORT,
+    admit(socket) {
+      if (box && socket.remoteAddr.transport === "tcp" && box.isBlocked(socket.remoteAddr.hostname)) {
+        return "penalised";
+      }
+      if (pending >= maxPending) return `${maxPending} connections waiting for a token`;
+      return undefined;
+    },
+  }, async (socket, context) => {
+    const started = Date.now();
+    pending++;
     context.idle = true;
     const read = socket.read();
-    const first = await within(read, timeoutMs);
-    context.idle = false;
+    let first: Uint8Array | null | typeof TIMED_OUT;
+    try {
+      first = await within(read, timeoutMs);
+    } finally {
+      pending--;
+      context.idle = false;
+    }
     if (first === TIMED_OUT) {
       context.pendingRead = read;
-      context.logger.log({ event: "timeout", remote: context.remote });
+      context.logger.log({ event: "timeout", remote: context.remote, durationMs: Date.now() - started });
+      penalize(socket, context, "grace-exceeded");
       return;
     }
-    if (first === null) return;
+    if (first === null) {
+      penalize(socket, context, "noauth");
+      return;
+    }
     context.bytesIn += first.length;
     const welcomed = await matches(tokenFromChunk(first));
     // More than the seed's recv(1024) would take (and a newline): worth a line of its own.
@@ -81,8 +138,21 @@ export async function serveGate(options: ServeGateOptions): Promise<EchogateServ
     const reply = welcomed ? welcome : refusal;
     await socket.write(reply);
     context.bytesOut += reply.length;
-    context.logger.log({ event: "knock", remote: context.remote, welcomed });
+    context.logger.log({ event: "knock", remote: context.remote, welcomed, durationMs: Date.now() - started });
+    if (!welcomed) penalize(socket, context, "authfail");
+    else if (options.handoff) await options.handoff(socket, context);
   }, "gate");
+}
+
+/** Runs at most one call per `intervalMs`; the rest are dropped. */
+function throttle(intervalMs: number): (run: () => void) => void {
+  let last = -Infinity;
+  return (run) => {
+    const now = Date.now();
+    if (now - last < intervalMs) return;
+    last = now;
+    run();
+  };
 }
 
 /**
@@ -110,8 +180,9 @@ export function tokenFromChunk(chunk: Uint8Array): Uint8Array {
 }
 
 /**
- * Builds a token check that takes the same time whatever the candidate: both sides are
- * hashed with SHA-256 (hiding their lengths), and every accepted digest is compared in full.
+ * Builds a token check that leaks neither the token's content nor its length through timing:
+ * both sides are HMAC-SHA-256'd with a key made fresh for this matcher (so digests are useless
+ * outside the process), and every accepted digest is compared in full, without early exit.
  *
  * @param tokens The accepted tokens.
  * @returns An async predicate over candidate token bytes.
@@ -129,9 +200,13 @@ export async function createTokenMatcher(
   tokens: readonly string[],
 ): Promise<(candidate: Uint8Array) => Promise<boolean>> {
   if (tokens.length === 0) throw new TypeError("At least one token is required");
-  const digests = await Promise.all(tokens.map((token) => sha256(utf8(token))));
+  const key = await crypto.subtle.generateKey({ name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const mac = async (bytes: Uint8Array) =>
+    // A fresh ArrayBuffer-backed copy: subtle rejects views over shared buffers on some runtimes.
+    new Uint8Array(await crypto.subtle.sign("HMAC", key, new Uint8Array(bytes)));
+  const digests = await Promise.all(tokens.map((token) => mac(utf8(token))));
   return async (candidate) => {
-    const digest = await sha256(candidate);
+    const digest = await mac(candidate);
     let matched = 0;
     for (const accepted of digests) {
       let diff = 0;
@@ -140,9 +215,4 @@ export async function createTokenMatcher(
     }
     return matched === 1;
   };
-}
-
-async function sha256(bytes: Uint8Array): Promise<Uint8Array> {
-  // Copy into a fresh ArrayBuffer-backed array: subtle.digest rejects views over shared buffers on some runtimes.
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", new Uint8Array(bytes)));
 }

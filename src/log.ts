@@ -18,8 +18,10 @@ export type LogEvent =
   | { event: "listening"; protocol: "echo" | "gate"; address: string }
   | { event: "connect"; remote: string }
   | { event: "close"; remote: string; bytesIn: number; bytesOut: number; durationMs: number }
-  | { event: "knock"; remote: string; welcomed: boolean }
-  | { event: "timeout"; remote: string }
+  | { event: "knock"; remote: string; welcomed: boolean; durationMs: number }
+  | { event: "timeout"; remote: string; durationMs: number }
+  | { event: "penalty"; remote: string; kind: "authfail" | "grace-exceeded" | "noauth"; accruedSeconds: number }
+  | { event: "penalty-overflow"; family: "ipv4" | "ipv6" }
   | { event: "idle-timeout"; remote: string; idleMs: number }
   | { event: "line-too-long"; remote: string; maxLine: number }
   | { event: "token-too-long"; remote: string; maxToken: number }
@@ -109,6 +111,10 @@ function humanLine(event: LogEvent): string | undefined {
       return `Line too long from ${event.remote} (over ${event.maxLine} bytes): closed`;
     case "token-too-long":
       return `Token too long from ${event.remote} (over ${event.maxToken} bytes): refused`;
+    case "penalty":
+      return `Penalty for ${event.remote}: ${PENALTY_REASONS[event.kind]} (${event.accruedSeconds} s accrued)`;
+    case "penalty-overflow":
+      return `Penalty table full (${event.family}): evicted the oldest source`;
     case "refused":
       return `Refused ${event.remote}: ${event.reason}`;
     case "error":
@@ -119,6 +125,12 @@ function humanLine(event: LogEvent): string | undefined {
       return undefined;
   }
 }
+
+const PENALTY_REASONS = {
+  authfail: "wrong token",
+  "grace-exceeded": "no token in time",
+  noauth: "left without a byte",
+} as const;
 
 /** One line describing any thrown value, for logs and the CLI (never a stack trace). */
 export function errorMessage(error: unknown): string {

@@ -37,6 +37,11 @@ export interface ServerOptions {
   maxConns?: number;
   /** How long a closing connection waits for the peer's FIN before closing anyway, in ms. @default {2000} */
   lingerMs?: number;
+  /**
+   * Decides at accept whether to serve a connection: return a reason to refuse it (it is then
+   * closed at once, with a `refused` event), or `undefined` to serve it.
+   */
+  admit?: (socket: StreamSocket) => string | undefined;
 }
 
 /**
@@ -181,8 +186,12 @@ export async function serve(
         );
         return;
       }
-      if (stopping || connections.size >= maxConns) {
-        const reason = stopping ? "shutting down" : `${maxConns} connections open`;
+      const reason = stopping
+        ? "shutting down"
+        : connections.size >= maxConns
+        ? `${maxConns} connections open`
+        : options.admit?.(socket);
+      if (reason !== undefined) {
         logger.log({ event: "refused", remote: formatAddress(socket.remoteAddr), reason });
         socket.close();
         return;

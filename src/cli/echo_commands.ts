@@ -2,7 +2,14 @@
 
 import { pythonRepr } from "../_bytes.ts";
 import { sendEcho } from "../client.ts";
-import { DEFAULT_ECHO_PORT, DEFAULT_MAX_LINE, DEFAULT_PREFIX, ECHO_MODES, serveEcho } from "../echo.ts";
+import {
+  DEFAULT_ECHO_PORT,
+  DEFAULT_MAX_LINE,
+  DEFAULT_PREFIX,
+  ECHO_MODES,
+  type EchoOptions,
+  serveEcho,
+} from "../echo.ts";
 import { createLogger } from "../log.ts";
 import { parseChoice, parsePositiveInt, parseSeconds } from "./args.ts";
 import {
@@ -55,6 +62,19 @@ Options:
   run: echoServe,
 };
 
+/** Reads --mode, --prefix, --idle-timeout and --max-line (also used by `gate serve --then echo`). */
+export function echoOptions(options: Options): EchoOptions {
+  const idle = str(options, "idle-timeout");
+  const maxLine = str(options, "max-line");
+  const mode = str(options, "mode");
+  return {
+    mode: mode === undefined ? "chunk" : parseChoice("mode", mode, ECHO_MODES),
+    prefix: str(options, "prefix"),
+    idleTimeoutMs: idle === undefined ? undefined : parseSeconds("idle-timeout", idle),
+    maxLine: maxLine === undefined ? undefined : parsePositiveInt("max-line", maxLine),
+  };
+}
+
 /** `echogate echo send`: the seed's echo client. */
 export const echoSendCommand: Command = {
   name: "echo send",
@@ -74,17 +94,11 @@ Options:
 
 async function echoServe(host: CliHost, positionals: string[], options: Options): Promise<number> {
   noPositionals(positionals);
-  const idle = str(options, "idle-timeout");
-  const maxLine = str(options, "max-line");
-  const mode = str(options, "mode");
   const drain = drainMs(options);
   const server = await serveEcho({
     transport: host.transport,
     ...listenOptions(options, DEFAULT_ECHO_PORT),
-    mode: mode === undefined ? "chunk" : parseChoice("mode", mode, ECHO_MODES),
-    prefix: str(options, "prefix"),
-    idleTimeoutMs: idle === undefined ? undefined : parseSeconds("idle-timeout", idle),
-    maxLine: maxLine === undefined ? undefined : parsePositiveInt("max-line", maxLine),
+    ...echoOptions(options),
     logger: createLogger({ json: options.json === true, writeOut: host.writeOut, writeErr: host.writeErr }),
   }).catch(explainListenError);
   return await untilSignal(host, server, drain);

@@ -1,10 +1,15 @@
 // The `gate serve` and `gate knock` commands.
 
 import { knockGate } from "../client.ts";
+import { createEchoHandler } from "../echo.ts";
 import { UsageError } from "../errors.ts";
 import { DEFAULT_GATE_PORT, DEFAULT_TOKEN, serveGate } from "../gate.ts";
 import { createLogger, errorMessage } from "../log.ts";
-import { parseSeconds } from "./args.ts";
+import { parseCidr, type PenaltyOptions } from "../penalties.ts";
+import { createProxyHandler } from "../proxy.ts";
+import type { ConnectionHandler } from "../server.ts";
+import { parsePort, parsePositiveInt, parseSeconds } from "./args.ts";
+import { echoOptions } from "./echo_commands.ts";
 import {
   clientTarget,
   type Command,
@@ -22,7 +27,8 @@ import type { CliHost } from "./host.ts";
 export const gateServeCommand: Command = {
   name: "gate serve",
   usage: `echogate gate serve [--host 127.0.0.1] [--port 8001] [--unix PATH] [--token 1 | --token-file F]
-                    [--timeout 5] [--max-conns N] [--drain-timeout 5] [--json]
+                    [--timeout 5] [--max-conns N] [--max-pending N] [--penalty-exempt CIDR,... | none]
+                    [--no-penalties] [--then echo | --then HOST:PORT] [--drain-timeout 5] [--json]
                     (env ECHOGATE_TOKEN also sets the token)`,
   help: `Usage: echogate gate serve [options]
 
@@ -37,8 +43,18 @@ Options:
   --token TOKEN        The token, if neither --token-file nor env ECHOGATE_TOKEN is set (default ${DEFAULT_TOKEN})
   --timeout S          Seconds to wait for the token (default 5)
   --max-conns N        Close new connections at once while N are open (default: no limit)
+  --max-pending N      Close new connections at once while N wait for their token (default: no limit)
+  --penalty-exempt L   Comma-separated CIDR blocks never penalised, or "none" (default 127.0.0.0/8,::1/128)
+  --no-penalties       Turn per-source penalties off. By default (as OpenSSH's PerSourcePenalties) a wrong
+                       token adds 5 s to its source (IPv4 address, IPv6 /64), no token in time 10 s, leaving
+                       without a byte 1 s; a source with more than 15 s accrued is refused until it decays
+  --then echo          Keep a welcomed connection open as an echo session (--mode, --prefix,
+                       --max-line and --idle-timeout apply, as for echo serve)
+  --then HOST:PORT     Forward a welcomed connection to HOST:PORT ([::1]:PORT for IPv6, unix:PATH)
   --drain-timeout S    On SIGINT/SIGTERM, give open connections S seconds to finish (default 5)
-  --json               Log one JSON object per event`,
+  --json               Log one JSON object per event
+
+The token is never logged; a token on the command line (visible in ps) or the default one gets a warning.`,
   options: {
     host: "string",
     port: "string",
@@ -47,6 +63,14 @@ Options:
     "token-file": "string",
     timeout: "string",
     "max-conns": "string",
+    "max-pending": "string",
+    "penalty-exempt": "string",
+    "no-penalties": "boolean",
+    then: "string",
+    mode: "string",
+    prefix: "string",
+    "max-line": "string",
+    "idle-timeout": "string",
     "drain-timeout": "string",
     json: "boolean",
   },
@@ -73,19 +97,25 @@ Options:
 
 async function gateServe(host: CliHost, positionals: string[], options: Options): Promise<number> {
   noPositionals(positionals);
+  // Every flag is checked before the token is read, so a bad flag gets its one line alone.
   const timeout = str(options, "timeout");
-  const tokens = await resolveTokens(host, options);
-  const drain = drainMs(options);
-  const server = await serveGate({
+  const maxPending = str(options, "max-pending");
+  const settings = {
     transport: host.transport,
     ...listenOptions(options, DEFAULT_GATE_PORT),
-    tokens,
     timeoutMs: timeout === undefined ? undefined : parseSeconds("timeout", timeout),
+    maxPending: maxPending === undefined ? undefined : parsePositiveInt("max-pending", maxPending),
+    penalties: penaltyOptions(options),
+    handoff: handoff(host, options),
     logger: createLogger({ json: options.json === true, writeOut: host.writeOut, writeErr: host.writeErr }),
-  }).catch(explainListenError);
+  };
+  const drain = drainMs(options);
+  const tokens = await resolveTokens(host, options);
+  const server = await serveGate({ ...settings, tokens }).catch(explainListenError);
   return await untilSignal(host, server, drain);
 }
 
+/** Token sources, first found wins: --token-file, env ECHOGATE_TOKEN, --token, the seed's "1". */
 async function resolveTokens(host: CliHost, options: Options): Promise<string[]> {
   const file = str(options, "token-file");
   if (file !== undefined) {
@@ -103,7 +133,49 @@ async function resolveTokens(host: CliHost, options: Options): Promise<string[]>
   if (env !== undefined && env !== "") return [env];
   const token = str(options, "token");
   if (token === "") throw new UsageError(`Invalid value for "--token": the token is empty`);
-  return [token ?? DEFAULT_TOKEN];
+  if (token !== undefined) {
+    host.writeErr(
+      "echogate: warning: the token was given on the command line, where other users can read it (ps); " +
+        "prefer --token-file or env ECHOGATE_TOKEN",
+    );
+    return [token];
+  }
+  host.writeErr("echogate: warning: using the seed's well-known default token; set --token-file or env ECHOGATE_TOKEN");
+  return [DEFAULT_TOKEN];
+}
+
+function penaltyOptions(options: Options): PenaltyOptions | false {
+  const exempt = str(options, "penalty-exempt");
+  if (options["no-penalties"] === true) {
+    if (exempt !== undefined) throw new UsageError(`"--penalty-exempt" and "--no-penalties" exclude each other`);
+    return false;
+  }
+  if (exempt === undefined) return {};
+  if (exempt === "none") return { exempt: [] };
+  const blocks = exempt.split(",").map((block) => block.trim());
+  for (const block of blocks) {
+    try {
+      parseCidr(block);
+    } catch {
+      throw new UsageError(`Invalid value for "--penalty-exempt": "${block}" is not a CIDR block`);
+    }
+  }
+  return { exempt: blocks };
+}
+
+/** Reads --then: "echo", "HOST:PORT", "[v6]:PORT" or "unix:PATH". */
+function handoff(host: CliHost, options: Options): ConnectionHandler | undefined {
+  const then = str(options, "then");
+  const echoFlags = ["mode", "prefix", "max-line", "idle-timeout"].filter((name) => options[name] !== undefined);
+  if (then !== "echo" && echoFlags.length > 0) {
+    throw new UsageError(`Option "--${echoFlags[0]}" applies only with "--then echo"`);
+  }
+  if (then === undefined) return undefined;
+  if (then === "echo") return createEchoHandler(echoOptions(options));
+  if (then.startsWith("unix:") && then.length > 5) return createProxyHandler(host.transport, { path: then.slice(5) });
+  const match = /^(?:\[([^\]]+)\]|([^:\[\]]+)):(\d+)$/.exec(then);
+  if (!match) throw new UsageError(`Invalid value for "--then": "${then}" is not "echo", HOST:PORT or unix:PATH`);
+  return createProxyHandler(host.transport, { hostname: match[1] ?? match[2]!, port: parsePort("then", match[3]!) });
 }
 
 async function gateKnock(host: CliHost, positionals: string[], options: Options): Promise<number> {

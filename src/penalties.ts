@@ -1,0 +1,286 @@
+/**
+ * Per-source penalties for the gate, with the semantics and defaults of OpenSSH's
+ * `PerSourcePenalties`: misbehaviour adds seconds of penalty to its source; once a source's
+ * accrued penalty exceeds `minSeconds` it is refused at accept until the penalty has decayed
+ * (in real time) to nothing. IPv4 sources count per address, IPv6 per /64, and the table is
+ * bounded so a flood of addresses cannot exhaust memory.
+ *
+ * @module
+ */
+
+/** What a source did wrong. */
+export type PenaltyKind = "authfail" | "grace-exceeded" | "noauth";
+
+/**
+ * Penalty settings (seconds). Defaults are OpenSSH's.
+ *
+ * @example
+ * ```ts
+ * import type { PenaltyOptions } from "./mod.ts";
+ *
+ * const strict: PenaltyOptions = { authfailSeconds: 30, exempt: [] };
+ * ```
+ */
+export interface PenaltyOptions {
+  /** Added for a wrong token. @default {5} */
+  authfailSeconds?: number;
+  /** Added when no token arrives within the timeout. @default {10} */
+  graceExceededSeconds?: number;
+  /** Added for connecting and leaving without a byte. @default {1} */
+  noauthSeconds?: number;
+  /** A source is refused once its accrued penalty exceeds this. @default {15} */
+  minSeconds?: number;
+  /** Penalties are capped at this. @default {600} */
+  maxSeconds?: number;
+  /** Sources tracked per address family; the oldest is evicted beyond it. @default {65536} */
+  maxSources?: number;
+  /** Sources never penalised, as CIDR blocks. @default {["127.0.0.0/8", "::1/128"]} */
+  exempt?: readonly string[];
+  /** Clock in ms, for tests. @default {Date.now} */
+  now?: () => number;
+  /** Called when a family's table is full and its oldest entry is evicted. */
+  onOverflow?: (family: "ipv4" | "ipv6") => void;
+}
+
+/** OpenSSH's default exemption: loopback, so local health checks are never locked out. */
+export const DEFAULT_PENALTY_EXEMPT: readonly string[] = ["127.0.0.0/8", "::1/128"];
+
+interface Penalty {
+  expiry: number; // ms
+  active: boolean;
+}
+
+/**
+ * The penalty table.
+ *
+ * @example
+ * ```ts
+ * import { PenaltyBox } from "./mod.ts";
+ *
+ * const box = new PenaltyBox({ exempt: [] });
+ * for (let i = 0; i < 4; i++) box.penalize("192.0.2.7", "authfail"); // 20 s > 15 s
+ * console.log(box.isBlocked("192.0.2.7")); // true
+ * console.log(box.isBlocked("192.0.2.8")); // false
+ * ```
+ */
+export class PenaltyBox {
+  #seconds: Record<PenaltyKind, number>;
+  #minMs: number;
+  #maxMs: number;
+  #maxSources: number;
+  #exempt: Cidr[];
+  #now: () => number;
+  #onOverflow?: (family: "ipv4" | "ipv6") => void;
+  #tables = { ipv4: new Map<string, Penalty>(), ipv6: new Map<string, Penalty>() };
+
+  /**
+   * Creates an empty table.
+   *
+   * @param options Penalty sizes, limits and exemptions.
+   */
+  constructor(options: PenaltyOptions = {}) {
+    this.#seconds = {
+      authfail: options.authfailSeconds ?? 5,
+      "grace-exceeded": options.graceExceededSeconds ?? 10,
+      noauth: options.noauthSeconds ?? 1,
+    };
+    this.#minMs = (options.minSeconds ?? 15) * 1000;
+    this.#maxMs = (options.maxSeconds ?? 600) * 1000;
+    this.#maxSources = options.maxSources ?? 65536;
+    this.#exempt = (options.exempt ?? DEFAULT_PENALTY_EXEMPT).map(parseCidr);
+    this.#now = options.now ?? Date.now;
+    this.#onOverflow = options.onOverflow;
+  }
+
+  /**
+   * Adds the penalty for `kind` to the source of `address`.
+   *
+   * @param address The peer's IP address.
+   * @param kind What it did.
+   * @returns The source's accrued penalty in seconds after this one (0 when exempt or not an IP).
+   */
+  penalize(address: string, kind: PenaltyKind): number {
+    const source = sourceOf(address);
+    if (!source || this.#isExempt(source.bytes)) return 0;
+    const now = this.#now();
+    const table = this.#tables[source.family];
+    const entry = table.get(source.key);
+    const penalty = entry ?? { expiry: now, active: false };
+    if (penalty.expiry < now) penalty.expiry = now;
+    penalty.expiry = Math.min(penalty.expiry + this.#seconds[kind] * 1000, now + this.#maxMs);
+    if (!penalty.active && penalty.expiry - now > this.#minMs) penalty.active = true;
+    // Re-insert so the Map's first entry is always the least recently penalised.
+    if (entry) table.delete(source.key);
+    else if (table.size >= this.#maxSources) this.#evictOldest(source.family, now);
+    table.set(source.key, penalty);
+    return (penalty.expiry - now) / 1000;
+  }
+
+  /**
+   * Whether connections from `address` are refused now.
+   *
+   * @param address The peer's IP address.
+   * @returns True while its source's penalty is active and not yet expired.
+   */
+  isBlocked(address: string): boolean {
+    const source = sourceOf(address);
+    if (!source) return false;
+    const table = this.#tables[source.family];
+    const penalty = table.get(source.key);
+    if (!penalty) return false;
+    if (penalty.expiry <= this.#now()) {
+      table.delete(source.key);
+      return false;
+    }
+    return penalty.active;
+  }
+
+  /** Sources currently tracked, per family. */
+  get size(): { ipv4: number; ipv6: number } {
+    return { ipv4: this.#tables.ipv4.size, ipv6: this.#tables.ipv6.size };
+  }
+
+  #evictOldest(family: "ipv4" | "ipv6", now: number): void {
+    const table = this.#tables[family];
+    // Expired entries go first; if none, the least recently penalised one.
+    for (const [key, penalty] of table) {
+      if (penalty.expiry <= now) {
+        table.delete(key);
+        return;
+      }
+      break;
+    }
+    const oldest = table.keys().next();
+    if (!oldest.done) table.delete(oldest.value);
+    this.#onOverflow?.(family);
+  }
+
+  #isExempt(bytes: Uint8Array): boolean {
+    return this.#exempt.some((cidr) => cidrContains(cidr, bytes));
+  }
+}
+
+// --- addresses ---
+
+/**
+ * A parsed CIDR block.
+ *
+ * @example
+ * ```ts
+ * import { type Cidr, parseCidr } from "./mod.ts";
+ *
+ * const block: Cidr = parseCidr("192.0.2.0/24");
+ * ```
+ */
+export interface Cidr {
+  /** The network address: 4 bytes for IPv4, 16 for IPv6. */
+  bytes: Uint8Array;
+  /** The prefix length in bits. */
+  bits: number;
+}
+
+/**
+ * Parses an IP address: `"a.b.c.d"`, `"x:y::z"`, and IPv4-mapped IPv6 (`"::ffff:a.b.c.d"`,
+ * returned as IPv4, since dual-stack servers report IPv4 peers that way).
+ *
+ * @param address The address text (a `%zone` suffix is ignored).
+ * @returns 4 or 16 bytes, or `undefined` when it is not an IP address.
+ *
+ * @example
+ * ```ts
+ * import { parseIp } from "./mod.ts";
+ *
+ * console.log(parseIp("::ffff:10.0.0.1")); // Uint8Array [10, 0, 0, 1]
+ * ```
+ */
+export function parseIp(address: string): Uint8Array | undefined {
+  const zone = address.indexOf("%");
+  const text = zone === -1 ? address : address.slice(0, zone);
+  const v4 = parseIpv4(text);
+  if (v4) return v4;
+  const v6 = parseIpv6(text);
+  if (!v6) return undefined;
+  const mapped = v6.subarray(0, 10).every((b) => b === 0) && v6[10] === 0xff && v6[11] === 0xff;
+  return mapped ? v6.slice(12) : v6;
+}
+
+function parseIpv4(text: string): Uint8Array | undefined {
+  const parts = text.split(".");
+  if (parts.length !== 4) return undefined;
+  const bytes = new Uint8Array(4);
+  for (let i = 0; i < 4; i++) {
+    if (!/^\d{1,3}$/.test(parts[i]!) || Number(parts[i]) > 255) return undefined;
+    bytes[i] = Number(parts[i]);
+  }
+  return bytes;
+}
+
+function parseIpv6(text: string): Uint8Array | undefined {
+  if (!text.includes(":")) return undefined;
+  let head = text;
+  let tailV4: Uint8Array | undefined;
+  const lastColon = text.lastIndexOf(":");
+  if (text.slice(lastColon + 1).includes(".")) {
+    tailV4 = parseIpv4(text.slice(lastColon + 1));
+    if (!tailV4) return undefined;
+    head = text.slice(0, lastColon + 1) + "0:0";
+  }
+  const halves = head.split("::");
+  if (halves.length > 2) return undefined;
+  const groups = (half: string) => (half === "" ? [] : half.split(":"));
+  const left = groups(halves[0]!);
+  const right = halves.length === 2 ? groups(halves[1]!) : [];
+  const missing = 8 - left.length - right.length;
+  if ((halves.length === 2 && missing < 1) || (halves.length === 1 && missing !== 0)) return undefined;
+  const all = [...left, ...Array(halves.length === 2 ? missing : 0).fill("0"), ...right];
+  const bytes = new Uint8Array(16);
+  for (let i = 0; i < 8; i++) {
+    if (!/^[0-9a-f]{1,4}$/i.test(all[i]!)) return undefined;
+    const value = parseInt(all[i]!, 16);
+    bytes[i * 2] = value >> 8;
+    bytes[i * 2 + 1] = value & 0xff;
+  }
+  if (tailV4) bytes.set(tailV4, 12);
+  return bytes;
+}
+
+/**
+ * Parses a CIDR block (`"10.0.0.0/8"`, `"2001:db8::/32"`, or a bare address for one host).
+ *
+ * @param text The block.
+ * @returns Its address bytes and prefix length.
+ * @throws {TypeError} When the text is not a CIDR block.
+ *
+ * @example
+ * ```ts
+ * import { parseCidr } from "./mod.ts";
+ *
+ * console.log(parseCidr("127.0.0.0/8").bits); // 8
+ * ```
+ */
+export function parseCidr(text: string): Cidr {
+  const [address, bitsText] = text.split("/");
+  const bytes = parseIp(address ?? "");
+  const max = bytes ? bytes.length * 8 : 0;
+  const bits = bitsText === undefined ? max : /^\d+$/.test(bitsText) ? Number(bitsText) : NaN;
+  if (!bytes || !(bits >= 0 && bits <= max)) throw new TypeError(`Invalid CIDR block "${text}"`);
+  return { bytes, bits };
+}
+
+function cidrContains(cidr: Cidr, bytes: Uint8Array): boolean {
+  if (cidr.bytes.length !== bytes.length) return false;
+  for (let bit = 0; bit < cidr.bits; bit += 8) {
+    const i = bit / 8;
+    const mask = cidr.bits - bit >= 8 ? 0xff : (0xff << (8 - (cidr.bits - bit))) & 0xff;
+    if ((cidr.bytes[i]! & mask) !== (bytes[i]! & mask)) return false;
+  }
+  return true;
+}
+
+/** The penalty source of an address: the IPv4 address, or the IPv6 /64. */
+function sourceOf(address: string): { family: "ipv4" | "ipv6"; key: string; bytes: Uint8Array } | undefined {
+  const bytes = parseIp(address);
+  if (!bytes) return undefined;
+  if (bytes.length === 4) return { family: "ipv4", key: bytes.join("."), bytes };
+  return { family: "ipv6", key: Array.from(bytes.subarray(0, 8), (b) => b.toString(16)).join(","), bytes };
+}

@@ -1,0 +1,64 @@
+/**
+ * Forwards a connection to an upstream server, both directions, with backpressure and
+ * half-close: the gate's `--then HOST:PORT` handoff.
+ *
+ * @module
+ */
+
+import { errorMessage } from "./log.ts";
+import type { ConnectionContext } from "./server.ts";
+import type { Endpoint, StreamSocket, Transport } from "./types.ts";
+
+/**
+ * Builds a handler that connects to `upstream` and relays bytes both ways until both sides have
+ * finished sending. End of input on one side becomes a half-close (FIN) on the other.
+ *
+ * @param transport The socket API used to reach the upstream.
+ * @param upstream Where to forward.
+ * @returns A connection handler.
+ *
+ * @example
+ * ```ts ignore
+ * import { createProxyHandler, serveGate } from "./mod.ts";
+ * import { transport } from "../adapters/node.ts";
+ *
+ * const handoff = createProxyHandler(transport, { hostname: "127.0.0.1", port: 9000 });
+ * const gate = await serveGate({ transport, port: 0, handoff });
+ * ```
+ */
+export function createProxyHandler(
+  transport: Transport,
+  upstream: Endpoint,
+): (socket: StreamSocket, context: ConnectionContext) => Promise<void> {
+  return async (client, context) => {
+    let server: StreamSocket;
+    try {
+      server = await transport.connect(upstream);
+    } catch (error) {
+      throw new Error(`Cannot reach the upstream: ${errorMessage(error)}`);
+    }
+    try {
+      await Promise.all([
+        relay(client, server, (n) => (context.bytesIn += n)),
+        relay(server, client, (n) => (context.bytesOut += n)),
+      ]);
+    } finally {
+      server.close();
+    }
+  };
+}
+
+/** Copies `from` to `to` until end of input, then half-closes `to`. A failure closes both. */
+async function relay(from: StreamSocket, to: StreamSocket, count: (n: number) => void): Promise<void> {
+  try {
+    for (let chunk = await from.read(); chunk !== null; chunk = await from.read()) {
+      await to.write(chunk); // waits while `to` is backed up, so `from` is not read meanwhile
+      count(chunk.length);
+    }
+    await to.closeWrite();
+  } catch (error) {
+    from.close();
+    to.close();
+    throw error;
+  }
+}
