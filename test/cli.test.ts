@@ -53,6 +53,12 @@ describe(`echogate CLI on ${RUNTIME}`, () => {
     [["gate", "serve", "--token", ""], /"--token".*empty/],
     [["gate", "serve", "--token-file", "/nonexistent/tokens"], /"--token-file".*cannot read/],
     [["gate", "knock", "--delay", "x"], /"--delay"/],
+    [["gate", "serve", "--penalty-exempt", "10.0.0.0/33"], /"--penalty-exempt".*not a CIDR block/],
+    [["gate", "serve", "--no-penalties", "--penalty-exempt", "none"], /exclude each other/],
+    [["gate", "serve", "--max-pending", "-3"], /"--max-pending"/],
+    [["gate", "serve", "--then", "nowhere"], /"--then".*not "echo", HOST:PORT or unix:PATH/],
+    [["gate", "serve", "--then", "localhost:99999"], /"--then".*not a port number/],
+    [["gate", "serve", "--mode", "line"], /"--mode" applies only with "--then echo"/],
   ];
   test.each(badInputs)("bad input %j exits 2 with one clear line and no stack trace", async (args, message) => {
     const result = await run(args);
