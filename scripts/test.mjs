@@ -60,32 +60,18 @@ function vitestCounts(jsonPath) {
   }
 }
 
+/** Runs vitest under `launcher` (node, or deno) and reads the counts from its JSON report. */
+async function vitestSuite(name, launcher) {
+  const out = `${results}/${name}.json`;
+  const reporters = ["--reporter=default", "--reporter=json", `--outputFile.json=${out}`];
+  const { code } = await run(launcher[0], [...launcher.slice(1), vitest, "run", ...reporters, ...files]);
+  return { code, ...vitestCounts(out) };
+}
+
+const vitest = `${root}node_modules/vitest/vitest.mjs`;
 const suites = {
-  node: async () => {
-    const out = `${results}/node.json`;
-    const { code } = await run(`${bin}/vitest`, [
-      "run",
-      "--reporter=default",
-      "--reporter=json",
-      `--outputFile.json=${out}`,
-      ...files,
-    ]);
-    return { code, ...vitestCounts(out) };
-  },
-  deno: async () => {
-    const out = `${results}/deno.json`;
-    const { code } = await run(`${bin}/deno`, [
-      "run",
-      "-A",
-      `${root}node_modules/vitest/vitest.mjs`,
-      "run",
-      "--reporter=default",
-      "--reporter=json",
-      `--outputFile.json=${out}`,
-      ...files,
-    ]);
-    return { code, ...vitestCounts(out) };
-  },
+  node: () => vitestSuite("node", ["node"]),
+  deno: () => vitestSuite("deno", [`${bin}/deno`, "run", "-A"]),
   // bun runs the same files with its own runner, which maps `vitest` imports onto bun:test.
   bun: async () => {
     const { code, output } = await run(`${bin}/bun`, [
