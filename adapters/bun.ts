@@ -17,6 +17,7 @@ import {
   ReadQueue,
   type StreamSocket,
   type Transport,
+  WriteQueue,
 } from "../src/mod.ts";
 import { type CliHost, processHost } from "./_process_host.ts";
 import { socketBudget } from "./_descriptors.ts";
@@ -61,7 +62,6 @@ interface BunApi {
 const Bun: BunApi = (globalThis as unknown as { Bun: BunApi }).Bun;
 if (!Bun) throw new Error("[echogate] Using the Bun adapter in a runtime without Bun");
 
-const WRITE_HIGH_WATER = 64 * 1024;
 const RESOLVED: Promise<void> = Promise.resolve();
 
 // --- socket ---
@@ -72,16 +72,15 @@ class BunStreamSocket implements StreamSocket {
   readonly closed: Promise<void>;
   #socket: BunSocket;
   #queue: ReadQueue;
+  // Bun's write() buffers nothing (it returns the bytes taken), so the rest waits here for drain.
+  #writes: WriteQueue;
   #isClosed = false;
-  #writeQueue: Uint8Array[] = [];
-  #writeQueuedBytes = 0;
-  #writeWaiters: { resolve(): void; reject(error: Error): void }[] = [];
-  #shutdownWaiter: (() => void) | undefined;
   #markClosed!: () => void;
 
   constructor(socket: BunSocket, unixPath?: string) {
     this.#socket = socket;
     this.#queue = new ReadQueue(socket);
+    this.#writes = new WriteQueue(socket);
     this.remoteAddr = unixPath !== undefined
       ? { transport: "unix", path: unixPath }
       : { transport: "tcp", hostname: socket.remoteAddress, port: socket.remotePort ?? 0 };
@@ -96,26 +95,7 @@ class BunStreamSocket implements StreamSocket {
   }
 
   onDrain(): void {
-    const socket = this.#socket;
-    while (this.#writeQueue.length > 0) {
-      const head = this.#writeQueue[0]!;
-      const n = socket.write(head);
-      if (n < 0) return; // closed; onClose rejects the waiters
-      this.#writeQueuedBytes -= n;
-      if (n < head.length) {
-        this.#writeQueue[0] = head.subarray(n);
-        break;
-      }
-      this.#writeQueue.shift();
-    }
-    if (this.#writeQueuedBytes < WRITE_HIGH_WATER) {
-      for (const waiter of this.#writeWaiters.splice(0)) waiter.resolve();
-    }
-    if (this.#writeQueue.length === 0 && this.#shutdownWaiter) {
-      socket.shutdown();
-      this.#shutdownWaiter();
-      this.#shutdownWaiter = undefined;
-    }
+    this.#writes.flush();
   }
 
   onEnd(error?: Error): void {
@@ -125,10 +105,7 @@ class BunStreamSocket implements StreamSocket {
   onClose(error?: Error): void {
     this.#isClosed = true;
     this.onEnd(error);
-    const failure = error ?? new Error("Socket is closed");
-    for (const waiter of this.#writeWaiters.splice(0)) waiter.reject(failure);
-    this.#shutdownWaiter?.();
-    this.#shutdownWaiter = undefined;
+    this.#writes.fail(error ?? new Error("Socket is closed"));
     this.#markClosed();
   }
 
@@ -138,26 +115,12 @@ class BunStreamSocket implements StreamSocket {
 
   write(bytes: Uint8Array): Promise<void> {
     if (this.#isClosed) return Promise.reject(new Error("Socket is closed"));
-    if (this.#writeQueue.length === 0) {
-      const n = this.#socket.write(bytes);
-      if (n < 0) return Promise.reject(new Error("Socket is closed"));
-      if (n === bytes.length) return RESOLVED;
-      bytes = bytes.subarray(n);
-    }
-    this.#writeQueue.push(bytes);
-    this.#writeQueuedBytes += bytes.length;
-    if (this.#writeQueuedBytes < WRITE_HIGH_WATER) return RESOLVED;
-    return new Promise((resolve, reject) => this.#writeWaiters.push({ resolve, reject }));
+    return this.#writes.write(bytes);
   }
 
   closeWrite(): Promise<void> {
-    if (this.#isClosed) return RESOLVED;
     // Bun's end() has dropped queued bytes on large writes: flush first, then shutdown().
-    if (this.#writeQueue.length === 0) {
-      this.#socket.shutdown();
-      return RESOLVED;
-    }
-    return new Promise((resolve) => (this.#shutdownWaiter = resolve));
+    return this.#isClosed ? RESOLVED : this.#writes.closeWrite();
   }
 
   close(): void {

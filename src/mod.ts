@@ -25,6 +25,7 @@ export * from "./echo.ts";
 export * from "./gate.ts";
 export * from "./client.ts";
 export * from "./read_queue.ts";
+export * from "./write_queue.ts";
 export * from "./penalties.ts";
 export * from "./proxy.ts";
 export * from "./version.ts";

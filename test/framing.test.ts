@@ -12,6 +12,7 @@ import {
   silentLogger,
   type StreamSocket,
   tokenFromChunk,
+  WriteQueue,
 } from "../src/mod.ts";
 import { concat } from "./_utils.ts";
 
@@ -162,6 +163,49 @@ describe("framing properties", () => {
         },
       ),
       { numRuns: 300 },
+    );
+  });
+
+  test("WriteQueue delivers every byte in order, whatever the socket takes per call, then sends FIN once", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 20 }),
+        fc.array(fc.integer({ min: 0, max: 64 }), { minLength: 1, maxLength: 30 }),
+        async (writes, takes) => {
+          fc.pre(takes.some((t) => t > 0));
+          const out: number[] = [];
+          let call = 0;
+          let finAt = -1;
+          let fins = 0;
+          const sink = {
+            write(bytes: Uint8Array) {
+              const n = Math.min(bytes.length, takes[call++ % takes.length]!);
+              out.push(...bytes.subarray(0, n));
+              return n;
+            },
+            shutdown() {
+              fins++;
+              finAt = out.length;
+            },
+          };
+          const queue = new WriteQueue(sink, 128);
+          let done = false;
+          const writer = (async () => {
+            for (const bytes of writes) await queue.write(bytes);
+            await queue.closeWrite();
+          })().then(() => (done = true));
+          while (!done) {
+            queue.flush(); // as the socket's drain callback would
+            for (let i = 0; i < 4; i++) await Promise.resolve();
+          }
+          await writer;
+          const expected = writes.flatMap((w) => [...w]);
+          expect(out).toEqual(expected);
+          expect(fins).toBe(1);
+          expect(finAt).toBe(expected.length);
+        },
+      ),
+      { numRuns: 200 },
     );
   });
 });

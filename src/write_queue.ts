@@ -1,0 +1,115 @@
+/**
+ * A write queue for sockets whose `write()` takes what the kernel accepts and buffers nothing
+ * (Bun's): the rest waits here until the socket drains, and writers wait while more than a
+ * high-water mark is queued, so a slow peer pauses the producer instead of growing memory.
+ *
+ * @module
+ */
+
+/** Default bytes queued before `write()` makes the caller wait: 64 KiB. */
+export const DEFAULT_WRITE_HIGH_WATER = 64 * 1024;
+
+/** The socket side of a {@linkcode WriteQueue}. */
+export interface WriteSink {
+  /** Writes what it can now; returns the bytes taken, or a negative number once closed. */
+  write(bytes: Uint8Array): number;
+  /** Sends FIN. */
+  shutdown(): void;
+}
+
+const RESOLVED: Promise<void> = Promise.resolve();
+
+/**
+ * Queues what a {@linkcode WriteSink} could not take, flushing it on `drain`.
+ *
+ * @example
+ * ```ts
+ * import { WriteQueue } from "./mod.ts";
+ *
+ * const out: number[] = [];
+ * // A sink that takes at most 2 bytes per call.
+ * const sink = { write: (b: Uint8Array) => (out.push(...b.subarray(0, 2)), Math.min(2, b.length)), shutdown() {} };
+ * const queue = new WriteQueue(sink);
+ * await queue.write(new Uint8Array([1, 2, 3, 4, 5]));
+ * while (out.length < 5) queue.flush(); // what the socket's drain callback does
+ * console.log(out); // [1, 2, 3, 4, 5]
+ * ```
+ */
+export class WriteQueue {
+  #sink: WriteSink;
+  #highWater: number;
+  #queue: Uint8Array[] = [];
+  #queuedBytes = 0;
+  #waiters: { resolve(): void; reject(error: unknown): void }[] = [];
+  #shutdownWaiter: (() => void) | undefined;
+  #failure: unknown;
+
+  /**
+   * Creates an empty queue.
+   *
+   * @param sink The socket to write to.
+   * @param highWater Bytes queued before writers wait.
+   */
+  constructor(sink: WriteSink, highWater: number = DEFAULT_WRITE_HIGH_WATER) {
+    this.#sink = sink;
+    this.#highWater = highWater;
+  }
+
+  /** Writes all of `bytes`; resolves once less than the high-water mark is queued. */
+  write(bytes: Uint8Array): Promise<void> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    if (this.#queue.length === 0) {
+      const n = this.#sink.write(bytes);
+      if (n < 0) return Promise.reject(new Error("Socket is closed"));
+      if (n === bytes.length) return RESOLVED;
+      bytes = bytes.subarray(n);
+    }
+    this.#queue.push(bytes);
+    this.#queuedBytes += bytes.length;
+    if (this.#queuedBytes < this.#highWater) return RESOLVED;
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+  }
+
+  /** Writes what the sink takes now: call it when the socket drains. */
+  flush(): void {
+    while (this.#queue.length > 0) {
+      const head = this.#queue[0]!;
+      const n = this.#sink.write(head);
+      if (n < 0) return; // closed: fail() settles the waiters
+      this.#queuedBytes -= n;
+      if (n < head.length) {
+        this.#queue[0] = head.subarray(n);
+        break;
+      }
+      this.#queue.shift();
+    }
+    if (this.#queuedBytes < this.#highWater) {
+      for (const waiter of this.#waiters.splice(0)) waiter.resolve();
+    }
+    if (this.#queue.length === 0 && this.#shutdownWaiter) {
+      this.#sink.shutdown();
+      this.#shutdownWaiter();
+      this.#shutdownWaiter = undefined;
+    }
+  }
+
+  /** Sends FIN once everything queued is written; resolves then. */
+  closeWrite(): Promise<void> {
+    if (this.#failure !== undefined) return RESOLVED;
+    if (this.#queue.length === 0) {
+      this.#sink.shutdown();
+      return RESOLVED;
+    }
+    return new Promise((resolve) => (this.#shutdownWaiter = resolve));
+  }
+
+  /** The socket closed: waiting writers reject with `error`, later writes too. */
+  fail(error: unknown): void {
+    this.#failure ??= error;
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    for (const waiter of this.#waiters.splice(0)) waiter.reject(this.#failure);
+    this.#shutdownWaiter?.();
+    this.#shutdownWaiter = undefined;
+  }
+}
