@@ -9,13 +9,20 @@ import { UsageError } from "../errors.ts";
 import { errorMessage } from "../log.ts";
 import { VERSION } from "../version.ts";
 import { type OptionSpec, parseArgs } from "./args.ts";
+import { benchCommand } from "./bench_command.ts";
 import type { Command } from "./command.ts";
 import { echoSendCommand, echoServeCommand } from "./echo_commands.ts";
 import { gateKnockCommand, gateServeCommand } from "./gate_commands.ts";
 import type { CliHost } from "./host.ts";
 
 /** Every command, in the order `--help` lists them. */
-const COMMANDS: readonly Command[] = [echoServeCommand, echoSendCommand, gateServeCommand, gateKnockCommand];
+const COMMANDS: readonly Command[] = [
+  echoServeCommand,
+  echoSendCommand,
+  gateServeCommand,
+  gateKnockCommand,
+  benchCommand,
+];
 
 const COMMON: OptionSpec = { help: "boolean", version: "boolean" };
 

@@ -1,0 +1,255 @@
+// The `bench` command: a load generator for any echo server (or gate).
+
+import { pythonRepr, utf8 } from "../_bytes.ts";
+import {
+  BENCH_MODES,
+  type BenchInterval,
+  type BenchReport,
+  DEFAULT_BENCH_CONNS,
+  DEFAULT_BENCH_DURATION_MS,
+  DEFAULT_BENCH_MESSAGE_SIZE,
+  DEFAULT_BENCH_STREAM_SIZE,
+  type FileDescriptorUsage,
+  runBench,
+} from "../bench.ts";
+import { formatEndpoint } from "../address.ts";
+import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "../echo.ts";
+import { UsageError } from "../errors.ts";
+import { DEFAULT_GATE_PORT } from "../gate.ts";
+import { parseChoice, parsePort, parsePositiveInt, parseSeconds } from "./args.ts";
+import { type Command, type Options, str } from "./command.ts";
+import type { CliHost } from "./host.ts";
+
+/** Optional host abilities the bench uses when an adapter offers them. */
+interface BenchHostExtras {
+  /** The descriptor limit and how many are open (Linux: /proc/self/limits and /proc/self/fd). */
+  fileDescriptors?: () => FileDescriptorUsage | undefined;
+  /** Whether standard error (or output) is a terminal, for the live progress line. */
+  isTerminal?: (stream: "stdout" | "stderr") => boolean;
+}
+
+// Descriptors kept free beyond the connections (the runtime's own, stdio, DNS).
+const DESCRIPTOR_RESERVE = 16;
+
+/** `echogate bench`: drives an echo server and checks every reply. */
+export const benchCommand: Command = {
+  name: "bench",
+  usage: `echogate bench [HOST] [--port 50007] [--unix PATH] [--mode pingpong|stream|connect] [--conns 50]
+                    [--size B] [--duration 5] [--prefix 'Echo=>'] [--rate R] [--knock TOKEN]
+                    [--timeout 5] [--json | --json-stream]`,
+  help: `Usage: echogate bench [HOST] [options]
+
+Drives an echo server (echogate's in chunk or raw mode, or any other) over many connections,
+checks every reply byte for byte, and ends with throughput, latency (p50/p99/max), errors and
+mismatches. Exits 1 on any error or mismatch. Ctrl-C stops early and still reports.
+
+Modes:
+  pingpong   Each connection sends a --size byte message and waits for prefix + message
+             (one frame or several) before sending the next. Counts round trips/s.
+  stream     Each connection keeps up to --size bytes in flight (written in blocks of half
+             of that, at most 64 KiB) and checks the echoed stream in order; with a prefix, as
+             prefix + piece frames whose pieces join up to the stream. Counts MB/s.
+  connect    Each operation is a new connection doing one exchange and closing: one echo round
+             trip, or with --knock TOKEN a gate knock (send the token, read to the server's
+             close, expect 'welcome to server!'). Counts connections/s.
+
+Options:
+  --port PORT          Server port (default ${DEFAULT_ECHO_PORT}, ${DEFAULT_GATE_PORT} with --knock); HOST defaults to localhost
+  --unix PATH          Connect to a unix socket instead
+  --mode MODE          pingpong, stream or connect (default pingpong)
+  --conns N            Connections, or exchanges at once in connect mode (default ${DEFAULT_BENCH_CONNS})
+  --size B             Message bytes (default ${DEFAULT_BENCH_MESSAGE_SIZE}); in stream mode, bytes in flight
+                       per connection (default ${DEFAULT_BENCH_STREAM_SIZE})
+  --duration S         Seconds to run once the connections are open (default ${DEFAULT_BENCH_DURATION_MS / 1000})
+  --prefix STR         What the server puts before each answer, '' for a raw server (default '${DEFAULT_PREFIX}')
+  --rate R             At most R operations per second in total (round trips, blocks or
+                       connections); connections then open one per slot, over at most a
+                       quarter of the run, instead of all at once
+  --knock TOKEN        Connect mode only: knock on a gate with TOKEN instead of an echo round trip
+  --timeout S          Seconds to wait for a connection or a reply; longer is an error (default 5)
+  --json               Print the final report as one JSON object
+  --json-stream        Print one JSON object per second ("interval"), then the report ("end")
+
+Units: MB is 10^6 bytes of payload echoed back (prefixes not counted); latencies are in ms.
+Before opening N connections, the descriptor limit is checked (where the runtime can tell).`,
+  options: {
+    port: "string",
+    unix: "string",
+    mode: "string",
+    conns: "string",
+    size: "string",
+    duration: "string",
+    prefix: "string",
+    rate: "string",
+    knock: "string",
+    timeout: "string",
+    json: "boolean",
+    "json-stream": "boolean",
+  },
+  run: bench,
+};
+
+function parseRate(value: string): number {
+  const rate = /^\d+(\.\d+)?$|^\.\d+$/.test(value) ? Number(value) : NaN;
+  if (!(rate > 0 && Number.isFinite(rate))) {
+    throw new UsageError(`Invalid value for "--rate": "${value}" is not a positive number of operations per second`);
+  }
+  return rate;
+}
+
+async function bench(host: CliHost, positionals: string[], options: Options): Promise<number> {
+  const mode = parseChoice("mode", str(options, "mode") ?? "pingpong", BENCH_MODES);
+  const knock = str(options, "knock");
+  if (knock !== undefined) {
+    if (mode !== "connect") throw new UsageError(`Option "--knock" needs "--mode connect"`);
+    if (knock === "") throw new UsageError(`Invalid value for "--knock": the token is empty`);
+    if (str(options, "prefix") !== undefined) throw new UsageError(`Option "--prefix" does not apply to a knock`);
+    if (str(options, "size") !== undefined) throw new UsageError(`Option "--size" does not apply to a knock`);
+  }
+  const unix = str(options, "unix");
+  if (unix === "") throw new UsageError(`Invalid value for "--unix": the path is empty`);
+  const maxPositionals = unix === undefined ? 1 : 0;
+  if (positionals.length > maxPositionals) throw new UsageError(`Unexpected argument "${positionals[maxPositionals]}"`);
+  const hostname = positionals[0] ?? "localhost";
+  if (hostname === "") throw new UsageError(`Invalid value for HOST: the host is empty`);
+  const port = str(options, "port");
+  const conns = parsePositiveInt("conns", str(options, "conns") ?? String(DEFAULT_BENCH_CONNS));
+  const size = str(options, "size");
+  const duration = str(options, "duration");
+  const durationMs = duration === undefined ? DEFAULT_BENCH_DURATION_MS : parseSeconds("duration", duration);
+  if (durationMs === 0) throw new UsageError(`Invalid value for "--duration": it must be more than 0 seconds`);
+  const timeout = str(options, "timeout");
+  const timeoutMs = timeout === undefined ? 5000 : parseSeconds("timeout", timeout);
+  if (timeoutMs === 0) throw new UsageError(`Invalid value for "--timeout": it must be more than 0 seconds`);
+  const rate = str(options, "rate");
+  const json = options.json === true;
+  const jsonStream = options["json-stream"] === true;
+  if (json && jsonStream) throw new UsageError(`Use "--json" or "--json-stream", not both`);
+
+  const extras = host as CliHost & BenchHostExtras;
+  const usage = extras.fileDescriptors?.();
+  if (usage && conns > usage.limit - usage.open - DESCRIPTOR_RESERVE) {
+    const free = Math.max(0, usage.limit - usage.open - DESCRIPTOR_RESERVE);
+    throw new UsageError(
+      `--conns ${conns} needs ${conns} file descriptors, but only ${free} are free ` +
+        `(limit ${usage.limit}, ${usage.open} open, ${DESCRIPTOR_RESERVE} kept spare): ` +
+        `raise the limit (ulimit -n ${conns + usage.open + DESCRIPTOR_RESERVE}) or lower --conns`,
+    );
+  }
+
+  const progress = !json && !jsonStream && extras.isTerminal?.("stderr") === true;
+  const aborter = new AbortController();
+  const stop = () => {
+    if (aborter.signal.aborted) return host.exit(130); // a second signal: exit at once
+    aborter.abort();
+  };
+  host.onSignal("SIGINT", stop);
+  host.onSignal("SIGTERM", stop);
+
+  const endpoint = unix !== undefined ? { path: unix } : {
+    hostname,
+    port: port === undefined ? (knock !== undefined ? DEFAULT_GATE_PORT : DEFAULT_ECHO_PORT) : parsePort("port", port),
+  };
+  const settings = {
+    transport: host.transport,
+    ...endpoint,
+    mode,
+    conns,
+    size: size === undefined ? undefined : parsePositiveInt("size", size),
+    durationMs,
+    prefix: str(options, "prefix"),
+    knock,
+    rate: rate === undefined ? undefined : parseRate(rate),
+    timeoutMs,
+    signal: aborter.signal,
+  };
+  if (jsonStream) {
+    host.writeOut(JSON.stringify({
+      event: "start",
+      mode,
+      target: formatEndpoint(endpoint),
+      conns,
+      sizeBytes: settings.size ?? (mode === "stream" ? DEFAULT_BENCH_STREAM_SIZE : DEFAULT_BENCH_MESSAGE_SIZE),
+      durationS: durationMs / 1000,
+      rateLimitPerS: settings.rate ?? null,
+    }));
+  } else if (!json) {
+    host.writeOut(describeRun(formatEndpoint(endpoint), settings, mode, conns));
+  }
+  let shown = false;
+  const report = await runBench({
+    ...settings,
+    onInterval: (interval) => {
+      if (jsonStream) host.writeOut(JSON.stringify({ event: "interval", ...interval }));
+      if (progress) {
+        host.writeErr(`${shown ? "\x1b[1A\x1b[2K" : ""}${progressLine(interval, mode)}`);
+        shown = true;
+      }
+    },
+  });
+  if (json) host.writeOut(JSON.stringify(report));
+  else if (jsonStream) host.writeOut(JSON.stringify({ event: "end", ...report }));
+  else for (const line of reportLines(report)) host.writeOut(line);
+  const failed = report.errors > 0 || report.mismatches > 0 || report.operations === 0;
+  if (report.firstMismatch) host.writeErr(`echogate: first mismatch: ${report.firstMismatch}`);
+  if (report.firstError) host.writeErr(`echogate: first error: ${report.firstError}`);
+  if (failed) {
+    const problems = report.operations === 0 && report.errors === 0 && report.mismatches === 0
+      ? `no ${report.operation} completed`
+      : `${report.errors} ${report.errors === 1 ? "error" : "errors"}, ${report.mismatches} ${
+        report.mismatches === 1 ? "mismatch" : "mismatches"
+      }`;
+    host.writeErr(`echogate: bench failed: ${problems}`);
+  }
+  return failed ? 1 : 0;
+}
+
+function describeRun(
+  target: string,
+  settings: { size?: number; prefix?: string; knock?: string; rate?: number; durationMs: number },
+  mode: string,
+  conns: number,
+): string {
+  const prefix = pythonRepr(utf8(settings.prefix ?? DEFAULT_PREFIX));
+  const what = mode === "stream"
+    ? `${settings.size ?? DEFAULT_BENCH_STREAM_SIZE} bytes in flight each, prefix ${prefix}`
+    : settings.knock !== undefined
+    ? `a knock each`
+    : `${settings.size ?? DEFAULT_BENCH_MESSAGE_SIZE}-byte messages, prefix ${prefix}`;
+  const pace = settings.rate === undefined ? "" : `, at most ${settings.rate} ops/s`;
+  return `Benchmarking ${target}: ${mode}, ${conns} ${conns === 1 ? "connection" : "connections"}, ${what}, ` +
+    `${settings.durationMs / 1000} s${pace}`;
+}
+
+const RATE_UNIT: Record<string, string> = {
+  "round trip": "round trips/s",
+  block: "blocks/s",
+  connection: "connections/s",
+  knock: "knocks/s",
+};
+
+function progressLine(interval: BenchInterval, mode: string): string {
+  const rate = mode === "stream"
+    ? `${interval.throughputMBps.toFixed(1)} MB/s`
+    : `${interval.opsPerS.toFixed(0)} ${mode === "connect" ? "conn/s" : "rt/s"}`;
+  return `${interval.elapsedS.toFixed(0).padStart(4)} s  ${rate}  p99 ${interval.latencyMs.p99.toFixed(2)} ms  ` +
+    `${interval.connections} open  errors ${interval.errors}  mismatches ${interval.mismatches}`;
+}
+
+function reportLines(report: BenchReport): string[] {
+  const unit = RATE_UNIT[report.operation] ?? "operations/s";
+  const plural = report.operation === "knock"
+    ? "knocks"
+    : report.operation === "connection"
+    ? "connections"
+    : report.operation === "block"
+    ? "blocks"
+    : "round trips";
+  const { p50, p99, max } = report.latencyMs;
+  return [
+    `  ${plural}: ${report.operations} in ${report.durationS.toFixed(2)} s = ${report.opsPerS.toFixed(1)} ${unit}`,
+    `  throughput: ${report.throughputMBps.toFixed(3)} MB/s echoed (${report.bytesEchoed} payload bytes)`,
+    `  latency ms: p50 ${p50.toFixed(3)}  p99 ${p99.toFixed(3)}  max ${max.toFixed(3)}`,
+    `  errors: ${report.errors}  mismatches: ${report.mismatches}  connections opened: ${report.connectionsOpened}`,
+  ];
+}
