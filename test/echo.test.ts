@@ -13,6 +13,7 @@ import {
   tempSocketPath,
   text,
   transport,
+  waitFor,
 } from "./_utils.ts";
 
 const resources = cleanup();
@@ -134,8 +135,6 @@ describe(`echo server on ${RUNTIME}`, () => {
     expect(await logger.waitForEvent("refused")).toMatchObject({ event: "refused" });
     await first.closeWrite();
     await readAll(first);
-    await new Promise((r) => setTimeout(r, 0));
-    const { waitFor } = await import("./_utils.ts");
     await waitFor(() => (server.connections === 0 ? true : undefined), 5000, "the first connection to close");
     const third = await connect();
     await third.write(bytes("3"));
