@@ -12,6 +12,8 @@
 import {
   type Address,
   AddrInUseError,
+  answerQueued,
+  type ChunkAnswer,
   type Endpoint,
   formatEndpoint,
   ReadQueue,
@@ -69,13 +71,14 @@ const RESOLVED: Promise<void> = Promise.resolve();
 class BunStreamSocket implements StreamSocket {
   readonly remoteAddr: Address;
   readonly localAddr: Address;
-  readonly closed: Promise<void>;
   #socket: BunSocket;
   #queue: ReadQueue;
   // Bun's write() buffers nothing (it returns the bytes taken), so the rest waits here for drain.
   #writes: WriteQueue;
-  #isClosed = false;
-  #markClosed!: () => void;
+  #isClosed = false; // by us or by Bun
+  #bunClosed = false; // Bun's close callback ran
+  #closed: Promise<void> | undefined;
+  #markClosed: (() => void) | undefined;
 
   constructor(socket: BunSocket, unixPath?: string) {
     this.#socket = socket;
@@ -87,7 +90,10 @@ class BunStreamSocket implements StreamSocket {
     this.localAddr = unixPath !== undefined
       ? { transport: "unix", path: unixPath }
       : { transport: "tcp", hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 };
-    this.closed = new Promise((resolve) => (this.#markClosed = resolve));
+  }
+
+  get closed(): Promise<void> {
+    return this.#closed ??= this.#bunClosed ? RESOLVED : new Promise((resolve) => (this.#markClosed = resolve));
   }
 
   onData(chunk: Uint8Array): void {
@@ -104,13 +110,19 @@ class BunStreamSocket implements StreamSocket {
 
   onClose(error?: Error): void {
     this.#isClosed = true;
+    this.#bunClosed = true;
     this.onEnd(error);
     this.#writes.fail(error ?? new Error("Socket is closed"));
-    this.#markClosed();
+    this.#markClosed?.();
+    this.#markClosed = undefined;
   }
 
   read(): Promise<Uint8Array | null> {
     return this.#queue.read();
+  }
+
+  answerEach(answer: ChunkAnswer): Promise<void> {
+    return answerQueued(this.#queue, this.#writes, answer);
   }
 
   write(bytes: Uint8Array): Promise<void> {

@@ -11,6 +11,7 @@
 import {
   type Address,
   AddrInUseError,
+  type ChunkAnswer,
   type Endpoint,
   formatEndpoint,
   type StreamSocket,
@@ -60,45 +61,81 @@ interface DenoApi {
 const Deno: DenoApi = (globalThis as unknown as { Deno: DenoApi }).Deno;
 if (!Deno) throw new Error("[echogate] Using the Deno adapter in a runtime without Deno");
 
-// Read buffers start small (idle connections stay cheap) and double while reads fill them.
-const MIN_READ = 4 * 1024;
+// Read buffers adapt: 4 KiB at first (a gate token over 1 KiB shows in the first read), doubled
+// while reads fill them, cut to a quarter (down to 1 KiB, so idle connections stay cheap) while
+// reads use less than a quarter.
+const FIRST_READ = 4 * 1024;
+const MIN_READ = 1024;
 const MAX_READ = 64 * 1024;
+
+function nextReadSize(size: number, n: number): number {
+  if (n === size) return size < MAX_READ ? size * 2 : size;
+  return n < size / 4 && size > MIN_READ ? Math.max(MIN_READ, size / 4) : size;
+}
 
 // --- socket ---
 
 class DenoStreamSocket implements StreamSocket {
   readonly remoteAddr: Address;
-  readonly localAddr: Address;
-  readonly closed: Promise<void>;
   #conn: DenoConn;
-  #readSize = MIN_READ;
+  #readSize = FIRST_READ;
+  #writing: Promise<void> | undefined;
   #isClosed = false;
-  #markClosed!: () => void;
+  #closed: Promise<void> | undefined;
+  #markClosed: (() => void) | undefined;
 
   constructor(conn: DenoConn, remoteAddr: Address = conn.remoteAddr) {
     this.#conn = conn;
     this.remoteAddr = remoteAddr;
-    this.localAddr = conn.localAddr;
-    this.closed = new Promise((resolve) => (this.#markClosed = resolve));
+  }
+
+  get localAddr(): Address {
+    return this.#conn.localAddr;
+  }
+
+  get closed(): Promise<void> {
+    return this.#closed ??= this.#isClosed ? Promise.resolve() : new Promise((resolve) => (this.#markClosed = resolve));
   }
 
   async read(): Promise<Uint8Array | null> {
-    if (this.#isClosed) return null;
+    // A fresh buffer per read: read() chunks stay valid after the next read.
     const buffer = new Uint8Array(this.#readSize);
-    let n: number | null;
+    const n = await this.#readInto(buffer);
+    if (n === null) return null;
+    this.#readSize = nextReadSize(this.#readSize, n);
+    return buffer.subarray(0, n);
+  }
+
+  async answerEach(answer: ChunkAnswer): Promise<void> {
+    // One buffer, reused for every read (answerEach lends its chunks), resized as read() does.
+    let buffer = new Uint8Array(this.#readSize);
+    while (true) {
+      const n = await this.#readInto(buffer);
+      if (n === null) return;
+      const reply = answer(buffer.subarray(0, n));
+      if (reply === null) return;
+      // Awaited before the next read, which may overwrite a reply that is the lent chunk itself.
+      if (reply !== undefined && reply.length > 0) await this.write(reply);
+      const size = nextReadSize(buffer.length, n);
+      if (size !== buffer.length) buffer = new Uint8Array(size);
+    }
+  }
+
+  async #readInto(buffer: Uint8Array): Promise<number | null> {
+    if (this.#isClosed) return null;
     try {
-      n = await this.#conn.read(buffer);
+      return await this.#conn.read(buffer);
     } catch (error) {
       if (this.#isClosed) return null; // closed by us while the read was pending
       throw error;
     }
-    if (n === null) return null;
-    if (n === buffer.length && this.#readSize < MAX_READ) this.#readSize *= 2;
-    else if (n < this.#readSize / 4 && this.#readSize > MIN_READ) this.#readSize /= 2;
-    return buffer.subarray(0, n);
   }
 
-  async write(bytes: Uint8Array): Promise<void> {
+  write(bytes: Uint8Array): Promise<void> {
+    return this.#writing = this.#writeAll(bytes);
+  }
+
+  async #writeAll(bytes: Uint8Array): Promise<void> {
     // conn.write() may take only part of the data.
     let written = 0;
     while (written < bytes.length) written += await this.#conn.write(bytes.subarray(written));
@@ -107,6 +144,8 @@ class DenoStreamSocket implements StreamSocket {
   async closeWrite(): Promise<void> {
     if (this.#isClosed) return;
     try {
+      // A write still in flight (answerEach's) goes out before the FIN.
+      await this.#writing;
       await this.#conn.closeWrite();
     } catch {
       // Already shut down or reset: nothing to flush.
@@ -121,7 +160,7 @@ class DenoStreamSocket implements StreamSocket {
     } catch {
       // Already closed.
     }
-    this.#markClosed();
+    this.#markClosed?.();
   }
 }
 

@@ -10,8 +10,11 @@ import { unlink } from "node:fs/promises";
 import {
   type Address,
   AddrInUseError,
+  answerQueued,
+  type ChunkAnswer,
   type Endpoint,
   formatEndpoint,
+  type ImmediateWriter,
   ReadQueue,
   type StreamSocket,
   type Transport,
@@ -23,14 +26,14 @@ const RESOLVED: Promise<void> = Promise.resolve();
 
 // --- socket ---
 
-class NodeStreamSocket implements StreamSocket {
+class NodeStreamSocket implements StreamSocket, ImmediateWriter {
   readonly remoteAddr: Address;
   readonly localAddr: Address;
-  readonly closed: Promise<void>;
   #socket: net.Socket;
   #queue: ReadQueue;
   #error: Error | undefined;
-  #drainWaiters: { resolve(): void; reject(error: Error): void }[] = [];
+  #drainWaiters: ((error?: Error) => void)[] = [];
+  #closed: Promise<void> | undefined;
 
   constructor(socket: net.Socket, unixPath?: string) {
     this.#socket = socket;
@@ -41,7 +44,6 @@ class NodeStreamSocket implements StreamSocket {
     this.localAddr = unixPath !== undefined
       ? { transport: "unix", path: unixPath }
       : { transport: "tcp", hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 };
-    this.closed = new Promise((resolve) => socket.once("close", () => resolve()));
     socket.on("data", (chunk: Buffer) => this.#queue.push(chunk));
     socket.on("end", () => this.#queue.end());
     socket.on("error", (error) => {
@@ -51,21 +53,41 @@ class NodeStreamSocket implements StreamSocket {
     socket.on("close", () => {
       this.#queue.end();
       const error = this.#error ?? new Error("Socket is closed");
-      for (const waiter of this.#drainWaiters.splice(0)) waiter.reject(error);
+      for (const waiter of this.#drainWaiters.splice(0)) waiter(error);
     });
     socket.on("drain", () => {
-      for (const waiter of this.#drainWaiters.splice(0)) waiter.resolve();
+      for (const waiter of this.#drainWaiters.splice(0)) waiter();
     });
+  }
+
+  get closed(): Promise<void> {
+    const socket = this.#socket;
+    return this.#closed ??= socket.closed ? RESOLVED : new Promise((resolve) => socket.once("close", () => resolve()));
   }
 
   read(): Promise<Uint8Array | null> {
     return this.#queue.read();
   }
 
+  answerEach(answer: ChunkAnswer): Promise<void> {
+    return answerQueued(this.#queue, this, answer);
+  }
+
+  writeNow(bytes: Uint8Array): boolean {
+    if (this.#socket.destroyed) throw new Error("Socket is closed");
+    return this.#socket.write(bytes);
+  }
+
+  onDrain(callback: (error?: unknown) => void): void {
+    if (this.#socket.destroyed) queueMicrotask(() => callback(this.#error ?? new Error("Socket is closed")));
+    else if (!this.#socket.writableNeedDrain) queueMicrotask(() => callback());
+    else this.#drainWaiters.push(callback);
+  }
+
   write(bytes: Uint8Array): Promise<void> {
     if (this.#socket.destroyed) return Promise.reject(new Error("Socket is closed"));
     if (this.#socket.write(bytes)) return RESOLVED;
-    return new Promise((resolve, reject) => this.#drainWaiters.push({ resolve, reject }));
+    return new Promise((resolve, reject) => this.#drainWaiters.push((error) => error ? reject(error) : resolve()));
   }
 
   closeWrite(): Promise<void> {

@@ -10,7 +10,7 @@
  */
 
 import { concat2, concatAll, utf8 } from "./_bytes.ts";
-import type { ConnectionContext, EchogateServer, ServerOptions } from "./server.ts";
+import type { ConnectionContext, ConnectionHandler, EchogateServer, ServerOptions } from "./server.ts";
 import { serve } from "./server.ts";
 import type { StreamSocket } from "./types.ts";
 
@@ -97,27 +97,46 @@ export function serveEcho(options: ServeEchoOptions): Promise<EchogateServer> {
  * const server = await serve({ transport, port: 0 }, createEchoHandler({ mode: "raw" }), "echo");
  * ```
  */
-export function createEchoHandler(
-  options: EchoOptions = {},
-): (socket: StreamSocket, context: ConnectionContext) => Promise<void> {
+export function createEchoHandler(options: EchoOptions = {}): ConnectionHandler {
   const mode = options.mode ?? "chunk";
   if (!ECHO_MODES.includes(mode)) throw new TypeError(`Unknown echo mode "${mode}"`);
   const prefix = typeof options.prefix === "string" ? utf8(options.prefix) : options.prefix ?? utf8(DEFAULT_PREFIX);
   const maxLine = options.maxLine ?? DEFAULT_MAX_LINE;
   const idleTimeoutMs = options.idleTimeoutMs ?? Infinity;
 
+  const echo: ConnectionHandler = mode === "line"
+    ? (socket, context) => echoLines(socket, context, prefix, maxLine)
+    : (socket, context) => echoChunks(socket, context, mode === "raw" || prefix.length === 0 ? undefined : prefix);
+  // Without an idle timeout, no wrapper: an idle connection keeps fewer frames alive.
+  if (!Number.isFinite(idleTimeoutMs)) return echo;
   return async (socket, context) => {
-    const stopWatchdog = Number.isFinite(idleTimeoutMs) ? watchIdle(socket, context, idleTimeoutMs) : undefined;
+    const stopWatchdog = watchIdle(socket, context, idleTimeoutMs);
     try {
-      if (mode === "line") await echoLines(socket, context, prefix, maxLine);
-      else await echoChunks(socket, context, mode === "raw" ? undefined : prefix);
+      await echo(socket, context);
     } finally {
-      stopWatchdog?.();
+      stopWatchdog();
     }
   };
 }
 
-async function echoChunks(socket: StreamSocket, context: ConnectionContext, prefix?: Uint8Array): Promise<void> {
+function echoChunks(socket: StreamSocket, context: ConnectionContext, prefix?: Uint8Array): Promise<void> {
+  if (socket.answerEach) {
+    // Every chunk is answered before answerEach delivers the next, so nothing is ever left
+    // unanswered here: a graceful shutdown may send FIN at any time (queued answers go first).
+    context.idle = true;
+    return socket.answerEach((chunk) => {
+      if (context.stopping) return null;
+      const reply = prefix ? concat2(prefix, chunk) : chunk;
+      context.bytesIn += chunk.length;
+      context.bytesOut += reply.length;
+      context.lastActivity = Date.now();
+      return reply;
+    });
+  }
+  return echoChunksByRead(socket, context, prefix);
+}
+
+async function echoChunksByRead(socket: StreamSocket, context: ConnectionContext, prefix?: Uint8Array): Promise<void> {
   while (!context.stopping) {
     context.idle = true;
     const chunk = await socket.read();
@@ -125,7 +144,7 @@ async function echoChunks(socket: StreamSocket, context: ConnectionContext, pref
     if (chunk === null || context.stopping) return;
     context.bytesIn += chunk.length;
     context.lastActivity = Date.now();
-    const reply = prefix && prefix.length > 0 ? concat2(prefix, chunk) : chunk;
+    const reply = prefix ? concat2(prefix, chunk) : chunk;
     await socket.write(reply);
     context.bytesOut += reply.length;
     context.lastActivity = Date.now();

@@ -1,10 +1,13 @@
 /**
  * Turns a push-style socket (data callbacks, as in `node:net` and `Bun.listen`) into the
  * pull-style {@linkcode StreamSocket.read} the core uses, pausing the source while too much is
- * buffered so a fast sender cannot grow memory.
+ * buffered so a fast sender cannot grow memory; and gives such sockets the promise-free
+ * {@linkcode StreamSocket.answerEach} through {@linkcode answerQueued}.
  *
  * @module
  */
+
+import type { ChunkAnswer } from "./types.ts";
 
 /** Default bytes buffered before the source is paused: 64 KiB. */
 export const DEFAULT_READ_HIGH_WATER = 64 * 1024;
@@ -41,6 +44,7 @@ export class ReadQueue {
   #ended = false;
   #error: unknown;
   #reader: { resolve(chunk: Uint8Array | null): void; reject(error: unknown): void } | undefined;
+  #listener: ChunkListener | undefined;
 
   /**
    * Creates an empty queue.
@@ -53,8 +57,16 @@ export class ReadQueue {
     this.#highWater = highWater;
   }
 
-  /** Delivers a chunk: straight to a waiting reader, else into the queue. */
+  /** Delivers a chunk: straight to a waiting reader or listener, else into the queue. */
   push(chunk: Uint8Array): void {
+    const listener = this.#listener;
+    if (listener) {
+      this.#listener = undefined;
+      // A listener that keeps going stays subscribed (catching up on whatever arrived or ended
+      // meanwhile), unless it subscribed another one itself.
+      if (listener(chunk) && this.#listener === undefined) this.subscribe(listener);
+      return;
+    }
     const reader = this.#reader;
     if (reader) {
       this.#reader = undefined;
@@ -76,6 +88,12 @@ export class ReadQueue {
   end(error?: unknown): void {
     if (error !== undefined && this.#error === undefined && !this.#ended) this.#error = error;
     this.#ended = true;
+    const listener = this.#listener;
+    if (listener) {
+      this.#listener = undefined;
+      listener(null, this.#takeError());
+      return;
+    }
     const reader = this.#reader;
     if (!reader) return;
     this.#reader = undefined;
@@ -84,22 +102,23 @@ export class ReadQueue {
     else reader.reject(failure);
   }
 
+  /**
+   * Hands chunks to `listener` synchronously, the queued ones first, for as long as it returns
+   * `true`; returning `false` unsubscribes it (later chunks queue up again). At end of input it
+   * is called once with `null` (and the error, if any) and dropped. Like `read()`, only one
+   * consumer at a time.
+   */
+  subscribe(listener: ChunkListener): void {
+    while (this.#head < this.#chunks.length) {
+      if (!listener(this.#take())) return;
+    }
+    if (this.#ended) listener(null, this.#takeError());
+    else this.#listener = listener;
+  }
+
   /** Resolves with the next chunk, or `null` at end of input. Only one read may be pending. */
   read(): Promise<Uint8Array | null> {
-    if (this.#head < this.#chunks.length) {
-      const chunk = this.#chunks[this.#head]!;
-      this.#chunks[this.#head++] = EMPTY;
-      if (this.#head === this.#chunks.length) {
-        this.#chunks = [];
-        this.#head = 0;
-      }
-      this.#bytes -= chunk.length;
-      if (this.#paused && this.#bytes < this.#highWater) {
-        this.#paused = false;
-        this.#source.resume();
-      }
-      return Promise.resolve(chunk);
-    }
+    if (this.#head < this.#chunks.length) return Promise.resolve(this.#take());
     if (this.#ended) {
       const failure = this.#takeError();
       return failure === undefined ? Promise.resolve(null) : Promise.reject(failure);
@@ -107,6 +126,21 @@ export class ReadQueue {
     return new Promise((resolve, reject) => {
       this.#reader = { resolve, reject };
     });
+  }
+
+  #take(): Uint8Array {
+    const chunk = this.#chunks[this.#head]!;
+    this.#chunks[this.#head++] = EMPTY;
+    if (this.#head === this.#chunks.length) {
+      this.#chunks = [];
+      this.#head = 0;
+    }
+    this.#bytes -= chunk.length;
+    if (this.#paused && this.#bytes < this.#highWater) {
+      this.#paused = false;
+      this.#source.resume();
+    }
+    return chunk;
   }
 
   /** Bytes buffered and not yet read. */
@@ -122,3 +156,73 @@ export class ReadQueue {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * Receives chunks from {@linkcode ReadQueue.subscribe}: returns `true` to keep receiving. Called
+ * with `null` (and an error, if the input failed) at end of input.
+ */
+export type ChunkListener = (chunk: Uint8Array | null, error?: unknown) => boolean;
+
+/** The write side {@linkcode answerQueued} needs: a synchronous write and a drain signal. */
+export interface ImmediateWriter {
+  /**
+   * Writes all of `bytes` now, queueing what the kernel does not take. Returns `false` when the
+   * queue is at or over its high-water mark (then wait for `onDrain`); throws once closed.
+   */
+  writeNow(bytes: Uint8Array): boolean;
+  /**
+   * After `writeNow` returned `false`: calls `callback` once the queue is back under its
+   * high-water mark, or with an error once the socket closed.
+   */
+  onDrain(callback: (error?: unknown) => void): void;
+}
+
+/**
+ * {@linkcode StreamSocket.answerEach} for push-style adapters: answers chunks straight from the
+ * data callbacks, with no promise per chunk. While an answer waits for the write queue to
+ * drain, new chunks queue up in `queue` (which pauses its source), so backpressure holds.
+ *
+ * @param queue The socket's read queue.
+ * @param writer The socket's synchronous write side.
+ * @param answer What to write for each chunk.
+ * @returns A promise that resolves at end of input or when `answer` returns `null`.
+ *
+ * @example An in-memory socket answered by doubling each byte
+ * ```ts
+ * import { answerQueued, ReadQueue } from "./mod.ts";
+ *
+ * const written: number[] = [];
+ * const queue = new ReadQueue({ pause() {}, resume() {} });
+ * const writer = { writeNow: (bytes: Uint8Array) => (written.push(...bytes), true), onDrain() {} };
+ * queue.push(new Uint8Array([1, 2]));
+ * queue.end();
+ * await answerQueued(queue, writer, (chunk) => chunk.map((byte) => byte * 2));
+ * console.log(written); // [2, 4]
+ * ```
+ */
+export function answerQueued(queue: ReadQueue, writer: ImmediateWriter, answer: ChunkAnswer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const resubscribe = (error?: unknown) => error === undefined ? queue.subscribe(deliver) : reject(error);
+    const deliver: ChunkListener = (chunk, error) => {
+      if (chunk === null) {
+        if (error === undefined) resolve();
+        else reject(error);
+        return false;
+      }
+      try {
+        const reply = answer(chunk);
+        if (reply === null) {
+          resolve();
+          return false;
+        }
+        if (reply === undefined || reply.length === 0 || writer.writeNow(reply)) return true;
+      } catch (error) {
+        reject(error);
+        return false;
+      }
+      writer.onDrain(resubscribe);
+      return false;
+    };
+    queue.subscribe(deliver);
+  });
+}

@@ -72,7 +72,36 @@ export interface StreamSocket {
   close(): void;
   /** Resolves once the socket is closed; never rejects. */
   readonly closed: Promise<void>;
+  /**
+   * Optional fast path for protocols that answer each chunk as it arrives (echo's `chunk` and
+   * `raw` modes): reads chunk after chunk and writes what `answer` returns, with no promise per
+   * chunk where the runtime's API allows. The next chunk is delivered only once the answer is
+   * accepted (the write queue is under its high-water mark), so backpressure holds as with
+   * `read()` and `write()`.
+   *
+   * - `answer` returns the bytes to write (the chunk itself may be returned), `undefined` to
+   *   write nothing, or `null` to stop: that chunk's answer is dropped and later input is left
+   *   for `read()`.
+   * - The chunk is lent: it is valid only until `answer` returns (an adapter may read every
+   *   chunk into one reused buffer), unless it is returned as the answer.
+   * - Resolves at end of input or after `answer` returned `null`; rejects on a socket error
+   *   or when `answer` throws. No `read()` may be pending meanwhile.
+   */
+  answerEach?(answer: ChunkAnswer): Promise<void>;
 }
+
+/**
+ * What {@linkcode StreamSocket.answerEach} calls for every chunk: returns the bytes to write,
+ * `undefined` to write nothing, or `null` to stop reading.
+ *
+ * @example Answer every chunk with its length
+ * ```ts
+ * import type { ChunkAnswer } from "./mod.ts";
+ *
+ * const answerLength: ChunkAnswer = (chunk) => new TextEncoder().encode(`${chunk.length}\n`);
+ * ```
+ */
+export type ChunkAnswer = (chunk: Uint8Array) => Uint8Array | null | undefined;
 
 /**
  * Callbacks a transport calls while a listener runs.

@@ -57,17 +57,40 @@ export class WriteQueue {
 
   /** Writes all of `bytes`; resolves once less than the high-water mark is queued. */
   write(bytes: Uint8Array): Promise<void> {
-    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    try {
+      if (this.writeNow(bytes)) return RESOLVED;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+  }
+
+  /**
+   * Writes what the sink takes now and queues the rest. Returns `false` when the high-water mark
+   * is reached (wait for {@linkcode WriteQueue.onDrain} before writing more); throws once the
+   * socket is closed.
+   */
+  writeNow(bytes: Uint8Array): boolean {
+    if (this.#failure !== undefined) throw this.#failure;
     if (this.#queue.length === 0) {
       const n = this.#sink.write(bytes);
-      if (n < 0) return Promise.reject(new Error("Socket is closed"));
-      if (n === bytes.length) return RESOLVED;
+      if (n < 0) throw new Error("Socket is closed");
+      if (n === bytes.length) return true;
       bytes = bytes.subarray(n);
     }
     this.#queue.push(bytes);
     this.#queuedBytes += bytes.length;
-    if (this.#queuedBytes < this.#highWater) return RESOLVED;
-    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+    return this.#queuedBytes < this.#highWater;
+  }
+
+  /**
+   * Calls `callback` once less than the high-water mark is queued (at once, in a microtask, if
+   * that is already so), or with the error once the socket closed.
+   */
+  onDrain(callback: (error?: unknown) => void): void {
+    if (this.#failure !== undefined) queueMicrotask(() => callback(this.#failure));
+    else if (this.#queuedBytes < this.#highWater) queueMicrotask(() => callback());
+    else this.#waiters.push({ resolve: () => callback(), reject: callback });
   }
 
   /** Writes what the sink takes now: call it when the socket drains. */
