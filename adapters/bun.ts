@@ -16,6 +16,7 @@ import {
   type ChunkAnswer,
   type Endpoint,
   formatEndpoint,
+  isSpecificIp,
   ReadQueue,
   type StreamSocket,
   type Transport,
@@ -80,16 +81,13 @@ class BunStreamSocket implements StreamSocket {
   #closed: Promise<void> | undefined;
   #markClosed: (() => void) | undefined;
 
-  constructor(socket: BunSocket, unixPath?: string) {
+  constructor(socket: BunSocket, known: KnownAddresses) {
     this.#socket = socket;
     this.#queue = new ReadQueue(socket);
     this.#writes = new WriteQueue(socket);
-    this.remoteAddr = unixPath !== undefined
-      ? { transport: "unix", path: unixPath }
-      : { transport: "tcp", hostname: socket.remoteAddress, port: socket.remotePort ?? 0 };
-    this.localAddr = unixPath !== undefined
-      ? { transport: "unix", path: unixPath }
-      : { transport: "tcp", hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 };
+    this.remoteAddr = known.unix ?? { transport: "tcp", hostname: socket.remoteAddress, port: socket.remotePort ?? 0 };
+    this.localAddr = known.unix ?? known.local ??
+      { transport: "tcp", hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 };
   }
 
   get closed(): Promise<void> {
@@ -145,11 +143,19 @@ class BunStreamSocket implements StreamSocket {
 
 // --- transport ---
 
-function handlerFor(unixPath: string | undefined, onSocket?: (socket: StreamSocket) => void): BunSocketHandler {
+/** Addresses shared by every socket of a listener rather than built per socket. */
+interface KnownAddresses {
+  /** A unix socket's path, reported as both ends' address. */
+  unix?: Address;
+  /** The local address, when the listener is bound to one. */
+  local?: Address;
+}
+
+function handlerFor(known: KnownAddresses, onSocket?: (socket: StreamSocket) => void): BunSocketHandler {
   return {
     open(socket) {
-      socket.data = new BunStreamSocket(socket, unixPath);
-      if (unixPath === undefined) socket.setNoDelay?.(true);
+      socket.data = new BunStreamSocket(socket, known);
+      if (known.unix === undefined) socket.setNoDelay?.(true);
       onSocket?.(socket.data);
     },
     data: (socket, chunk) => socket.data.onData(chunk),
@@ -179,12 +185,13 @@ export const transport: Transport = {
   runtime: "bun",
   listen(endpoint, handlers) {
     const unixPath = "path" in endpoint ? endpoint.path : undefined;
+    const known: KnownAddresses = unixPath !== undefined ? { unix: { transport: "unix", path: unixPath } } : {};
     let listener: ReturnType<BunApi["listen"]>;
     try {
       listener = Bun.listen({
         ...bunEndpoint(endpoint),
         allowHalfOpen: true,
-        socket: handlerFor(unixPath, handlers.onSocket),
+        socket: handlerFor(known, handlers.onSocket),
       });
     } catch (error) {
       if ((error as { code?: string }).code !== "EADDRINUSE") return Promise.reject(error);
@@ -193,12 +200,14 @@ export const transport: Transport = {
     const addr: Address = unixPath !== undefined
       ? { transport: "unix", path: unixPath }
       : { transport: "tcp", hostname: listener.hostname ?? "", port: listener.port ?? 0 };
+    if (addr.transport === "tcp" && isSpecificIp(addr.hostname)) known.local = addr;
     // stop(false) stops accepting and leaves open connections to the core.
     return Promise.resolve({ addr, close: () => Promise.resolve(listener.stop(false)), maxSockets: socketBudget() });
   },
   async connect(endpoint) {
     const unixPath = "path" in endpoint ? endpoint.path : undefined;
-    const socket = await Bun.connect({ ...bunEndpoint(endpoint), allowHalfOpen: true, socket: handlerFor(unixPath) });
+    const known: KnownAddresses = unixPath !== undefined ? { unix: { transport: "unix", path: unixPath } } : {};
+    const socket = await Bun.connect({ ...bunEndpoint(endpoint), allowHalfOpen: true, socket: handlerFor(known) });
     return socket.data;
   },
   async removeSocketFile(path) {

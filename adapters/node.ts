@@ -15,6 +15,7 @@ import {
   type Endpoint,
   formatEndpoint,
   type ImmediateWriter,
+  isSpecificIp,
   ReadQueue,
   type StreamSocket,
   type Transport,
@@ -24,6 +25,9 @@ import { socketBudget } from "./_descriptors.ts";
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
+const WRAPPER: unique symbol = Symbol("echogate.NodeStreamSocket");
+type TaggedSocket = net.Socket & { [WRAPPER]: NodeStreamSocket };
+
 // --- socket ---
 
 class NodeStreamSocket implements StreamSocket, ImmediateWriter {
@@ -32,32 +36,59 @@ class NodeStreamSocket implements StreamSocket, ImmediateWriter {
   #socket: net.Socket;
   #queue: ReadQueue;
   #error: Error | undefined;
-  #drainWaiters: ((error?: Error) => void)[] = [];
+  #drainWaiters: ((error?: Error) => void)[] | undefined;
   #closed: Promise<void> | undefined;
 
-  constructor(socket: net.Socket, unixPath?: string) {
+  /**
+   * @param unix For a unix socket: its path, reported as both ends' address.
+   * @param local The local address when the listener already knows it (shared, not per socket).
+   */
+  constructor(socket: net.Socket, unix?: Address, local?: Address) {
     this.#socket = socket;
     this.#queue = new ReadQueue(socket);
-    this.remoteAddr = unixPath !== undefined
-      ? { transport: "unix", path: unixPath }
-      : { transport: "tcp", hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
-    this.localAddr = unixPath !== undefined
-      ? { transport: "unix", path: unixPath }
-      : { transport: "tcp", hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 };
-    socket.on("data", (chunk: Buffer) => this.#queue.push(chunk));
-    socket.on("end", () => this.#queue.end());
-    socket.on("error", (error) => {
-      this.#error ??= error;
-      this.#queue.end(error);
-    });
-    socket.on("close", () => {
-      this.#queue.end();
-      const error = this.#error ?? new Error("Socket is closed");
-      for (const waiter of this.#drainWaiters.splice(0)) waiter(error);
-    });
-    socket.on("drain", () => {
-      for (const waiter of this.#drainWaiters.splice(0)) waiter();
-    });
+    this.remoteAddr = unix ?? { transport: "tcp", hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
+    this.localAddr = unix ?? local ??
+      { transport: "tcp", hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 };
+    // Listeners shared by all sockets (they find this object through the socket), so an idle
+    // connection holds no closures.
+    (socket as TaggedSocket)[WRAPPER] = this;
+    socket.on("data", NodeStreamSocket.#onData);
+    socket.on("end", NodeStreamSocket.#onEnd);
+    socket.on("error", NodeStreamSocket.#onError);
+    socket.on("close", NodeStreamSocket.#onClose);
+    socket.on("drain", NodeStreamSocket.#onDrain);
+  }
+
+  static #onData(this: TaggedSocket, chunk: Buffer): void {
+    this[WRAPPER].#queue.push(chunk);
+  }
+
+  static #onEnd(this: TaggedSocket): void {
+    this[WRAPPER].#queue.end();
+  }
+
+  static #onError(this: TaggedSocket, error: Error): void {
+    const wrapper = this[WRAPPER];
+    wrapper.#error ??= error;
+    wrapper.#queue.end(error);
+  }
+
+  static #onClose(this: TaggedSocket): void {
+    const wrapper = this[WRAPPER];
+    wrapper.#queue.end();
+    const waiters = wrapper.#drainWaiters;
+    if (!waiters) return;
+    wrapper.#drainWaiters = undefined;
+    const error = wrapper.#error ?? new Error("Socket is closed");
+    for (const waiter of waiters) waiter(error);
+  }
+
+  static #onDrain(this: TaggedSocket): void {
+    const wrapper = this[WRAPPER];
+    const waiters = wrapper.#drainWaiters;
+    if (!waiters) return;
+    wrapper.#drainWaiters = undefined;
+    for (const waiter of waiters) waiter();
   }
 
   get closed(): Promise<void> {
@@ -81,13 +112,15 @@ class NodeStreamSocket implements StreamSocket, ImmediateWriter {
   onDrain(callback: (error?: unknown) => void): void {
     if (this.#socket.destroyed) queueMicrotask(() => callback(this.#error ?? new Error("Socket is closed")));
     else if (!this.#socket.writableNeedDrain) queueMicrotask(() => callback());
-    else this.#drainWaiters.push(callback);
+    else (this.#drainWaiters ??= []).push(callback);
   }
 
   write(bytes: Uint8Array): Promise<void> {
     if (this.#socket.destroyed) return Promise.reject(new Error("Socket is closed"));
     if (this.#socket.write(bytes)) return RESOLVED;
-    return new Promise((resolve, reject) => this.#drainWaiters.push((error) => error ? reject(error) : resolve()));
+    return new Promise((resolve, reject) =>
+      (this.#drainWaiters ??= []).push((error) => error ? reject(error) : resolve())
+    );
   }
 
   closeWrite(): Promise<void> {
@@ -129,7 +162,9 @@ export const transport: Transport = {
   listen(endpoint, handlers) {
     const unixPath = "path" in endpoint ? endpoint.path : undefined;
     const server = net.createServer({ allowHalfOpen: true, noDelay: true });
-    server.on("connection", (socket) => handlers.onSocket(new NodeStreamSocket(socket, unixPath)));
+    const unix: Address | undefined = unixPath !== undefined ? { transport: "unix", path: unixPath } : undefined;
+    let local: Address | undefined; // every accepted socket's, when bound to one address
+    server.on("connection", (socket) => handlers.onSocket(new NodeStreamSocket(socket, unix, local)));
     return new Promise((resolve, reject) => {
       server.once("error", (error) => reject(toListenError(error, endpoint)));
       const ready = () => {
@@ -140,6 +175,7 @@ export const transport: Transport = {
         const addr: Address = unixPath !== undefined || typeof bound === "string" || bound === null
           ? { transport: "unix", path: unixPath ?? String(bound) }
           : { transport: "tcp", hostname: bound.address, port: bound.port };
+        if (addr.transport === "tcp" && isSpecificIp(addr.hostname)) local = addr;
         // server.close() stops accepting at once; its callback would wait for every open connection.
         resolve({ addr, close: () => Promise.resolve(void server.close()), maxSockets: socketBudget() });
       };
@@ -155,7 +191,9 @@ export const transport: Transport = {
       socket.once("error", reject);
       socket.once("connect", () => {
         socket.off("error", reject);
-        resolve(new NodeStreamSocket(socket, "path" in endpoint ? endpoint.path : undefined));
+        resolve(
+          new NodeStreamSocket(socket, "path" in endpoint ? { transport: "unix", path: endpoint.path } : undefined),
+        );
       });
     });
   },

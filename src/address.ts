@@ -1,3 +1,4 @@
+import { parseIp } from "./penalties.ts";
 import type { Address, Endpoint } from "./types.ts";
 
 /**
@@ -16,7 +17,10 @@ import type { Address, Endpoint } from "./types.ts";
  */
 export function formatAddress(addr: Address): string {
   if (addr.transport === "unix") return `unix:${addr.path}`;
-  return addr.hostname.includes(":") ? `[${addr.hostname}]:${addr.port}` : `${addr.hostname}:${addr.port}`;
+  // join() builds one flat string where + would keep three (a server keeps one per connection).
+  return addr.hostname.includes(":")
+    ? ["[", addr.hostname, "]:", addr.port].join("")
+    : [addr.hostname, addr.port].join(":");
 }
 
 /**
@@ -34,4 +38,24 @@ export function formatAddress(addr: Address): string {
  */
 export function formatEndpoint(endpoint: Endpoint): string {
   return formatAddress("path" in endpoint ? { transport: "unix", ...endpoint } : { transport: "tcp", ...endpoint });
+}
+
+/**
+ * True when `hostname` is one IP address, not a name and not an "every interface" address
+ * (`0.0.0.0`, `::`): a socket accepted on a listener bound to it has it as its local address,
+ * so adapters can share one address object instead of building one per connection.
+ *
+ * @param hostname A listener's bound host.
+ * @returns Whether it is a single, specific IP address.
+ *
+ * @example
+ * ```ts
+ * import { isSpecificIp } from "./mod.ts";
+ *
+ * console.log(isSpecificIp("127.0.0.1"), isSpecificIp("0.0.0.0"), isSpecificIp("localhost")); // true false false
+ * ```
+ */
+export function isSpecificIp(hostname: string): boolean {
+  const bytes = parseIp(hostname);
+  return bytes !== undefined && bytes.some((byte) => byte !== 0);
 }

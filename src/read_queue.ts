@@ -37,7 +37,7 @@ export interface ReadQueueSource {
 export class ReadQueue {
   #source: ReadQueueSource;
   #highWater: number;
-  #chunks: Uint8Array[] = [];
+  #chunks: Uint8Array[] = NO_CHUNKS; // shared until something queues: idle queues allocate nothing
   #head = 0;
   #bytes = 0;
   #paused = false;
@@ -64,7 +64,7 @@ export class ReadQueue {
       this.#listener = undefined;
       // A listener that keeps going stays subscribed (catching up on whatever arrived or ended
       // meanwhile), unless it subscribed another one itself.
-      if (listener(chunk) && this.#listener === undefined) this.subscribe(listener);
+      if (listener.onChunk(chunk) && this.#listener === undefined) this.subscribe(listener);
       return;
     }
     const reader = this.#reader;
@@ -73,7 +73,8 @@ export class ReadQueue {
       reader.resolve(chunk);
       return;
     }
-    this.#chunks.push(chunk);
+    if (this.#chunks === NO_CHUNKS) this.#chunks = [chunk];
+    else this.#chunks.push(chunk);
     this.#bytes += chunk.length;
     if (this.#bytes >= this.#highWater && !this.#paused) {
       this.#paused = true;
@@ -91,7 +92,7 @@ export class ReadQueue {
     const listener = this.#listener;
     if (listener) {
       this.#listener = undefined;
-      listener(null, this.#takeError());
+      listener.onChunk(null, this.#takeError());
       return;
     }
     const reader = this.#reader;
@@ -103,16 +104,16 @@ export class ReadQueue {
   }
 
   /**
-   * Hands chunks to `listener` synchronously, the queued ones first, for as long as it returns
-   * `true`; returning `false` unsubscribes it (later chunks queue up again). At end of input it
-   * is called once with `null` (and the error, if any) and dropped. Like `read()`, only one
-   * consumer at a time.
+   * Hands chunks to `listener.onChunk` synchronously, the queued ones first, for as long as it
+   * returns `true`; returning `false` unsubscribes it (later chunks queue up again). At end of
+   * input it is called once with `null` (and the error, if any) and dropped. Like `read()`,
+   * only one consumer at a time.
    */
   subscribe(listener: ChunkListener): void {
     while (this.#head < this.#chunks.length) {
-      if (!listener(this.#take())) return;
+      if (!listener.onChunk(this.#take())) return;
     }
-    if (this.#ended) listener(null, this.#takeError());
+    if (this.#ended) listener.onChunk(null, this.#takeError());
     else this.#listener = listener;
   }
 
@@ -132,7 +133,7 @@ export class ReadQueue {
     const chunk = this.#chunks[this.#head]!;
     this.#chunks[this.#head++] = EMPTY;
     if (this.#head === this.#chunks.length) {
-      this.#chunks = [];
+      this.#chunks = NO_CHUNKS;
       this.#head = 0;
     }
     this.#bytes -= chunk.length;
@@ -156,12 +157,33 @@ export class ReadQueue {
 }
 
 const EMPTY = new Uint8Array(0);
+const NO_CHUNKS: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[];
 
 /**
- * Receives chunks from {@linkcode ReadQueue.subscribe}: returns `true` to keep receiving. Called
- * with `null` (and an error, if the input failed) at end of input.
+ * Receives chunks from {@linkcode ReadQueue.subscribe}. An object rather than a function, so a
+ * long-lived subscriber (one per connection) needs no closure.
+ *
+ * @example Count bytes until the end of input
+ * ```ts
+ * import type { ChunkListener } from "./mod.ts";
+ *
+ * const counter = {
+ *   bytes: 0,
+ *   onChunk(chunk: Uint8Array | null): boolean {
+ *     if (chunk === null) return false;
+ *     this.bytes += chunk.length;
+ *     return true;
+ *   },
+ * } satisfies ChunkListener;
+ * ```
  */
-export type ChunkListener = (chunk: Uint8Array | null, error?: unknown) => boolean;
+export interface ChunkListener {
+  /**
+   * Takes a chunk; returns `true` to keep receiving. Called with `null` (and an error, if the
+   * input failed) at end of input.
+   */
+  onChunk(chunk: Uint8Array | null, error?: unknown): boolean;
+}
 
 /** The write side {@linkcode answerQueued} needs: a synchronous write and a drain signal. */
 export interface ImmediateWriter {
@@ -201,28 +223,51 @@ export interface ImmediateWriter {
  * ```
  */
 export function answerQueued(queue: ReadQueue, writer: ImmediateWriter, answer: ChunkAnswer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const resubscribe = (error?: unknown) => error === undefined ? queue.subscribe(deliver) : reject(error);
-    const deliver: ChunkListener = (chunk, error) => {
-      if (chunk === null) {
-        if (error === undefined) resolve();
-        else reject(error);
-        return false;
-      }
-      try {
-        const reply = answer(chunk);
-        if (reply === null) {
-          resolve();
-          return false;
-        }
-        if (reply === undefined || reply.length === 0 || writer.writeNow(reply)) return true;
-      } catch (error) {
-        reject(error);
-        return false;
-      }
-      writer.onDrain(resubscribe);
+  return new Promise((resolve, reject) => queue.subscribe(new QueuedAnswerer(queue, writer, answer, resolve, reject)));
+}
+
+// One per answering connection, holding what closures would otherwise capture.
+class QueuedAnswerer implements ChunkListener {
+  #queue: ReadQueue;
+  #writer: ImmediateWriter;
+  #answer: ChunkAnswer;
+  #resolve: () => void;
+  #reject: (error: unknown) => void;
+
+  constructor(
+    queue: ReadQueue,
+    writer: ImmediateWriter,
+    answer: ChunkAnswer,
+    resolve: () => void,
+    reject: (error: unknown) => void,
+  ) {
+    this.#queue = queue;
+    this.#writer = writer;
+    this.#answer = answer;
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  onChunk(chunk: Uint8Array | null, error?: unknown): boolean {
+    if (chunk === null) {
+      if (error === undefined) this.#resolve();
+      else this.#reject(error);
       return false;
-    };
-    queue.subscribe(deliver);
-  });
+    }
+    try {
+      const reply = this.#answer(chunk);
+      if (reply === null) {
+        this.#resolve();
+        return false;
+      }
+      if (reply === undefined || reply.length === 0 || this.#writer.writeNow(reply)) return true;
+    } catch (error) {
+      this.#reject(error);
+      return false;
+    }
+    // Over the write high-water mark: stop taking chunks (they queue up, pausing the source)
+    // until the writes drain.
+    this.#writer.onDrain((error) => error === undefined ? this.#queue.subscribe(this) : this.#reject(error));
+    return false;
+  }
 }

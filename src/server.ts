@@ -76,6 +76,8 @@ export interface EchogateServer {
 export interface ConnectionContext {
   /** The peer's printable address. */
   readonly remote: string;
+  /** `Date.now()` when the connection was accepted. */
+  readonly connectedAt: number;
   /** Where events go. */
   readonly logger: Logger;
   /** Bytes read from the peer so far. */
@@ -129,35 +131,64 @@ export async function serve(
   const maxConns = options.maxConns ?? Infinity;
   const lingerMs = options.lingerMs ?? 2000;
   const connections = new Map<StreamSocket, ConnectionContext>();
-  const running = new Set<Promise<void>>();
   let stopping = false;
+  let emptied: { promise: Promise<void>; resolve(): void } | undefined;
 
-  async function run(socket: StreamSocket): Promise<void> {
+  // No async frame per connection: an idle one holds only its context and a promise reaction.
+  function run(socket: StreamSocket): void {
+    const now = Date.now();
     const context: ConnectionContext = {
       remote: formatAddress(socket.remoteAddr),
       logger,
+      connectedAt: now,
       bytesIn: 0,
       bytesOut: 0,
-      lastActivity: Date.now(),
+      lastActivity: now,
       idle: false,
       stopping,
     };
     connections.set(socket, context);
-    const started = context.lastActivity;
     logger.log({ event: "connect", remote: context.remote });
+    let handled: Promise<void>;
     try {
-      await handler(socket, context);
+      handled = handler(socket, context);
     } catch (error) {
-      logger.log({ event: "error", remote: context.remote, message: errorMessage(error) });
+      handled = Promise.reject(error);
     }
+    handled.then(
+      () => finish(socket, context),
+      (error) => {
+        logger.log({ event: "error", remote: context.remote, message: errorMessage(error) });
+        return finish(socket, context);
+      },
+    );
+  }
+
+  async function finish(socket: StreamSocket, context: ConnectionContext): Promise<void> {
     await closeGracefully(socket, { lingerMs, pendingRead: context.pendingRead });
     logger.log({
       event: "close",
       remote: context.remote,
       bytesIn: context.bytesIn,
       bytesOut: context.bytesOut,
-      durationMs: Date.now() - started,
+      durationMs: Date.now() - context.connectedAt,
     });
+    connections.delete(socket);
+    if (connections.size === 0 && emptied) {
+      emptied.resolve();
+      emptied = undefined;
+    }
+  }
+
+  /** Resolves once no connection is open. */
+  function allClosed(): Promise<void> {
+    if (connections.size === 0) return Promise.resolve();
+    if (!emptied) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((done) => (resolve = done));
+      emptied = { promise, resolve };
+    }
+    return emptied.promise;
   }
 
   // Accept failures (out of descriptors, say) come in bursts: log the first, then at most one
@@ -196,11 +227,7 @@ export async function serve(
         socket.close();
         return;
       }
-      const task = run(socket).finally(() => {
-        connections.delete(socket);
-        running.delete(task);
-      });
-      running.add(task);
+      run(socket);
     },
     onError: reportAcceptError,
   });
@@ -218,10 +245,10 @@ export async function serve(
         // Waiting for input that may never come: send FIN now so the peer knows we are done.
         if (context.idle) socket.closeWrite().catch(() => {});
       }
-      if (running.size > 0) await within(Promise.all(running), drainMs);
+      await within(allClosed(), drainMs);
     }
     for (const socket of connections.keys()) socket.close();
-    await Promise.all(running);
+    await allClosed();
   }
   return {
     addr: listener.addr,

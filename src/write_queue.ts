@@ -18,6 +18,7 @@ export interface WriteSink {
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
+const NOTHING_QUEUED: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[];
 
 /**
  * Queues what a {@linkcode WriteSink} could not take, flushing it on `drain`.
@@ -38,9 +39,9 @@ const RESOLVED: Promise<void> = Promise.resolve();
 export class WriteQueue {
   #sink: WriteSink;
   #highWater: number;
-  #queue: Uint8Array[] = [];
+  #queue: Uint8Array[] = NOTHING_QUEUED; // shared until a write is left over: idle queues allocate nothing
   #queuedBytes = 0;
-  #waiters: { resolve(): void; reject(error: unknown): void }[] = [];
+  #waiters: { resolve(): void; reject(error: unknown): void }[] | undefined;
   #shutdownWaiter: (() => void) | undefined;
   #failure: unknown;
 
@@ -62,7 +63,7 @@ export class WriteQueue {
     } catch (error) {
       return Promise.reject(error);
     }
-    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+    return new Promise((resolve, reject) => (this.#waiters ??= []).push({ resolve, reject }));
   }
 
   /**
@@ -78,7 +79,8 @@ export class WriteQueue {
       if (n === bytes.length) return true;
       bytes = bytes.subarray(n);
     }
-    this.#queue.push(bytes);
+    if (this.#queue === NOTHING_QUEUED) this.#queue = [bytes];
+    else this.#queue.push(bytes);
     this.#queuedBytes += bytes.length;
     return this.#queuedBytes < this.#highWater;
   }
@@ -90,7 +92,7 @@ export class WriteQueue {
   onDrain(callback: (error?: unknown) => void): void {
     if (this.#failure !== undefined) queueMicrotask(() => callback(this.#failure));
     else if (this.#queuedBytes < this.#highWater) queueMicrotask(() => callback());
-    else this.#waiters.push({ resolve: () => callback(), reject: callback });
+    else (this.#waiters ??= []).push({ resolve: () => callback(), reject: callback });
   }
 
   /** Writes what the sink takes now: call it when the socket drains. */
@@ -107,7 +109,9 @@ export class WriteQueue {
       this.#queue.shift();
     }
     if (this.#queuedBytes < this.#highWater) {
-      for (const waiter of this.#waiters.splice(0)) waiter.resolve();
+      const waiters = this.#waiters;
+      this.#waiters = undefined;
+      if (waiters) { for (const waiter of waiters) waiter.resolve(); }
     }
     if (this.#queue.length === 0 && this.#shutdownWaiter) {
       this.#sink.shutdown();
@@ -129,9 +133,11 @@ export class WriteQueue {
   /** The socket closed: waiting writers reject with `error`, later writes too. */
   fail(error: unknown): void {
     this.#failure ??= error;
-    this.#queue = [];
+    this.#queue = NOTHING_QUEUED;
     this.#queuedBytes = 0;
-    for (const waiter of this.#waiters.splice(0)) waiter.reject(this.#failure);
+    const waiters = this.#waiters;
+    this.#waiters = undefined;
+    if (waiters) { for (const waiter of waiters) waiter.reject(this.#failure); }
     this.#shutdownWaiter?.();
     this.#shutdownWaiter = undefined;
   }

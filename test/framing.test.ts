@@ -72,6 +72,7 @@ function context(): ConnectionContext {
   return {
     remote: "memory",
     logger: silentLogger,
+    connectedAt: 0,
     bytesIn: 0,
     bytesOut: 0,
     lastActivity: 0,
