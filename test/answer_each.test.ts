@@ -1,0 +1,196 @@
+// The StreamSocket.answerEach contract, on this runtime's adapter over real loopback sockets, and
+// answerQueued (the Node and Bun implementation) against any write-queue behaviour.
+
+import { afterEach, describe, expect, test } from "vitest";
+import fc from "fast-check";
+import { answerQueued, type ChunkAnswer, ReadQueue, type StreamSocket } from "../src/mod.ts";
+import { bytes, cleanup, concat, deadline, readAll, readAtLeast, RUNTIME, text, transport, waitFor } from "./_utils.ts";
+
+const resources = cleanup();
+afterEach(() => resources.run());
+
+/** A listener whose accepted sockets go to `onSocket`, and a connected client. */
+async function pair(onSocket: (socket: StreamSocket) => void): Promise<StreamSocket> {
+  const listener = resources.add(
+    await transport.listen({ hostname: "127.0.0.1", port: 0 }, {
+      onSocket: (socket) => onSocket(resources.add(socket)),
+      onError: () => {},
+    }),
+  );
+  const port = listener.addr.transport === "tcp" ? listener.addr.port : 0;
+  return resources.add(await transport.connect({ hostname: "127.0.0.1", port }));
+}
+
+/** Runs answerEach on the next accepted socket; resolves with it and the answering promise. */
+function answering(answer: ChunkAnswer): {
+  accepted: Promise<{ socket: StreamSocket; done: Promise<void> }>;
+  onSocket: (socket: StreamSocket) => void;
+} {
+  let resolve!: (value: { socket: StreamSocket; done: Promise<void> }) => void;
+  const accepted = new Promise<{ socket: StreamSocket; done: Promise<void> }>((r) => (resolve = r));
+  return {
+    accepted,
+    onSocket(socket) {
+      expect(typeof socket.answerEach).toBe("function");
+      const done = socket.answerEach!(answer);
+      done.catch(() => {}); // inspected by the test
+      resolve({ socket, done });
+    },
+  };
+}
+
+const upper = (chunk: Uint8Array) => bytes(text(chunk).toUpperCase());
+
+describe(`StreamSocket.answerEach on ${RUNTIME}`, () => {
+  test("answers every chunk in order and resolves when the peer finishes sending", async () => {
+    const server = answering(upper);
+    const client = await pair(server.onSocket);
+    for (const word of ["abc", "def", "ghi"]) {
+      await client.write(bytes(word));
+      expect(text(await readAtLeast(client, 3))).toBe(word.toUpperCase());
+    }
+    await client.closeWrite();
+    const { socket, done } = await server.accepted;
+    await deadline(done, 5000, "answerEach to resolve at end of input");
+    await socket.closeWrite();
+    expect(await readAll(client)).toHaveLength(0);
+  });
+
+  test("an answer of null stops it, leaves later input to read(), and writes nothing for that chunk", async () => {
+    const server = answering((chunk) => (text(chunk) === "stop" ? null : upper(chunk)));
+    const client = await pair(server.onSocket);
+    await client.write(bytes("go"));
+    expect(text(await readAtLeast(client, 2))).toBe("GO");
+    await client.write(bytes("stop"));
+    const { socket, done } = await server.accepted;
+    await deadline(done, 5000, "answerEach to resolve after null");
+    await client.write(bytes("after"));
+    expect(text(await readAtLeast(socket, 5))).toBe("after");
+    await socket.closeWrite();
+    expect(text(await readAll(client))).toBe(""); // "stop" was not answered
+  });
+
+  test("an answer of undefined writes nothing and reading goes on", async () => {
+    const seen: string[] = [];
+    const server = answering((chunk) => {
+      seen.push(text(chunk));
+      return text(chunk) === "quiet" ? undefined : upper(chunk);
+    });
+    const client = await pair(server.onSocket);
+    await client.write(bytes("quiet"));
+    await waitFor(() => (seen.length > 0 ? true : undefined), 5000, "the server to take the chunk");
+    await client.write(bytes("loud"));
+    expect(text(await readAtLeast(client, 4))).toBe("LOUD");
+    expect(seen).toEqual(["quiet", "loud"]);
+  });
+
+  test("rejects with the error an answer throws", async () => {
+    const server = answering(() => {
+      throw new Error("answer failed");
+    });
+    const client = await pair(server.onSocket);
+    await client.write(bytes("x"));
+    const { done } = await server.accepted;
+    await expect(deadline(done, 5000, "answerEach to reject")).rejects.toThrow("answer failed");
+  });
+
+  test("a chunk returned as its own answer comes back intact, 4 MiB over many reads", async () => {
+    const server = answering((chunk) => chunk);
+    const client = await pair(server.onSocket);
+    const sent = new Uint8Array(4 * 1024 * 1024).map((_, i) => (i * 7 + (i >> 11)) & 0xff);
+    const writing = (async () => {
+      for (let offset = 0; offset < sent.length; offset += 50_000) {
+        await client.write(sent.subarray(offset, offset + 50_000));
+      }
+    })();
+    const received = await readAtLeast(client, sent.length, 30_000);
+    await writing;
+    expect(received.length).toBe(sent.length);
+    expect(received.findIndex((byte, i) => byte !== sent[i])).toBe(-1);
+  });
+
+  test("a peer that does not read stalls the answering, which resumes once it reads", async () => {
+    let answered = 0;
+    const server = answering((chunk) => {
+      answered += chunk.length;
+      return chunk;
+    });
+    const client = await pair(server.onSocket);
+    const total = 64 * 1024 * 1024;
+    let written = 0;
+    const block = new Uint8Array(64 * 1024).fill(0x61);
+    const writing = (async () => {
+      while (written < total) {
+        await client.write(block);
+        written += block.length;
+      }
+    })();
+    let last = -1;
+    await waitFor(
+      () => {
+        const stalled = answered === last && answered > 0;
+        last = answered;
+        return stalled ? true : undefined;
+      },
+      60_000,
+      "answering to stall",
+    );
+    expect(answered).toBeLessThan(total / 2);
+    const received = await readAtLeast(client, total, 60_000);
+    await writing;
+    expect(received.length).toBe(total);
+    expect(answered).toBe(total);
+  }, 90_000);
+});
+
+describe("answerQueued", () => {
+  test("answers every chunk once, in order, and takes none while a write waits for drain", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.uint8Array({ minLength: 1, maxLength: 40 }), { maxLength: 30 }),
+        fc.array(fc.boolean(), { minLength: 1, maxLength: 10 }),
+        async (chunks, drainsAfter) => {
+          const written: Uint8Array[] = [];
+          let call = 0;
+          let waitingForDrain = false;
+          let overlap = false;
+          const writer = {
+            writeNow(reply: Uint8Array) {
+              if (waitingForDrain) overlap = true;
+              written.push(reply);
+              waitingForDrain = drainsAfter[call++ % drainsAfter.length]!;
+              return !waitingForDrain;
+            },
+            onDrain(callback: () => void) {
+              setTimeout(() => {
+                waitingForDrain = false;
+                callback();
+              }, 0);
+            },
+          };
+          const queue = new ReadQueue({ pause() {}, resume() {} });
+          const done = answerQueued(queue, writer, (chunk) => chunk.map((byte) => byte ^ 0xff));
+          for (const chunk of chunks) {
+            queue.push(chunk);
+            if (chunk[0]! % 3 === 0) await new Promise((resolve) => setTimeout(resolve, 0));
+          }
+          queue.end();
+          await done;
+          expect(overlap).toBe(false);
+          expect(concat(written)).toEqual(concat(chunks).map((byte) => byte ^ 0xff));
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  test("rejects with the source's error once the queued chunks are answered", async () => {
+    const queue = new ReadQueue({ pause() {}, resume() {} });
+    const written: string[] = [];
+    queue.push(bytes("a"));
+    queue.end(new Error("reset"));
+    const writer = { writeNow: (reply: Uint8Array) => (written.push(text(reply)), true), onDrain() {} };
+    await expect(answerQueued(queue, writer, upper)).rejects.toThrow("reset");
+    expect(written).toEqual(["A"]);
+  });
+});
