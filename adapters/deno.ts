@@ -62,10 +62,10 @@ const Deno: DenoApi = (globalThis as unknown as { Deno: DenoApi }).Deno;
 if (!Deno) throw new Error("[echogate] Using the Deno adapter in a runtime without Deno");
 
 // Read buffers adapt: 4 KiB at first (a gate token over 1 KiB shows in the first read), doubled
-// while reads fill them, cut to a quarter (down to 1 KiB, so idle connections stay cheap) while
+// while reads fill them, cut to a quarter (down to 512 bytes, so idle connections stay cheap) while
 // reads use less than a quarter.
 const FIRST_READ = 4 * 1024;
-const MIN_READ = 1024;
+const MIN_READ = 512;
 const MAX_READ = 64 * 1024;
 
 function nextReadSize(size: number, n: number): number {
@@ -107,10 +107,17 @@ class DenoStreamSocket implements StreamSocket {
   }
 
   async answerEach(answer: ChunkAnswer): Promise<void> {
-    // One buffer, reused for every read (answerEach lends its chunks), resized as read() does.
-    let buffer = new Uint8Array(this.#readSize);
-    while (true) {
-      const n = await this.#readInto(buffer);
+    // One buffer, reused for every read (answerEach lends its chunks). It starts at the floor,
+    // not at FIRST_READ: small exchanges then never allocate (and leave as garbage) a bigger one.
+    let buffer = new Uint8Array(MIN_READ);
+    while (!this.#isClosed) {
+      let n: number | null;
+      try {
+        n = await this.#conn.read(buffer);
+      } catch (error) {
+        if (this.#isClosed) return; // closed by us while the read was pending
+        throw error;
+      }
       if (n === null) return;
       const reply = answer(buffer.subarray(0, n));
       if (reply === null) return;
