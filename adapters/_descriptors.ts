@@ -4,18 +4,22 @@
 // and let the core refuse, log and recover instead.
 
 import { readdirSync, readFileSync } from "node:fs";
+import { softOpenFilesLimit } from "./_proc_limits.ts";
 
 // Descriptors kept free for the runtime itself (timers, files, DNS, the accept of a refused peer).
 const RESERVE = 16;
 
 /** Sockets the process may still open, or `undefined` when the limit cannot be read. */
 export function socketBudget(): number | undefined {
+  const usage = fileDescriptorUsage();
+  return usage && Math.max(0, usage.limit - usage.open - RESERVE);
+}
+
+/** The soft descriptor limit and how many are open, or `undefined` when unknown or unlimited. */
+export function fileDescriptorUsage(): { limit: number; open: number } | undefined {
   try {
-    const limits = readFileSync("/proc/self/limits", "utf8");
-    const soft = /^Max open files\s+(\d+|unlimited)/m.exec(limits)?.[1];
-    if (soft === undefined || soft === "unlimited") return undefined;
-    const open = readdirSync("/proc/self/fd").length;
-    return Math.max(0, Number(soft) - open - RESERVE);
+    const limit = softOpenFilesLimit(readFileSync("/proc/self/limits", "utf8"));
+    return limit === undefined ? undefined : { limit, open: readdirSync("/proc/self/fd").length };
   } catch {
     return undefined;
   }

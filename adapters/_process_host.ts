@@ -4,6 +4,7 @@ import { readFile } from "node:fs/promises";
 import process from "node:process";
 import type { CliHost } from "../src/cli/host.ts";
 import type { Transport } from "../src/mod.ts";
+import { fileDescriptorUsage } from "./_descriptors.ts";
 
 export type { CliHost };
 
@@ -24,5 +25,7 @@ export function processHost(transport: Transport): CliHost {
     exit: (code) => process.exit(code),
     onSignal: (signal, handler) => void process.on(signal, handler),
     readTextFile: (path) => readFile(path, "utf8"),
+    fileDescriptors: fileDescriptorUsage,
+    isTerminal: (stream) => process[stream].isTTY === true,
   };
 }

@@ -18,6 +18,7 @@ import {
   type Transport,
 } from "../src/mod.ts";
 import type { CliHost } from "../src/cli/host.ts";
+import { softOpenFilesLimit } from "./_proc_limits.ts";
 
 // --- types (a structural copy of what we use; no dependency on Deno's global types) ---
 
@@ -48,8 +49,10 @@ interface DenoApi {
   env: { get(name: string): string | undefined };
   exit(code: number): never;
   addSignalListener(signal: "SIGINT" | "SIGTERM", handler: () => void): void;
-  stdout: { writeSync(bytes: Uint8Array): number };
-  stderr: { writeSync(bytes: Uint8Array): number };
+  readTextFileSync(path: string): string;
+  readDirSync(path: string): Iterable<unknown>;
+  stdout: { writeSync(bytes: Uint8Array): number; isTerminal(): boolean };
+  stderr: { writeSync(bytes: Uint8Array): number; isTerminal(): boolean };
   errors: {
     AddrInUse: new () => Error;
     BadResource: new () => Error;
@@ -282,4 +285,13 @@ export const host: CliHost = {
   exit: (code) => Deno.exit(code),
   onSignal: (signal, handler) => Deno.addSignalListener(signal, handler),
   readTextFile: (path) => Deno.readTextFile(path),
+  fileDescriptors() {
+    try {
+      const limit = softOpenFilesLimit(Deno.readTextFileSync("/proc/self/limits"));
+      return limit === undefined ? undefined : { limit, open: [...Deno.readDirSync("/proc/self/fd")].length };
+    } catch {
+      return undefined; // not Linux, or no read permission
+    }
+  },
+  isTerminal: (stream) => Deno[stream].isTerminal(),
 };

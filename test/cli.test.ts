@@ -87,6 +87,26 @@ describe(`echogate CLI on ${RUNTIME}`, () => {
     expect(result.stderr).toMatch(/refused/i);
   });
 
+  test("bench checks --conns against the real descriptor limit before connecting", async () => {
+    // Port 1: had the check not stopped it, bench would fail differently (connection refused).
+    const result = await runCommand([
+      "bash",
+      "-c",
+      'ulimit -n 256 && exec "$@"',
+      "bash",
+      ...cli,
+      "bench",
+      "--conns",
+      "5000",
+      "--port",
+      "1",
+    ]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(
+      /^echogate: --conns 5000 needs 5000 file descriptors, but only \d+ are free \(limit 256,/,
+    );
+  });
+
   test("echo serve prints its address, answers echo send, and exits 0 on SIGTERM", async () => {
     const server = resources.child(await startCliServer(RUNTIME, ["echo", "serve", "--port", "0"]));
     expect(server.stdout()).toMatch(/^echo server listening on 127\.0\.0\.1:\d+\n/);

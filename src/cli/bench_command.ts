@@ -9,7 +9,6 @@ import {
   DEFAULT_BENCH_DURATION_MS,
   DEFAULT_BENCH_MESSAGE_SIZE,
   DEFAULT_BENCH_STREAM_SIZE,
-  type FileDescriptorUsage,
   runBench,
 } from "../bench.ts";
 import { formatEndpoint } from "../address.ts";
@@ -19,14 +18,6 @@ import { DEFAULT_GATE_PORT } from "../gate.ts";
 import { parseChoice, parsePort, parsePositiveInt, parseSeconds } from "./args.ts";
 import { type Command, type Options, str } from "./command.ts";
 import type { CliHost } from "./host.ts";
-
-/** Optional host abilities the bench uses when an adapter offers them. */
-interface BenchHostExtras {
-  /** The descriptor limit and how many are open (Linux: /proc/self/limits and /proc/self/fd). */
-  fileDescriptors?: () => FileDescriptorUsage | undefined;
-  /** Whether standard error (or output) is a terminal, for the live progress line. */
-  isTerminal?: (stream: "stdout" | "stderr") => boolean;
-}
 
 // Descriptors kept free beyond the connections (the runtime's own, stdio, DNS).
 const DESCRIPTOR_RESERVE = 16;
@@ -126,8 +117,7 @@ async function bench(host: CliHost, positionals: string[], options: Options): Pr
   const jsonStream = options["json-stream"] === true;
   if (json && jsonStream) throw new UsageError(`Use "--json" or "--json-stream", not both`);
 
-  const extras = host as CliHost & BenchHostExtras;
-  const usage = extras.fileDescriptors?.();
+  const usage = host.fileDescriptors?.();
   if (usage && conns > usage.limit - usage.open - DESCRIPTOR_RESERVE) {
     const free = Math.max(0, usage.limit - usage.open - DESCRIPTOR_RESERVE);
     throw new UsageError(
@@ -137,7 +127,7 @@ async function bench(host: CliHost, positionals: string[], options: Options): Pr
     );
   }
 
-  const progress = !json && !jsonStream && extras.isTerminal?.("stderr") === true;
+  const progress = !json && !jsonStream && host.isTerminal?.("stderr") === true;
   const aborter = new AbortController();
   const stop = () => {
     if (aborter.signal.aborted) return host.exit(130); // a second signal: exit at once

@@ -1,3 +1,4 @@
+import type { FileDescriptorUsage } from "../bench.ts";
 import type { Transport } from "../types.ts";
 
 /**
@@ -28,4 +29,11 @@ export interface CliHost {
   onSignal(signal: "SIGINT" | "SIGTERM", handler: () => void): void;
   /** Reads a UTF-8 text file. */
   readTextFile(path: string): Promise<string>;
+  /**
+   * The descriptor limit and how many are open, where the runtime can tell (Linux `/proc`);
+   * `bench` checks `--conns` against it before connecting.
+   */
+  fileDescriptors?(): FileDescriptorUsage | undefined;
+  /** Whether `stream` is a terminal; `bench` then keeps a live progress line on standard error. */
+  isTerminal?(stream: "stdout" | "stderr"): boolean;
 }
