@@ -14,6 +14,7 @@ import {
   tokenFromChunk,
   WriteQueue,
 } from "../src/mod.ts";
+import { createHmacSha256, sha256 } from "../src/_sha256.ts";
 import { concat } from "./_utils.ts";
 
 const NL = 0x0a;
@@ -147,23 +148,41 @@ describe("framing properties", () => {
     );
   });
 
-  test("the gate opens for the exact token, with or without one trailing newline, and nothing else", async () => {
+  test("the gate opens for the exact token, with or without one trailing newline, and nothing else", () => {
     const printable = fc.string({ unit: "grapheme-ascii", minLength: 1, maxLength: 40 });
-    await fc.assert(
-      fc.asyncProperty(
+    fc.assert(
+      fc.property(
         printable,
         printable,
         fc.constantFrom("", "\n", "\r\n", "\n\n", "\r", " "),
-        async (token, other, suffix) => {
-          const matches = await createTokenMatcher([token]);
+        (token, other, suffix) => {
+          const matches = createTokenMatcher([token]);
           const enc = new TextEncoder();
-          const exact = await matches(tokenFromChunk(enc.encode(token + suffix)));
+          const exact = matches(tokenFromChunk(enc.encode(token + suffix)));
           expect(exact).toBe(stripOneNewline(token + suffix) === token);
-          const wrong = await matches(tokenFromChunk(enc.encode(other)));
+          const wrong = matches(tokenFromChunk(enc.encode(other)));
           expect(wrong).toBe(stripOneNewline(other) === token);
         },
       ),
       { numRuns: 300 },
+    );
+  });
+
+  test("the gate's HMAC-SHA-256 equals WebCrypto's for any key and message, and SHA-256 for any split", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uint8Array({ minLength: 1, maxLength: 150 }), // WebCrypto refuses empty HMAC keys
+        fc.array(fc.uint8Array({ maxLength: 150 }), { maxLength: 4 }),
+        async (key, parts) => {
+          const message = new Uint8Array(concat(parts));
+          const algorithm = { name: "HMAC", hash: "SHA-256" };
+          const webKey = await crypto.subtle.importKey("raw", key, algorithm, false, ["sign"]);
+          const expected = new Uint8Array(await crypto.subtle.sign("HMAC", webKey, message));
+          expect(createHmacSha256(key)(message)).toEqual(expected);
+          expect(sha256(...parts)).toEqual(new Uint8Array(await crypto.subtle.digest("SHA-256", message)));
+        },
+      ),
+      { numRuns: 200 },
     );
   });
 

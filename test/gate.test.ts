@@ -146,12 +146,12 @@ describe("gate token helpers", () => {
     expect(text(tokenFromChunk(bytes("\n")))).toBe("");
   });
 
-  test("createTokenMatcher matches only exact tokens and rejects an empty token list", async () => {
-    const matches = await createTokenMatcher(["one", "two"]);
-    expect(await matches(bytes("one"))).toBe(true);
-    expect(await matches(bytes("two"))).toBe(true);
-    expect(await matches(bytes("on"))).toBe(false);
-    expect(await matches(bytes("one "))).toBe(false);
-    await expect(createTokenMatcher([])).rejects.toThrow(/token/);
+  test("createTokenMatcher matches only exact tokens and rejects an empty token list", () => {
+    const matches = createTokenMatcher(["one", "two"]);
+    expect(matches(bytes("one"))).toBe(true);
+    expect(matches(bytes("two"))).toBe(true);
+    expect(matches(bytes("on"))).toBe(false);
+    expect(matches(bytes("one "))).toBe(false);
+    expect(() => createTokenMatcher([])).toThrow(/token/);
   });
 });
