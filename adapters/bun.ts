@@ -16,6 +16,7 @@ import {
   type ChunkAnswer,
   type Endpoint,
   formatEndpoint,
+  type ImmediateWriter,
   isSpecificIp,
   ReadQueue,
   type StreamSocket,
@@ -69,13 +70,14 @@ const RESOLVED: Promise<void> = Promise.resolve();
 
 // --- socket ---
 
-class BunStreamSocket implements StreamSocket {
+class BunStreamSocket implements StreamSocket, ImmediateWriter {
   readonly remoteAddr: Address;
   readonly localAddr: Address;
   #socket: BunSocket;
   #queue: ReadQueue;
   // Bun's write() buffers nothing (it returns the bytes taken), so the rest waits here for drain.
-  #writes: WriteQueue;
+  // Made on the first write the kernel does not take whole: most sockets never need one.
+  #writes: WriteQueue | undefined;
   #isClosed = false; // by us or by Bun
   #bunClosed = false; // Bun's close callback ran
   #closed: Promise<void> | undefined;
@@ -84,7 +86,6 @@ class BunStreamSocket implements StreamSocket {
   constructor(socket: BunSocket, known: KnownAddresses) {
     this.#socket = socket;
     this.#queue = new ReadQueue(socket);
-    this.#writes = new WriteQueue(socket);
     this.remoteAddr = known.unix ?? { transport: "tcp", hostname: socket.remoteAddress, port: socket.remotePort ?? 0 };
     this.localAddr = known.unix ?? known.local ??
       { transport: "tcp", hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 };
@@ -98,8 +99,8 @@ class BunStreamSocket implements StreamSocket {
     this.#queue.push(chunk);
   }
 
-  onDrain(): void {
-    this.#writes.flush();
+  onDrained(): void {
+    this.#writes?.flush();
   }
 
   onEnd(error?: Error): void {
@@ -110,7 +111,7 @@ class BunStreamSocket implements StreamSocket {
     this.#isClosed = true;
     this.#bunClosed = true;
     this.onEnd(error);
-    this.#writes.fail(error ?? new Error("Socket is closed"));
+    this.#writes?.fail(error ?? new Error("Socket is closed"));
     this.#markClosed?.();
     this.#markClosed = undefined;
   }
@@ -120,17 +121,41 @@ class BunStreamSocket implements StreamSocket {
   }
 
   answerEach(answer: ChunkAnswer): Promise<void> {
-    return answerQueued(this.#queue, this.#writes, answer);
+    return answerQueued(this.#queue, this, answer);
+  }
+
+  writeNow(bytes: Uint8Array): boolean {
+    if (this.#isClosed) throw new Error("Socket is closed");
+    if (this.#writes === undefined) {
+      const n = this.#socket.write(bytes);
+      if (n === bytes.length) return true; // the common case: no queue needed
+      if (n < 0) throw new Error("Socket is closed");
+      bytes = bytes.subarray(n);
+    }
+    return this.#writeQueue().writeNow(bytes);
+  }
+
+  onDrain(callback: (error?: unknown) => void): void {
+    this.#writeQueue().onDrain(callback);
   }
 
   write(bytes: Uint8Array): Promise<void> {
-    if (this.#isClosed) return Promise.reject(new Error("Socket is closed"));
-    return this.#writes.write(bytes);
+    try {
+      return this.writeNow(bytes) ? RESOLVED : new Promise((resolve, reject) => {
+        this.onDrain((error) => error === undefined ? resolve() : reject(error));
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   closeWrite(): Promise<void> {
     // Bun's end() has dropped queued bytes on large writes: flush first, then shutdown().
-    return this.#isClosed ? RESOLVED : this.#writes.closeWrite();
+    return this.#isClosed ? RESOLVED : this.#writeQueue().closeWrite();
+  }
+
+  #writeQueue(): WriteQueue {
+    return this.#writes ??= new WriteQueue(this.#socket);
   }
 
   close(): void {
@@ -159,7 +184,7 @@ function handlerFor(known: KnownAddresses, onSocket?: (socket: StreamSocket) => 
       onSocket?.(socket.data);
     },
     data: (socket, chunk) => socket.data.onData(chunk),
-    drain: (socket) => socket.data.onDrain(),
+    drain: (socket) => socket.data.onDrained(),
     end: (socket) => socket.data.onEnd(),
     close: (socket, error) => socket.data?.onClose(error),
     error: (socket, error) => socket.data?.onEnd(error),
