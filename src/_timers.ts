@@ -7,11 +7,21 @@ export const TIMED_OUT: unique symbol = Symbol("timed out");
 /** Resolves with `promise`'s value, or {@linkcode TIMED_OUT} after `ms`; the timer is always cleared. */
 export function within<T>(promise: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
   if (!Number.isFinite(ms)) return promise;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
-    timer = setTimeout(() => resolve(TIMED_OUT), ms);
+  // One promise and one timer (not Promise.race over a timeout promise): every connection's
+  // token wait and close sequence runs through here.
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms, TIMED_OUT);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
   });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** Resolves after `ms` milliseconds. */
