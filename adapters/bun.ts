@@ -13,7 +13,7 @@ import {
   type Address,
   AddrInUseError,
   answerQueued,
-  type ChunkAnswer,
+  type ChunkResponder,
   type Endpoint,
   formatEndpoint,
   type ImmediateWriter,
@@ -120,8 +120,8 @@ class BunStreamSocket implements StreamSocket, ImmediateWriter {
     return this.#queue.read();
   }
 
-  answerEach(answer: ChunkAnswer): Promise<void> {
-    return answerQueued(this.#queue, this, answer);
+  answerEach(responder: ChunkResponder): void {
+    answerQueued(this.#queue, this, responder);
   }
 
   writeNow(bytes: Uint8Array): boolean {

@@ -11,7 +11,7 @@
 import {
   type Address,
   AddrInUseError,
-  type ChunkAnswer,
+  type ChunkResponder,
   type Endpoint,
   formatEndpoint,
   type StreamSocket,
@@ -109,26 +109,36 @@ class DenoStreamSocket implements StreamSocket {
     return buffer.subarray(0, n);
   }
 
-  async answerEach(answer: ChunkAnswer): Promise<void> {
-    // One buffer, reused for every read (answerEach lends its chunks). It starts at the floor,
-    // not at FIRST_READ: small exchanges then never allocate (and leave as garbage) a bigger one.
-    let buffer = new Uint8Array(MIN_READ);
-    while (!this.#isClosed) {
-      let n: number | null;
-      try {
-        n = await this.#conn.read(buffer);
-      } catch (error) {
-        if (this.#isClosed) return; // closed by us while the read was pending
-        throw error;
+  answerEach(responder: ChunkResponder): void {
+    void this.#answerLoop(responder);
+  }
+
+  async #answerLoop(responder: ChunkResponder): Promise<void> {
+    let failure: unknown;
+    try {
+      // One buffer, reused for every read (answerEach lends its chunks). It starts at the floor,
+      // not at FIRST_READ: small exchanges then never allocate (and leave as garbage) a bigger one.
+      let buffer = new Uint8Array(MIN_READ);
+      while (!this.#isClosed) {
+        let n: number | null;
+        try {
+          n = await this.#conn.read(buffer);
+        } catch (error) {
+          if (this.#isClosed) break; // closed by us while the read was pending
+          throw error;
+        }
+        if (n === null) break;
+        const reply = responder.answer(buffer.subarray(0, n));
+        if (reply === null) break;
+        // Awaited before the next read, which may overwrite a reply that is the lent chunk itself.
+        if (reply !== undefined && reply.length > 0) await this.write(reply);
+        const size = nextReadSize(buffer.length, n);
+        if (size !== buffer.length) buffer = new Uint8Array(size);
       }
-      if (n === null) return;
-      const reply = answer(buffer.subarray(0, n));
-      if (reply === null) return;
-      // Awaited before the next read, which may overwrite a reply that is the lent chunk itself.
-      if (reply !== undefined && reply.length > 0) await this.write(reply);
-      const size = nextReadSize(buffer.length, n);
-      if (size !== buffer.length) buffer = new Uint8Array(size);
+    } catch (error) {
+      failure = error;
     }
+    responder.ended(failure);
   }
 
   async #readInto(buffer: Uint8Array): Promise<number | null> {

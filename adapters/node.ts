@@ -11,7 +11,7 @@ import {
   type Address,
   AddrInUseError,
   answerQueued,
-  type ChunkAnswer,
+  type ChunkResponder,
   type Endpoint,
   formatEndpoint,
   type ImmediateWriter,
@@ -100,8 +100,8 @@ class NodeStreamSocket implements StreamSocket, ImmediateWriter {
     return this.#queue.read();
   }
 
-  answerEach(answer: ChunkAnswer): Promise<void> {
-    return answerQueued(this.#queue, this, answer);
+  answerEach(responder: ChunkResponder): void {
+    answerQueued(this.#queue, this, responder);
   }
 
   writeNow(bytes: Uint8Array): boolean {

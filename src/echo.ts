@@ -10,7 +10,8 @@
  */
 
 import { concat2, concatAll, utf8 } from "./_bytes.ts";
-import type { ConnectionContext, ConnectionHandler, EchogateServer, ServerOptions } from "./server.ts";
+import { answerAll } from "./answer.ts";
+import type { ChunkAnswering, ConnectionContext, ConnectionHandler, EchogateServer, ServerOptions } from "./server.ts";
 import { serve } from "./server.ts";
 import type { StreamSocket } from "./types.ts";
 
@@ -97,58 +98,50 @@ export function serveEcho(options: ServeEchoOptions): Promise<EchogateServer> {
  * const server = await serve({ transport, port: 0 }, createEchoHandler({ mode: "raw" }), "echo");
  * ```
  */
-export function createEchoHandler(options: EchoOptions = {}): ConnectionHandler {
+export function createEchoHandler(options: EchoOptions = {}): ConnectionHandler & Partial<ChunkAnswering> {
   const mode = options.mode ?? "chunk";
   if (!ECHO_MODES.includes(mode)) throw new TypeError(`Unknown echo mode "${mode}"`);
   const prefix = typeof options.prefix === "string" ? utf8(options.prefix) : options.prefix ?? utf8(DEFAULT_PREFIX);
   const maxLine = options.maxLine ?? DEFAULT_MAX_LINE;
   const idleTimeoutMs = options.idleTimeoutMs ?? Infinity;
 
-  const echo: ConnectionHandler = mode === "line"
-    ? (socket, context) => echoLines(socket, context, prefix, maxLine)
-    : (socket, context) => echoChunks(socket, context, mode === "raw" || prefix.length === 0 ? undefined : prefix);
-  // Without an idle timeout, no wrapper: an idle connection keeps fewer frames alive.
-  if (!Number.isFinite(idleTimeoutMs)) return echo;
+  if (mode === "line") {
+    return withIdleTimeout((socket, context) => echoLines(socket, context, prefix, maxLine), idleTimeoutMs);
+  }
+  const answerChunk = chunkAnswerer(mode === "raw" || prefix.length === 0 ? undefined : prefix);
+  const echoChunks: ConnectionHandler = (socket, context) => {
+    // Every chunk is answered before the next is read, so nothing is ever left unanswered here:
+    // a graceful shutdown may send FIN at any time (queued answers go first).
+    context.idle = true;
+    return answerAll(socket, (chunk) => answerChunk(chunk, context));
+  };
+  // Without an idle timeout, the server may run it chunk by chunk (see ChunkAnswering).
+  if (!Number.isFinite(idleTimeoutMs)) return Object.assign(echoChunks, { answerChunk });
+  return withIdleTimeout(echoChunks, idleTimeoutMs);
+}
+
+/** Echo's answer to one chunk in `chunk` and `raw` modes: prefix + chunk, or the chunk itself. */
+function chunkAnswerer(prefix: Uint8Array | undefined): ChunkAnswering["answerChunk"] {
+  return (chunk, context) => {
+    if (context.stopping) return null;
+    const reply = prefix ? concat2(prefix, chunk) : chunk;
+    context.bytesIn += chunk.length;
+    context.bytesOut += reply.length;
+    context.lastActivity = Date.now();
+    return reply;
+  };
+}
+
+function withIdleTimeout(handler: ConnectionHandler, idleTimeoutMs: number): ConnectionHandler {
+  if (!Number.isFinite(idleTimeoutMs)) return handler;
   return async (socket, context) => {
     const stopWatchdog = watchIdle(socket, context, idleTimeoutMs);
     try {
-      await echo(socket, context);
+      await handler(socket, context);
     } finally {
       stopWatchdog();
     }
   };
-}
-
-function echoChunks(socket: StreamSocket, context: ConnectionContext, prefix?: Uint8Array): Promise<void> {
-  if (socket.answerEach) {
-    // Every chunk is answered before answerEach delivers the next, so nothing is ever left
-    // unanswered here: a graceful shutdown may send FIN at any time (queued answers go first).
-    context.idle = true;
-    return socket.answerEach((chunk) => {
-      if (context.stopping) return null;
-      const reply = prefix ? concat2(prefix, chunk) : chunk;
-      context.bytesIn += chunk.length;
-      context.bytesOut += reply.length;
-      context.lastActivity = Date.now();
-      return reply;
-    });
-  }
-  return echoChunksByRead(socket, context, prefix);
-}
-
-async function echoChunksByRead(socket: StreamSocket, context: ConnectionContext, prefix?: Uint8Array): Promise<void> {
-  while (!context.stopping) {
-    context.idle = true;
-    const chunk = await socket.read();
-    context.idle = false;
-    if (chunk === null || context.stopping) return;
-    context.bytesIn += chunk.length;
-    context.lastActivity = Date.now();
-    const reply = prefix ? concat2(prefix, chunk) : chunk;
-    await socket.write(reply);
-    context.bytesOut += reply.length;
-    context.lastActivity = Date.now();
-  }
 }
 
 async function echoLines(

@@ -98,7 +98,7 @@ export async function serveGate(options: ServeGateOptions): Promise<EchogateServ
     if (accrued > 0) context.logger.log({ event: "penalty", remote: context.remote, kind, accruedSeconds: accrued });
   }
 
-  return serve({
+  return await serve({
     ...options,
     port: options.port ?? DEFAULT_GATE_PORT,
     admit(socket) {

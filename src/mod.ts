@@ -17,6 +17,7 @@
  */
 
 export * from "./types.ts";
+export * from "./answer.ts";
 export * from "./errors.ts";
 export * from "./address.ts";
 export * from "./log.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { ChunkAnswer } from "./types.ts";
+import type { ChunkResponder } from "./types.ts";
 
 /** Default bytes buffered before the source is paused: 64 KiB. */
 export const DEFAULT_READ_HIGH_WATER = 64 * 1024;
@@ -201,13 +201,12 @@ export interface ImmediateWriter {
 
 /**
  * {@linkcode StreamSocket.answerEach} for push-style adapters: answers chunks straight from the
- * data callbacks, with no promise per chunk. While an answer waits for the write queue to
- * drain, new chunks queue up in `queue` (which pauses its source), so backpressure holds.
+ * data callbacks, with no promise at all. While an answer waits for the write queue to drain,
+ * new chunks queue up in `queue` (which pauses its source), so backpressure holds.
  *
  * @param queue The socket's read queue.
  * @param writer The socket's synchronous write side.
- * @param answer What to write for each chunk.
- * @returns A promise that resolves at end of input or when `answer` returns `null`.
+ * @param responder What to write for each chunk, and who hears when it is over.
  *
  * @example An in-memory socket answered by doubling each byte
  * ```ts
@@ -216,58 +215,50 @@ export interface ImmediateWriter {
  * const written: number[] = [];
  * const queue = new ReadQueue({ pause() {}, resume() {} });
  * const writer = { writeNow: (bytes: Uint8Array) => (written.push(...bytes), true), onDrain() {} };
+ * answerQueued(queue, writer, {
+ *   answer: (chunk) => chunk.map((byte) => byte * 2),
+ *   ended: () => console.log(written), // [2, 4]
+ * });
  * queue.push(new Uint8Array([1, 2]));
  * queue.end();
- * await answerQueued(queue, writer, (chunk) => chunk.map((byte) => byte * 2));
- * console.log(written); // [2, 4]
  * ```
  */
-export function answerQueued(queue: ReadQueue, writer: ImmediateWriter, answer: ChunkAnswer): Promise<void> {
-  return new Promise((resolve, reject) => queue.subscribe(new QueuedAnswerer(queue, writer, answer, resolve, reject)));
+export function answerQueued(queue: ReadQueue, writer: ImmediateWriter, responder: ChunkResponder): void {
+  queue.subscribe(new QueuedAnswerer(queue, writer, responder));
 }
 
 // One per answering connection, holding what closures would otherwise capture.
 class QueuedAnswerer implements ChunkListener {
   #queue: ReadQueue;
   #writer: ImmediateWriter;
-  #answer: ChunkAnswer;
-  #resolve: () => void;
-  #reject: (error: unknown) => void;
+  #responder: ChunkResponder;
 
-  constructor(
-    queue: ReadQueue,
-    writer: ImmediateWriter,
-    answer: ChunkAnswer,
-    resolve: () => void,
-    reject: (error: unknown) => void,
-  ) {
+  constructor(queue: ReadQueue, writer: ImmediateWriter, responder: ChunkResponder) {
     this.#queue = queue;
     this.#writer = writer;
-    this.#answer = answer;
-    this.#resolve = resolve;
-    this.#reject = reject;
+    this.#responder = responder;
   }
 
   onChunk(chunk: Uint8Array | null, error?: unknown): boolean {
     if (chunk === null) {
-      if (error === undefined) this.#resolve();
-      else this.#reject(error);
+      this.#responder.ended(error);
       return false;
     }
+    let reply: Uint8Array | null | undefined;
     try {
-      const reply = this.#answer(chunk);
-      if (reply === null) {
-        this.#resolve();
-        return false;
-      }
-      if (reply === undefined || reply.length === 0 || this.#writer.writeNow(reply)) return true;
+      reply = this.#responder.answer(chunk);
+      if (reply !== null && (reply === undefined || reply.length === 0 || this.#writer.writeNow(reply))) return true;
     } catch (error) {
-      this.#reject(error);
+      this.#responder.ended(error);
+      return false;
+    }
+    if (reply === null) {
+      this.#responder.ended();
       return false;
     }
     // Over the write high-water mark: stop taking chunks (they queue up, pausing the source)
     // until the writes drain.
-    this.#writer.onDrain((error) => error === undefined ? this.#queue.subscribe(this) : this.#reject(error));
+    this.#writer.onDrain((error) => error === undefined ? this.#queue.subscribe(this) : this.#responder.ended(error));
     return false;
   }
 }

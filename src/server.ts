@@ -10,7 +10,7 @@ import { formatAddress } from "./address.ts";
 import { AddrInUseError } from "./errors.ts";
 import { errorMessage, type Logger, silentLogger } from "./log.ts";
 import { TIMED_OUT, within } from "./_timers.ts";
-import type { Address, Endpoint, Listener, StreamSocket, Transport } from "./types.ts";
+import type { Address, ChunkResponder, Endpoint, Listener, StreamSocket, Transport } from "./types.ts";
 
 /**
  * Where and how a server listens. Give `path` for a unix socket, else `hostname`/`port`.
@@ -104,6 +104,32 @@ export interface ConnectionContext {
 export type ConnectionHandler = (socket: StreamSocket, context: ConnectionContext) => Promise<void>;
 
 /**
+ * The per-chunk form of a protocol that answers each chunk as it arrives. A handler that also
+ * carries `answerChunk` (as echo's `chunk` and `raw` handlers do) is run through
+ * {@linkcode StreamSocket.answerEach} where the adapter has it: the connection itself is the
+ * responder, so an idle connection holds no promise, closure or async frame.
+ *
+ * @example A handler with both forms
+ * ```ts
+ * import { answerAll, type ChunkAnswering, type ConnectionHandler } from "./mod.ts";
+ *
+ * const answerChunk: ChunkAnswering["answerChunk"] = (chunk) => chunk; // echo it back
+ * const handler: ConnectionHandler & ChunkAnswering = Object.assign(
+ *   (socket: Parameters<ConnectionHandler>[0], context: Parameters<ConnectionHandler>[1]) =>
+ *     answerAll(socket, (chunk) => answerChunk(chunk, context)),
+ *   { answerChunk },
+ * );
+ * ```
+ */
+export interface ChunkAnswering {
+  /**
+   * Returns the answer to `chunk` (see {@linkcode ChunkResponder.answer}): bytes to write,
+   * `undefined` for none, `null` to stop reading. Must not throw for bad input: answer or stop.
+   */
+  answerChunk(chunk: Uint8Array, context: ConnectionContext): Uint8Array | null | undefined;
+}
+
+/**
  * Binds a server and runs `handler` for every connection.
  *
  * @param options Where to listen and server-wide limits.
@@ -124,54 +150,45 @@ export type ConnectionHandler = (socket: StreamSocket, context: ConnectionContex
  */
 export async function serve(
   options: ServerOptions,
-  handler: ConnectionHandler,
+  handler: ConnectionHandler & Partial<ChunkAnswering>,
   protocol: "echo" | "gate",
 ): Promise<EchogateServer> {
   const logger = options.logger ?? silentLogger;
   const maxConns = options.maxConns ?? Infinity;
   const lingerMs = options.lingerMs ?? 2000;
-  const connections = new Map<StreamSocket, ConnectionContext>();
+  const connections = new Map<StreamSocket, Connection>();
   let stopping = false;
   let emptied: { promise: Promise<void>; resolve(): void } | undefined;
 
-  // No async frame per connection: an idle one holds only its context and a promise reaction.
+  const hooks: ConnectionHooks = { logger, answerChunk: handler.answerChunk, finish };
+
   function run(socket: StreamSocket): void {
-    const now = Date.now();
-    const context: ConnectionContext = {
-      remote: formatAddress(socket.remoteAddr),
-      logger,
-      connectedAt: now,
-      bytesIn: 0,
-      bytesOut: 0,
-      lastActivity: now,
-      idle: false,
-      stopping,
-    };
-    connections.set(socket, context);
-    logger.log({ event: "connect", remote: context.remote });
+    const connection = new Connection(socket, hooks, stopping);
+    connections.set(socket, connection);
+    logger.log({ event: "connect", remote: connection.remote });
+    if (handler.answerChunk && socket.answerEach) {
+      // Answered chunk by chunk, each before the next is read: never anything unanswered here.
+      connection.idle = true;
+      socket.answerEach(connection);
+      return;
+    }
     let handled: Promise<void>;
     try {
-      handled = handler(socket, context);
+      handled = handler(socket, connection);
     } catch (error) {
       handled = Promise.reject(error);
     }
-    handled.then(
-      () => finish(socket, context),
-      (error) => {
-        logger.log({ event: "error", remote: context.remote, message: errorMessage(error) });
-        return finish(socket, context);
-      },
-    );
+    handled.then(() => connection.ended(), (error) => connection.ended(error ?? new Error("Handler failed")));
   }
 
-  async function finish(socket: StreamSocket, context: ConnectionContext): Promise<void> {
-    await closeGracefully(socket, { lingerMs, pendingRead: context.pendingRead });
+  async function finish(socket: StreamSocket, connection: Connection): Promise<void> {
+    await closeGracefully(socket, { lingerMs, pendingRead: connection.pendingRead });
     logger.log({
       event: "close",
-      remote: context.remote,
-      bytesIn: context.bytesIn,
-      bytesOut: context.bytesOut,
-      durationMs: Date.now() - context.connectedAt,
+      remote: connection.remote,
+      bytesIn: connection.bytesIn,
+      bytesOut: connection.bytesOut,
+      durationMs: Date.now() - connection.connectedAt,
     });
     connections.delete(socket);
     if (connections.size === 0 && emptied) {
@@ -260,6 +277,54 @@ export async function serve(
       return closing ??= close(closeOptions?.drainMs);
     },
   };
+}
+
+/** What a {@linkcode Connection} needs from its server, shared by all of them. */
+interface ConnectionHooks {
+  readonly logger: Logger;
+  readonly answerChunk: ChunkAnswering["answerChunk"] | undefined;
+  finish(socket: StreamSocket, connection: Connection): Promise<void>;
+}
+
+// One object per connection: its context for the handler, and the responder answerEach reports
+// to. Idle connections are many; everything a connection needs hangs off this object.
+class Connection implements ConnectionContext, ChunkResponder {
+  readonly connectedAt: number = Date.now();
+  bytesIn = 0;
+  bytesOut = 0;
+  lastActivity: number = this.connectedAt;
+  idle = false;
+  stopping: boolean;
+  pendingRead: Promise<Uint8Array | null> | undefined = undefined;
+  #socket: StreamSocket;
+  #hooks: ConnectionHooks;
+  #ended = false;
+
+  constructor(socket: StreamSocket, hooks: ConnectionHooks, stopping: boolean) {
+    this.#socket = socket;
+    this.#hooks = hooks;
+    this.stopping = stopping;
+  }
+
+  get logger(): Logger {
+    return this.#hooks.logger;
+  }
+
+  // Formatted when logged, not kept: a string per idle connection adds up.
+  get remote(): string {
+    return formatAddress(this.#socket.remoteAddr);
+  }
+
+  answer(chunk: Uint8Array): Uint8Array | null | undefined {
+    return this.#hooks.answerChunk!(chunk, this);
+  }
+
+  ended(error?: unknown): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    if (error !== undefined) this.logger.log({ event: "error", remote: this.remote, message: errorMessage(error) });
+    void this.#hooks.finish(this.#socket, this);
+  }
 }
 
 const ACCEPT_ERROR_LOG_INTERVAL_MS = 10_000;

@@ -74,34 +74,43 @@ export interface StreamSocket {
   readonly closed: Promise<void>;
   /**
    * Optional fast path for protocols that answer each chunk as it arrives (echo's `chunk` and
-   * `raw` modes): reads chunk after chunk and writes what `answer` returns, with no promise per
-   * chunk where the runtime's API allows. The next chunk is delivered only once the answer is
-   * accepted (the write queue is under its high-water mark), so backpressure holds as with
-   * `read()` and `write()`.
-   *
-   * - `answer` returns the bytes to write (the chunk itself may be returned), `undefined` to
-   *   write nothing, or `null` to stop: that chunk's answer is dropped and later input is left
-   *   for `read()`.
-   * - The chunk is lent: it is valid only until `answer` returns (an adapter may read every
-   *   chunk into one reused buffer), unless it is returned as the answer.
-   * - Resolves at end of input or after `answer` returned `null`; rejects on a socket error
-   *   or when `answer` throws. No `read()` may be pending meanwhile.
+   * `raw` modes): reads chunk after chunk and writes what `responder.answer` returns, with no
+   * promise per chunk (or per connection) where the runtime's API allows. The next chunk is
+   * delivered only once the answer is accepted (the write queue is under its high-water mark),
+   * so backpressure holds as with `read()` and `write()`. No `read()` may be pending meanwhile.
+   * {@linkcode answerAll} wraps it in a promise, with a read/write loop where it is missing.
    */
-  answerEach?(answer: ChunkAnswer): Promise<void>;
+  answerEach?(responder: ChunkResponder): void;
 }
 
 /**
- * What {@linkcode StreamSocket.answerEach} calls for every chunk: returns the bytes to write,
- * `undefined` to write nothing, or `null` to stop reading.
+ * What {@linkcode StreamSocket.answerEach} reports to. An object rather than callbacks, so a
+ * long-lived responder (one per connection) needs no closures.
  *
- * @example Answer every chunk with its length
+ * @example Answer every chunk with its length, until the peer finishes
  * ```ts
- * import type { ChunkAnswer } from "./mod.ts";
+ * import type { ChunkResponder } from "./mod.ts";
  *
- * const answerLength: ChunkAnswer = (chunk) => new TextEncoder().encode(`${chunk.length}\n`);
+ * const responder: ChunkResponder = {
+ *   answer: (chunk) => new TextEncoder().encode(`${chunk.length}\n`),
+ *   ended: (error) => console.log(error === undefined ? "done" : `failed: ${error}`),
+ * };
  * ```
  */
-export type ChunkAnswer = (chunk: Uint8Array) => Uint8Array | null | undefined;
+export interface ChunkResponder {
+  /**
+   * Returns the bytes to write for `chunk` (the chunk itself may be returned), `undefined` to
+   * write nothing, or `null` to stop: that chunk's answer is dropped and later input is left for
+   * `read()`. The chunk is lent: it is valid only until `answer` returns (an adapter may read
+   * every chunk into one reused buffer), unless it is returned as the answer.
+   */
+  answer(chunk: Uint8Array): Uint8Array | null | undefined;
+  /**
+   * Called once when answering is over: at end of input, after `answer` returned `null`, or
+   * with the error when the socket failed or `answer` threw.
+   */
+  ended(error?: unknown): void;
+}
 
 /**
  * Callbacks a transport calls while a listener runs.

@@ -1,10 +1,23 @@
-// The StreamSocket.answerEach contract, on this runtime's adapter over real loopback sockets, and
-// answerQueued (the Node and Bun implementation) against any write-queue behaviour.
+// The StreamSocket.answerEach contract (through answerAll), on this runtime's adapter over real
+// loopback sockets, and answerQueued (the Node and Bun implementation) against any write-queue
+// behaviour.
 
 import { afterEach, describe, expect, test } from "vitest";
 import fc from "fast-check";
-import { answerQueued, type ChunkAnswer, ReadQueue, type StreamSocket } from "../src/mod.ts";
-import { bytes, cleanup, concat, deadline, readAll, readAtLeast, RUNTIME, text, transport, waitFor } from "./_utils.ts";
+import { answerAll, answerQueued, ReadQueue, serveEcho, type StreamSocket, type Transport } from "../src/mod.ts";
+import {
+  bytes,
+  cleanup,
+  concat,
+  deadline,
+  portOf,
+  readAll,
+  readAtLeast,
+  RUNTIME,
+  text,
+  transport,
+  waitFor,
+} from "./_utils.ts";
 
 const resources = cleanup();
 afterEach(() => resources.run());
@@ -21,8 +34,10 @@ async function pair(onSocket: (socket: StreamSocket) => void): Promise<StreamSoc
   return resources.add(await transport.connect({ hostname: "127.0.0.1", port }));
 }
 
-/** Runs answerEach on the next accepted socket; resolves with it and the answering promise. */
-function answering(answer: ChunkAnswer): {
+type Answer = (chunk: Uint8Array) => Uint8Array | null | undefined;
+
+/** Runs answerEach (through answerAll) on the next accepted socket; resolves with it and the answering promise. */
+function answering(answer: Answer): {
   accepted: Promise<{ socket: StreamSocket; done: Promise<void> }>;
   onSocket: (socket: StreamSocket) => void;
 } {
@@ -32,7 +47,7 @@ function answering(answer: ChunkAnswer): {
     accepted,
     onSocket(socket) {
       expect(typeof socket.answerEach).toBe("function");
-      const done = socket.answerEach!(answer);
+      const done = answerAll(socket, answer);
       done.catch(() => {}); // inspected by the test
       resolve({ socket, done });
     },
@@ -143,6 +158,40 @@ describe(`StreamSocket.answerEach on ${RUNTIME}`, () => {
   }, 90_000);
 });
 
+describe(`servers on ${RUNTIME} and answerEach`, () => {
+  /** A transport whose accepted sockets count their answerEach calls. */
+  function spyingTransport(): { transport: Transport; calls: () => number } {
+    let calls = 0;
+    return {
+      calls: () => calls,
+      transport: {
+        ...transport,
+        listen: (endpoint, handlers) =>
+          transport.listen(endpoint, {
+            ...handlers,
+            onSocket(socket) {
+              const answerEach = socket.answerEach!.bind(socket);
+              socket.answerEach = (responder) => (calls++, answerEach(responder));
+              handlers.onSocket(socket);
+            },
+          }),
+      },
+    };
+  }
+
+  for (const mode of ["chunk", "raw", "line"] as const) {
+    test(`echo's ${mode} mode ${mode === "line" ? "reads" : "answers through answerEach"}, and answers right`, async () => {
+      const spy = spyingTransport();
+      const server = resources.add(await serveEcho({ transport: spy.transport, port: 0, mode }));
+      const client = resources.add(await transport.connect({ hostname: "127.0.0.1", port: portOf(server) }));
+      await client.write(bytes("hi\n"));
+      const expected = mode === "raw" ? "hi\n" : "Echo=>hi\n";
+      expect(text(await readAtLeast(client, expected.length))).toBe(expected);
+      expect(spy.calls()).toBe(mode === "line" ? 0 : 1);
+    });
+  }
+});
+
 describe("answerQueued", () => {
   test("answers every chunk once, in order, and takes none while a write waits for drain", async () => {
     await fc.assert(
@@ -169,13 +218,20 @@ describe("answerQueued", () => {
             },
           };
           const queue = new ReadQueue({ pause() {}, resume() {} });
-          const done = answerQueued(queue, writer, (chunk) => chunk.map((byte) => byte ^ 0xff));
+          let endings = 0;
+          const done = new Promise<void>((resolve, reject) => {
+            answerQueued(queue, writer, {
+              answer: (chunk) => chunk.map((byte) => byte ^ 0xff),
+              ended: (error) => (endings++, error === undefined ? resolve() : reject(error)),
+            });
+          });
           for (const chunk of chunks) {
             queue.push(chunk);
             if (chunk[0]! % 3 === 0) await new Promise((resolve) => setTimeout(resolve, 0));
           }
           queue.end();
           await done;
+          expect(endings).toBe(1);
           expect(overlap).toBe(false);
           expect(concat(written)).toEqual(concat(chunks).map((byte) => byte ^ 0xff));
         },
@@ -184,13 +240,16 @@ describe("answerQueued", () => {
     );
   });
 
-  test("rejects with the source's error once the queued chunks are answered", async () => {
+  test("reports the source's error, once, after the queued chunks are answered", () => {
     const queue = new ReadQueue({ pause() {}, resume() {} });
     const written: string[] = [];
     queue.push(bytes("a"));
     queue.end(new Error("reset"));
     const writer = { writeNow: (reply: Uint8Array) => (written.push(text(reply)), true), onDrain() {} };
-    await expect(answerQueued(queue, writer, upper)).rejects.toThrow("reset");
+    const endings: unknown[] = [];
+    answerQueued(queue, writer, { answer: upper, ended: (error) => endings.push(error) });
     expect(written).toEqual(["A"]);
+    expect(endings).toHaveLength(1);
+    expect((endings[0] as Error).message).toBe("reset");
   });
 });
