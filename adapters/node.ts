@@ -36,7 +36,7 @@ class NodeStreamSocket implements StreamSocket, ImmediateWriter {
   #socket: net.Socket;
   #queue: ReadQueue;
   #error: Error | undefined;
-  #drainWaiters: ((error?: Error) => void)[] | undefined;
+  #drainWaiters: ((error?: Error) => void)[] | undefined; // made, with its listeners, on first use
   #closed: Promise<void> | undefined;
 
   /**
@@ -55,8 +55,6 @@ class NodeStreamSocket implements StreamSocket, ImmediateWriter {
     socket.on("data", NodeStreamSocket.#onData);
     socket.on("end", NodeStreamSocket.#onEnd);
     socket.on("error", NodeStreamSocket.#onError);
-    socket.on("close", NodeStreamSocket.#onClose);
-    socket.on("drain", NodeStreamSocket.#onDrain);
   }
 
   static #onData(this: TaggedSocket, chunk: Buffer): void {
@@ -76,19 +74,22 @@ class NodeStreamSocket implements StreamSocket, ImmediateWriter {
   static #onClose(this: TaggedSocket): void {
     const wrapper = this[WRAPPER];
     wrapper.#queue.end();
-    const waiters = wrapper.#drainWaiters;
-    if (!waiters) return;
-    wrapper.#drainWaiters = undefined;
     const error = wrapper.#error ?? new Error("Socket is closed");
-    for (const waiter of waiters) waiter(error);
+    for (const waiter of wrapper.#drainWaiters!.splice(0)) waiter(error);
   }
 
   static #onDrain(this: TaggedSocket): void {
-    const wrapper = this[WRAPPER];
-    const waiters = wrapper.#drainWaiters;
-    if (!waiters) return;
-    wrapper.#drainWaiters = undefined;
-    for (const waiter of waiters) waiter();
+    for (const waiter of this[WRAPPER].#drainWaiters!.splice(0)) waiter();
+  }
+
+  /** Queues a drain waiter; the drain and close listeners go on with the first one. */
+  #waitForDrain(waiter: (error?: Error) => void): void {
+    if (this.#drainWaiters === undefined) {
+      this.#drainWaiters = [];
+      this.#socket.on("drain", NodeStreamSocket.#onDrain);
+      this.#socket.on("close", NodeStreamSocket.#onClose);
+    }
+    this.#drainWaiters.push(waiter);
   }
 
   get closed(): Promise<void> {
@@ -112,15 +113,13 @@ class NodeStreamSocket implements StreamSocket, ImmediateWriter {
   onDrain(callback: (error?: unknown) => void): void {
     if (this.#socket.destroyed) queueMicrotask(() => callback(this.#error ?? new Error("Socket is closed")));
     else if (!this.#socket.writableNeedDrain) queueMicrotask(() => callback());
-    else (this.#drainWaiters ??= []).push(callback);
+    else this.#waitForDrain(callback);
   }
 
   write(bytes: Uint8Array): Promise<void> {
     if (this.#socket.destroyed) return Promise.reject(new Error("Socket is closed"));
     if (this.#socket.write(bytes)) return RESOLVED;
-    return new Promise((resolve, reject) =>
-      (this.#drainWaiters ??= []).push((error) => error ? reject(error) : resolve())
-    );
+    return new Promise((resolve, reject) => this.#waitForDrain((error) => error ? reject(error) : resolve()));
   }
 
   closeWrite(): Promise<void> {

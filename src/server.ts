@@ -156,7 +156,7 @@ export async function serve(
   const logger = options.logger ?? silentLogger;
   const maxConns = options.maxConns ?? Infinity;
   const lingerMs = options.lingerMs ?? 2000;
-  const connections = new Map<StreamSocket, Connection>();
+  const connections = new ConnectionList();
   let stopping = false;
   let emptied: { promise: Promise<void>; resolve(): void } | undefined;
 
@@ -164,7 +164,7 @@ export async function serve(
 
   function run(socket: StreamSocket): void {
     const connection = new Connection(socket, hooks, stopping);
-    connections.set(socket, connection);
+    connections.add(connection);
     logger.log({ event: "connect", remote: connection.remote });
     if (handler.answerChunk && socket.answerEach) {
       // Answered chunk by chunk, each before the next is read: never anything unanswered here.
@@ -190,7 +190,7 @@ export async function serve(
       bytesOut: connection.bytesOut,
       durationMs: Date.now() - connection.connectedAt,
     });
-    connections.delete(socket);
+    connections.delete(connection);
     if (connections.size === 0 && emptied) {
       emptied.resolve();
       emptied = undefined;
@@ -257,14 +257,14 @@ export async function serve(
     stopping = true;
     await listener.close();
     if (drainMs > 0) {
-      for (const [socket, context] of connections) {
-        context.stopping = true;
+      for (const connection of connections) {
+        connection.stopping = true;
         // Waiting for input that may never come: send FIN now so the peer knows we are done.
-        if (context.idle) socket.closeWrite().catch(() => {});
+        if (connection.idle) connection.socket.closeWrite().catch(() => {});
       }
       await within(allClosed(), drainMs);
     }
-    for (const socket of connections.keys()) socket.close();
+    for (const connection of connections) connection.socket.close();
     await allClosed();
   }
   return {
@@ -296,12 +296,15 @@ class Connection implements ConnectionContext, ChunkResponder {
   idle = false;
   stopping: boolean;
   pendingRead: Promise<Uint8Array | null> | undefined = undefined;
-  #socket: StreamSocket;
+  readonly socket: StreamSocket;
+  // Links in the server's ConnectionList.
+  previous: Connection | undefined = undefined;
+  next: Connection | undefined = undefined;
   #hooks: ConnectionHooks;
   #ended = false;
 
   constructor(socket: StreamSocket, hooks: ConnectionHooks, stopping: boolean) {
-    this.#socket = socket;
+    this.socket = socket;
     this.#hooks = hooks;
     this.stopping = stopping;
   }
@@ -312,7 +315,7 @@ class Connection implements ConnectionContext, ChunkResponder {
 
   // Formatted when logged, not kept: a string per idle connection adds up.
   get remote(): string {
-    return formatAddress(this.#socket.remoteAddr);
+    return formatAddress(this.socket.remoteAddr);
   }
 
   answer(chunk: Uint8Array): Uint8Array | null | undefined {
@@ -323,7 +326,38 @@ class Connection implements ConnectionContext, ChunkResponder {
     if (this.#ended) return;
     this.#ended = true;
     if (error !== undefined) this.logger.log({ event: "error", remote: this.remote, message: errorMessage(error) });
-    void this.#hooks.finish(this.#socket, this);
+    void this.#hooks.finish(this.socket, this);
+  }
+}
+
+// The open connections, linked through the connections themselves: no map entry (and no table
+// to grow) per connection. Safe to delete from while iterating.
+class ConnectionList {
+  size = 0;
+  #head: Connection | undefined;
+
+  add(connection: Connection): void {
+    connection.next = this.#head;
+    if (this.#head) this.#head.previous = connection;
+    this.#head = connection;
+    this.size++;
+  }
+
+  delete(connection: Connection): void {
+    if (connection.previous) connection.previous.next = connection.next;
+    else if (this.#head === connection) this.#head = connection.next;
+    else return; // not in the list
+    if (connection.next) connection.next.previous = connection.previous;
+    connection.previous = connection.next = undefined;
+    this.size--;
+  }
+
+  *[Symbol.iterator](): Iterator<Connection> {
+    for (let connection = this.#head; connection;) {
+      const next = connection.next;
+      yield connection;
+      connection = next;
+    }
   }
 }
 
