@@ -17,10 +17,7 @@ import type { Address, Endpoint } from "./types.ts";
  */
 export function formatAddress(addr: Address): string {
   if (addr.transport === "unix") return `unix:${addr.path}`;
-  // join() builds one flat string where + would keep three (a server keeps one per connection).
-  return addr.hostname.includes(":")
-    ? ["[", addr.hostname, "]:", addr.port].join("")
-    : [addr.hostname, addr.port].join(":");
+  return addr.hostname.includes(":") ? `[${addr.hostname}]:${addr.port}` : `${addr.hostname}:${addr.port}`;
 }
 
 /**
