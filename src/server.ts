@@ -169,7 +169,11 @@ export async function serve(
     if (handler.answerChunk && socket.answerEach) {
       // Answered chunk by chunk, each before the next is read: never anything unanswered here.
       connection.idle = true;
-      socket.answerEach(connection);
+      try {
+        socket.answerEach(connection);
+      } catch (error) {
+        connection.ended(error);
+      }
       return;
     }
     let handled: Promise<void>;
