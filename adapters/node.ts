@@ -31,8 +31,8 @@ type TaggedSocket = net.Socket & { [WRAPPER]: NodeStreamSocket };
 // --- socket ---
 
 class NodeStreamSocket implements StreamSocket, ImmediateWriter {
-  readonly remoteAddr: Address;
   readonly localAddr: Address;
+  #unix: Address | undefined;
   #socket: net.Socket;
   #queue: ReadQueue;
   #error: Error | undefined;
@@ -46,7 +46,8 @@ class NodeStreamSocket implements StreamSocket, ImmediateWriter {
   constructor(socket: net.Socket, unix?: Address, local?: Address) {
     this.#socket = socket;
     this.#queue = new ReadQueue(socket);
-    this.remoteAddr = unix ?? { transport: "tcp", hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
+    this.#unix = unix;
+    if (unix === undefined) void socket.remotePort; // makes Node cache the peer's address now, while it is known
     this.localAddr = unix ?? local ??
       { transport: "tcp", hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 };
     // Listeners shared by all sockets (they find this object through the socket), so an idle
@@ -90,6 +91,13 @@ class NodeStreamSocket implements StreamSocket, ImmediateWriter {
       this.#socket.on("close", NodeStreamSocket.#onClose);
     }
     this.#drainWaiters.push(waiter);
+  }
+
+  // Built on demand from what Node caches on the socket (still there after close): an object
+  // fewer per idle connection.
+  get remoteAddr(): Address {
+    const socket = this.#socket;
+    return this.#unix ?? { transport: "tcp", hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
   }
 
   get closed(): Promise<void> {

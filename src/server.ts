@@ -160,7 +160,7 @@ export async function serve(
   let stopping = false;
   let emptied: { promise: Promise<void>; resolve(): void } | undefined;
 
-  const hooks: ConnectionHooks = { logger, answerChunk: handler.answerChunk, finish };
+  const hooks: ConnectionHooks = { logger, startedAt: Date.now(), answerChunk: handler.answerChunk, finish };
 
   function run(socket: StreamSocket): void {
     const connection = new Connection(socket, hooks, stopping);
@@ -286,6 +286,8 @@ export async function serve(
 /** What a {@linkcode Connection} needs from its server, shared by all of them. */
 interface ConnectionHooks {
   readonly logger: Logger;
+  /** `Date.now()` when the server was created. */
+  readonly startedAt: number;
   readonly answerChunk: ChunkAnswering["answerChunk"] | undefined;
   finish(socket: StreamSocket, connection: Connection): Promise<void>;
 }
@@ -293,24 +295,39 @@ interface ConnectionHooks {
 // One object per connection: its context for the handler, and the responder answerEach reports
 // to. Idle connections are many; everything a connection needs hangs off this object.
 class Connection implements ConnectionContext, ChunkResponder {
-  readonly connectedAt: number = Date.now();
   bytesIn = 0;
   bytesOut = 0;
-  lastActivity: number = this.connectedAt;
   idle = false;
   stopping: boolean;
-  pendingRead: Promise<Uint8Array | null> | undefined = undefined;
+  declare pendingRead?: Promise<Uint8Array | null>; // added by the few handlers that need it
   readonly socket: StreamSocket;
   // Links in the server's ConnectionList.
   previous: Connection | undefined = undefined;
   next: Connection | undefined = undefined;
   #hooks: ConnectionHooks;
+  // Times as milliseconds since the server started: small integers, kept inline, where a
+  // Date.now() value would need a boxed number per field.
+  #connectedMs: number;
+  #activityMs: number;
   #ended = false;
 
   constructor(socket: StreamSocket, hooks: ConnectionHooks, stopping: boolean) {
     this.socket = socket;
     this.#hooks = hooks;
     this.stopping = stopping;
+    this.#connectedMs = this.#activityMs = Date.now() - hooks.startedAt;
+  }
+
+  get connectedAt(): number {
+    return this.#hooks.startedAt + this.#connectedMs;
+  }
+
+  get lastActivity(): number {
+    return this.#hooks.startedAt + this.#activityMs;
+  }
+
+  set lastActivity(time: number) {
+    this.#activityMs = time - this.#hooks.startedAt;
   }
 
   get logger(): Logger {
