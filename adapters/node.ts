@@ -18,6 +18,7 @@ import {
   isSpecificIp,
   ReadQueue,
   type StreamSocket,
+  toRetainable,
   type Transport,
 } from "../src/mod.ts";
 import { type CliHost, processHost } from "./_process_host.ts";
@@ -114,8 +115,10 @@ class NodeStreamSocket implements StreamSocket, ImmediateWriter {
   }
 
   writeNow(bytes: Uint8Array): boolean {
-    if (this.#socket.destroyed) throw new Error("Socket is closed");
-    return this.#socket.write(bytes);
+    const socket = this.#socket;
+    if (socket.destroyed) throw new Error("Socket is closed");
+    // Behind a backlog Node keeps what it is given until it drains: hand it bytes it may keep.
+    return socket.write(socket.writableLength > 0 ? toRetainable(bytes) : bytes);
   }
 
   onDrain(callback: (error?: unknown) => void): void {
@@ -126,7 +129,7 @@ class NodeStreamSocket implements StreamSocket, ImmediateWriter {
 
   write(bytes: Uint8Array): Promise<void> {
     if (this.#socket.destroyed) return Promise.reject(new Error("Socket is closed"));
-    if (this.#socket.write(bytes)) return RESOLVED;
+    if (this.writeNow(bytes)) return RESOLVED;
     return new Promise((resolve, reject) => this.#waitForDrain((error) => error ? reject(error) : resolve()));
   }
 

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { concat2, concatAll, utf8 } from "./_bytes.ts";
+import { concatAll, joinForWrite, utf8 } from "./_bytes.ts";
 import { answerAll } from "./answer.ts";
 import type { ChunkAnswering, ConnectionContext, ConnectionHandler, EchogateServer, ServerOptions } from "./server.ts";
 import { serve } from "./server.ts";
@@ -124,7 +124,7 @@ export function createEchoHandler(options: EchoOptions = {}): ConnectionHandler 
 function chunkAnswerer(prefix: Uint8Array | undefined): ChunkAnswering["answerChunk"] {
   return (chunk, context) => {
     if (context.stopping) return null;
-    const reply = prefix ? concat2(prefix, chunk) : chunk;
+    const reply = prefix ? joinForWrite(prefix, chunk) : chunk;
     context.bytesIn += chunk.length;
     context.bytesOut += reply.length;
     context.lastActivity = Date.now();

@@ -79,6 +79,7 @@ export class WriteQueue {
       if (n === bytes.length) return true;
       bytes = bytes.subarray(n);
     }
+    bytes = toRetainable(bytes);
     if (this.#queue === NOTHING_QUEUED) this.#queue = [bytes];
     else this.#queue.push(bytes);
     this.#queuedBytes += bytes.length;
@@ -141,4 +142,28 @@ export class WriteQueue {
     this.#shutdownWaiter?.();
     this.#shutdownWaiter = undefined;
   }
+}
+
+/** Views this small or smaller are copied before they are kept; see {@linkcode toRetainable}. */
+export const RETAIN_COPY_MAX = 1024;
+
+/**
+ * Returns bytes that are safe to keep queued: a small view into a larger buffer (a reply cut
+ * from a shared slab, say) is copied, so that it cannot keep the whole buffer alive while a slow
+ * peer holds up the queue. Larger views and arrays that own their buffer are returned as they are.
+ *
+ * @param bytes Bytes about to be queued.
+ * @returns `bytes`, or a copy of them.
+ *
+ * @example
+ * ```ts
+ * import { toRetainable } from "./mod.ts";
+ *
+ * const slab = new Uint8Array(8192);
+ * const reply = slab.subarray(0, 70);
+ * console.log(toRetainable(reply).buffer.byteLength); // 70: a copy, not the 8 KiB slab
+ * ```
+ */
+export function toRetainable(bytes: Uint8Array): Uint8Array {
+  return bytes.byteLength <= RETAIN_COPY_MAX && bytes.byteLength !== bytes.buffer.byteLength ? bytes.slice() : bytes;
 }

@@ -12,6 +12,7 @@ import {
   silentLogger,
   type StreamSocket,
   tokenFromChunk,
+  toRetainable,
   WriteQueue,
 } from "../src/mod.ts";
 import { createHmacSha256, sha256 } from "../src/_sha256.ts";
@@ -184,6 +185,18 @@ describe("framing properties", () => {
       ),
       { numRuns: 200 },
     );
+  });
+
+  test("queued bytes never keep a larger buffer alive: small views are copied, owned and large ones kept", () => {
+    const slab = new Uint8Array(8192).fill(7);
+    const small = slab.subarray(100, 170);
+    const copy = toRetainable(small);
+    expect(copy).toEqual(small);
+    expect(copy.buffer.byteLength).toBe(70);
+    const owned = new Uint8Array(70);
+    expect(toRetainable(owned)).toBe(owned);
+    const large = new Uint8Array(64 * 1024).subarray(0, 32 * 1024);
+    expect(toRetainable(large)).toBe(large);
   });
 
   test("WriteQueue delivers every byte in order, whatever the socket takes per call, then sends FIN once", async () => {
