@@ -21,6 +21,7 @@ import {
   ReadQueue,
   type StreamSocket,
   type Transport,
+  writeAndDrain,
   WriteQueue,
 } from "../src/mod.ts";
 import { type CliHost, processHost } from "./_process_host.ts";
@@ -140,13 +141,7 @@ class BunStreamSocket implements StreamSocket, ImmediateWriter {
   }
 
   write(bytes: Uint8Array): Promise<void> {
-    try {
-      return this.writeNow(bytes) ? RESOLVED : new Promise((resolve, reject) => {
-        this.onDrain((error) => error === undefined ? resolve() : reject(error));
-      });
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    return writeAndDrain(this, bytes);
   }
 
   closeWrite(): Promise<void> {

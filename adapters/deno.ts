@@ -120,6 +120,7 @@ class DenoStreamSocket implements StreamSocket {
       // not at FIRST_READ: small exchanges then never allocate (and leave as garbage) a bigger one.
       let buffer = new Uint8Array(MIN_READ);
       while (!this.#isClosed) {
+        // #readInto's work, inline: its async frame would stay alive on every idle connection.
         let n: number | null;
         try {
           n = await this.#conn.read(buffer);

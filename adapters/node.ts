@@ -20,6 +20,7 @@ import {
   type StreamSocket,
   toRetainable,
   type Transport,
+  writeAndDrain,
 } from "../src/mod.ts";
 import { type CliHost, processHost } from "./_process_host.ts";
 import { socketBudget } from "./_descriptors.ts";
@@ -37,7 +38,7 @@ class NodeStreamSocket implements StreamSocket, ImmediateWriter {
   #socket: net.Socket;
   #queue: ReadQueue;
   #error: Error | undefined;
-  #drainWaiters: ((error?: Error) => void)[] | undefined; // made, with its listeners, on first use
+  #drainWaiters: ((error?: unknown) => void)[] | undefined; // made, with its listeners, on first use
   #closed: Promise<void> | undefined;
 
   /**
@@ -84,16 +85,6 @@ class NodeStreamSocket implements StreamSocket, ImmediateWriter {
     for (const waiter of this[WRAPPER].#drainWaiters!.splice(0)) waiter();
   }
 
-  /** Queues a drain waiter; the drain and close listeners go on with the first one. */
-  #waitForDrain(waiter: (error?: Error) => void): void {
-    if (this.#drainWaiters === undefined) {
-      this.#drainWaiters = [];
-      this.#socket.on("drain", NodeStreamSocket.#onDrain);
-      this.#socket.on("close", NodeStreamSocket.#onClose);
-    }
-    this.#drainWaiters.push(waiter);
-  }
-
   // Built on demand from what Node caches on the socket (still there after close): an object
   // fewer per idle connection.
   get remoteAddr(): Address {
@@ -124,13 +115,19 @@ class NodeStreamSocket implements StreamSocket, ImmediateWriter {
   onDrain(callback: (error?: unknown) => void): void {
     if (this.#socket.destroyed) queueMicrotask(() => callback(this.#error ?? new Error("Socket is closed")));
     else if (!this.#socket.writableNeedDrain) queueMicrotask(() => callback());
-    else this.#waitForDrain(callback);
+    else {
+      if (this.#drainWaiters === undefined) {
+        // The first wait for drain: only now do the drain and close listeners go on.
+        this.#drainWaiters = [];
+        this.#socket.on("drain", NodeStreamSocket.#onDrain);
+        this.#socket.on("close", NodeStreamSocket.#onClose);
+      }
+      this.#drainWaiters.push(callback);
+    }
   }
 
   write(bytes: Uint8Array): Promise<void> {
-    if (this.#socket.destroyed) return Promise.reject(new Error("Socket is closed"));
-    if (this.writeNow(bytes)) return RESOLVED;
-    return new Promise((resolve, reject) => this.#waitForDrain((error) => error ? reject(error) : resolve()));
+    return writeAndDrain(this, bytes);
   }
 
   closeWrite(): Promise<void> {

@@ -11,7 +11,8 @@ export function utf8(text: string): Uint8Array {
 // reply cost Node about 5% more CPU per round trip. A slice must not be kept for long, or it keeps
 // its whole slab alive: writers that queue bytes keep a copy of small views (toRetainable()).
 const SLAB_BYTES = 8 * 1024;
-const SLAB_MAX = 1024;
+/** The largest result cut from a slab; write queues copy views up to this size (RETAIN_COPY_MAX). */
+export const SLAB_VIEW_MAX = 1024;
 let slab = new Uint8Array(SLAB_BYTES);
 let slabUsed = 0;
 
@@ -19,7 +20,7 @@ let slabUsed = 0;
 export function joinForWrite(a: Uint8Array, b: Uint8Array): Uint8Array {
   const length = a.length + b.length;
   let out: Uint8Array;
-  if (length > SLAB_MAX) {
+  if (length > SLAB_VIEW_MAX) {
     out = new Uint8Array(length);
   } else {
     if (slabUsed + length > SLAB_BYTES) {
@@ -33,6 +34,9 @@ export function joinForWrite(a: Uint8Array, b: Uint8Array): Uint8Array {
   out.set(b, a.length);
   return out;
 }
+
+/** An empty list shared by queues with nothing queued, so an idle queue allocates none. Never push to it. */
+export const NO_CHUNKS: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[];
 
 /** Joins any number of byte arrays into a new one. */
 export function concatAll(parts: readonly Uint8Array[], total?: number): Uint8Array {

@@ -16,7 +16,7 @@
  * @module
  */
 
-import { pythonRepr, utf8 } from "./_bytes.ts";
+import { concatAll, pythonRepr, utf8 } from "./_bytes.ts";
 import { TIMED_OUT, within } from "./_timers.ts";
 import { formatEndpoint } from "./address.ts";
 import { echoReplyState } from "./client.ts";
@@ -763,7 +763,7 @@ class BenchRun {
       parts.push(chunk);
       total += chunk.length;
       if (total >= expected || total <= EAGER_CHECK_BYTES) {
-        const reply = joinParts(parts, total);
+        const reply = concatAll(parts, total);
         parts.length = 0;
         parts.push(reply);
         const state = echoReplyState(reply, message, prefix);
@@ -817,7 +817,7 @@ class BenchRun {
       parts.push(chunk);
       total += chunk.length;
     }
-    return new TextDecoder().decode(joinParts(parts, total));
+    return new TextDecoder().decode(concatAll(parts, total));
   }
 
   async #stream(index: number, socket: StreamSocket, watched: Watched): Promise<void> {
@@ -960,19 +960,8 @@ function isEcho(chunk: Uint8Array, prefix: Uint8Array, message: Uint8Array): boo
   return true;
 }
 
-function joinParts(parts: readonly Uint8Array[], total: number): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
-
 function preview(...parts: Uint8Array[]): string {
-  const bytes = joinParts(parts, parts.reduce((n, p) => n + p.length, 0));
+  const bytes = concatAll(parts, parts.reduce((n, p) => n + p.length, 0));
   const shown = pythonRepr(bytes.subarray(0, 40));
   return bytes.length > 40 ? `${shown}… (${bytes.length} bytes)` : shown;
 }

@@ -1,5 +1,5 @@
 /**
- * Turns a push-style socket (data callbacks, as in `node:net` and `Bun.listen`) into the
+ * Turns a push-style socket (one that delivers data through callbacks, as Node's and Bun's do) into the
  * pull-style {@linkcode StreamSocket.read} the core uses, pausing the source while too much is
  * buffered so a fast sender cannot grow memory; and gives such sockets the promise-free
  * {@linkcode StreamSocket.answerEach} through {@linkcode answerQueued}.
@@ -7,7 +7,9 @@
  * @module
  */
 
+import { NO_CHUNKS } from "./_bytes.ts";
 import type { ChunkResponder } from "./types.ts";
+import type { ImmediateWriter } from "./write_queue.ts";
 
 /** Default bytes buffered before the source is paused: 64 KiB. */
 export const DEFAULT_READ_HIGH_WATER = 64 * 1024;
@@ -157,7 +159,6 @@ export class ReadQueue {
 }
 
 const EMPTY = new Uint8Array(0);
-const NO_CHUNKS: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[];
 
 /**
  * Receives chunks from {@linkcode ReadQueue.subscribe}. An object rather than a function, so a
@@ -183,20 +184,6 @@ export interface ChunkListener {
    * input failed) at end of input.
    */
   onChunk(chunk: Uint8Array | null, error?: unknown): boolean;
-}
-
-/** The write side {@linkcode answerQueued} needs: a synchronous write and a drain signal. */
-export interface ImmediateWriter {
-  /**
-   * Writes all of `bytes` now, queueing what the kernel does not take. Returns `false` when the
-   * queue is at or over its high-water mark (then wait for `onDrain`); throws once closed.
-   */
-  writeNow(bytes: Uint8Array): boolean;
-  /**
-   * After `writeNow` returned `false`: calls `callback` once the queue is back under its
-   * high-water mark, or with an error once the socket closed.
-   */
-  onDrain(callback: (error?: unknown) => void): void;
 }
 
 /**

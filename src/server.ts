@@ -185,8 +185,8 @@ export async function serve(
     handled.then(() => connection.ended(), (error) => connection.ended(error ?? new Error("Handler failed")));
   }
 
-  async function finish(socket: StreamSocket, connection: Connection): Promise<void> {
-    await closeGracefully(socket, { lingerMs, pendingRead: connection.pendingRead });
+  async function finish(connection: Connection): Promise<void> {
+    await closeGracefully(connection.socket, { lingerMs, pendingRead: connection.pendingRead });
     logger.log({
       event: "close",
       remote: connection.remote,
@@ -289,7 +289,7 @@ interface ConnectionHooks {
   /** `Date.now()` when the server was created. */
   readonly startedAt: number;
   readonly answerChunk: ChunkAnswering["answerChunk"] | undefined;
-  finish(socket: StreamSocket, connection: Connection): Promise<void>;
+  finish(connection: Connection): Promise<void>;
 }
 
 // One object per connection: its context for the handler, and the responder answerEach reports
@@ -347,7 +347,7 @@ class Connection implements ConnectionContext, ChunkResponder {
     if (this.#ended) return;
     this.#ended = true;
     if (error !== undefined) this.logger.log({ event: "error", remote: this.remote, message: errorMessage(error) });
-    void this.#hooks.finish(this.socket, this);
+    void this.#hooks.finish(this);
   }
 }
 

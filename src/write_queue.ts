@@ -6,6 +6,51 @@
  * @module
  */
 
+import { NO_CHUNKS, SLAB_VIEW_MAX } from "./_bytes.ts";
+
+/**
+ * A write side with a synchronous write and a drain signal: what {@linkcode answerQueued} needs,
+ * and what {@linkcode writeAndDrain} turns into a promise-returning `write()`.
+ * {@linkcode WriteQueue} is one.
+ */
+export interface ImmediateWriter {
+  /**
+   * Writes all of `bytes` now, queueing what the kernel does not take. Returns `false` when the
+   * queue is at or over its high-water mark (then wait for `onDrain`); throws once closed.
+   */
+  writeNow(bytes: Uint8Array): boolean;
+  /**
+   * After `writeNow` returned `false`: calls `callback` once the queue is back under its
+   * high-water mark, or with an error once the socket closed.
+   */
+  onDrain(callback: (error?: unknown) => void): void;
+}
+
+/**
+ * `StreamSocket.write()` over an {@linkcode ImmediateWriter}: writes now, and resolves at once, or
+ * (past the high-water mark) once the queue has drained. Rejects when the socket is closed.
+ *
+ * @param writer The socket's write side.
+ * @param bytes What to write.
+ * @returns A promise that resolves when more may be written.
+ *
+ * @example
+ * ```ts
+ * import { writeAndDrain, WriteQueue } from "./mod.ts";
+ *
+ * const queue = new WriteQueue({ write: (bytes: Uint8Array) => bytes.length, shutdown() {} });
+ * await writeAndDrain(queue, new Uint8Array([1, 2, 3]));
+ * ```
+ */
+export function writeAndDrain(writer: ImmediateWriter, bytes: Uint8Array): Promise<void> {
+  try {
+    if (writer.writeNow(bytes)) return RESOLVED;
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return new Promise((resolve, reject) => writer.onDrain((error) => error === undefined ? resolve() : reject(error)));
+}
+
 /** Default bytes queued before `write()` makes the caller wait: 64 KiB. */
 export const DEFAULT_WRITE_HIGH_WATER = 64 * 1024;
 
@@ -18,7 +63,6 @@ export interface WriteSink {
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
-const NOTHING_QUEUED: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[];
 
 /**
  * Queues what a {@linkcode WriteSink} could not take, flushing it on `drain`.
@@ -36,10 +80,10 @@ const NOTHING_QUEUED: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[
  * console.log(out); // [1, 2, 3, 4, 5]
  * ```
  */
-export class WriteQueue {
+export class WriteQueue implements ImmediateWriter {
   #sink: WriteSink;
   #highWater: number;
-  #queue: Uint8Array[] = NOTHING_QUEUED; // shared until a write is left over: idle queues allocate nothing
+  #queue: Uint8Array[] = NO_CHUNKS; // shared until a write is left over: idle queues allocate nothing
   #queuedBytes = 0;
   #waiters: { resolve(): void; reject(error: unknown): void }[] | undefined;
   #shutdownWaiter: (() => void) | undefined;
@@ -58,12 +102,7 @@ export class WriteQueue {
 
   /** Writes all of `bytes`; resolves once less than the high-water mark is queued. */
   write(bytes: Uint8Array): Promise<void> {
-    try {
-      if (this.writeNow(bytes)) return RESOLVED;
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return new Promise((resolve, reject) => (this.#waiters ??= []).push({ resolve, reject }));
+    return writeAndDrain(this, bytes);
   }
 
   /**
@@ -80,7 +119,7 @@ export class WriteQueue {
       bytes = bytes.subarray(n);
     }
     bytes = toRetainable(bytes);
-    if (this.#queue === NOTHING_QUEUED) this.#queue = [bytes];
+    if (this.#queue === NO_CHUNKS) this.#queue = [bytes];
     else this.#queue.push(bytes);
     this.#queuedBytes += bytes.length;
     return this.#queuedBytes < this.#highWater;
@@ -134,7 +173,7 @@ export class WriteQueue {
   /** The socket closed: waiting writers reject with `error`, later writes too. */
   fail(error: unknown): void {
     this.#failure ??= error;
-    this.#queue = NOTHING_QUEUED;
+    this.#queue = NO_CHUNKS;
     this.#queuedBytes = 0;
     const waiters = this.#waiters;
     this.#waiters = undefined;
@@ -144,8 +183,8 @@ export class WriteQueue {
   }
 }
 
-/** Views this small or smaller are copied before they are kept; see {@linkcode toRetainable}. */
-export const RETAIN_COPY_MAX = 1024;
+/** Views this small or smaller are copied before they are kept (see {@linkcode toRetainable}); replies cut from shared slabs are never larger. */
+export const RETAIN_COPY_MAX: number = SLAB_VIEW_MAX;
 
 /**
  * Returns bytes that are safe to keep queued: a small view into a larger buffer (a reply cut

@@ -1,4 +1,4 @@
-// Command-line parsing without runtime APIs (node:util's parseArgs is not available in the core).
+// Command-line parsing without runtime APIs (Node's util.parseArgs is not available in the core).
 
 import { UsageError } from "../errors.ts";
 

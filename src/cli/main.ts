@@ -1,6 +1,6 @@
 /**
  * The `echogate` command line, written against a {@linkcode CliHost} so it runs the same on
- * every runtime and can be tested without spawning a process.
+ * every runtime and can be tested without spawning the CLI.
  *
  * @module
  */
