@@ -12,16 +12,12 @@
 import {
   type Address,
   AddrInUseError,
-  answerQueued,
-  type ChunkResponder,
   type Endpoint,
   formatEndpoint,
-  type ImmediateWriter,
   isSpecificIp,
-  ReadQueue,
+  PushStreamSocket,
   type StreamSocket,
   type Transport,
-  writeAndDrain,
   WriteQueue,
 } from "../src/mod.ts";
 import { type CliHost, processHost } from "./_process_host.ts";
@@ -71,11 +67,10 @@ const RESOLVED: Promise<void> = Promise.resolve();
 
 // --- socket ---
 
-class BunStreamSocket implements StreamSocket, ImmediateWriter {
+class BunStreamSocket extends PushStreamSocket {
   readonly remoteAddr: Address;
   readonly localAddr: Address;
   #socket: BunSocket;
-  #queue: ReadQueue;
   // Bun's write() buffers nothing (it returns the bytes taken), so the rest waits here for drain.
   // Made on the first write the kernel does not take whole: most sockets never need one.
   #writes: WriteQueue | undefined;
@@ -85,8 +80,8 @@ class BunStreamSocket implements StreamSocket, ImmediateWriter {
   #markClosed: (() => void) | undefined;
 
   constructor(socket: BunSocket, known: KnownAddresses) {
+    super(socket);
     this.#socket = socket;
-    this.#queue = new ReadQueue(socket);
     this.remoteAddr = known.unix ?? { transport: "tcp", hostname: socket.remoteAddress, port: socket.remotePort ?? 0 };
     this.localAddr = known.unix ?? known.local ??
       { transport: "tcp", hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 };
@@ -97,7 +92,7 @@ class BunStreamSocket implements StreamSocket, ImmediateWriter {
   }
 
   onData(chunk: Uint8Array): void {
-    this.#queue.push(chunk);
+    this.push(chunk);
   }
 
   onDrained(): void {
@@ -105,7 +100,7 @@ class BunStreamSocket implements StreamSocket, ImmediateWriter {
   }
 
   onEnd(error?: Error): void {
-    this.#queue.end(error);
+    this.end(error);
   }
 
   onClose(error?: Error): void {
@@ -115,14 +110,6 @@ class BunStreamSocket implements StreamSocket, ImmediateWriter {
     this.#writes?.fail(error ?? new Error("Socket is closed"));
     this.#markClosed?.();
     this.#markClosed = undefined;
-  }
-
-  read(): Promise<Uint8Array | null> {
-    return this.#queue.read();
-  }
-
-  answerEach(responder: ChunkResponder): void {
-    answerQueued(this.#queue, this, responder);
   }
 
   writeNow(bytes: Uint8Array): boolean {
@@ -138,10 +125,6 @@ class BunStreamSocket implements StreamSocket, ImmediateWriter {
 
   onDrain(callback: (error?: unknown) => void): void {
     this.#writeQueue().onDrain(callback);
-  }
-
-  write(bytes: Uint8Array): Promise<void> {
-    return writeAndDrain(this, bytes);
   }
 
   closeWrite(): Promise<void> {

@@ -18,6 +18,7 @@ import {
   type Transport,
 } from "../src/mod.ts";
 import type { CliHost } from "../src/cli/host.ts";
+import { LineOutput } from "../src/cli/output.ts";
 import { softOpenFilesLimit } from "./_proc_limits.ts";
 
 // --- types (a structural copy of what we use; no dependency on Deno's global types) ---
@@ -274,6 +275,8 @@ function writeAll(stream: { writeSync(bytes: Uint8Array): number }, text: string
   }
 }
 
+const output = new LineOutput((text) => writeAll(Deno.stdout, text), (text) => writeAll(Deno.stderr, text));
+
 /**
  * What the CLI needs from Deno: arguments, environment, output, exit, signals and files.
  *
@@ -291,9 +294,12 @@ export const host: CliHost = {
     return Deno.args;
   },
   env: (name) => Deno.env.get(name),
-  writeOut: (line) => writeAll(Deno.stdout, line + "\n"),
-  writeErr: (line) => writeAll(Deno.stderr, line + "\n"),
-  exit: (code) => Deno.exit(code),
+  writeOut: output.out,
+  writeErr: output.err,
+  exit(code) {
+    output.flush();
+    Deno.exit(code);
+  },
   onSignal: (signal, handler) => Deno.addSignalListener(signal, handler),
   readTextFile: (path) => Deno.readTextFile(path),
   fileDescriptors() {

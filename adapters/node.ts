@@ -6,21 +6,17 @@
  */
 
 import * as net from "node:net";
+import { Buffer } from "node:buffer";
 import { unlink } from "node:fs/promises";
 import {
   type Address,
   AddrInUseError,
-  answerQueued,
-  type ChunkResponder,
   type Endpoint,
   formatEndpoint,
-  type ImmediateWriter,
   isSpecificIp,
-  ReadQueue,
-  type StreamSocket,
+  PushStreamSocket,
   toRetainable,
   type Transport,
-  writeAndDrain,
 } from "../src/mod.ts";
 import { type CliHost, processHost } from "./_process_host.ts";
 import { socketBudget } from "./_descriptors.ts";
@@ -32,51 +28,60 @@ type TaggedSocket = net.Socket & { [WRAPPER]: NodeStreamSocket };
 
 // --- socket ---
 
-class NodeStreamSocket implements StreamSocket, ImmediateWriter {
+class NodeStreamSocket extends PushStreamSocket {
   readonly localAddr: Address;
-  #unix: Address | undefined;
   #socket: net.Socket;
-  #queue: ReadQueue;
   #error: Error | undefined;
   #drainWaiters: ((error?: unknown) => void)[] | undefined; // made, with its listeners, on first use
   #closed: Promise<void> | undefined;
 
   /**
-   * @param unix For a unix socket: its path, reported as both ends' address.
-   * @param local The local address when the listener already knows it (shared, not per socket).
+   * @param local The local address when the listener already knows it (shared, not per socket);
+   *   for a unix socket, its path, which is then reported as both ends' address.
    */
-  constructor(socket: net.Socket, unix?: Address, local?: Address) {
+  constructor(socket: net.Socket, local?: Address) {
+    super(socket);
     this.#socket = socket;
-    this.#queue = new ReadQueue(socket);
-    this.#unix = unix;
-    if (unix === undefined) void socket.remotePort; // makes Node cache the peer's address now, while it is known
-    this.localAddr = unix ?? local ??
-      { transport: "tcp", hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 };
+    if (local?.transport !== "unix") void socket.remotePort; // makes Node cache the peer's address now, while it is known
+    this.localAddr = local ?? { transport: "tcp", hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 };
     // Listeners shared by all sockets (they find this object through the socket), so an idle
     // connection holds no closures.
     (socket as TaggedSocket)[WRAPPER] = this;
     socket.on("data", NodeStreamSocket.#onData);
-    socket.on("end", NodeStreamSocket.#onEnd);
     socket.on("error", NodeStreamSocket.#onError);
+    // Node has an "end" listener of its own on every socket (the same function for all); adding a
+    // second would turn that event's slot into an array (64 bytes per connection). Ours takes its
+    // place and calls it.
+    const nodeOnEnd = NodeStreamSocket.#nodeOnEnd ??= soleListener(socket, "end");
+    const ends = socket.listenerCount("end");
+    if (nodeOnEnd !== undefined) socket.off("end", nodeOnEnd);
+    socket.on("end", socket.listenerCount("end") < ends ? NodeStreamSocket.#onEndForNode : NodeStreamSocket.#onEnd);
   }
 
+  static #nodeOnEnd: ((this: net.Socket) => void) | undefined;
+
   static #onData(this: TaggedSocket, chunk: Buffer): void {
-    this[WRAPPER].#queue.push(chunk);
+    this[WRAPPER].push(chunk);
+  }
+
+  static #onEndForNode(this: TaggedSocket): void {
+    NodeStreamSocket.#nodeOnEnd!.call(this);
+    this[WRAPPER].end();
   }
 
   static #onEnd(this: TaggedSocket): void {
-    this[WRAPPER].#queue.end();
+    this[WRAPPER].end();
   }
 
   static #onError(this: TaggedSocket, error: Error): void {
     const wrapper = this[WRAPPER];
     wrapper.#error ??= error;
-    wrapper.#queue.end(error);
+    wrapper.end(error);
   }
 
   static #onClose(this: TaggedSocket): void {
     const wrapper = this[WRAPPER];
-    wrapper.#queue.end();
+    wrapper.end();
     const error = wrapper.#error ?? new Error("Socket is closed");
     for (const waiter of wrapper.#drainWaiters!.splice(0)) waiter(error);
   }
@@ -89,20 +94,14 @@ class NodeStreamSocket implements StreamSocket, ImmediateWriter {
   // fewer per idle connection.
   get remoteAddr(): Address {
     const socket = this.#socket;
-    return this.#unix ?? { transport: "tcp", hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
+    return this.localAddr.transport === "unix"
+      ? this.localAddr
+      : { transport: "tcp", hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
   }
 
   get closed(): Promise<void> {
     const socket = this.#socket;
     return this.#closed ??= socket.closed ? RESOLVED : new Promise((resolve) => socket.once("close", () => resolve()));
-  }
-
-  read(): Promise<Uint8Array | null> {
-    return this.#queue.read();
-  }
-
-  answerEach(responder: ChunkResponder): void {
-    answerQueued(this.#queue, this, responder);
   }
 
   writeNow(bytes: Uint8Array): boolean {
@@ -126,10 +125,6 @@ class NodeStreamSocket implements StreamSocket, ImmediateWriter {
     }
   }
 
-  write(bytes: Uint8Array): Promise<void> {
-    return writeAndDrain(this, bytes);
-  }
-
   closeWrite(): Promise<void> {
     const socket = this.#socket;
     if (socket.destroyed || socket.writableFinished) return RESOLVED;
@@ -142,8 +137,14 @@ class NodeStreamSocket implements StreamSocket, ImmediateWriter {
 
   close(): void {
     this.#socket.destroy();
-    this.#queue.end();
+    this.end();
   }
+}
+
+/** The one listener for `event` on `socket`, if there is exactly one. */
+function soleListener(socket: net.Socket, event: string): ((this: net.Socket) => void) | undefined {
+  const listeners = socket.listeners(event);
+  return listeners.length === 1 ? listeners[0] as (this: net.Socket) => void : undefined;
 }
 
 // --- transport ---
@@ -169,9 +170,9 @@ export const transport: Transport = {
   listen(endpoint, handlers) {
     const unixPath = "path" in endpoint ? endpoint.path : undefined;
     const server = net.createServer({ allowHalfOpen: true, noDelay: true });
-    const unix: Address | undefined = unixPath !== undefined ? { transport: "unix", path: unixPath } : undefined;
-    let local: Address | undefined; // every accepted socket's, when bound to one address
-    server.on("connection", (socket) => handlers.onSocket(new NodeStreamSocket(socket, unix, local)));
+    // Every accepted socket's local address, when the listener is bound to one.
+    let local: Address | undefined = unixPath !== undefined ? { transport: "unix", path: unixPath } : undefined;
+    server.on("connection", (socket) => handlers.onSocket(new NodeStreamSocket(socket, local)));
     return new Promise((resolve, reject) => {
       server.once("error", (error) => reject(toListenError(error, endpoint)));
       const ready = () => {
@@ -209,6 +210,8 @@ export const transport: Transport = {
       if (error.code !== "ENOENT") throw error;
     });
   },
+  // Node writes a Buffer as is; any other Uint8Array gets wrapped in a new Buffer first.
+  allocate: (size) => Buffer.allocUnsafeSlow(size),
 };
 
 /**

@@ -2,7 +2,8 @@
 // Exits non-zero if anything failed.
 //
 //   1. the npm build (scripts/build_npm.ts), counted as one check: the node CLI tests run its output;
-//   2. static checks, one each: deno fmt --check, deno lint, deno doc --lint, deno publish --dry-run;
+//   2. static checks, one each: deno fmt --check, deno lint, deno doc --lint, deno test --doc,
+//      deno publish --dry-run;
 //   3. the one test suite (test/*.test.ts) on node, bun and deno;
 //   4. the packed package (scripts/test_pack.mjs): npx, bunx, deno npm:, ESM, CJS, publint, attw.
 //
@@ -32,6 +33,7 @@ const STATIC_CHECKS = [
   ["deno fmt --check", ["fmt", "--check"]],
   ["deno lint", ["lint"]],
   ["deno doc --lint (every export documented)", ["doc", "--lint", ...EXPORTS]],
+  ["deno test --doc (every example type-checks and runs)", ["test", "--doc", "--allow-all", "src/", "adapters/"]],
   ["deno publish --dry-run", ["publish", "--dry-run", "--allow-dirty"]],
 ];
 

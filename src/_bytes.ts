@@ -7,32 +7,45 @@ export function utf8(text: string): Uint8Array {
   return encoder.encode(text);
 }
 
-// Small replies are cut from shared slabs, as Node's Buffer pool does: a separate ArrayBuffer per
-// reply cost Node about 5% more CPU per round trip. A slice must not be kept for long, or it keeps
-// its whole slab alive: writers that queue bytes keep a copy of small views (toRetainable()).
-const SLAB_BYTES = 8 * 1024;
 /** The largest result cut from a slab; write queues copy views up to this size (RETAIN_COPY_MAX). */
 export const SLAB_VIEW_MAX = 1024;
-let slab = new Uint8Array(SLAB_BYTES);
-let slabUsed = 0;
+const SLAB_BYTES = 8 * 1024;
+const EMPTY = new Uint8Array(0);
 
-/** Joins two byte arrays for one write; a small result is a view into a shared slab. */
-export function joinForWrite(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const length = a.length + b.length;
-  let out: Uint8Array;
-  if (length > SLAB_VIEW_MAX) {
-    out = new Uint8Array(length);
-  } else {
-    if (slabUsed + length > SLAB_BYTES) {
-      slab = new Uint8Array(SLAB_BYTES);
-      slabUsed = 0;
-    }
-    out = slab.subarray(slabUsed, slabUsed + length);
-    slabUsed += (length + 7) & ~7; // 8-byte aligned, like the runtimes' own pools
+/**
+ * Joins byte arrays for one write. Small results are cut from shared slabs, as Node's Buffer pool
+ * does: a separate ArrayBuffer per reply cost Node about 5% more CPU per round trip. A view must
+ * not be kept for long, or it keeps its whole slab alive: writers that queue bytes keep a copy of
+ * small views (toRetainable()).
+ */
+export class ReplySlabs {
+  #allocate: (size: number) => Uint8Array;
+  #slab: Uint8Array = EMPTY;
+  #used = SLAB_BYTES; // the first join allocates the first slab
+
+  /** @param allocate Makes uninitialized bytes of the runtime's preferred kind (Transport.allocate). */
+  constructor(allocate: (size: number) => Uint8Array = (size) => new Uint8Array(size)) {
+    this.#allocate = allocate;
   }
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
+
+  /** `a` then `b` in one array. */
+  join(a: Uint8Array, b: Uint8Array): Uint8Array {
+    const length = a.length + b.length;
+    let out: Uint8Array;
+    if (length > SLAB_VIEW_MAX) {
+      out = this.#allocate(length);
+    } else {
+      if (this.#used + length > SLAB_BYTES) {
+        this.#slab = this.#allocate(SLAB_BYTES);
+        this.#used = 0;
+      }
+      out = this.#slab.subarray(this.#used, this.#used + length);
+      this.#used += (length + 7) & ~7; // 8-byte aligned, like the runtimes' own pools
+    }
+    out.set(a, 0);
+    out.set(b, a.length);
+    return out;
+  }
 }
 
 /** An empty list shared by queues with nothing queued, so an idle queue allocates none. Never push to it. */

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { concatAll, joinForWrite, utf8 } from "./_bytes.ts";
+import { concatAll, ReplySlabs, utf8 } from "./_bytes.ts";
 import { answerAll } from "./answer.ts";
 import type { ChunkAnswering, ConnectionContext, ConnectionHandler, EchogateServer, ServerOptions } from "./server.ts";
 import { serve } from "./server.ts";
@@ -49,6 +49,11 @@ export interface EchoOptions {
   maxLine?: number;
   /** Close a connection after this many ms without a read or write. @default {Infinity} */
   idleTimeoutMs?: number;
+  /**
+   * Makes the (uninitialized) buffers replies are cut from. {@linkcode serveEcho} uses the
+   * transport's `allocate`. @default {new Uint8Array(size)}
+   */
+  allocate?: (size: number) => Uint8Array;
 }
 
 /**
@@ -80,7 +85,7 @@ export interface ServeEchoOptions extends ServerOptions, EchoOptions {}
  * ```
  */
 export function serveEcho(options: ServeEchoOptions): Promise<EchogateServer> {
-  const handler = createEchoHandler(options);
+  const handler = createEchoHandler({ ...options, allocate: options.allocate ?? options.transport.allocate });
   return serve({ ...options, port: options.port ?? DEFAULT_ECHO_PORT }, handler, "echo");
 }
 
@@ -108,7 +113,10 @@ export function createEchoHandler(options: EchoOptions = {}): ConnectionHandler 
   if (mode === "line") {
     return withIdleTimeout((socket, context) => echoLines(socket, context, prefix, maxLine), idleTimeoutMs);
   }
-  const answerChunk = chunkAnswerer(mode === "raw" || prefix.length === 0 ? undefined : prefix);
+  const answerChunk = chunkAnswerer(
+    mode === "raw" || prefix.length === 0 ? undefined : prefix,
+    new ReplySlabs(options.allocate),
+  );
   const echoChunks: ConnectionHandler = (socket, context) => {
     // Every chunk is answered before the next is read, so nothing is ever left unanswered here:
     // a graceful shutdown may send FIN at any time (queued answers go first).
@@ -121,10 +129,10 @@ export function createEchoHandler(options: EchoOptions = {}): ConnectionHandler 
 }
 
 /** Echo's answer to one chunk in `chunk` and `raw` modes: prefix + chunk, or the chunk itself. */
-function chunkAnswerer(prefix: Uint8Array | undefined): ChunkAnswering["answerChunk"] {
+function chunkAnswerer(prefix: Uint8Array | undefined, slabs: ReplySlabs): ChunkAnswering["answerChunk"] {
   return (chunk, context) => {
     if (context.stopping) return null;
-    const reply = prefix ? joinForWrite(prefix, chunk) : chunk;
+    const reply = prefix ? slabs.join(prefix, chunk) : chunk;
     context.bytesIn += chunk.length;
     context.bytesOut += reply.length;
     context.lastActivity = Date.now();
@@ -213,8 +221,8 @@ function watchIdle(socket: StreamSocket, context: ConnectionContext, idleMs: num
  *
  * const splitter = new LineSplitter(1024);
  * const enc = new TextEncoder();
- * console.log(splitter.push(enc.encode("a\nb")).length); // 1 ("a\n")
- * console.log(splitter.push(enc.encode("c\n")).length); // 1 ("bc\n")
+ * console.log(splitter.push(enc.encode("a\nb"))?.length); // 1 ("a\n")
+ * console.log(splitter.push(enc.encode("c\n"))?.length); // 1 ("bc\n")
  * ```
  */
 export class LineSplitter {

@@ -2,14 +2,15 @@
  * Turns a push-style socket (one that delivers data through callbacks, as Node's and Bun's do) into the
  * pull-style {@linkcode StreamSocket.read} the core uses, pausing the source while too much is
  * buffered so a fast sender cannot grow memory; and gives such sockets the promise-free
- * {@linkcode StreamSocket.answerEach} through {@linkcode answerQueued}.
+ * {@linkcode StreamSocket.answerEach} through {@linkcode answerQueued}, or as one object
+ * through the {@linkcode PushStreamSocket} base class.
  *
  * @module
  */
 
 import { NO_CHUNKS } from "./_bytes.ts";
-import type { ChunkResponder } from "./types.ts";
-import type { ImmediateWriter } from "./write_queue.ts";
+import type { Address, ChunkResponder, StreamSocket } from "./types.ts";
+import { type ImmediateWriter, writeAndDrain } from "./write_queue.ts";
 
 /** Default bytes buffered before the source is paused: 64 KiB. */
 export const DEFAULT_READ_HIGH_WATER = 64 * 1024;
@@ -168,14 +169,14 @@ const EMPTY = new Uint8Array(0);
  * ```ts
  * import type { ChunkListener } from "./mod.ts";
  *
- * const counter = {
- *   bytes: 0,
- *   onChunk(chunk: Uint8Array | null): boolean {
+ * let bytes = 0;
+ * const counter: ChunkListener = {
+ *   onChunk(chunk) {
  *     if (chunk === null) return false;
- *     this.bytes += chunk.length;
+ *     bytes += chunk.length;
  *     return true;
  *   },
- * } satisfies ChunkListener;
+ * };
  * ```
  */
 export interface ChunkListener {
@@ -190,6 +191,7 @@ export interface ChunkListener {
  * {@linkcode StreamSocket.answerEach} for push-style adapters: answers chunks straight from the
  * data callbacks, with no promise at all. While an answer waits for the write queue to drain,
  * new chunks queue up in `queue` (which pauses its source), so backpressure holds.
+ * {@linkcode PushStreamSocket} does the same without the extra object per connection.
  *
  * @param queue The socket's read queue.
  * @param writer The socket's synchronous write side.
@@ -214,7 +216,7 @@ export function answerQueued(queue: ReadQueue, writer: ImmediateWriter, responde
   queue.subscribe(new QueuedAnswerer(queue, writer, responder));
 }
 
-// One per answering connection, holding what closures would otherwise capture.
+// Holds what closures would otherwise capture.
 class QueuedAnswerer implements ChunkListener {
   #queue: ReadQueue;
   #writer: ImmediateWriter;
@@ -227,25 +229,111 @@ class QueuedAnswerer implements ChunkListener {
   }
 
   onChunk(chunk: Uint8Array | null, error?: unknown): boolean {
-    if (chunk === null) {
-      this.#responder.ended(error);
-      return false;
-    }
-    let reply: Uint8Array | null | undefined;
-    try {
-      reply = this.#responder.answer(chunk);
-      if (reply !== null && (reply === undefined || reply.length === 0 || this.#writer.writeNow(reply))) return true;
-    } catch (error) {
-      this.#responder.ended(error);
-      return false;
-    }
-    if (reply === null) {
-      this.#responder.ended();
-      return false;
-    }
-    // Over the write high-water mark: stop taking chunks (they queue up, pausing the source)
-    // until the writes drain.
-    this.#writer.onDrain((error) => error === undefined ? this.#queue.subscribe(this) : this.#responder.ended(error));
+    return answerQueuedChunk(this.#queue, this.#writer, this.#responder, this, chunk, error);
+  }
+}
+
+/**
+ * A base for push-style sockets (Node's and Bun's): the socket is its own read queue, writer and
+ * answerer, so a connection served through {@linkcode StreamSocket.answerEach} costs one object
+ * here rather than three. Subclasses feed it from their callbacks (`push`, `end`), make the
+ * synchronous write side (`writeNow`, `onDrain`) and the rest of {@linkcode StreamSocket}.
+ *
+ * @example A socket whose peer is an array
+ * ```ts
+ * import { type Address, PushStreamSocket } from "./mod.ts";
+ *
+ * class ArraySocket extends PushStreamSocket {
+ *   readonly localAddr: Address = { transport: "unix", path: "/tmp/array" };
+ *   readonly remoteAddr: Address = this.localAddr;
+ *   readonly closed: Promise<void> = Promise.resolve();
+ *   sent: number[] = [];
+ *   constructor() {
+ *     super({ pause() {}, resume() {} });
+ *   }
+ *   writeNow(bytes: Uint8Array): boolean {
+ *     this.sent.push(...bytes);
+ *     return true;
+ *   }
+ *   onDrain(callback: () => void): void {
+ *     queueMicrotask(callback);
+ *   }
+ *   closeWrite(): Promise<void> {
+ *     return Promise.resolve();
+ *   }
+ *   close(): void {
+ *     this.end();
+ *   }
+ * }
+ *
+ * const socket = new ArraySocket();
+ * socket.answerEach({ answer: (chunk) => chunk, ended: () => console.log(socket.sent) }); // [7]
+ * socket.push(new Uint8Array([7]));
+ * socket.end();
+ * ```
+ */
+export abstract class PushStreamSocket extends ReadQueue implements StreamSocket, ImmediateWriter, ChunkListener {
+  #responder: ChunkResponder | undefined;
+
+  /** This end's address. */
+  abstract readonly localAddr: Address;
+  /** The peer's address. */
+  abstract readonly remoteAddr: Address;
+  /** Resolves once the socket is fully closed. */
+  abstract readonly closed: Promise<void>;
+  /** Writes what the transport takes now; `false` when the caller should wait for {@linkcode onDrain}. */
+  abstract writeNow(bytes: Uint8Array): boolean;
+  /** Calls back once written bytes have drained (with an error if the socket failed first). */
+  abstract onDrain(callback: (error?: unknown) => void): void;
+  /** Flushes, then sends FIN. */
+  abstract closeWrite(): Promise<void>;
+  /** Closes at once. */
+  abstract close(): void;
+
+  /** Writes `bytes`, resolving once the transport has taken them. */
+  write(bytes: Uint8Array): Promise<void> {
+    return writeAndDrain(this, bytes);
+  }
+
+  /** Answers each chunk from the data callbacks (see {@linkcode answerQueued}). */
+  answerEach(responder: ChunkResponder): void {
+    this.#responder = responder;
+    this.subscribe(this);
+  }
+
+  /** The socket's own {@linkcode ChunkListener}, subscribed by {@linkcode answerEach}. */
+  onChunk(chunk: Uint8Array | null, error?: unknown): boolean {
+    return answerQueuedChunk(this, this, this.#responder!, this, chunk, error);
+  }
+}
+
+// One step of answerQueued: answer and write `chunk`; true to take the next one at once.
+function answerQueuedChunk(
+  queue: ReadQueue,
+  writer: ImmediateWriter,
+  responder: ChunkResponder,
+  listener: ChunkListener,
+  chunk: Uint8Array | null,
+  error: unknown,
+): boolean {
+  if (chunk === null) {
+    responder.ended(error);
     return false;
   }
+  let reply: Uint8Array | null | undefined;
+  try {
+    reply = responder.answer(chunk);
+    if (reply !== null && (reply === undefined || reply.length === 0 || writer.writeNow(reply))) return true;
+  } catch (error) {
+    responder.ended(error);
+    return false;
+  }
+  if (reply === null) {
+    responder.ended();
+    return false;
+  }
+  // Over the write high-water mark: stop taking chunks (they queue up, pausing the source)
+  // until the writes drain.
+  writer.onDrain((error) => error === undefined ? queue.subscribe(listener) : responder.ended(error));
+  return false;
 }

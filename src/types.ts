@@ -181,4 +181,10 @@ export interface Transport {
   connect(endpoint: Endpoint): Promise<StreamSocket>;
   /** Removes a stale unix socket file; resolves when it is gone (or was never there). */
   removeSocketFile(path: string): Promise<void>;
+  /**
+   * Allocates `size` bytes (uninitialized) in the form the runtime writes as is; replies are cut
+   * from these. Node's sockets convert any other Uint8Array into a Buffer on every write, so
+   * Node's transport hands out Buffers. @default {new Uint8Array(size)}
+   */
+  allocate?(size: number): Uint8Array;
 }

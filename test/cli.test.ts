@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, test } from "vitest";
 import { writeFileSync } from "node:fs";
-import { serveEcho, serveGate, VERSION } from "../src/mod.ts";
+import { serveEcho, serveGate, type StreamSocket, VERSION } from "../src/mod.ts";
+import { LineOutput } from "../src/cli/output.ts";
 import {
   bytes,
   cleanup,
@@ -118,6 +119,39 @@ describe(`echogate CLI on ${RUNTIME}`, () => {
     const defaults = await run(["echo", "send", "--port", String(server.port)]);
     expect(defaults.stdout).toBe("Client received: 'Echo=>Hello network world'\n");
     expect(await server.stop("SIGTERM")).toBe(0);
+  });
+
+  test("a burst of connections logs one line each, with each peer's address, all out by exit", async () => {
+    const server = resources.child(await startCliServer(RUNTIME, ["echo", "serve", "--port", "0"]));
+    const clients: StreamSocket[] = await Promise.all(
+      Array.from({ length: 40 }, () => transport.connect({ hostname: "127.0.0.1", port: server.port })),
+    );
+    for (const client of clients) resources.add(client);
+    await Promise.all(clients.map(async (client) => {
+      await client.write(bytes("x"));
+      expect(text(await readAtLeast(client, 7))).toBe("Echo=>x");
+    }));
+    for (const client of clients) client.close();
+    expect(await server.stop("SIGTERM")).toBe(0);
+    const lines = server.stdout().trim().split("\n");
+    expect(lines[0]).toMatch(/^echo server listening on /);
+    const ports = (socket: StreamSocket) => socket.localAddr.transport === "tcp" ? socket.localAddr.port : 0;
+    expect(lines.slice(1).sort()).toEqual(clients.map((c) => `Server connected by 127.0.0.1:${ports(c)}`).sort());
+  });
+
+  test("CLI output: lines of one turn go out in one write, and an error line goes after them", async () => {
+    const writes: string[] = [];
+    const output = new LineOutput((text) => writes.push(`out:${text}`), (text) => writes.push(`err:${text}`));
+    output.out("a");
+    output.out("b");
+    expect(writes).toEqual([]);
+    output.err("c");
+    output.out("d");
+    expect(writes).toEqual(["out:a\nb\n", "err:c\n"]);
+    await waitFor(() => writes.length === 3 || undefined, 1000, "the end-of-turn write");
+    expect(writes[2]).toBe("out:d\n");
+    output.flush();
+    expect(writes).toHaveLength(3); // nothing left to write
   });
 
   test("echo serve --mode line --prefix and --json log one JSON object per event", async () => {

@@ -16,6 +16,7 @@ import {
   WriteQueue,
 } from "../src/mod.ts";
 import { createHmacSha256, sha256 } from "../src/_sha256.ts";
+import { ReplySlabs } from "../src/_bytes.ts";
 import { concat } from "./_utils.ts";
 
 const NL = 0x0a;
@@ -181,6 +182,31 @@ describe("framing properties", () => {
           const expected = new Uint8Array(await crypto.subtle.sign("HMAC", webKey, message));
           expect(createHmacSha256(key)(message)).toEqual(expected);
           expect(sha256(...parts)).toEqual(new Uint8Array(await crypto.subtle.digest("SHA-256", message)));
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  test("reply slabs join exactly, never overlap live replies, and take every buffer from the allocator", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.uint8Array({ maxLength: 700 }), fc.uint8Array({ maxLength: 700 })), { maxLength: 60 }),
+        (pairs) => {
+          const allocated: Uint8Array[] = [];
+          // Uninitialized memory, as the runtimes hand it out: every reply byte must be written.
+          const slabs = new ReplySlabs((size) => {
+            const buffer = new Uint8Array(size).fill(0xa5);
+            allocated.push(buffer);
+            return buffer;
+          });
+          const replies = pairs.map(([a, b]) => slabs.join(a, b));
+          // Checked only after all were made: a later reply must not have overwritten an earlier one.
+          replies.forEach((reply, i) => {
+            const [a, b] = pairs[i]!;
+            expect(reply).toEqual(concat([a, b]));
+            if (reply.length > 0) expect(allocated.some((buffer) => buffer.buffer === reply.buffer)).toBe(true);
+          });
         },
       ),
       { numRuns: 200 },
