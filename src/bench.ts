@@ -19,6 +19,7 @@
 import { concatAll, pythonRepr, utf8 } from "./_bytes.ts";
 import { TIMED_OUT, within } from "./_timers.ts";
 import { formatEndpoint } from "./address.ts";
+import { errorMessage } from "./log.ts";
 import { echoReplyState } from "./client.ts";
 import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "./echo.ts";
 import { DEFAULT_GATE_PORT, WELCOME } from "./gate.ts";
@@ -477,7 +478,7 @@ class BenchRun {
       try {
         first = await this.#connect();
       } catch (error) {
-        throw new Error(`Cannot connect to ${s.target}: ${describe(error)}`);
+        throw new Error(`Cannot connect to ${s.target}: ${errorMessage(error)}`);
       }
       const loops = await this.#start(first);
       const ticker = setInterval(() => this.#emitInterval(), s.intervalMs);
@@ -644,7 +645,7 @@ class BenchRun {
       return;
     }
     this.#errors++;
-    this.#firstError ??= describe(error);
+    this.#firstError ??= errorMessage(error);
   }
 
   #checkTimeouts(): void {
@@ -964,10 +965,6 @@ function preview(...parts: Uint8Array[]): string {
   const bytes = concatAll(parts, parts.reduce((n, p) => n + p.length, 0));
   const shown = pythonRepr(bytes.subarray(0, 40));
   return bytes.length > 40 ? `${shown}… (${bytes.length} bytes)` : shown;
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 // --- stream mode ---
