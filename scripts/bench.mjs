@@ -190,15 +190,21 @@ async function startServer(name, command) {
   }
 }
 
-function generatorCommand(runtime) {
+/** How `runtime` runs the script at `path`. */
+function runScript(runtime, path) {
   switch (runtime) {
     case "node":
-      return ["node", join(ROOT, "npm/bin/echogate.mjs")];
+      return ["node", path];
     case "deno":
-      return [DENO, "run", "-A", join(ROOT, "src/cli.ts")];
+      return [DENO, "run", "-A", path];
     case "bun":
-      return [BUN, join(ROOT, "src/cli.ts")];
+      return [BUN, path];
   }
+}
+
+/** echogate's CLI in the checkout at `root`: Node runs the built package, Deno and Bun the source. */
+function cliCommand(runtime, root) {
+  return runScript(runtime, join(root, runtime === "node" ? "npm/bin/echogate.mjs" : "src/cli.ts"));
 }
 
 /**
@@ -206,7 +212,7 @@ function generatorCommand(runtime) {
  * seconds it used (bash's `times` after it exits) and the wall time.
  */
 function runGenerator(args) {
-  const command = [...pinned(GENERATOR_CPUS, generatorCommand(GENERATOR)), "bench", "127.0.0.1", ...args, "--json"];
+  const command = [...pinned(GENERATOR_CPUS, cliCommand(GENERATOR, ROOT)), "bench", "127.0.0.1", ...args, "--json"];
   const script = `ulimit -n ${FD_LIMIT} 2>/dev/null; "$@"; code=$?; times >&2; exit $code`;
   return new Promise((resolve, reject) => {
     const started = performance.now();
@@ -239,28 +245,16 @@ function runGenerator(args) {
 
 // --- servers and scenarios ---
 
+const BASELINE_FILES = { node: "node.mjs", deno: "deno.ts", bun: "bun.ts" };
+
 function baselineCommand(runtime, protocolArgs) {
-  switch (runtime) {
-    case "node":
-      return ["node", join(ROOT, "bench/baseline/node.mjs"), ...protocolArgs];
-    case "deno":
-      return [DENO, "run", "-A", join(ROOT, "bench/baseline/deno.ts"), ...protocolArgs];
-    case "bun":
-      return [BUN, join(ROOT, "bench/baseline/bun.ts"), ...protocolArgs];
-  }
+  return [...runScript(runtime, join(ROOT, "bench/baseline", BASELINE_FILES[runtime])), ...protocolArgs];
 }
 
 const ECHOGATE_ROOT = options.echogate === undefined ? ROOT : resolve(options.echogate);
 
 function echogateCommand(runtime, cliArgs) {
-  switch (runtime) {
-    case "node":
-      return ["node", join(ECHOGATE_ROOT, "npm/bin/echogate.mjs"), ...cliArgs];
-    case "deno":
-      return [DENO, "run", "-A", join(ECHOGATE_ROOT, "src/cli.ts"), ...cliArgs];
-    case "bun":
-      return [BUN, join(ECHOGATE_ROOT, "src/cli.ts"), ...cliArgs];
-  }
+  return [...cliCommand(runtime, ECHOGATE_ROOT), ...cliArgs];
 }
 
 const SCENARIOS = {

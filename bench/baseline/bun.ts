@@ -7,20 +7,9 @@
 // Prints "listening on HOST:PORT" once ready. No logging, no limits: just the protocol.
 
 import process from "node:process";
-import { parseArgs } from "node:util";
+import { baselineOptions } from "./_options.mjs";
 
-const { positionals, values } = parseArgs({
-  args: process.argv.slice(2),
-  allowPositionals: true,
-  options: {
-    mode: { type: "string", default: "chunk" },
-    prefix: { type: "string", default: "Echo=>" },
-    token: { type: "string", default: "1" },
-    host: { type: "string", default: "127.0.0.1" },
-    port: { type: "string", default: "0" },
-  },
-});
-const protocol = positionals[0] ?? "echo";
+const { protocol, values } = baselineOptions(process.argv.slice(2));
 const encoder = new TextEncoder();
 const prefix = values.mode === "raw" ? new Uint8Array(0) : encoder.encode(values.prefix);
 const token = encoder.encode(values.token);

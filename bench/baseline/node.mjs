@@ -6,19 +6,9 @@
 // Prints "listening on HOST:PORT" once ready. No logging, no limits: just the protocol.
 
 import * as net from "node:net";
-import { parseArgs } from "node:util";
+import { baselineOptions } from "./_options.mjs";
 
-const { positionals, values } = parseArgs({
-  allowPositionals: true,
-  options: {
-    mode: { type: "string", default: "chunk" },
-    prefix: { type: "string", default: "Echo=>" },
-    token: { type: "string", default: "1" },
-    host: { type: "string", default: "127.0.0.1" },
-    port: { type: "string", default: "0" },
-  },
-});
-const protocol = positionals[0] ?? "echo";
+const { protocol, values } = baselineOptions(process.argv.slice(2));
 const prefix = Buffer.from(values.prefix);
 const token = Buffer.from(values.token);
 const WELCOME = Buffer.from("welcome to server!");
