@@ -82,12 +82,15 @@ class NodeStreamSocket extends PushStreamSocket {
   static #onClose(this: TaggedSocket): void {
     const wrapper = this[WRAPPER];
     wrapper.end();
-    const error = wrapper.#error ?? new Error("Socket is closed");
-    for (const waiter of wrapper.#drainWaiters!.splice(0)) waiter(error);
+    wrapper.#callDrainWaiters(wrapper.#error ?? new Error("Socket is closed"));
   }
 
   static #onDrain(this: TaggedSocket): void {
-    for (const waiter of this[WRAPPER].#drainWaiters!.splice(0)) waiter();
+    this[WRAPPER].#callDrainWaiters();
+  }
+
+  #callDrainWaiters(error?: Error): void {
+    for (const waiter of this.#drainWaiters!.splice(0)) waiter(error);
   }
 
   // Built on demand from what Node caches on the socket (still there after close): an object

@@ -85,7 +85,7 @@ export class WriteQueue implements ImmediateWriter {
   #highWater: number;
   #queue: Uint8Array[] = NO_CHUNKS; // shared until a write is left over: idle queues allocate nothing
   #queuedBytes = 0;
-  #waiters: { resolve(): void; reject(error: unknown): void }[] | undefined;
+  #drainCallbacks: ((error?: unknown) => void)[] | undefined; // made on the first wait
   #shutdownWaiter: (() => void) | undefined;
   #failure: unknown;
 
@@ -132,7 +132,7 @@ export class WriteQueue implements ImmediateWriter {
   onDrain(callback: (error?: unknown) => void): void {
     if (this.#failure !== undefined) queueMicrotask(() => callback(this.#failure));
     else if (this.#queuedBytes < this.#highWater) queueMicrotask(() => callback());
-    else (this.#waiters ??= []).push({ resolve: () => callback(), reject: callback });
+    else (this.#drainCallbacks ??= []).push(callback);
   }
 
   /** Writes what the sink takes now: call it when the socket drains. */
@@ -140,7 +140,7 @@ export class WriteQueue implements ImmediateWriter {
     while (this.#queue.length > 0) {
       const head = this.#queue[0]!;
       const n = this.#sink.write(head);
-      if (n < 0) return; // closed: fail() settles the waiters
+      if (n < 0) return; // closed: fail() calls the drain callbacks
       this.#queuedBytes -= n;
       if (n < head.length) {
         this.#queue[0] = head.subarray(n);
@@ -149,9 +149,7 @@ export class WriteQueue implements ImmediateWriter {
       this.#queue.shift();
     }
     if (this.#queuedBytes < this.#highWater) {
-      const waiters = this.#waiters;
-      this.#waiters = undefined;
-      if (waiters) { for (const waiter of waiters) waiter.resolve(); }
+      this.#callDrainCallbacks();
     }
     if (this.#queue.length === 0 && this.#shutdownWaiter) {
       this.#sink.shutdown();
@@ -170,14 +168,18 @@ export class WriteQueue implements ImmediateWriter {
     return new Promise((resolve) => (this.#shutdownWaiter = resolve));
   }
 
+  #callDrainCallbacks(error?: unknown): void {
+    const callbacks = this.#drainCallbacks;
+    this.#drainCallbacks = undefined;
+    if (callbacks) { for (const callback of callbacks) callback(error); }
+  }
+
   /** The socket closed: waiting writers reject with `error`, later writes too. */
   fail(error: unknown): void {
     this.#failure ??= error;
     this.#queue = NO_CHUNKS;
     this.#queuedBytes = 0;
-    const waiters = this.#waiters;
-    this.#waiters = undefined;
-    if (waiters) { for (const waiter of waiters) waiter.reject(this.#failure); }
+    this.#callDrainCallbacks(this.#failure);
     this.#shutdownWaiter?.();
     this.#shutdownWaiter = undefined;
   }
