@@ -82,6 +82,16 @@ const OUT = resolve(ROOT, options.out);
 const WARMUP_SECONDS = Math.min(0.5, SECONDS);
 // Descriptors for the idle scenario's server and holder (hard limit permitting).
 const FD_LIMIT = IDLE_CONNS + 1000;
+if (SCENARIO_NAMES.includes("idle")) {
+  // Said up front: past the hard limit, `ulimit -n` fails quietly and the holder dies midway with EMFILE.
+  const hard = execFileSync("bash", ["-c", "ulimit -Hn"], { encoding: "utf8" }).trim();
+  if (hard !== "unlimited" && Number(hard) < FD_LIMIT) {
+    console.error(
+      `bench: --idle-conns ${IDLE_CONNS} needs ${FD_LIMIT} descriptors per process; the hard limit here is ${hard}`,
+    );
+    process.exit(2);
+  }
+}
 
 function list(value, allowed, flag) {
   const items = value.split(",").map((s) => s.trim()).filter(Boolean);

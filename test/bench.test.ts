@@ -13,6 +13,7 @@ import {
   cliCommand,
   concat,
   portOf,
+  ROOT,
   runCommand,
   RUNTIME,
   tempSocketPath,
@@ -321,5 +322,21 @@ describe(`echogate bench on ${RUNTIME}`, () => {
       expect(help).toContain(word);
     }
     expect((await runInProcess(["--help"])).out.join("\n")).toContain("echogate bench [HOST]");
+  });
+
+  test("npm run bench refuses an idle count past the descriptor hard limit, before starting anything", async () => {
+    // No system allows 10^8 descriptors per process (Linux caps them at nr_open).
+    const result = await runCommand([
+      "node",
+      `${ROOT}scripts/bench.mjs`,
+      "--scenarios",
+      "idle",
+      "--idle-conns",
+      "100000000",
+    ]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(
+      /^bench: --idle-conns 100000000 needs 100001000 descriptors per process; the hard limit here is \d+\n$/,
+    );
   });
 });
