@@ -37,6 +37,8 @@ Options:
   --seconds S          length of one measurement (default 2.5)
   --rounds N           rounds per cell, alternating the order (default 4)
   --idle-conns N       connections held in the idle scenario (default 5000)
+  --idle-settle S      seconds the idle scenario's server stays quiet after its warm-up, before the
+                       first reading (default 6)
   --generator RT       runtime that runs the load generator: bun, node or deno (default bun)
   --check-generator    first measure the generator against a C epoll server (needs cc)
   --no-pin             do not pin servers and generator to separate CPUs
@@ -54,6 +56,7 @@ try {
       seconds: { type: "string", default: "2.5" },
       rounds: { type: "string", default: "4" },
       "idle-conns": { type: "string", default: "5000" },
+      "idle-settle": { type: "string", default: "6" },
       generator: { type: "string", default: "bun" },
       "check-generator": { type: "boolean", default: false },
       "no-pin": { type: "boolean", default: false },
@@ -77,6 +80,7 @@ const SCENARIO_NAMES = list(options.scenarios, ["stream", "pingpong", "idle", "c
 const SECONDS = positive(options.seconds, "--seconds");
 const ROUNDS = Math.round(positive(options.rounds, "--rounds"));
 const IDLE_CONNS = Math.round(positive(options["idle-conns"], "--idle-conns"));
+const IDLE_SETTLE_SECONDS = positive(options["idle-settle"], "--idle-settle");
 const GENERATOR = list(options.generator, ["node", "deno", "bun"], "--generator")[0];
 const OUT = resolve(ROOT, options.out);
 const WARMUP_SECONDS = Math.min(0.5, SECONDS);
@@ -285,7 +289,8 @@ const SCENARIOS = {
     value: (report) => report.opsPerS,
   },
   idle: {
-    what: `${IDLE_CONNS} idle connections held (chunk mode), after one exchange each`,
+    what:
+      `${IDLE_CONNS} idle connections held (chunk mode), after one exchange each, by a server quiet for ${IDLE_SETTLE_SECONDS} s`,
     unit: "KiB/conn",
     baseline: ["echo", "--mode", "chunk"],
     echogate: ["echo", "serve", "--port", "0", "--mode", "chunk"],
@@ -343,7 +348,12 @@ async function measureIdle(name, command) {
   const server = await startServer(name, command);
   try {
     await runGenerator(["--port", String(server.port), "--conns", "10", "--duration", "0.5"]); // warm up
-    await sleep(500);
+    // V8 (Node, Deno) sizes its young generation by the allocation rate of the last 5 s. Right
+    // after startup and warm-up it still reflects them, and a CLI that loads more code than a
+    // one-file baseline starts the burst with a young generation twice as large, whose touched
+    // pages then count as per-connection memory. A server that has been quiet for a while has
+    // let that go: measure from there.
+    await sleep(IDLE_SETTLE_SECONDS * 1000);
     const before = rssBytes(server.pid);
     const holder = spawn(
       "bash",
@@ -607,6 +617,7 @@ async function main() {
     secondsPerMeasurement: SECONDS,
     rounds: ROUNDS,
     idleConns: IDLE_CONNS,
+    idleSettleSeconds: IDLE_SETTLE_SECONDS,
     elapsedS,
   };
   mkdirSync(OUT, { recursive: true });
