@@ -127,6 +127,28 @@ describe(`echogate bench on ${RUNTIME}`, () => {
     expect(result.stderr).toBe("");
   });
 
+  test("on a terminal, a live progress line on stderr, redrawn in place each second; none with --json", async () => {
+    const server = resources.add(await serveEcho({ transport, port: 0 }));
+    const args = ["bench", "--port", String(portOf(server)), "--conns", "2"];
+    const onTerminal = { isTerminal: (stream: string) => stream === "stderr" };
+    const result = await runInProcess([...args, "--duration", "2.6"], onTerminal);
+    expect(result.code).toBe(0);
+    // A line per second and one for the rest; each after the first erases the one before.
+    expect(result.err.length).toBeGreaterThanOrEqual(2);
+    const line = /^ +\d+ s {2}\d+ rt\/s {2}p99 [\d.]+ ms {2}(\d) open {2}errors 0 {2}mismatches 0$/;
+    expect(result.err[0]).toMatch(line);
+    expect(line.exec(result.err[0]!)![1]).toBe("2"); // both open (the last line may come after they close)
+    for (const redrawn of result.err.slice(1)) {
+      expect(redrawn.startsWith("\x1b[1A\x1b[2K")).toBe(true);
+      expect(redrawn.slice("\x1b[1A\x1b[2K".length)).toMatch(line);
+    }
+    expect(result.out.join("\n")).toMatch(/errors: 0 {2}mismatches: 0/);
+
+    const json = await runInProcess([...args, "--duration", "1.2", "--json"], onTerminal);
+    expect(json.code).toBe(0);
+    expect(json.err).toEqual([]);
+  });
+
   test("stream mode with a prefix checks prefix + piece frames from a chunk-mode server", async () => {
     const server = resources.add(await serveEcho({ transport, port: 0 }));
     const report = await runBench({
