@@ -6,7 +6,7 @@ import { afterEach, describe, expect, test } from "vitest";
 import { loadAdapter } from "../adapters/mod.ts";
 import { type BenchReport, DescriptorLimitError, runBench } from "../src/bench.ts";
 import { runCli } from "../src/cli/main.ts";
-import { type CliHost, serve, serveEcho, serveGate } from "../src/mod.ts";
+import { type CliHost, type Logger, serve, serveEcho, serveGate } from "../src/mod.ts";
 import {
   bytes,
   cleanup,
@@ -281,6 +281,21 @@ describe(`echogate bench on ${RUNTIME}`, () => {
     // An upper bound only: 40 per second over the time actually measured, plus the first slot.
     expect(end.operations).toBeGreaterThan(0);
     expect(end.operations).toBeLessThanOrEqual(Math.ceil(40 * end.durationS) + 1);
+  });
+
+  test("with a rate, connections come up one pacing slot apart instead of all at once", async () => {
+    const connectedAt: number[] = [];
+    const logger: Logger = {
+      log: (event) => void (event.event === "connect" && connectedAt.push(performance.now())),
+    };
+    const server = resources.add(await serveEcho({ transport, port: 0, logger }));
+    // Four connections over at most a quarter of the run: one every min(1000 / 8, 1000 / 4 / 4) = 62.5 ms.
+    const report = await runBench({ transport, port: portOf(server), conns: 4, rate: 8, durationMs: 1000 });
+    expect(report.errors).toBe(0);
+    expect(connectedAt.length).toBe(4);
+    // The first connection is open before the clock starts and the fourth comes three slots after
+    // it (timers fire late, never more than a millisecond early).
+    expect(connectedAt[3]! - connectedAt[0]!).toBeGreaterThanOrEqual(3 * 62.5 - 2);
   });
 
   test("an unreachable server is one line and exit 1", async () => {
