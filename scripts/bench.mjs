@@ -349,10 +349,10 @@ async function measureIdle(name, command) {
   try {
     await runGenerator(["--port", String(server.port), "--conns", "10", "--duration", "0.5"]); // warm up
     // V8 (Node, Deno) sizes its young generation by the allocation rate of the last 5 s. Right
-    // after startup and warm-up it still reflects them, and a CLI that loads more code than a
-    // one-file baseline starts the burst with a young generation twice as large, whose touched
-    // pages then count as per-connection memory. A server that has been quiet for a while has
-    // let that go: measure from there.
+    // after startup, a CLI that loads more code than a one-file baseline enters the burst with a
+    // young generation twice as large, and the pages the burst touches in it count as memory per
+    // connection. After a quiet while, the burst's first collection sees a low rate and shrinks
+    // the young generation back to its initial size, for both servers alike.
     await sleep(IDLE_SETTLE_SECONDS * 1000);
     const before = rssBytes(server.pid);
     const holder = spawn(
