@@ -962,7 +962,7 @@ function isEcho(chunk: Uint8Array, prefix: Uint8Array, message: Uint8Array): boo
 }
 
 function preview(...parts: Uint8Array[]): string {
-  const bytes = concatAll(parts, parts.reduce((n, p) => n + p.length, 0));
+  const bytes = concatAll(parts);
   const shown = pythonRepr(bytes.subarray(0, 40));
   return bytes.length > 40 ? `${shown}… (${bytes.length} bytes)` : shown;
 }
