@@ -20,6 +20,8 @@ import {
 import type { CliHost } from "../src/cli/host.ts";
 import { LineOutput } from "../src/cli/output.ts";
 import { softOpenFilesLimit } from "./_proc_limits.ts";
+import { bindNodeDatagram } from "./_dgram.ts";
+import { lookupHost } from "./_lookup.ts";
 
 // --- types (a structural copy of what we use; no dependency on Deno's global types) ---
 
@@ -262,6 +264,9 @@ export const transport: Transport = {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     });
   },
+  // Deno.listenDatagram needs --unstable-net; Deno's node:dgram works without a flag.
+  bindDatagram: bindNodeDatagram,
+  lookup: lookupHost,
 };
 
 const encoder = new TextEncoder();

@@ -20,6 +20,8 @@ import {
 } from "../src/mod.ts";
 import { type CliHost, processHost } from "./_process_host.ts";
 import { socketBudget } from "./_descriptors.ts";
+import { bindNodeDatagram } from "./_dgram.ts";
+import { lookupHost } from "./_lookup.ts";
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
@@ -215,6 +217,8 @@ export const transport: Transport = {
   },
   // Node writes a Buffer as is; any other Uint8Array gets wrapped in a new Buffer first.
   allocate: (size) => Buffer.allocUnsafeSlow(size),
+  bindDatagram: bindNodeDatagram,
+  lookup: lookupHost,
 };
 
 /**

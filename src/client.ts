@@ -9,6 +9,7 @@ import { sleep, TIMED_OUT, within } from "./_timers.ts";
 import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "./echo.ts";
 import { DEFAULT_GATE_PORT, DEFAULT_TOKEN, WELCOME } from "./gate.ts";
 import type { Endpoint, StreamSocket, Transport } from "./types.ts";
+import { DEFAULT_UDP_TIMEOUT_MS, sendDatagrams } from "./datagram/client.ts";
 
 /**
  * Where a client connects. Give `path` for a unix socket, else `hostname`/`port`.
@@ -44,6 +45,13 @@ export interface SendEchoOptions extends ClientOptions {
   prefix?: string | Uint8Array;
   /** Called with each reply as it arrives. */
   onReply?: (reply: Uint8Array, message: Uint8Array) => void;
+  /**
+   * Send each message as one UDP datagram (see {@linkcode sendDatagrams}); `timeoutMs` is then
+   * the wait per try (default 1000) and `prefix` is not needed. @default {false}
+   */
+  udp?: boolean;
+  /** With `udp`: how many times a message is sent again when no reply came. @default {3} */
+  retries?: number;
 }
 
 /** The seed client's message. */
@@ -73,6 +81,15 @@ const MAX_REPLY_OVERHEAD = 64 * 1024;
  */
 export async function sendEcho(options: SendEchoOptions): Promise<Uint8Array[]> {
   const messages = (options.messages ?? [DEFAULT_MESSAGE]).map((m) => typeof m === "string" ? utf8(m) : m);
+  if (options.udp) {
+    if (options.path !== undefined) throw new TypeError("A UDP echo server has a host and port, not a path");
+    return await sendDatagrams({
+      ...options,
+      port: options.port ?? DEFAULT_ECHO_PORT,
+      messages,
+      timeoutMs: options.timeoutMs ?? DEFAULT_UDP_TIMEOUT_MS,
+    });
+  }
   const timeoutMs = options.timeoutMs ?? 5000;
   const prefix = typeof options.prefix === "string" ? utf8(options.prefix) : options.prefix ?? utf8(DEFAULT_PREFIX);
   const socket = await options.transport.connect(endpointOf(options, DEFAULT_ECHO_PORT));

@@ -15,7 +15,7 @@
  * ```
  */
 export type LogEvent =
-  | { event: "listening"; protocol: "echo" | "gate"; address: string }
+  | { event: "listening"; protocol: "echo" | "gate"; address: string; transport?: "udp" }
   | { event: "connect"; remote: string }
   | { event: "close"; remote: string; bytesIn: number; bytesOut: number; durationMs: number }
   | { event: "knock"; remote: string; welcomed: boolean; durationMs: number }
@@ -26,7 +26,17 @@ export type LogEvent =
   | { event: "line-too-long"; remote: string; maxLine: number }
   | { event: "token-too-long"; remote: string; maxToken: number }
   | { event: "refused"; remote: string; reason: string }
-  | { event: "error"; remote?: string; message: string };
+  | { event: "error"; remote?: string; message: string }
+  | { event: "datagram"; remote: string }
+  | {
+    event: "datagram-drops";
+    refusedPort: number;
+    tooBig: number;
+    rateLimited: number;
+    overBudget: number;
+    sendBufferFull: number;
+    peersNotShown: number;
+  };
 
 /**
  * Receives server events. Pass one to a server's `logger` option.
@@ -100,7 +110,11 @@ export function createLogger(options: CreateLoggerOptions): Logger {
 function humanLine(event: LogEvent): string | undefined {
   switch (event.event) {
     case "listening":
-      return `${event.protocol} server listening on ${event.address}`;
+      return `${event.protocol} server listening on ${event.address}${event.transport ? ` (${event.transport})` : ""}`;
+    case "datagram":
+      return `Datagram from ${event.remote}`;
+    case "datagram-drops":
+      return `UDP since the last report: ${datagramDrops(event)}`;
     case "connect":
       return `Server connected by ${event.remote}`;
     case "timeout":
@@ -124,6 +138,17 @@ function humanLine(event: LogEvent): string | undefined {
     case "knock":
       return undefined;
   }
+}
+
+function datagramDrops(event: Extract<LogEvent, { event: "datagram-drops" }>): string {
+  const parts: string[] = [];
+  if (event.rateLimited) parts.push(`dropped ${event.rateLimited} over the per-source rate`);
+  if (event.overBudget) parts.push(`dropped ${event.overBudget} over the global budget`);
+  if (event.tooBig) parts.push(`dropped ${event.tooBig} too big`);
+  if (event.refusedPort) parts.push(`dropped ${event.refusedPort} from refused source ports (0, 7, 19, own)`);
+  if (event.sendBufferFull) parts.push(`dropped ${event.sendBufferFull} answers (send buffer full)`);
+  if (event.peersNotShown) parts.push(`${event.peersNotShown} new peers not logged`);
+  return parts.join(", ");
 }
 
 const PENALTY_REASONS = {

@@ -25,6 +25,7 @@ export * from "./server.ts";
 export * from "./echo.ts";
 export * from "./gate.ts";
 export * from "./client.ts";
+export * from "./datagram/mod.ts";
 export * from "./read_queue.ts";
 export * from "./write_queue.ts";
 export * from "./bench.ts";

@@ -11,6 +11,10 @@ import {
   serveEcho,
 } from "../echo.ts";
 import { createLogger } from "../log.ts";
+import { DEFAULT_MAX_DATAGRAM } from "../datagram/echo.ts";
+import { type DatagramLimits, DEFAULT_UDP_BUDGET, DEFAULT_UDP_RATE } from "../datagram/sources.ts";
+import { DEFAULT_UDP_RETRIES } from "../datagram/client.ts";
+import { UsageError } from "../errors.ts";
 import { parseChoice, parsePositiveInt, parseSeconds } from "./args.ts";
 import {
   clientTarget,
@@ -30,7 +34,8 @@ export const echoServeCommand: Command = {
   name: "echo serve",
   usage: `echogate echo serve [--host 127.0.0.1] [--port 50007] [--unix PATH] [--mode chunk|line|raw]
                     [--prefix 'Echo=>'] [--idle-timeout S] [--max-line BYTES] [--max-conns N]
-                    [--drain-timeout 5] [--json]`,
+                    [--drain-timeout 5] [--json]
+                    [--udp [--max-datagram 1472] [--udp-rate 10] [--udp-budget 1000] [--no-udp-limits]]`,
   help: `Usage: echogate echo serve [options]
 
 Answers every read with prefix + chunk until the peer closes (the seed's echo server).
@@ -46,7 +51,16 @@ Options:
   --max-line BYTES     Longest line in line mode; longer closes the connection (default ${DEFAULT_MAX_LINE})
   --max-conns N        Close new connections at once while N are open (default: no limit)
   --drain-timeout S    On SIGINT/SIGTERM, give open connections S seconds to finish (default 5)
-  --json               Log one JSON object per event`,
+  --json               Log one JSON object per event
+
+UDP (RFC 862 over datagrams; see docs/udp.md):
+  --udp                Serve UDP: every datagram is answered with prefix + datagram, to its sender.
+                       Datagrams from source ports 0, 7, 19 and the server's own are never answered
+  --max-datagram B     Drop (and count) datagrams over B bytes (default ${DEFAULT_MAX_DATAGRAM})
+  --udp-rate N         Answers per second to one source address (IPv6: per /64), bursts of 2N
+                       (default ${DEFAULT_UDP_RATE}); one source never gets more than half the budget
+  --udp-budget N       Answers per second in total, over every source (default ${DEFAULT_UDP_BUDGET})
+  --no-udp-limits      No per-source rate and no budget (a lab; never on a public address)`,
   options: {
     host: "string",
     port: "string",
@@ -58,6 +72,11 @@ Options:
     "max-conns": "string",
     "drain-timeout": "string",
     json: "boolean",
+    udp: "boolean",
+    "max-datagram": "string",
+    "udp-rate": "string",
+    "udp-budget": "string",
+    "no-udp-limits": "boolean",
   },
   run: echoServe,
 };
@@ -78,7 +97,7 @@ export function echoOptions(options: Options): EchoOptions {
 /** `echogate echo send`: the seed's echo client. */
 export const echoSendCommand: Command = {
   name: "echo send",
-  usage: "echogate echo send  [HOST] [MSG...] [--port 50007] [--unix PATH] [--timeout S]",
+  usage: "echogate echo send  [HOST] [MSG...] [--port 50007] [--unix PATH] [--timeout S] [--udp [--retries 3]]",
   help: `Usage: echogate echo send [HOST] [MSG...] [options]
 
 Sends each message (default 'Hello network world') and prints "Client received: '<reply>'".
@@ -87,18 +106,55 @@ With --unix, every positional is a message.
 Options:
   --port PORT          Server port (default ${DEFAULT_ECHO_PORT}); HOST defaults to localhost
   --unix PATH          Connect to a unix socket instead
-  --timeout S          Wait at most S seconds for each reply (default 5)`,
-  options: { port: "string", unix: "string", timeout: "string" },
+  --timeout S          Wait at most S seconds for each reply (default 5; with --udp, per try: 1)
+  --udp                Send each message as one UDP datagram; exits 1 when one never got a reply
+  --retries N          With --udp: send a message again up to N times (default ${DEFAULT_UDP_RETRIES})`,
+  options: { port: "string", unix: "string", timeout: "string", udp: "boolean", retries: "string" },
   run: echoSend,
 };
+
+/** Reads --udp and the flags that go with it; complains about flags that do not apply. */
+function udpOptions(options: Options): { udp?: boolean; maxDatagram?: number; limits?: DatagramLimits | false } {
+  const udpOnly = ["max-datagram", "udp-rate", "udp-budget", "no-udp-limits"].filter((name) => name in options);
+  if (options.udp !== true) {
+    if (udpOnly.length > 0) throw new UsageError(`Option "--${udpOnly[0]}" needs --udp`);
+    return {};
+  }
+  for (const name of ["unix", "idle-timeout", "max-line", "max-conns"]) {
+    if (name in options) throw new UsageError(`Option "--${name}" does not apply with --udp`);
+  }
+  if (str(options, "mode") === "line") throw new UsageError(`--mode line does not apply with --udp (chunk or raw)`);
+  const maxDatagram = str(options, "max-datagram");
+  const rate = str(options, "udp-rate");
+  const budget = str(options, "udp-budget");
+  let limits: DatagramLimits | false = {};
+  if (options["no-udp-limits"] === true) {
+    if (rate !== undefined || budget !== undefined) {
+      throw new UsageError(`--no-udp-limits and --udp-rate/--udp-budget contradict each other`);
+    }
+    limits = false;
+  } else {
+    limits = {
+      rate: rate === undefined ? undefined : parsePositiveInt("udp-rate", rate),
+      budget: budget === undefined ? undefined : parsePositiveInt("udp-budget", budget),
+    };
+  }
+  return {
+    udp: true,
+    maxDatagram: maxDatagram === undefined ? undefined : parsePositiveInt("max-datagram", maxDatagram),
+    limits,
+  };
+}
 
 async function echoServe(host: CliHost, positionals: string[], options: Options): Promise<number> {
   noPositionals(positionals);
   const drain = drainMs(options);
+  const udp = udpOptions(options);
   const server = await serveEcho({
     transport: host.transport,
     ...listenOptions(options, DEFAULT_ECHO_PORT),
     ...echoOptions(options),
+    ...udp,
     logger: createLogger({ json: options.json === true, writeOut: host.writeOut, writeErr: host.writeErr }),
   }).catch(explainListenError);
   return await untilSignal(host, server, drain);
@@ -106,9 +162,17 @@ async function echoServe(host: CliHost, positionals: string[], options: Options)
 
 async function echoSend(host: CliHost, positionals: string[], options: Options): Promise<number> {
   const { target, rest } = clientTarget(positionals, options, DEFAULT_ECHO_PORT);
+  const retries = str(options, "retries");
+  if (options.udp !== true && retries !== undefined) throw new UsageError(`Option "--retries" needs --udp`);
+  if (options.udp === true && "unix" in options) throw new UsageError(`Option "--unix" does not apply with --udp`);
+  if (retries !== undefined && !/^\d{1,6}$/.test(retries)) {
+    throw new UsageError(`Invalid value for "--retries": "${retries}" is not a non-negative integer`);
+  }
   await sendEcho({
     transport: host.transport,
     ...target,
+    udp: options.udp === true,
+    retries: retries === undefined ? undefined : Number(retries),
     messages: rest.length > 0 ? rest : undefined,
     onReply: (reply) => host.writeOut(`Client received: ${pythonRepr(reply)}`),
   });
