@@ -59,15 +59,19 @@ class NodeDatagramSocket implements DatagramSocket {
   }
 
   close(): Promise<void> {
-    return this.#closed ??= new Promise((resolve) => {
+    if (!this.#closed) {
       this.#socket.removeAllListeners("message");
       try {
-        this.#socket.close(() => resolve());
+        // Stops receiving at once; nothing waits on the close callback, so shutdown never
+        // depends on it.
+        this.#socket.close();
       } catch {
-        resolve(); // already closed
+        // already closed
       }
+      this.#closed = Promise.resolve();
       for (const waiter of this.#drainWaiters.splice(0)) waiter();
-    });
+    }
+    return this.#closed;
   }
 }
 

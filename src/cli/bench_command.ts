@@ -18,6 +18,7 @@ import { DEFAULT_GATE_PORT } from "../gate.ts";
 import { parseChoice, parsePort, parsePositiveInt, parseSeconds } from "./args.ts";
 import { type Command, type Options, str } from "./command.ts";
 import type { CliHost } from "./host.ts";
+import { BENCH_UDP_HELP, benchUdp } from "./bench_udp.ts";
 
 // Descriptors kept free beyond the connections (the runtime's own, stdio, DNS).
 const DESCRIPTOR_RESERVE = 16;
@@ -27,7 +28,7 @@ export const benchCommand: Command = {
   name: "bench",
   usage: `echogate bench [HOST] [--port 50007] [--unix PATH] [--mode pingpong|stream|connect] [--conns 50]
                     [--size B] [--duration 5] [--prefix 'Echo=>'] [--rate R] [--knock TOKEN]
-                    [--timeout 5] [--json | --json-stream]`,
+                    [--timeout 5] [--json | --json-stream] [--udp]`,
   help: `Usage: echogate bench [HOST] [options]
 
 Drives an echo server (echogate's in chunk or raw mode, or any other) over many connections,
@@ -62,7 +63,8 @@ Options:
   --json-stream        Print one JSON object per second ("interval"), then the report ("end")
 
 Units: MB is 10^6 bytes of payload echoed back (prefixes not counted); latencies are in ms.
-Before opening N connections, the descriptor limit is checked (where the runtime can tell).`,
+Before opening N connections, the descriptor limit is checked (where the runtime can tell).
+${BENCH_UDP_HELP}`,
   options: {
     port: "string",
     unix: "string",
@@ -76,8 +78,10 @@ Before opening N connections, the descriptor limit is checked (where the runtime
     timeout: "string",
     json: "boolean",
     "json-stream": "boolean",
+    udp: "boolean",
   },
-  run: bench,
+  run: (host, positionals, options) =>
+    options.udp === true ? benchUdp(host, positionals, options) : bench(host, positionals, options),
 };
 
 function parseRate(value: string): number {
