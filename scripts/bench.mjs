@@ -33,7 +33,7 @@ const USAGE = `Usage: node scripts/bench.mjs [options]
 
 Options:
   --runtimes LIST      node,deno,bun (default all three)
-  --scenarios LIST     stream,pingpong,idle,connect (default all four)
+  --scenarios LIST     stream,pingpong,idle,connect,udp (default all five)
   --seconds S          length of one measurement (default 2.5)
   --rounds N           rounds per cell, alternating the order (default 4)
   --idle-conns N       connections held in the idle scenario (default 5000)
@@ -52,7 +52,7 @@ try {
   options = parseArgs({
     options: {
       runtimes: { type: "string", default: "node,deno,bun" },
-      scenarios: { type: "string", default: "stream,pingpong,idle,connect" },
+      scenarios: { type: "string", default: "stream,pingpong,idle,connect,udp" },
       seconds: { type: "string", default: "2.5" },
       rounds: { type: "string", default: "4" },
       "idle-conns": { type: "string", default: "5000" },
@@ -76,7 +76,7 @@ if (options.help) {
 }
 
 const RUNTIMES = list(options.runtimes, ["node", "deno", "bun"], "--runtimes");
-const SCENARIO_NAMES = list(options.scenarios, ["stream", "pingpong", "idle", "connect"], "--scenarios");
+const SCENARIO_NAMES = list(options.scenarios, ["stream", "pingpong", "idle", "connect", "udp"], "--scenarios");
 const SECONDS = positive(options.seconds, "--seconds");
 const ROUNDS = Math.round(positive(options.rounds, "--rounds"));
 const IDLE_CONNS = Math.round(positive(options["idle-conns"], "--idle-conns"));
@@ -204,13 +204,13 @@ async function startServer(name, command) {
   }
 }
 
-/** How `runtime` runs the script at `path`. */
-function runScript(runtime, path) {
+/** How `runtime` runs the script at `path` (`denoFlags` go to deno run, e.g. --unstable-net). */
+function runScript(runtime, path, denoFlags = []) {
   switch (runtime) {
     case "node":
       return ["node", path];
     case "deno":
-      return [DENO, "run", "-A", path];
+      return [DENO, "run", "-A", ...denoFlags, path];
     case "bun":
       return [BUN, path];
   }
@@ -261,8 +261,9 @@ function runGenerator(args) {
 
 const BASELINE_FILES = { node: "node.mjs", deno: "deno.ts", bun: "bun.ts" };
 
-function baselineCommand(runtime, protocolArgs) {
-  return [...runScript(runtime, join(ROOT, "bench/baseline", BASELINE_FILES[runtime])), ...protocolArgs];
+function baselineCommand(runtime, protocolArgs, scenario = {}) {
+  const file = scenario.baselineFiles?.[runtime] ?? BASELINE_FILES[runtime];
+  return [...runScript(runtime, join(ROOT, "bench/baseline", file), scenario.baselineDenoFlags), ...protocolArgs];
 }
 
 const ECHOGATE_ROOT = options.echogate === undefined ? ROOT : resolve(options.echogate);
@@ -295,6 +296,18 @@ const SCENARIOS = {
     baseline: ["echo", "--mode", "chunk"],
     echogate: ["echo", "serve", "--port", "0", "--mode", "chunk"],
   },
+  udp: {
+    what: "UDP pingpong, prefix Echo=>, 50 sockets, 64-byte datagrams; echogate with --no-udp-limits " +
+      "(its default limits would cap one source at 10/s); Deno's baseline on Deno.listenDatagram (--unstable-net), " +
+      "echogate on Deno's node:dgram",
+    unit: "round trips/s",
+    baseline: ["udp"],
+    baselineFiles: { node: "udp_node.mjs", deno: "udp_deno.ts", bun: "udp_bun.ts" },
+    baselineDenoFlags: ["--unstable-net"],
+    echogate: ["echo", "serve", "--udp", "--port", "0", "--no-udp-limits"],
+    generator: ["--udp", "--conns", "50", "--size", "64"],
+    value: (report) => report.opsPerS,
+  },
   connect: {
     what: "a new connection per gate knock (token 1, answered), 32 at a time",
     unit: "conns/s",
@@ -319,6 +332,8 @@ async function measureThroughput(server, scenario, seconds) {
     errors: report.errors,
     mismatches: report.mismatches,
     firstProblem: report.firstMismatch ?? report.firstError,
+    // UDP: datagrams never echoed (the TCP report has no such field).
+    ...(report.lost === undefined ? {} : { lost: report.lost, lossRate: report.lossRate }),
     latencyMs: report.latencyMs,
     serverCpuS,
     // CPU seconds the server spent per operation: the cost the generator cannot hide.
@@ -420,8 +435,8 @@ function geomean(values) {
 async function runCell(runtime, name) {
   const scenario = SCENARIOS[name];
   const commands = {
-    baseline: baselineCommand(runtime, scenario.baseline),
-    copy: baselineCommand(runtime, scenario.baseline),
+    baseline: baselineCommand(runtime, scenario.baseline, scenario),
+    copy: baselineCommand(runtime, scenario.baseline, scenario),
     echogate: echogateCommand(runtime, scenario.echogate),
   };
   const rounds = [];
@@ -513,6 +528,7 @@ function goal(cell) {
   switch (cell.scenario) {
     case "stream":
     case "pingpong":
+    case "udp":
       return cell.ratio >= 0.95 ? "met (≥ 0.95)" : "missed (≥ 0.95)";
     case "idle":
       if (cell.runtime === "deno") return cell.echogate <= 8 ? "met (≤ 8 KiB)" : "missed (≤ 8 KiB)";
