@@ -21,6 +21,7 @@ import type { CliHost } from "../src/cli/host.ts";
 import { LineOutput } from "../src/cli/output.ts";
 import { softOpenFilesLimit } from "./_proc_limits.ts";
 import { bindNodeDatagram } from "./_dgram.ts";
+import { bindDenoDatagram, type ListenDatagram } from "./_deno_datagram.ts";
 import { lookupHost } from "./_lookup.ts";
 
 // --- types (a structural copy of what we use; no dependency on Deno's global types) ---
@@ -44,6 +45,8 @@ interface DenoListener {
 }
 /** @see https://docs.deno.com/api/deno/~/Deno */
 interface DenoApi {
+  /** Only with --unstable-net. */
+  listenDatagram?: ListenDatagram;
   listen(options: { hostname: string; port: number } | { transport: "unix"; path: string }): DenoListener;
   connect(options: { hostname: string; port: number } | { transport: "unix"; path: string }): Promise<DenoConn>;
   remove(path: string): Promise<void>;
@@ -264,8 +267,11 @@ export const transport: Transport = {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     });
   },
-  // Deno.listenDatagram needs --unstable-net; Deno's node:dgram works without a flag.
-  bindDatagram: bindNodeDatagram,
+  // Deno.listenDatagram exists only with --unstable-net; Deno's node:dgram works without a flag.
+  bindDatagram: (endpoint, handlers) =>
+    Deno.listenDatagram
+      ? bindDenoDatagram(Deno.listenDatagram, endpoint, handlers, Deno.errors.AddrInUse)
+      : bindNodeDatagram(endpoint, handlers),
   lookup: lookupHost,
 };
 

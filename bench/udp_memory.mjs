@@ -3,7 +3,7 @@
 // peers (source ports) sent it one datagram each, beside the same for the runtime's UDP baseline
 // (bench/baseline/udp_*). Node runs echogate from npm/ (npm run build).
 //
-//   node bench/udp_memory.mjs [--peers 5000] [--settle 3] [--runtimes node,deno,bun]
+//   node bench/udp_memory.mjs [--peers 5000] [--settle 3] [--runtimes node,deno,deno-net,bun]
 
 import { spawn } from "node:child_process";
 import dgram from "node:dgram";
@@ -26,6 +26,8 @@ const cli = {
   node: ["node", join(ROOT, "npm/bin/echogate.mjs")],
   deno: [join(ROOT, "node_modules/.bin/deno"), "run", "-A", join(ROOT, "src/cli.ts")],
   bun: [join(ROOT, "node_modules/.bin/bun"), join(ROOT, "src/cli.ts")],
+  // Deno with --unstable-net: echogate's datagram sockets on Deno.listenDatagram instead of node:dgram.
+  "deno-net": [join(ROOT, "node_modules/.bin/deno"), "run", "-A", "--unstable-net", join(ROOT, "src/cli.ts")],
 };
 const baseline = {
   node: ["node", join(ROOT, "bench/baseline/udp_node.mjs"), "udp"],
@@ -39,6 +41,7 @@ const baseline = {
   ],
   bun: [join(ROOT, "node_modules/.bin/bun"), join(ROOT, "bench/baseline/udp_bun.ts"), "udp"],
 };
+baseline["deno-net"] = baseline.deno;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const rssKiB = (pid) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? NaN);
 

@@ -5,9 +5,11 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { sendEcho, serveDatagramEcho } from "../src/mod.ts";
 import {
+  bytes,
   type ChildServer,
   cleanup,
   cliCommand,
+  ROOT,
   runCommand,
   RUNTIME,
   RUNTIMES,
@@ -45,6 +47,59 @@ for (const serverRuntime of RUNTIMES) {
     });
   });
 }
+
+describe(`${RUNTIME} UDP client against Deno with --unstable-net (Deno.listenDatagram)`, () => {
+  const resources = cleanup();
+  afterEach(() => resources.run());
+  const deno = [`${ROOT}node_modules/.bin/deno`, "run", "-A", "--unstable-net", `${ROOT}src/cli.ts`];
+  const start = async (args: string[]) => resources.child(await startDeno(args));
+  async function startDeno(args: string[]): Promise<ChildServer> {
+    // startCliServer runs the plain command; this one adds the flag.
+    const { startChild } = await import("./_utils.ts");
+    const child = startChild([...deno, "echo", "serve", "--udp", "--port", "0", ...args]);
+    const address = await waitFor(() => /listening on (\S+)/.exec(child.stdout())?.[1], 15_000, "deno to listen");
+    return { ...child, address, port: Number(/:(\d+)$/.exec(address)![1]) };
+  }
+
+  test("echoes, refuses the server's own port, rate-limits and caps the size", async () => {
+    const server = await start(["--udp-rate", "2", "--max-datagram", "8"]);
+    const replies = await sendEcho({
+      transport,
+      udp: true,
+      hostname: "127.0.0.1",
+      port: server.port,
+      messages: ["hi"],
+    });
+    expect(replies.map(text)).toEqual(["Echo=>hi"]);
+    const received: string[] = [];
+    const probe = async (hostname: string, port: number) =>
+      resources.add(
+        await transport.bindDatagram!({ hostname, port }, {
+          onMessage: (b) => void received.push(text(b)),
+          onError() {},
+        }),
+      );
+    // From the server's own port on another loopback address: never answered.
+    const twin = await probe("127.0.0.2", server.port);
+    twin.send(bytes("loop?"), "127.0.0.1", server.port);
+    // Too big: never answered.
+    const other = await probe("127.0.0.3", 0);
+    other.send(bytes("123456789"), "127.0.0.1", server.port);
+    // A burst of 10 from one source: 4 at once (2/s, bursts of 4), maybe one more refilled.
+    for (let i = 0; i < 10; i++) other.send(bytes(`r${i}`), "127.0.0.1", server.port);
+    await waitFor(() => received.length >= 4 || undefined, 5000, "the burst's answers");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(received.filter((r) => r.startsWith("Echo=>r")).length).toBeGreaterThanOrEqual(4);
+    expect(received.filter((r) => r.startsWith("Echo=>r")).length).toBeLessThanOrEqual(5);
+    expect(received.filter((r) => !r.startsWith("Echo=>r"))).toEqual([]);
+    // The first drop is reported at once (the rest within 10 s): the twin's, sent first.
+    await waitFor(
+      () => /dropped 1 from refused source ports/.test(server.stdout()) || undefined,
+      5000,
+      "the drop report",
+    );
+  });
+});
 
 describe(`echogate echo send --udp on ${RUNTIME}`, () => {
   const resources = cleanup();
