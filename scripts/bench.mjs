@@ -268,7 +268,10 @@ function baselineCommand(runtime, protocolArgs, scenario = {}) {
 
 const ECHOGATE_ROOT = options.echogate === undefined ? ROOT : resolve(options.echogate);
 
-function echogateCommand(runtime, cliArgs) {
+function echogateCommand(runtime, cliArgs, scenario = {}) {
+  if (runtime === "deno" && scenario.echogateDenoFlags) {
+    return [...runScript(runtime, join(ECHOGATE_ROOT, "src/cli.ts"), scenario.echogateDenoFlags), ...cliArgs];
+  }
   return [...cliCommand(runtime, ECHOGATE_ROOT), ...cliArgs];
 }
 
@@ -298,12 +301,12 @@ const SCENARIOS = {
   },
   udp: {
     what: "UDP pingpong, prefix Echo=>, 50 sockets, 64-byte datagrams; echogate with --no-udp-limits " +
-      "(its default limits would cap one source at 10/s); Deno's baseline on Deno.listenDatagram (--unstable-net), " +
-      "echogate on Deno's node:dgram",
+      "(its default limits would cap one source at 10/s); on Deno both run with --unstable-net (Deno.listenDatagram)",
     unit: "round trips/s",
     baseline: ["udp"],
     baselineFiles: { node: "udp_node.mjs", deno: "udp_deno.ts", bun: "udp_bun.ts" },
     baselineDenoFlags: ["--unstable-net"],
+    echogateDenoFlags: ["--unstable-net"],
     echogate: ["echo", "serve", "--udp", "--port", "0", "--no-udp-limits"],
     generator: ["--udp", "--conns", "50", "--size", "64"],
     value: (report) => report.opsPerS,
@@ -437,7 +440,7 @@ async function runCell(runtime, name) {
   const commands = {
     baseline: baselineCommand(runtime, scenario.baseline, scenario),
     copy: baselineCommand(runtime, scenario.baseline, scenario),
-    echogate: echogateCommand(runtime, scenario.echogate),
+    echogate: echogateCommand(runtime, scenario.echogate, scenario),
   };
   const rounds = [];
   for (let round = 0; round < ROUNDS; round++) {
