@@ -129,7 +129,11 @@ export async function serveDatagramEcho(options: DatagramEchoOptions): Promise<D
     throw new RangeError("maxDatagram must be a non-negative integer");
   }
   const sources = new SourceTable(options.limits ?? {});
-  const slabs = new ReplySlabs(options.allocate ?? transport.allocate);
+  // Replies cut from shared slabs (as for TCP), except on Bun: JavaScriptCore makes a view into
+  // a shared buffer cost more than a fresh small array (measured: docs/udp.md).
+  const slabs = transport.runtime === "bun" && !options.allocate
+    ? { join: freshJoin }
+    : new ReplySlabs(options.allocate ?? transport.allocate);
   const stats: DatagramEchoStats = {
     received: 0,
     answered: 0,
@@ -195,6 +199,13 @@ export async function serveDatagramEcho(options: DatagramEchoOptions): Promise<D
       return closing ??= socket!.close().then(() => reporter.stop());
     },
   };
+}
+
+function freshJoin(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
 }
 
 type DropKind = "refusedPort" | "tooBig" | "rateLimited" | "overBudget" | "sendBufferFull";
