@@ -101,6 +101,18 @@ describe(`UDP echo on ${RUNTIME}`, () => {
     expect(replies.map(text)).toEqual(["Echo=>six"]);
   });
 
+  test("a server on :: answers IPv4 and IPv6 clients alike (dual-stack)", async () => {
+    if (!(await hasIPv6())) return console.log("skipped: this machine cannot bind ::1");
+    const logger = recordingLogger();
+    const server = await udpServer({ hostname: "::", logger });
+    for (const hostname of ["127.0.0.1", "::1"]) {
+      const replies = await sendEcho({ transport, udp: true, hostname, port: portOf(server), messages: [hostname] });
+      expect(replies.map(text)).toEqual([`Echo=>${hostname}`]);
+    }
+    const peers = logger.events.filter((e) => e.event === "datagram").map((e) => (e as { remote: string }).remote);
+    expect(peers.map((p) => p.replace(/:\d+$/, ""))).toEqual(["[::ffff:127.0.0.1]", "[::1]"]);
+  });
+
   test("serveEcho({ udp: true }) and sendEcho({ udp: true }) in the library; raw mode answers without prefix", async () => {
     const server = resources.add(await serveEcho({ transport, udp: true, port: 0, mode: "raw" }));
     expect(server.addr.transport).toBe("udp");
