@@ -315,6 +315,34 @@ describe(`UDP safety on ${RUNTIME}`, () => {
   });
 });
 
+describe(`UDP backpressure on ${RUNTIME}`, () => {
+  test("an answer the socket does not take (send buffer full) is dropped and counted, nothing queued", async () => {
+    // The real transport, with a socket that refuses every other send, as a full buffer would.
+    let sends = 0;
+    const full: Transport = {
+      ...transport,
+      async bindDatagram(endpoint, handlers: DatagramHandlers): Promise<DatagramSocket> {
+        const socket = await transport.bindDatagram!(endpoint, handlers);
+        return {
+          addr: socket.addr,
+          onDrain: (callback) => socket.onDrain(callback),
+          close: () => socket.close(),
+          send: (b, hostname, port) => ++sends % 2 === 0 ? false : socket.send(b, hostname, port),
+        };
+      },
+    };
+    const logger = recordingLogger();
+    const server = resources.add(await serveDatagramEcho({ transport: full, port: 0, limits: false, logger }));
+    const client = await peer();
+    for (let i = 0; i < 10; i++) client.send(`f${i}`, portOf(server));
+    await client.waitFor(5);
+    await settle();
+    expect(client.received.length).toBe(5);
+    expect(server.stats).toMatchObject({ received: 10, answered: 5, sendBufferFull: 5 });
+    expect(await logger.waitForEvent("datagram-drops")).toMatchObject({ sendBufferFull: 1 }); // the first, at once
+  });
+});
+
 describe(`UDP client on ${RUNTIME}`, () => {
   /** A server that drops the first try of every message and answers the second. */
   async function lossyServer() {
