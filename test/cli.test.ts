@@ -71,6 +71,22 @@ describe(`echogate CLI on ${RUNTIME}`, () => {
     expect(result.stderr).not.toMatch(/\n\s+at /);
   });
 
+  test("a token longer than the gate's 1024-byte chunk, which could never match, exits 2 with one line", async () => {
+    for (
+      const [args, env, source] of [
+        [["gate", "serve", "--token", "x".repeat(1025)], {}, '"--token"'],
+        [["gate", "serve"], { ECHOGATE_TOKEN: "\u00e9".repeat(600) }, "env ECHOGATE_TOKEN"],
+      ] as const
+    ) {
+      const result = await run([...args], env);
+      expect(result.code).toBe(2);
+      const [first, ...rest] = result.stderr.trim().split("\n");
+      expect(first).toMatch(/^echogate: Invalid value for /);
+      expect(first).toContain(`${source}: the token is ${source === '"--token"' ? 1025 : 1200} bytes`);
+      expect(rest).toEqual(["Run 'echogate --help' for usage."]);
+    }
+  });
+
   test("a port in use fails with a message containing 'in use'", async () => {
     const server = resources.add(await serveEcho({ transport, port: 0 }));
     const result = await run(["echo", "serve", "--port", String(portOf(server))]);

@@ -3,7 +3,7 @@
 import { knockGate } from "../client.ts";
 import { createEchoHandler } from "../echo.ts";
 import { UsageError } from "../errors.ts";
-import { DEFAULT_GATE_PORT, DEFAULT_TOKEN, serveGate } from "../gate.ts";
+import { DEFAULT_GATE_PORT, DEFAULT_TOKEN, MAX_TOKEN_BYTES, serveGate } from "../gate.ts";
 import { createLogger, errorMessage } from "../log.ts";
 import { parseCidr, type PenaltyOptions } from "../penalties.ts";
 import { createProxyHandler } from "../proxy.ts";
@@ -127,13 +127,14 @@ async function resolveTokens(host: CliHost, options: Options): Promise<string[]>
     }
     const tokens = text.split("\n").map((line) => line.replace(/\r$/, "")).filter((line) => line !== "");
     if (tokens.length === 0) throw new UsageError(`Invalid value for "--token-file": "${file}" holds no token`);
-    return tokens;
+    return fitting(tokens, `"--token-file": a line of "${file}"`);
   }
   const env = host.env("ECHOGATE_TOKEN");
-  if (env !== undefined && env !== "") return [env];
+  if (env !== undefined && env !== "") return fitting([env], "env ECHOGATE_TOKEN");
   const token = str(options, "token");
   if (token === "") throw new UsageError(`Invalid value for "--token": the token is empty`);
   if (token !== undefined) {
+    fitting([token], `"--token"`);
     host.writeErr(
       "echogate: warning: the token was given on the command line, where other users can read it (ps); " +
         "prefer --token-file or env ECHOGATE_TOKEN",
@@ -142,6 +143,20 @@ async function resolveTokens(host: CliHost, options: Options): Promise<string[]>
   }
   host.writeErr("echogate: warning: using the seed's well-known default token; set --token-file or env ECHOGATE_TOKEN");
   return [DEFAULT_TOKEN];
+}
+
+/** The gate reads one chunk of at most 1024 bytes: a longer token could never be sent whole. */
+function fitting(tokens: string[], source: string): string[] {
+  const encoder = new TextEncoder();
+  for (const token of tokens) {
+    const length = encoder.encode(token).length;
+    if (length > MAX_TOKEN_BYTES) {
+      throw new UsageError(
+        `Invalid value for ${source}: the token is ${length} bytes, over the gate's ${MAX_TOKEN_BYTES}-byte chunk, so it could never match`,
+      );
+    }
+  }
+  return tokens;
 }
 
 function penaltyOptions(options: Options): PenaltyOptions | false {
