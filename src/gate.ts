@@ -213,8 +213,8 @@ export function createTokenMatcher(tokens: readonly string[]): (candidate: Uint8
   const encoded = tokens.map((token) => utf8(token));
   const slotWords = MAX_TOKEN_BYTES / 4;
   // Every token in one buffer, zero-padded to its slot; the lengths beside it.
-  const slots = new Uint32Array(encoded.length * slotWords);
-  const lengths = new Uint32Array(encoded.length);
+  const slots = new Int32Array(encoded.length * slotWords);
+  const lengths = new Int32Array(encoded.length);
   encoded.forEach((token, index) => {
     if (token.length > MAX_TOKEN_BYTES) {
       throw new RangeError(
@@ -224,7 +224,7 @@ export function createTokenMatcher(tokens: readonly string[]): (candidate: Uint8
     new Uint8Array(slots.buffer, index * MAX_TOKEN_BYTES, MAX_TOKEN_BYTES).set(token);
     lengths[index] = token.length;
   });
-  const candidateWords = new Uint32Array(slotWords);
+  const candidateWords = new Int32Array(slotWords);
   const candidateBytes = new Uint8Array(candidateWords.buffer);
   return (candidate) => {
     // Only the candidate's own length shows in the copy's time; the peer knows it already.

@@ -87,6 +87,14 @@ describe(`echogate CLI on ${RUNTIME}`, () => {
     }
   });
 
+  if (RUNTIME === "node") {
+    test("the node CLI these tests spawn runs on the Node that runs the suite", async () => {
+      // The Node matrix (node22, node24, node26) puts its binary first on PATH for this to hold.
+      const result = await runCommand(["node", "-p", "process.version"]);
+      expect(result.stdout.trim()).toBe(process.version);
+    });
+  }
+
   test("a port in use fails with a message containing 'in use'", async () => {
     const server = resources.add(await serveEcho({ transport, port: 0 }));
     const result = await run(["echo", "serve", "--port", String(portOf(server))]);

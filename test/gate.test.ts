@@ -200,9 +200,9 @@ describe("gate token helpers", () => {
     // the candidate (same for a match, a miss at the first or last word, a shorter candidate).
     const slotWords = 256;
     const tokens = [bytes("alpha"), bytes("s3cret-token"), new Uint8Array(1024).fill(7)];
-    const slots = new Uint32Array(tokens.length * slotWords);
+    const slots = new Int32Array(tokens.length * slotWords);
     tokens.forEach((t, i) => new Uint8Array(slots.buffer, i * 1024, 1024).set(t));
-    const lengths = Uint32Array.from(tokens, (t) => t.length);
+    const lengths = Int32Array.from(tokens, (t) => t.length);
     const counting = <T extends ArrayLike<number>>(array: T, counter: { reads: number }): T =>
       new Proxy(array, {
         get(target, key) {
@@ -211,7 +211,7 @@ describe("gate token helpers", () => {
         },
       });
     const readsFor = (candidate: Uint8Array): { reads: number; matched: boolean } => {
-      const words = new Uint32Array(slotWords);
+      const words = new Int32Array(slotWords);
       new Uint8Array(words.buffer).set(candidate);
       const counter = { reads: 0 };
       const matched = matchesAnySlot(
