@@ -1,6 +1,7 @@
 // `npm run bench`: echogate's servers against minimal hand-written servers on each runtime's own
 // socket API (bench/baseline/), driven by the same load generator (`echogate bench`, in its own
-// process), side by side. Prints a table and writes bench/results.json and bench/results.md.
+// process), side by side. Prints a table and writes bench/results.json, bench/results.md and
+// bench/results.svg (a chart, scripts/bench_chart.mjs; that script alone redraws it from saved results).
 //
 //   node scripts/bench.mjs                                  everything (about 9 minutes on 2 cores)
 //   node scripts/bench.mjs --runtimes bun --scenarios pingpong --seconds 1 --rounds 2
@@ -23,6 +24,7 @@ import { join, resolve } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { cellsFromResults, renderChart } from "./bench_chart.mjs";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const BIN = join(ROOT, "node_modules/.bin");
@@ -653,7 +655,11 @@ async function main() {
     "",
   ].join("\n");
   writeFileSync(join(OUT, "results.md"), markdown);
-  console.log(`\nwrote ${join(options.out, "results.json")} and ${join(options.out, "results.md")} (${elapsedS} s)`);
+  writeFileSync(join(OUT, "results.svg"), renderChart(cellsFromResults({ environment, cells })));
+  console.log(
+    `\nwrote ${join(options.out, "results.json")}, ${join(options.out, "results.md")} and the chart ` +
+      `${join(options.out, "results.svg")} (${elapsedS} s)`,
+  );
 }
 
 function cleanupAll() {

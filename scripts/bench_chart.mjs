@@ -19,9 +19,13 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const RUNTIME_COLORS = { node: "#3c873a", deno: "#2b6cb0", bun: "#b7791f" };
 const FONT = "font-family=\"system-ui, -apple-system, 'Segoe UI', sans-serif\"";
 
-/** Cells from bench.mjs's results.json ({ environment, cells }). */
+/** Cells from bench.mjs's results.json text ({ environment, cells }). */
 export function cellsFromJson(text) {
-  const results = JSON.parse(text);
+  return cellsFromResults(JSON.parse(text));
+}
+
+/** Cells from bench.mjs's results object ({ environment, cells }). */
+export function cellsFromResults(results) {
   const cells = results.cells.map((cell) => ({
     runtime: cell.runtime,
     scenario: cell.scenario,
@@ -121,7 +125,7 @@ export function renderChart({ cells, caption = "" }) {
         const ax = x(cell.aaRatio);
         parts.push(`<line x1="${ax}" y1="${ry + 1}" x2="${ax}" y2="${ry + row - 1}" stroke="#000" stroke-width="2"/>`);
       }
-      text(x(cell.ratio) + 6, ry + 15, fixed(cell.ratio, 3), 'font-size="11"');
+      text(width - 16, ry + 15, fixed(cell.ratio, 3), 'font-size="11" text-anchor="end"');
     });
     parts.push(`<line x1="${x(1)}" y1="${top - 4}" x2="${x(1)}" y2="${bottom}" stroke="#000"/>`);
     parts.push(
@@ -131,11 +135,11 @@ export function renderChart({ cells, caption = "" }) {
     parts.push(
       `<line x1="${left}" y1="${y - 4}" x2="${left + 14}" y2="${y - 4}" stroke="#c53030" stroke-dasharray="4 3"/>`,
     );
-    text(left + 20, y, "goal 0.95", 'font-size="11"');
+    text(left + 20, y, "goal 0.95 (stream, pingpong)", 'font-size="11"');
     parts.push(
-      `<line x1="${left + 100}" y1="${y - 10}" x2="${left + 100}" y2="${y + 2}" stroke="#000" stroke-width="2"/>`,
+      `<line x1="${left + 210}" y1="${y - 10}" x2="${left + 210}" y2="${y + 2}" stroke="#000" stroke-width="2"/>`,
     );
-    text(left + 106, y, "A/A: a second copy of the baseline, the noise floor", 'font-size="11"');
+    text(left + 216, y, "A/A: a second copy of the baseline, the noise floor", 'font-size="11"');
   }
 
   if (idle.length) {
@@ -159,7 +163,7 @@ export function renderChart({ cells, caption = "" }) {
           }" fill="${fill}">` +
             `<title>${escape(`${cell.runtime} ${who}: ${fixed(value, 2)} KiB per connection`)}</title></rect>`,
         );
-        text(Math.max(left + 1, x(value)) + 6, by + 15, fixed(value, 2), 'font-size="11"');
+        text(width - 16, by + 15, fixed(value, 2), 'font-size="11" text-anchor="end"');
       }
     });
     y = top + idle.length * row * 2 + 6;
