@@ -10,7 +10,8 @@
 //      on the machine's Node and on each of node22, node24, node26.
 //
 //   npm test                              all of it
-//   npm test -- test/gate.test.ts         only some test files (skips the static and pack checks)
+//   npm test -- test/gate.test.ts         only some test files, on node, bun and deno (skips the static
+//                                         and pack checks and the extra Nodes)
 //   ECHOGATE_RUNTIMES=deno npm test       some runtimes only (node22, node24, node26 too)
 
 import { spawn } from "node:child_process";
@@ -23,7 +24,9 @@ const bin = `${root}node_modules/.bin`;
 const results = `${root}.test-results`;
 const files = process.argv.slice(2);
 const NODE_MAJORS = Object.keys(NODE_MATRIX); // node22, node24, node26
-const runtimeList = process.env.ECHOGATE_RUNTIMES ?? ["node", "bun", "deno", ...NODE_MAJORS].join(",");
+// Some test files only: the three runtimes, for a quick loop; everything: the Node majors too.
+const runtimeList = process.env.ECHOGATE_RUNTIMES ??
+  ["node", "bun", "deno", ...(files.length === 0 ? NODE_MAJORS : [])].join(",");
 const runtimes = runtimeList.split(",").map((s) => s.trim()).filter(Boolean);
 const everything = files.length === 0 && process.env.ECHOGATE_RUNTIMES === undefined;
 const EXPORTS = [
