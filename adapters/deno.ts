@@ -78,7 +78,7 @@ interface DenoApi {
   args: string[];
   env: { get(name: string): string | undefined };
   exit(code: number): never;
-  addSignalListener(signal: "SIGINT" | "SIGTERM", handler: () => void): void;
+  addSignalListener(signal: "SIGINT" | "SIGTERM" | "SIGHUP", handler: () => void): void;
   readTextFileSync(path: string): string;
   readDirSync(path: string): Iterable<unknown>;
   stdout: { writeSync(bytes: Uint8Array): number; isTerminal(): boolean };
