@@ -6,6 +6,7 @@ import {
   type EchoMode,
   knockGate,
   REFUSAL,
+  runBench,
   sendEcho,
   serveEcho,
   serveGate,
@@ -245,6 +246,26 @@ describe.skipIf(opensslMissing)(`TLS on ${RUNTIME}`, () => {
     await before.write(bytes("still here"));
     expect(text(await readAtLeast(before, 16))).toBe("Echo=>still here");
   });
+
+  for (const mode of ["pingpong", "stream", "connect"] as const) {
+    test(`the bench's ${mode} mode runs over TLS, each reply checked`, async () => {
+      const server = resources.add(await serveEcho({ transport, port: 0, mode: "raw", tls: serverTls() }));
+      const report = await runBench({
+        transport,
+        hostname: "127.0.0.1",
+        port: portOf(server),
+        mode,
+        prefix: "",
+        conns: 4,
+        durationMs: 300,
+        tls: trusting(),
+      });
+      expect(report.errors, report.firstError).toBe(0);
+      expect(report.mismatches).toBe(0);
+      expect(report.operations).toBeGreaterThan(0);
+      if (mode === "connect") expect(report.connectionsOpened).toBeGreaterThan(4);
+    });
+  }
 
   test("TLS over a unix socket is refused plainly", async () => {
     await expect(serveEcho({ transport, path: "/tmp/echogate-tls-x.sock", tls: serverTls() })).rejects.toThrow(
