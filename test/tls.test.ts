@@ -1,6 +1,8 @@
 // TLS as a transport: every protocol and mode over it, half-close, mutual TLS, what clients
 // reject, and bad peers. Runs on node, bun and deno against a PKI made with openssl.
 
+import * as net from "node:net";
+import * as tls from "node:tls";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import {
   type EchoMode,
@@ -106,6 +108,25 @@ describe.skipIf(opensslMissing)(`TLS on ${RUNTIME}`, () => {
     await socket.write(bytes("no newline"));
     await socket.closeWrite();
     expect(text(await readAll(socket))).toBe("Echo=>no newline");
+  });
+
+  test("a peer that sends FIN without close_notify is end of input, not an error", async () => {
+    const logger = recordingLogger();
+    const server = resources.add(await serveEcho({ transport, port: 0, mode: "line", logger, tls: serverTls() }));
+    // node:tls over a TCP socket we hold: ending the TCP socket itself sends a bare FIN.
+    const tcp = net.connect({ host: "127.0.0.1", port: portOf(server), allowHalfOpen: true });
+    await new Promise((resolve, reject) => tcp.once("connect", resolve).once("error", reject));
+    const secure = tls.connect({ socket: tcp, ca: pki.caCert, servername: "localhost" });
+    await new Promise((resolve, reject) => secure.once("secureConnect", resolve).once("error", reject));
+    let received = "";
+    secure.on("data", (chunk) => (received += chunk));
+    secure.on("error", () => {});
+    await new Promise((resolve) => secure.write("no newline", resolve));
+    tcp.end(); // FIN, no close_notify
+    // The unterminated line is answered only at end of input.
+    await waitFor(() => received === "Echo=>no newline" || undefined, 5000, "the answer at end of input");
+    expect(logger.events.filter((e) => e.event === "error")).toEqual([]);
+    secure.destroy();
   });
 
   for (const mutual of [false, true]) {
