@@ -95,6 +95,7 @@ export const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
  * ```
  */
 export class TlsConfigError extends Error {
+  /** Always `"TlsConfigError"`. */
   override name = "TlsConfigError";
 }
 

@@ -236,7 +236,7 @@ describe.skipIf(opensslMissing)(`TLS on ${RUNTIME}`, () => {
     );
     const port = portOf(server);
     const stalled: StreamSocket[] = [];
-    for (let i = 0; i < 20; i++) stalled.push(resources.add(await transport.connect({ hostname: "127.0.0.1", port })));
+    for (let i = 0; i < 200; i++) stalled.push(resources.add(await transport.connect({ hostname: "127.0.0.1", port })));
     const started = Date.now();
     const [reply] = await sendEcho({ transport, hostname: "127.0.0.1", port, tls: trusting() });
     expect(text(reply!)).toBe("Echo=>Hello network world");
