@@ -79,14 +79,60 @@ describe.skipIf(opensslMissing)(`TLS CLI on ${RUNTIME}`, () => {
     describe(`${RUNTIME} clients against ${serverRuntime}'s TLS servers`, () => {
       let echo: ChildServer;
       let gate: ChildServer;
+      let mutual: ChildServer;
       beforeAll(async () => {
-        [echo, gate] = await Promise.all([
+        [echo, gate, mutual] = await Promise.all([
           startCliServer(serverRuntime, ["echo", "serve", "--port", "0", "--json", ...serverFlags()]),
           startCliServer(serverRuntime, ["gate", "serve", "--port", "0", "--token", "t0k", ...serverFlags()]),
+          startCliServer(serverRuntime, [
+            "gate",
+            "serve",
+            "--port",
+            "0",
+            "--token",
+            "m",
+            "--json",
+            ...serverFlags(),
+            "--tls-client-ca",
+            pki.files.caCert,
+          ]),
         ]);
       });
       afterAll(async () => {
-        await Promise.all([echo?.stop(), gate?.stop()]);
+        await Promise.all([echo?.stop(), gate?.stop(), mutual?.stop()]);
+      });
+
+      test("mutual TLS: a knock with a client certificate from the CA is welcomed; without one it is not", async () => {
+        const knock = (extra: string[]) =>
+          cli([
+            "gate",
+            "knock",
+            "localhost",
+            "--port",
+            String(mutual.port),
+            "--token",
+            "m",
+            "--delay",
+            "0",
+            "--ca",
+            pki.files.caCert,
+            ...extra,
+          ]);
+        const welcomed = await knock(["--tls-cert", pki.files.clientCert, "--tls-key", pki.files.clientKey]);
+        expect(welcomed.stdout, welcomed.stderr).toBe(`${WELCOME}\n`);
+        expect(welcomed.code).toBe(0);
+        const line = await waitFor(
+          () => mutual.stdout().split("\n").find((l) => l.includes('"connect"')),
+          5000,
+          "the connect event",
+        );
+        expect(JSON.parse(line).tls.peerSubject).toContain("CN=echogate test client");
+        const stranger = await knock(["--tls-cert", pki.files.otherClientCert, "--tls-key", pki.files.otherClientKey]);
+        expect(stranger.code).not.toBe(0);
+        expect(stranger.stdout).toBe("");
+        const anonymous = await knock([]);
+        expect(anonymous.code).not.toBe(0);
+        expect(anonymous.stdout).toBe("");
       });
 
       test("echo send --tls --ca and gate knock --tls get their answers; the JSON connect event has a tls object", async () => {
@@ -221,15 +267,21 @@ describe.skipIf(opensslMissing)(`TLS CLI on ${RUNTIME}`, () => {
   });
 
   test("openssl s_client talks to the TLS echo server", async () => {
-    const server = resources.child(await startCliServer(RUNTIME, ["echo", "serve", "--port", "0", ...serverFlags()]));
+    const server = resources.child(
+      await startCliServer(RUNTIME, ["echo", "serve", "--port", "0", "--json", "--alpn", "echo,h2", ...serverFlags()]),
+    );
     const child = startChild([
       "sh",
       "-c",
       `printf 'from openssl' | openssl s_client -quiet -connect 127.0.0.1:${server.port} -servername localhost ` +
-      `-CAfile ${pki.files.caCert} -verify_return_error`,
+      `-CAfile ${pki.files.caCert} -verify_return_error -alpn echo`,
     ]);
     resources.child(child);
     await waitFor(() => /Echo=>from openssl/.test(child.stdout()) || undefined, 10_000, "the echo via openssl");
+    // The session as the server logged it: ALPN agreed with openssl, and (where exposed) its SNI.
+    const connect = JSON.parse(server.stdout().split("\n").find((l) => l.includes('"connect"'))!);
+    expect(connect.tls.alpn).toBe("echo");
+    if (RUNTIME !== "deno") expect(connect.tls.servername).toBe("localhost");
   });
 
   test.skipIf(ncatMissing)("ncat --ssl talks to the TLS gate", async () => {
