@@ -235,9 +235,9 @@ describe.skipIf(opensslMissing)(`TLS on ${RUNTIME}`, () => {
       await serveEcho({ transport, port: 0, logger, tls: { ...serverTls(), handshakeTimeoutMs: 300 } }),
     );
     const port = portOf(server);
+    const started = Date.now();
     const stalled: StreamSocket[] = [];
     for (let i = 0; i < 200; i++) stalled.push(resources.add(await transport.connect({ hostname: "127.0.0.1", port })));
-    const started = Date.now();
     const [reply] = await sendEcho({ transport, hostname: "127.0.0.1", port, tls: trusting() });
     expect(text(reply!)).toBe("Echo=>Hello network world");
     const failure = await logger.waitForEvent("tls-handshake-failed", 5000);

@@ -244,7 +244,7 @@ describe.skipIf(opensslMissing)(`TLS CLI on ${RUNTIME}`, () => {
         "--port",
         "0",
         "--tls-handshake-timeout",
-        "0.5",
+        "2",
         ...serverFlags(),
       ]),
     );
