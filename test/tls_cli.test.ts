@@ -176,6 +176,23 @@ describe.skipIf(opensslMissing)(`TLS CLI on ${RUNTIME}`, () => {
         const refused = await cli(["echo", "send", "127.0.0.1", "--port", String(echo.port), "--tls"]);
         expect(refused.code).not.toBe(0);
         expect(refused.stdout).toBe("");
+        const named = (name: string) =>
+          cli([
+            "echo",
+            "send",
+            "127.0.0.1",
+            "n",
+            "--port",
+            String(echo.port),
+            "--ca",
+            pki.files.caCert,
+            "--servername",
+            name,
+          ]);
+        expect((await named("localhost")).stdout).toBe("Client received: 'Echo=>n'\n");
+        const misnamed = await named("wrong.example");
+        expect(misnamed.code).not.toBe(0);
+        expect(misnamed.stdout).toBe("");
         const insecure = await cli(["echo", "send", "127.0.0.1", "x", "--port", String(echo.port), "--insecure"]);
         expect(insecure.stdout).toBe("Client received: 'Echo=>x'\n");
         expect(insecure.stderr).toMatch(/warning: --insecure/);
