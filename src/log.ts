@@ -4,6 +4,8 @@
  * @module
  */
 
+import type { TlsInfo } from "./tls.ts";
+
 /**
  * Something a server reports. `remote` is the peer's printable address.
  *
@@ -16,7 +18,9 @@
  */
 export type LogEvent =
   | { event: "listening"; protocol: "echo" | "gate"; address: string; transport?: "udp" }
-  | { event: "connect"; remote: string }
+  | { event: "connect"; remote: string; tls?: TlsInfo }
+  | { event: "tls-handshake-failed"; remote: string; reason: "timeout" | "failed"; message: string; more?: number }
+  | { event: "tls-reload"; ok: boolean; message?: string }
   | { event: "close"; remote: string; bytesIn: number; bytesOut: number; durationMs: number }
   | { event: "knock"; remote: string; welcomed: boolean; durationMs: number }
   | { event: "timeout"; remote: string; durationMs: number }
@@ -92,7 +96,7 @@ export function createLogger(options: CreateLoggerOptions): Logger {
     return {
       log(event) {
         const line = JSON.stringify({ time: now().toISOString(), ...event });
-        if (event.event === "error") options.writeErr(line);
+        if (event.event === "error" || (event.event === "tls-reload" && !event.ok)) options.writeErr(line);
         else options.writeOut(line);
       },
     };
@@ -101,7 +105,7 @@ export function createLogger(options: CreateLoggerOptions): Logger {
     log(event) {
       const line = humanLine(event);
       if (line === undefined) return;
-      if (event.event === "error") options.writeErr(line);
+      if (event.event === "error" || (event.event === "tls-reload" && !event.ok)) options.writeErr(line);
       else options.writeOut(line);
     },
   };
@@ -116,7 +120,17 @@ function humanLine(event: LogEvent): string | undefined {
     case "datagram-drops":
       return `UDP since the last report: ${datagramDrops(event)}`;
     case "connect":
-      return `Server connected by ${event.remote}`;
+      return event.tls
+        ? `Server connected by ${event.remote} (${tlsSummary(event.tls)})`
+        : `Server connected by ${event.remote}`;
+    case "tls-handshake-failed": {
+      const more = event.more ? ` (${event.more} more since the last report)` : "";
+      return `TLS handshake ${
+        event.reason === "timeout" ? "timed out" : "failed"
+      } from ${event.remote}: ${event.message}${more}`;
+    }
+    case "tls-reload":
+      return event.ok ? "TLS certificate reloaded" : `TLS reload failed, keeping the old certificate: ${event.message}`;
     case "timeout":
       return "time out";
     case "idle-timeout":
@@ -148,6 +162,14 @@ function datagramDrops(event: Extract<LogEvent, { event: "datagram-drops" }>): s
   if (event.refusedPort) parts.push(`dropped ${event.refusedPort} from refused source ports (0, 7, 19, own)`);
   if (event.sendBufferFull) parts.push(`dropped ${event.sendBufferFull} answers (send buffer full)`);
   if (event.peersNotShown) parts.push(`${event.peersNotShown} new peers not logged`);
+  return parts.join(", ");
+}
+
+function tlsSummary(tls: TlsInfo): string {
+  const parts = [tls.version ?? "TLS"];
+  if (tls.alpn) parts.push(`ALPN ${tls.alpn}`);
+  if (tls.servername) parts.push(`SNI ${tls.servername}`);
+  if (tls.peerSubject) parts.push(`client ${tls.peerSubject}`);
   return parts.join(", ");
 }
 

@@ -28,6 +28,17 @@ import {
   untilSignal,
 } from "./command.ts";
 import type { CliHost } from "./host.ts";
+import {
+  CLIENT_TLS_FLAGS,
+  CLIENT_TLS_HELP,
+  explainTlsConfigError,
+  readClientTls,
+  readServerTls,
+  reloadOnSighup,
+  SERVER_TLS_FLAGS,
+  SERVER_TLS_HELP,
+  serverTlsFiles,
+} from "./tls_options.ts";
 
 /** `echogate echo serve`: the seed's echo server. */
 export const echoServeCommand: Command = {
@@ -35,6 +46,7 @@ export const echoServeCommand: Command = {
   usage: `echogate echo serve [--host 127.0.0.1] [--port 50007] [--unix PATH] [--mode chunk|line|raw]
                     [--prefix 'Echo=>'] [--idle-timeout S] [--max-line BYTES] [--max-conns N]
                     [--drain-timeout 5] [--json]
+                    [--tls-cert F --tls-key F [--tls-client-ca F] [--alpn L] [--tls-handshake-timeout 10]]
                     [--udp [--max-datagram 1472] [--udp-rate 10] [--udp-budget 1000] [--no-udp-limits]]`,
   help: `Usage: echogate echo serve [options]
 
@@ -52,6 +64,7 @@ Options:
   --max-conns N        Close new connections at once while N are open (default: no limit)
   --drain-timeout S    On SIGINT/SIGTERM, give open connections S seconds to finish (default 5)
   --json               Log one JSON object per event
+${SERVER_TLS_HELP}
 
 UDP (RFC 862 over datagrams; see docs/udp.md):
   --udp                Serve UDP: every datagram is answered with prefix + datagram, to its sender.
@@ -62,6 +75,7 @@ UDP (RFC 862 over datagrams; see docs/udp.md):
   --udp-budget N       Answers per second in total, over every source (default ${DEFAULT_UDP_BUDGET})
   --no-udp-limits      No per-source rate and no budget (a lab; never on a public address)`,
   options: {
+    ...SERVER_TLS_FLAGS,
     host: "string",
     port: "string",
     unix: "string",
@@ -97,7 +111,8 @@ export function echoOptions(options: Options): EchoOptions {
 /** `echogate echo send`: the seed's echo client. */
 export const echoSendCommand: Command = {
   name: "echo send",
-  usage: "echogate echo send  [HOST] [MSG...] [--port 50007] [--unix PATH] [--timeout S] [--udp [--retries 3]]",
+  usage: `echogate echo send  [HOST] [MSG...] [--port 50007] [--unix PATH] [--timeout S]
+                    [--tls [--ca F] [--servername NAME] [--tls-cert F --tls-key F] [--insecure]] [--udp [--retries 3]]`,
   help: `Usage: echogate echo send [HOST] [MSG...] [options]
 
 Sends each message (default 'Hello network world') and prints "Client received: '<reply>'".
@@ -108,8 +123,16 @@ Options:
   --unix PATH          Connect to a unix socket instead
   --timeout S          Wait at most S seconds for each reply (default 5; with --udp, per try: 1)
   --udp                Send each message as one UDP datagram; exits 1 when one never got a reply
-  --retries N          With --udp: send a message again up to N times (default ${DEFAULT_UDP_RETRIES})`,
-  options: { port: "string", unix: "string", timeout: "string", udp: "boolean", retries: "string" },
+  --retries N          With --udp: send a message again up to N times (default ${DEFAULT_UDP_RETRIES})
+${CLIENT_TLS_HELP}`,
+  options: {
+    ...CLIENT_TLS_FLAGS,
+    port: "string",
+    unix: "string",
+    timeout: "string",
+    udp: "boolean",
+    retries: "string",
+  },
   run: echoSend,
 };
 
@@ -150,13 +173,18 @@ async function echoServe(host: CliHost, positionals: string[], options: Options)
   noPositionals(positionals);
   const drain = drainMs(options);
   const udp = udpOptions(options);
+  const settings = { ...listenOptions(options, DEFAULT_ECHO_PORT), ...echoOptions(options) };
+  const tlsFiles = serverTlsFiles(options);
+  if (udp.udp && tlsFiles) throw new UsageError(`TLS does not apply with --udp`);
+  const tls = tlsFiles && await readServerTls(host, tlsFiles, options);
   const server = await serveEcho({
     transport: host.transport,
-    ...listenOptions(options, DEFAULT_ECHO_PORT),
-    ...echoOptions(options),
+    ...settings,
+    ...(tls && { tls }),
     ...udp,
     logger: createLogger({ json: options.json === true, writeOut: host.writeOut, writeErr: host.writeErr }),
-  }).catch(explainListenError);
+  }).catch(explainTlsConfigError(tlsFiles)).catch(explainListenError);
+  if (tlsFiles) reloadOnSighup(host, server, tlsFiles, options);
   return await untilSignal(host, server, drain);
 }
 
@@ -165,12 +193,15 @@ async function echoSend(host: CliHost, positionals: string[], options: Options):
   const retries = str(options, "retries");
   if (options.udp !== true && retries !== undefined) throw new UsageError(`Option "--retries" needs --udp`);
   if (options.udp === true && "unix" in options) throw new UsageError(`Option "--unix" does not apply with --udp`);
+  if (options.udp === true && options.tls === true) throw new UsageError(`Option "--tls" does not apply with --udp`);
   if (retries !== undefined && !/^\d{1,6}$/.test(retries)) {
     throw new UsageError(`Invalid value for "--retries": "${retries}" is not a non-negative integer`);
   }
+  const tls = await readClientTls(host, options);
   await sendEcho({
     transport: host.transport,
     ...target,
+    ...(tls && { tls }),
     udp: options.udp === true,
     retries: retries === undefined ? undefined : Number(retries),
     messages: rest.length > 0 ? rest : undefined,
