@@ -222,6 +222,9 @@ describe(`echogate echo send --udp on ${RUNTIME}`, () => {
         ["echo", "serve", "--udp", "--no-udp-limits", "--udp-budget", "5"],
         ["echo", "send", "--retries", "2"],
         ["echo", "send", "--udp", "--retries", "-1"],
+        ["echo", "serve", "--udp", "--tls-cert", "cert.pem", "--tls-key", "key.pem"],
+        ["echo", "send", "--udp", "--tls"],
+        ["bench", "--udp", "--tls"],
       ]
     ) {
       const { code, stderr } = await runCommand([...cliCommand(RUNTIME), ...args]);
