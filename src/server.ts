@@ -10,6 +10,13 @@ import { formatAddress } from "./address.ts";
 import { AddrInUseError } from "./errors.ts";
 import { errorMessage, type Logger, silentLogger } from "./log.ts";
 import { TIMED_OUT, within } from "./_timers.ts";
+import {
+  createProxyTrust,
+  DEFAULT_PROXY_TIMEOUT_MS,
+  ProxiedSocket,
+  type ProxyProtocolOptions,
+  readProxyHeader,
+} from "./proxy_protocol/mod.ts";
 import type { Address, ChunkResponder, Endpoint, Listener, StreamSocket, Transport } from "./types.ts";
 
 /**
@@ -42,6 +49,12 @@ export interface ServerOptions {
    * closed at once, with a `refused` event), or `undefined` to serve it.
    */
   admit?: (socket: StreamSocket) => string | undefined;
+  /**
+   * Expect a PROXY protocol header (v1 or v2) at the start of every connection, from trusted
+   * proxies only: the protocol, the logs, `maxConns` and `admit` then see the client the header
+   * names (`socket.remoteAddr`), with the proxy's own address as `proxy` in events.
+   */
+  proxyProtocol?: ProxyProtocolOptions;
 }
 
 /**
@@ -165,7 +178,7 @@ export async function serve(
   function run(socket: StreamSocket): void {
     const connection = new Connection(socket, hooks, stopping);
     connections.add(connection);
-    logger.log({ event: "connect", remote: connection.remote });
+    logger.log({ event: "connect", remote: connection.remote, ...connection.proxy });
     if (handler.answerChunk && socket.answerEach) {
       // Answered chunk by chunk, each before the next is read: never anything unanswered here.
       connection.idle = true;
@@ -190,6 +203,7 @@ export async function serve(
     logger.log({
       event: "close",
       remote: connection.remote,
+      ...connection.proxy,
       bytesIn: connection.bytesIn,
       bytesOut: connection.bytesOut,
       durationMs: Date.now() - connection.connectedAt,
@@ -227,10 +241,32 @@ export async function serve(
     acceptErrorLoggedAt = now;
     acceptErrorsSuppressed = 0;
   }
+  function refuse(socket: StreamSocket, reason: string): void {
+    const proxy = socket instanceof ProxiedSocket ? { proxy: formatAddress(socket.proxy) } : undefined;
+    logger.log({ event: "refused", remote: formatAddress(socket.remoteAddr), reason, ...proxy });
+    socket.close();
+  }
+
+  function admitAndRun(socket: StreamSocket): void {
+    const reason = stopping
+      ? "shutting down"
+      : connections.size >= maxConns
+      ? `${maxConns} connections open`
+      : options.admit?.(socket);
+    if (reason !== undefined) return refuse(socket, reason);
+    run(socket);
+  }
+
+  // With proxyProtocol: connections whose header is still being read (bounded by the header
+  // timeout and by maxConns), closed with the server.
+  const trustsProxy = options.proxyProtocol ? createProxyTrust(options.proxyProtocol.trusted) : undefined;
+  const proxyTimeoutMs = options.proxyProtocol?.timeoutMs ?? DEFAULT_PROXY_TIMEOUT_MS;
+  const awaitingHeader = new Set<StreamSocket>();
+
   let maxSockets = Infinity; // known once bound
   const listener = await bind(options, {
     onSocket(socket) {
-      if (connections.size >= maxSockets) {
+      if (connections.size + awaitingHeader.size >= maxSockets) {
         // Out of descriptors soon: refuse as an accept failure would, and say so (throttled).
         socket.close();
         reportAcceptError(
@@ -238,17 +274,24 @@ export async function serve(
         );
         return;
       }
-      const reason = stopping
-        ? "shutting down"
-        : connections.size >= maxConns
-        ? `${maxConns} connections open`
-        : options.admit?.(socket);
-      if (reason !== undefined) {
-        logger.log({ event: "refused", remote: formatAddress(socket.remoteAddr), reason });
-        socket.close();
+      if (trustsProxy) {
+        const reason = stopping
+          ? "shutting down"
+          : !trustsProxy(socket.remoteAddr)
+          ? "not a trusted proxy (this listener takes PROXY protocol headers)"
+          : awaitingHeader.size >= maxConns
+          ? `${maxConns} connections waiting for a PROXY header`
+          : undefined;
+        if (reason !== undefined) return refuse(socket, reason);
+        awaitingHeader.add(socket);
+        readProxyHeader(socket, proxyTimeoutMs).then((outcome) => {
+          awaitingHeader.delete(socket);
+          if ("reason" in outcome) return refuse(socket, stopping ? "shutting down" : outcome.reason);
+          admitAndRun(outcome);
+        });
         return;
       }
-      run(socket);
+      admitAndRun(socket);
     },
     onError: reportAcceptError,
   });
@@ -260,6 +303,7 @@ export async function serve(
   async function close(drainMs = 0): Promise<void> {
     stopping = true;
     await listener.close();
+    for (const socket of awaitingHeader) socket.close();
     if (drainMs > 0) {
       for (const connection of connections) {
         connection.stopping = true;
@@ -337,6 +381,11 @@ class Connection implements ConnectionContext, ChunkResponder {
   // Formatted when logged, not kept: a string per idle connection adds up.
   get remote(): string {
     return formatAddress(this.socket.remoteAddr);
+  }
+
+  // `{ proxy }` for events, when the connection came through a PROXY protocol header.
+  get proxy(): { proxy: string } | undefined {
+    return this.socket instanceof ProxiedSocket ? { proxy: formatAddress(this.socket.proxy) } : undefined;
   }
 
   answer(chunk: Uint8Array): Uint8Array | null | undefined {

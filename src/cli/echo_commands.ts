@@ -24,13 +24,21 @@ import {
   untilSignal,
 } from "./command.ts";
 import type { CliHost } from "./host.ts";
+import {
+  PROXY_CLIENT_HELP,
+  PROXY_CLIENT_OPTIONS,
+  PROXY_SERVE_HELP,
+  PROXY_SERVE_OPTIONS,
+  proxyHeaderOption,
+  proxyProtocolOptions,
+} from "./proxy_flags.ts";
 
 /** `echogate echo serve`: the seed's echo server. */
 export const echoServeCommand: Command = {
   name: "echo serve",
   usage: `echogate echo serve [--host 127.0.0.1] [--port 50007] [--unix PATH] [--mode chunk|line|raw]
                     [--prefix 'Echo=>'] [--idle-timeout S] [--max-line BYTES] [--max-conns N]
-                    [--drain-timeout 5] [--json]`,
+                    [--proxy-protocol [--proxy-from CIDR,...] [--proxy-timeout 5]] [--drain-timeout 5] [--json]`,
   help: `Usage: echogate echo serve [options]
 
 Answers every read with prefix + chunk until the peer closes (the seed's echo server).
@@ -45,9 +53,11 @@ Options:
   --idle-timeout S     Close a connection after S seconds without traffic (default: never)
   --max-line BYTES     Longest line in line mode; longer closes the connection (default ${DEFAULT_MAX_LINE})
   --max-conns N        Close new connections at once while N are open (default: no limit)
+${PROXY_SERVE_HELP}
   --drain-timeout S    On SIGINT/SIGTERM, give open connections S seconds to finish (default 5)
   --json               Log one JSON object per event`,
   options: {
+    ...PROXY_SERVE_OPTIONS,
     host: "string",
     port: "string",
     unix: "string",
@@ -78,7 +88,8 @@ export function echoOptions(options: Options): EchoOptions {
 /** `echogate echo send`: the seed's echo client. */
 export const echoSendCommand: Command = {
   name: "echo send",
-  usage: "echogate echo send  [HOST] [MSG...] [--port 50007] [--unix PATH] [--timeout S]",
+  usage: `echogate echo send  [HOST] [MSG...] [--port 50007] [--unix PATH] [--timeout S]
+                    [--proxy-header v1|v2 [--proxy-source IP:PORT]]`,
   help: `Usage: echogate echo send [HOST] [MSG...] [options]
 
 Sends each message (default 'Hello network world') and prints "Client received: '<reply>'".
@@ -87,8 +98,9 @@ With --unix, every positional is a message.
 Options:
   --port PORT          Server port (default ${DEFAULT_ECHO_PORT}); HOST defaults to localhost
   --unix PATH          Connect to a unix socket instead
-  --timeout S          Wait at most S seconds for each reply (default 5)`,
-  options: { port: "string", unix: "string", timeout: "string" },
+  --timeout S          Wait at most S seconds for each reply (default 5)
+${PROXY_CLIENT_HELP}`,
+  options: { port: "string", unix: "string", timeout: "string", ...PROXY_CLIENT_OPTIONS },
   run: echoSend,
 };
 
@@ -99,6 +111,7 @@ async function echoServe(host: CliHost, positionals: string[], options: Options)
     transport: host.transport,
     ...listenOptions(options, DEFAULT_ECHO_PORT),
     ...echoOptions(options),
+    proxyProtocol: proxyProtocolOptions(options),
     logger: createLogger({ json: options.json === true, writeOut: host.writeOut, writeErr: host.writeErr }),
   }).catch(explainListenError);
   return await untilSignal(host, server, drain);
@@ -110,6 +123,7 @@ async function echoSend(host: CliHost, positionals: string[], options: Options):
     transport: host.transport,
     ...target,
     messages: rest.length > 0 ? rest : undefined,
+    proxyHeader: proxyHeaderOption(options),
     onReply: (reply) => host.writeOut(`Client received: ${pythonRepr(reply)}`),
   });
   return 0;

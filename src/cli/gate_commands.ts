@@ -22,13 +22,23 @@ import {
   untilSignal,
 } from "./command.ts";
 import type { CliHost } from "./host.ts";
+import {
+  PROXY_CLIENT_HELP,
+  PROXY_CLIENT_OPTIONS,
+  PROXY_SERVE_HELP,
+  PROXY_SERVE_OPTIONS,
+  proxyHeaderOption,
+  proxyProtocolOptions,
+  thenProxyVersion,
+} from "./proxy_flags.ts";
 
 /** `echogate gate serve`: the seed's knock gate. */
 export const gateServeCommand: Command = {
   name: "gate serve",
   usage: `echogate gate serve [--host 127.0.0.1] [--port 8001] [--unix PATH] [--token 1 | --token-file F]
                     [--timeout 5] [--max-conns N] [--max-pending N] [--penalty-exempt CIDR,... | none]
-                    [--no-penalties] [--then echo | --then HOST:PORT] [--drain-timeout 5] [--json]
+                    [--no-penalties] [--then echo | --then HOST:PORT [--then-proxy-protocol v1|v2]]
+                    [--proxy-protocol [--proxy-from CIDR,...] [--proxy-timeout 5]] [--drain-timeout 5] [--json]
                     (env ECHOGATE_TOKEN also sets the token)`,
   help: `Usage: echogate gate serve [options]
 
@@ -51,6 +61,9 @@ Options:
   --then echo          Keep a welcomed connection open as an echo session (--mode, --prefix,
                        --max-line and --idle-timeout apply, as for echo serve)
   --then HOST:PORT     Forward a welcomed connection to HOST:PORT ([::1]:PORT for IPv6, unix:PATH)
+  --then-proxy-protocol V  With --then HOST:PORT: first send the upstream a PROXY header (v1 or v2)
+                       naming the client
+${PROXY_SERVE_HELP}
   --drain-timeout S    On SIGINT/SIGTERM, give open connections S seconds to finish (default 5)
   --json               Log one JSON object per event
 
@@ -73,6 +86,8 @@ The token is never logged; a token on the command line (visible in ps) or the de
     "idle-timeout": "string",
     "drain-timeout": "string",
     json: "boolean",
+    "then-proxy-protocol": "string",
+    ...PROXY_SERVE_OPTIONS,
   },
   run: gateServe,
 };
@@ -80,7 +95,8 @@ The token is never logged; a token on the command line (visible in ps) or the de
 /** `echogate gate knock`: the seed's first client. */
 export const gateKnockCommand: Command = {
   name: "gate knock",
-  usage: "echogate gate knock [HOST] [--port 8001] [--unix PATH] [--token 1] [--delay 2] [--timeout S]",
+  usage: `echogate gate knock [HOST] [--port 8001] [--unix PATH] [--token 1] [--delay 2] [--timeout S]
+                    [--proxy-header v1|v2 [--proxy-source IP:PORT]]`,
   help: `Usage: echogate gate knock [HOST] [options]
 
 Connects, waits --delay seconds, sends the token and prints the reply. Exits 0 only when welcomed.
@@ -90,8 +106,16 @@ Options:
   --unix PATH          Connect to a unix socket instead
   --token TOKEN        Token to send (default ${DEFAULT_TOKEN})
   --delay S            Seconds to wait before sending (default 2, as the seed's client)
-  --timeout S          Seconds to wait for the reply (default 5)`,
-  options: { port: "string", unix: "string", token: "string", delay: "string", timeout: "string" },
+  --timeout S          Seconds to wait for the reply (default 5)
+${PROXY_CLIENT_HELP}`,
+  options: {
+    port: "string",
+    unix: "string",
+    token: "string",
+    delay: "string",
+    timeout: "string",
+    ...PROXY_CLIENT_OPTIONS,
+  },
   run: gateKnock,
 };
 
@@ -107,6 +131,7 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
     maxPending: maxPending === undefined ? undefined : parsePositiveInt("max-pending", maxPending),
     penalties: penaltyOptions(options),
     handoff: handoff(host, options),
+    proxyProtocol: proxyProtocolOptions(options),
     logger: createLogger({ json: options.json === true, writeOut: host.writeOut, writeErr: host.writeErr }),
   };
   const drain = drainMs(options);
@@ -170,12 +195,16 @@ function handoff(host: CliHost, options: Options): ConnectionHandler | undefined
   if (then !== "echo" && echoFlags.length > 0) {
     throw new UsageError(`Option "--${echoFlags[0]}" applies only with "--then echo"`);
   }
+  const proxyProtocol = thenProxyVersion(options);
   if (then === undefined) return undefined;
   if (then === "echo") return createEchoHandler(echoOptions(options));
-  if (then.startsWith("unix:") && then.length > 5) return createProxyHandler(host.transport, { path: then.slice(5) });
+  if (then.startsWith("unix:") && then.length > 5) {
+    return createProxyHandler(host.transport, { path: then.slice(5) }, { proxyProtocol });
+  }
   const match = /^(?:\[([^\]]+)\]|([^:\[\]]+)):(\d+)$/.exec(then);
   if (!match) throw new UsageError(`Invalid value for "--then": "${then}" is not "echo", HOST:PORT or unix:PATH`);
-  return createProxyHandler(host.transport, { hostname: match[1] ?? match[2]!, port: parsePort("then", match[3]!) });
+  const upstream = { hostname: match[1] ?? match[2]!, port: parsePort("then", match[3]!) };
+  return createProxyHandler(host.transport, upstream, { proxyProtocol });
 }
 
 async function gateKnock(host: CliHost, positionals: string[], options: Options): Promise<number> {
@@ -188,6 +217,7 @@ async function gateKnock(host: CliHost, positionals: string[], options: Options)
     ...target,
     token: token ?? DEFAULT_TOKEN,
     delayMs: delay === undefined ? undefined : parseSeconds("delay", delay),
+    proxyHeader: proxyHeaderOption(options),
   });
   if (result.reply === "") {
     host.writeErr("echogate: the gate closed without a reply (timed out?)");
