@@ -27,7 +27,7 @@ export * from "./gate.ts";
 export * from "./client.ts";
 export * from "./read_queue.ts";
 export * from "./write_queue.ts";
-export * from "./bench.ts";
+export * from "./bench/mod.ts";
 export * from "./penalties.ts";
 export * from "./proxy.ts";
 export * from "./proxy_protocol/mod.ts";
