@@ -33,7 +33,8 @@ const USAGE = `Usage: node scripts/bench.mjs [options]
 
 Options:
   --runtimes LIST      node,deno,bun (default all three)
-  --scenarios LIST     stream,pingpong,idle,connect (default all four)
+  --scenarios LIST     stream,pingpong,idle,connect,connect-proxy (default all five; connect-proxy
+                       compares echogate's gate with and without --proxy-protocol)
   --seconds S          length of one measurement (default 2.5)
   --rounds N           rounds per cell, alternating the order (default 4)
   --idle-conns N       connections held in the idle scenario (default 5000)
@@ -52,7 +53,7 @@ try {
   options = parseArgs({
     options: {
       runtimes: { type: "string", default: "node,deno,bun" },
-      scenarios: { type: "string", default: "stream,pingpong,idle,connect" },
+      scenarios: { type: "string", default: "stream,pingpong,idle,connect,connect-proxy" },
       seconds: { type: "string", default: "2.5" },
       rounds: { type: "string", default: "4" },
       "idle-conns": { type: "string", default: "5000" },
@@ -76,7 +77,11 @@ if (options.help) {
 }
 
 const RUNTIMES = list(options.runtimes, ["node", "deno", "bun"], "--runtimes");
-const SCENARIO_NAMES = list(options.scenarios, ["stream", "pingpong", "idle", "connect"], "--scenarios");
+const SCENARIO_NAMES = list(
+  options.scenarios,
+  ["stream", "pingpong", "idle", "connect", "connect-proxy"],
+  "--scenarios",
+);
 const SECONDS = positive(options.seconds, "--seconds");
 const ROUNDS = Math.round(positive(options.rounds, "--rounds"));
 const IDLE_CONNS = Math.round(positive(options["idle-conns"], "--idle-conns"));
@@ -303,6 +308,19 @@ const SCENARIOS = {
     generator: ["--mode", "connect", "--knock", "1", "--conns", "32"],
     value: (report) => report.opsPerS,
   },
+  // The cost of the PROXY protocol: the same gate with --proxy-protocol, each connection sending
+  // a v2 header first, against the same gate without it (echogate on both sides, not the baseline).
+  "connect-proxy": {
+    what: "the connect cell's gate with --proxy-protocol (a v2 header before each knock) vs the same gate without",
+    unit: "conns/s",
+    reference: {
+      echogate: ["gate", "serve", "--port", "0"],
+      generator: ["--mode", "connect", "--knock", "1", "--conns", "32"],
+    },
+    echogate: ["gate", "serve", "--port", "0", "--proxy-protocol"],
+    generator: ["--mode", "connect", "--knock", "1", "--conns", "32", "--proxy-header", "v2"],
+    value: (report) => report.opsPerS,
+  },
 };
 
 /** One throughput measurement of a running server. */
@@ -419,11 +437,13 @@ function geomean(values) {
  */
 async function runCell(runtime, name) {
   const scenario = SCENARIOS[name];
-  const commands = {
-    baseline: baselineCommand(runtime, scenario.baseline),
-    copy: baselineCommand(runtime, scenario.baseline),
-    echogate: echogateCommand(runtime, scenario.echogate),
-  };
+  // A scenario with a `reference` compares echogate with echogate run another way, not with the baseline.
+  const reference = scenario.reference
+    ? echogateCommand(runtime, scenario.reference.echogate)
+    : baselineCommand(runtime, scenario.baseline);
+  const commands = { baseline: reference, copy: reference, echogate: echogateCommand(runtime, scenario.echogate) };
+  const generatorFor = (role) =>
+    role === "echogate" || !scenario.reference ? scenario : { ...scenario, generator: scenario.reference.generator };
   const rounds = [];
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? ["baseline", "echogate", "copy"] : ["copy", "echogate", "baseline"];
@@ -431,7 +451,7 @@ async function runCell(runtime, name) {
     for (const role of order) {
       measured[role] = name === "idle"
         ? await measureIdle(`${runtime} ${role}`, commands[role])
-        : await measureFresh(`${runtime} ${role}`, commands[role], scenario);
+        : await measureFresh(`${runtime} ${role}`, commands[role], generatorFor(role));
     }
     rounds.push(measured);
     const line = order.map((role) => `${role} ${format(measured[role].value, scenario.unit)}`).join(", ");
@@ -513,6 +533,7 @@ function goal(cell) {
   switch (cell.scenario) {
     case "stream":
     case "pingpong":
+    case "connect-proxy":
       return cell.ratio >= 0.95 ? "met (≥ 0.95)" : "missed (≥ 0.95)";
     case "idle":
       if (cell.runtime === "deno") return cell.echogate <= 8 ? "met (≤ 8 KiB)" : "missed (≤ 8 KiB)";

@@ -370,6 +370,31 @@ describe("the CLI's --proxy-protocol flags", () => {
     await waitFor(() => gate.stdout().includes('"remote":"[2001:db8::9]:7"') || undefined, 5000, "the v6 client");
   });
 
+  test("bench --proxy-header v2 loads a --proxy-protocol gate without errors, and the gate sees --proxy-source", async () => {
+    const gate = resources.child(
+      await startCliServer(RUNTIME, ["gate", "serve", "--port", "0", "--proxy-protocol", "--json"]),
+    );
+    const args = [
+      "bench",
+      "127.0.0.1",
+      "--port",
+      String(gate.port),
+      "--mode",
+      "connect",
+      "--knock",
+      "1",
+      "--conns",
+      "2",
+    ];
+    const flags = ["--duration", "0.5", "--proxy-header", "v2", "--proxy-source", "192.0.2.10:9", "--json"];
+    const result = await runCommand([...cliCommand(RUNTIME), ...args, ...flags], { ms: 30_000 });
+    const report = JSON.parse(result.stdout.trim().split("\n").at(-1)!);
+    expect(report).toMatchObject({ errors: 0, mismatches: 0 });
+    expect(report.operations).toBeGreaterThan(0);
+    await waitFor(() => gate.stdout().includes('"remote":"192.0.2.10:9"') || undefined, 5000, "the named source");
+    expect(gate.stdout()).not.toContain('"event":"refused"');
+  });
+
   test.each([
     [["echo", "serve", "--proxy-from", "127.0.0.0/8"], '"--proxy-from" applies only with "--proxy-protocol"'],
     [["echo", "serve", "--proxy-protocol", "--proxy-timeout", "2"], "at least 3 seconds"],

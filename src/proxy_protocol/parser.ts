@@ -90,7 +90,7 @@ const V2_PROTOCOLS = ["unspec", "stream", "dgram"] as const;
  */
 export class ProxyHeaderParser {
   // The first bytes: the whole v1 line, or v2's fixed 16 bytes.
-  #start = new Uint8Array(V1_MAX_BYTES);
+  #start: Uint8Array = EMPTY; // allocated at the first byte: 16 bytes for v2, 107 for v1
   #startLength = 0;
   // v1 state: which field the current token belongs to, where it starts, whether a CR was seen,
   // and the start/end of each finished token.
@@ -107,12 +107,19 @@ export class ProxyHeaderParser {
   /**
    * Feeds the next bytes read.
    *
-   * @param chunk The bytes, as read; not modified, and not kept beyond this call.
+   * @param chunk The bytes, as read; not modified. A header's TLV values may be views into it.
    * @returns The state after these bytes. Once `header` or `invalid` was returned, later calls
    *   return `invalid` (a parser reads one header).
    */
   push(chunk: Uint8Array): ProxyParseResult {
     if (this.#outcome) return { status: "invalid", reason: "the header was already read" };
+    // The common case, a whole v2 header at the start of one read: checked and parsed in place.
+    if (this.#startLength === 0 && chunk.length >= 16 && chunk[0] === V2_SIGNATURE[0]) {
+      const failure = v2FixedFailure(chunk);
+      if (failure !== undefined) return this.#settle({ status: "invalid", reason: failure });
+      const total = 16 + ((chunk[14]! << 8) | chunk[15]!);
+      if (chunk.length >= total) return this.#settle(v2Header(chunk.subarray(0, total), chunk.subarray(total)));
+    }
     let offset = 0;
     if (this.#v2 === undefined) {
       while (offset < chunk.length) {
@@ -142,6 +149,7 @@ export class ProxyHeaderParser {
   // Takes one byte of the fixed start (v1's line, v2's 16 bytes); returns why it cannot match.
   #startByte(byte: number): string | undefined {
     const at = this.#startLength;
+    if (at === 0) this.#start = new Uint8Array(byte === V2_SIGNATURE[0] ? 16 : V1_MAX_BYTES);
     const first = at === 0 ? byte : this.#start[0]!;
     this.#start[this.#startLength++] = byte;
     if (first === V2_SIGNATURE[0]) return this.#v2StartByte(byte, at);
@@ -151,25 +159,12 @@ export class ProxyHeaderParser {
 
   #v2StartByte(byte: number, at: number): string | undefined {
     if (at < V2_SIGNATURE.length) return byte === V2_SIGNATURE[at] ? undefined : "not a PROXY protocol header";
-    if (at === 12) {
-      if (byte >> 4 !== 2) return `v2: unsupported version ${byte >> 4}`;
-      if ((byte & 0x0f) > 1) return `v2: unknown command ${byte & 0x0f}`;
-      return undefined;
-    }
-    if (at === 13) {
-      if (byte >> 4 > 3) return `v2: unknown address family ${byte >> 4}`;
-      if ((byte & 0x0f) > 2) return `v2: unknown transport protocol ${byte & 0x0f}`;
-      return undefined;
-    }
+    if (at === 12) return v2CommandFailure(byte);
+    if (at === 13) return v2FamilyFailure(byte);
     if (at === 14) return undefined;
-    const length = (this.#start[14]! << 8) | byte;
-    if (length > V2_MAX_LENGTH) return `v2: header too long (${16 + length} bytes, at most ${16 + V2_MAX_LENGTH})`;
-    const proxy = (this.#start[12]! & 0x0f) === 1;
-    const addressBytes = V2_ADDRESS_BYTES[this.#start[13]! >> 4]!;
-    if (proxy && length < addressBytes) {
-      return `v2: length ${length} is shorter than the ${V2_FAMILIES[this.#start[13]! >> 4]} address block`;
-    }
-    this.#v2 = new Uint8Array(16 + length);
+    const failure = v2LengthFailure(this.#start);
+    if (failure !== undefined) return failure;
+    this.#v2 = new Uint8Array(16 + ((this.#start[14]! << 8) | byte));
     this.#v2.set(this.#start.subarray(0, 16));
     this.#v2Filled = 16;
     return undefined;
@@ -239,6 +234,37 @@ export class ProxyHeaderParser {
 }
 
 const EMPTY = new Uint8Array(0);
+
+function v2CommandFailure(byte: number): string | undefined {
+  if (byte >> 4 !== 2) return `v2: unsupported version ${byte >> 4}`;
+  if ((byte & 0x0f) > 1) return `v2: unknown command ${byte & 0x0f}`;
+  return undefined;
+}
+
+function v2FamilyFailure(byte: number): string | undefined {
+  if (byte >> 4 > 3) return `v2: unknown address family ${byte >> 4}`;
+  if ((byte & 0x0f) > 2) return `v2: unknown transport protocol ${byte & 0x0f}`;
+  return undefined;
+}
+
+// The length field (bytes 14-15) against the cap and the announced family's address block.
+function v2LengthFailure(bytes: Uint8Array): string | undefined {
+  const length = (bytes[14]! << 8) | bytes[15]!;
+  if (length > V2_MAX_LENGTH) return `v2: header too long (${16 + length} bytes, at most ${16 + V2_MAX_LENGTH})`;
+  const proxy = (bytes[12]! & 0x0f) === 1;
+  if (proxy && length < V2_ADDRESS_BYTES[bytes[13]! >> 4]!) {
+    return `v2: length ${length} is shorter than the ${V2_FAMILIES[bytes[13]! >> 4]} address block`;
+  }
+  return undefined;
+}
+
+// v2's fixed 16 bytes, all at hand: the same checks, in the same order, as byte by byte.
+function v2FixedFailure(bytes: Uint8Array): string | undefined {
+  for (let i = 0; i < V2_SIGNATURE.length; i++) {
+    if (bytes[i] !== V2_SIGNATURE[i]) return "not a PROXY protocol header";
+  }
+  return v2CommandFailure(bytes[12]!) ?? v2FamilyFailure(bytes[13]!) ?? v2LengthFailure(bytes);
+}
 
 function v1Unknown(): ProxyHeader {
   return { version: 1, command: "proxy", family: "unspec", protocol: "unspec", tlvs: [] };
