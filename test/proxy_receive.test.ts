@@ -370,6 +370,29 @@ describe("the CLI's --proxy-protocol flags", () => {
     await waitFor(() => gate.stdout().includes('"remote":"[2001:db8::9]:7"') || undefined, 5000, "the v6 client");
   });
 
+  test("gate serve --then HOST:PORT --then-proxy-protocol v1: the upstream logs the client behind the gate", async () => {
+    const upstream = await echoServer();
+    const gate = resources.child(
+      await startCliServer(RUNTIME, [
+        "gate",
+        "serve",
+        "--port",
+        "0",
+        "--proxy-protocol",
+        "--then",
+        `127.0.0.1:${upstream.port}`,
+        "--then-proxy-protocol",
+        "v1",
+      ], { ECHOGATE_TOKEN: "t" }),
+    );
+    const socket = await dial(gate.port);
+    await socket.write(concat([v2(), bytes("t")]));
+    expect(text(await readAtLeast(socket, WELCOME.length))).toBe(WELCOME);
+    await socket.write(bytes("relayed"));
+    expect(text(await readAtLeast(socket, 13))).toBe("Echo=>relayed");
+    expect(await upstream.logger.waitForEvent("connect")).toMatchObject({ remote: "192.0.2.7:40000" });
+  });
+
   test("bench --proxy-header v2 loads a --proxy-protocol gate without errors, and the gate sees --proxy-source", async () => {
     const gate = resources.child(
       await startCliServer(RUNTIME, ["gate", "serve", "--port", "0", "--proxy-protocol", "--json"]),
