@@ -288,6 +288,9 @@ export async function serve(
           awaitingHeader.delete(socket);
           if ("reason" in outcome) return refuse(socket, stopping ? "shutting down" : outcome.reason);
           admitAndRun(outcome);
+        }).catch((error) => {
+          socket.close();
+          logger.log({ event: "error", remote: formatAddress(socket.remoteAddr), message: errorMessage(error) });
         });
         return;
       }

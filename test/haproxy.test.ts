@@ -63,7 +63,9 @@ function showStat(path: string): Promise<Record<string, string>[]> {
     socket.on("end", () => {
       const [head, ...rows] = out.trim().split("\n");
       const names = head!.replace(/^# /, "").split(",");
-      resolve(rows.map((row) => Object.fromEntries(row.split(",").map((value, i) => [names[i], value]))));
+      // A check in progress shows as "* L7OK": the last result, with the star.
+      const field = (value: string) => value.replace(/^\* /, "");
+      resolve(rows.map((row) => Object.fromEntries(row.split(",").map((value, i) => [names[i], field(value)]))));
     });
     socket.on("error", reject);
   });

@@ -278,8 +278,12 @@ describe("PROXY protocol parser: refused at the first byte that cannot match", (
     ["PROXY TCP4 1.2.3.4 5.6.7.8 1\r", 28, "before the destination port"],
     ["PROXY TCP4 1.2.3.4 5.6.7.8 1 2\rx", 31, "CR not followed by LF"],
     ["PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n", 30, "LF without CR"],
-    ["PROXY TCP6 ::1 1.2.3.x", 21, "not an IPv6 address"],
+    ["PROXY TCP6 ::1 1.2.3.x", 16, "not an IPv6 address"],
     ["PROXY TCP4 ::1", 11, "not an IPv4 address"],
+    ["PROXY TCP6 12345", 15, "not an IPv6 address"],
+    ["PROXY TCP6 1::2::", 16, "not an IPv6 address"],
+    ["PROXY TCP6 1:2:3:4:5:6:7:8:9", 26, "not an IPv6 address"],
+    ["PROXY TCP6 1.2.3.4", 12, "not an IPv6 address"],
     ["PROXY UNKNOWN x\ry", 16, "CR not followed by LF"],
   ])("v1 %j fails at byte %i (%s)", (line, at, reason) => {
     const failure = failsAt(enc.encode(line));

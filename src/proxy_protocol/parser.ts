@@ -276,16 +276,34 @@ function viableToken(field: number, text: string, family: string): string | unde
     return V1_FAMILIES.some((f) => f.startsWith(text)) ? undefined : `v1: unknown protocol "${text}"`;
   }
   if (field <= 2) {
-    if (family === "TCP4") {
-      return /^\d{1,3}(\.\d{1,3}){0,3}\.?$/.test(text) && text.split(".").every((part) => Number(part) <= 255)
-        ? undefined
-        : `v1: "${text}" is not an IPv4 address`;
-    }
-    return text.length <= MAX_IPV6_TEXT && /^[0-9a-fA-F:.]*$/.test(text) && !text.includes(":::")
-      ? undefined
-      : `v1: "${text}" is not an IPv6 address`;
+    if (family === "TCP4") return viableIpv4(text) ? undefined : `v1: "${text}" is not an IPv4 address`;
+    return viableIpv6(text) ? undefined : `v1: "${text}" is not an IPv6 address`;
   }
   return /^(0|[1-9]\d{0,4})$/.test(text) && Number(text) <= 65535 ? undefined : `v1: "${text}" is not a port`;
+}
+
+function viableIpv4(text: string): boolean {
+  return /^\d{1,3}(\.\d{1,3}){0,3}\.?$/.test(text) && text.split(".").every((part) => Number(part) <= 255);
+}
+
+// Hex groups of at most 4 digits, at most 8 of them, one "::" at most, and dotted IPv4 only as the last group.
+function viableIpv6(text: string): boolean {
+  if (text.length > MAX_IPV6_TEXT || !/^[0-9a-fA-F:.]*$/.test(text)) return false;
+  if (text.includes(":::") || text.split("::").length > 2) return false;
+  const groups = text.split(":");
+  const last = groups[groups.length - 1]!;
+  const tailV4 = last.includes(".");
+  if (tailV4 && (groups.length === 1 || !viableIpv4(last))) return false;
+  if (
+    groups.some((group, i) =>
+      i < groups.length - 1 ? group.length > 4 || group.includes(".") : !tailV4 && group.length > 4
+    )
+  ) {
+    return false;
+  }
+  // Without "::" at most 8 groups (so far); with it, at most 7 written ones (it stands for one or more).
+  const written = groups.filter((group) => group !== "").length + (tailV4 ? 1 : 0);
+  return text.includes("::") ? written <= 7 : groups.length + (tailV4 ? 1 : 0) <= 8;
 }
 
 // Is the finished `text` a valid token of `field`?
