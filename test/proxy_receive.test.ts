@@ -27,6 +27,7 @@ import {
   runCommand,
   RUNTIME,
   startCliServer,
+  tempSocketPath,
   text,
   transport,
   waitFor,
@@ -125,6 +126,16 @@ describe("proxyProtocol: the client the header names", () => {
       proxyHeader: { version: 2, source: CLIENT },
     });
     expect(text(replies[0]!)).toBe("Echo=>hi");
+    expect(await logger.waitForEvent("connect")).toMatchObject({ remote: "192.0.2.7:40000" });
+  });
+
+  test("on a unix socket listener the peer is trusted and the header names the client", async () => {
+    const logger = recordingLogger();
+    const path = tempSocketPath("proxy");
+    resources.add(await serveEcho({ transport, path, logger, proxyProtocol: { trusted: ["10.0.0.0/8"] } }));
+    const socket = resources.add(await transport.connect({ path }));
+    await socket.write(concat([v1(), bytes("unix")]));
+    expect(text(await readAtLeast(socket, 10))).toBe("Echo=>unix");
     expect(await logger.waitForEvent("connect")).toMatchObject({ remote: "192.0.2.7:40000" });
   });
 
