@@ -398,9 +398,18 @@ class Connection implements ConnectionContext, ChunkResponder {
   ended(error?: unknown): void {
     if (this.#ended) return;
     this.#ended = true;
-    if (error !== undefined) this.logger.log({ event: "error", remote: this.remote, message: errorMessage(error) });
+    if (error !== undefined && !isProxyCheckReset(this.socket, error)) {
+      this.logger.log({ event: "error", remote: this.remote, message: errorMessage(error) });
+    }
     void this.#hooks.finish(this);
   }
+}
+
+// HAProxy ends each health check with a reset once it has its answer: from a balancer's own
+// connection (LOCAL, UNKNOWN or naming itself) that is routine, not an error worth a line.
+function isProxyCheckReset(socket: StreamSocket, error: unknown): boolean {
+  return socket instanceof ProxiedSocket && socket.fromProxyItself &&
+    (error as { code?: unknown } | null)?.code === "ECONNRESET";
 }
 
 // The difference of two Date.now() values is a float to the engine even when whole, and a

@@ -171,6 +171,8 @@ describe.skipIf(haproxyMissing !== undefined)(`behind HAProxy (servers on ${RUNT
     expect(echoServers.every((s) => events(s).some((e) => e.event === "connect" && ip(e.remote) !== HAPROXY_SOURCE)))
       .toBe(true);
     expect(connects().some((e) => ip(e.remote) === HAPROXY_SOURCE && ip(e.proxy) === HAPROXY_SOURCE)).toBe(true);
+    // HAProxy resets its check connections once answered: routine, so no error lines.
+    expect(echoServers.flatMap((s) => s.stderr().split("\n")).filter((line) => /reset/i.test(line))).toEqual([]);
   });
 
   test("wrong knocks through HAProxy penalise that client only; health checks accrue nothing", async () => {
