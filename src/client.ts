@@ -9,7 +9,8 @@ import { sleep, TIMED_OUT, within } from "./_timers.ts";
 import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "./echo.ts";
 import { DEFAULT_GATE_PORT, DEFAULT_TOKEN, WELCOME } from "./gate.ts";
 import { encodeProxyHeader, type ProxyHeaderInit } from "./proxy_protocol/mod.ts";
-import type { Endpoint, StreamSocket, Transport } from "./types.ts";
+import type { TlsClientOptions } from "./tls.ts";
+import type { ConnectOptions, Endpoint, StreamSocket, Transport } from "./types.ts";
 
 /**
  * Where a client connects. Give `path` for a unix socket, else `hostname`/`port`.
@@ -32,6 +33,8 @@ export interface ClientOptions {
   path?: string;
   /** How long to wait for each reply, in ms. @default {5000} */
   timeoutMs?: number;
+  /** Speak TLS: verify the server (system roots plus `ca`) and optionally present a client certificate. */
+  tls?: TlsClientOptions;
   /**
    * Send a PROXY protocol header first, as a load balancer would (to try a `proxyProtocol`
    * server without one). `source` and `destination` default to this connection's own endpoints.
@@ -250,7 +253,8 @@ export async function knockGate(options: KnockGateOptions): Promise<KnockResult>
 
 /** Connects, and sends the PROXY header first when asked to. */
 async function connectClient(options: ClientOptions, defaultPort: number): Promise<StreamSocket> {
-  const socket = await options.transport.connect(endpointOf(options, defaultPort));
+  if (options.proxyHeader && options.tls) throw new TypeError("proxyHeader cannot be combined with tls yet");
+  const socket = await options.transport.connect(endpointOf(options, defaultPort), connectOptionsOf(options));
   if (!options.proxyHeader) return socket;
   try {
     await socket.write(proxyHeaderFor(socket, options.proxyHeader));
@@ -287,4 +291,8 @@ export function proxyHeaderFor(socket: StreamSocket, init: ProxyHeaderInit): Uin
 function endpointOf(options: ClientOptions, defaultPort: number): Endpoint {
   if (options.path !== undefined) return { path: options.path };
   return { hostname: options.hostname ?? "localhost", port: options.port ?? defaultPort };
+}
+
+function connectOptionsOf(options: ClientOptions): ConnectOptions | undefined {
+  return options.tls ? { tls: options.tls } : undefined;
 }

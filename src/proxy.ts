@@ -8,7 +8,7 @@
 import { errorMessage } from "./log.ts";
 import type { ConnectionContext } from "./server.ts";
 import { encodeProxyHeader } from "./proxy_protocol/mod.ts";
-import type { Endpoint, StreamSocket, Transport } from "./types.ts";
+import type { ConnectOptions, Endpoint, StreamSocket, Transport } from "./types.ts";
 
 /**
  * Options for {@linkcode createProxyHandler}.
@@ -35,6 +35,7 @@ export interface ProxyHandlerOptions {
  *
  * @param transport The socket API used to reach the upstream.
  * @param upstream Where to forward.
+ * @param connectOptions How to connect, e.g. `{ tls: { ca } }` for a TLS upstream.
  * @param options Whether to send a PROXY protocol header first.
  * @returns A connection handler.
  *
@@ -50,12 +51,13 @@ export interface ProxyHandlerOptions {
 export function createProxyHandler(
   transport: Transport,
   upstream: Endpoint,
+  connectOptions?: ConnectOptions,
   options: ProxyHandlerOptions = {},
 ): (socket: StreamSocket, context: ConnectionContext) => Promise<void> {
   return async (client, context) => {
     let server: StreamSocket;
     try {
-      server = await transport.connect(upstream);
+      server = await transport.connect(upstream, connectOptions);
     } catch (error) {
       throw new Error(`Cannot reach the upstream: ${errorMessage(error)}`);
     }

@@ -17,6 +17,7 @@ import {
   type ProxyProtocolOptions,
   readProxyHeader,
 } from "./proxy_protocol/mod.ts";
+import type { TlsHandshakeFailure, TlsServerOptions } from "./tls.ts";
 import type { Address, ChunkResponder, Endpoint, Listener, StreamSocket, Transport } from "./types.ts";
 
 /**
@@ -55,6 +56,10 @@ export interface ServerOptions {
    * names (`socket.remoteAddr`), with the proxy's own address as `proxy` in events.
    */
   proxyProtocol?: ProxyProtocolOptions;
+  /** Serve TLS (PEM strings). Every protocol runs over it unchanged. Not with `path`. */
+  tls?: TlsServerOptions;
+  /** Called for each connection whose TLS handshake failed or timed out (after it is logged, throttled). */
+  onHandshakeError?: (failure: TlsHandshakeFailure) => void;
 }
 
 /**
@@ -83,6 +88,12 @@ export interface EchogateServer {
    * is closed at once. Resolves when every connection is closed.
    */
   close(options?: { drainMs?: number }): Promise<void>;
+  /**
+   * A TLS server only: serves new connections with this certificate, key and client CA from now
+   * on; open connections keep theirs. Rejects, keeping the old ones, when they are refused.
+   * Logs a `tls-reload` event either way.
+   */
+  reloadTls?(tls: TlsServerOptions): Promise<void>;
 }
 
 /** Per-connection state a {@linkcode ConnectionHandler} reads and updates. */
@@ -166,6 +177,10 @@ export async function serve(
   handler: ConnectionHandler & Partial<ChunkAnswering>,
   protocol: "echo" | "gate",
 ): Promise<EchogateServer> {
+  if (options.proxyProtocol && options.tls) {
+    // The header precedes the TLS handshake, which the transport runs at accept.
+    throw new TypeError("proxyProtocol cannot be combined with tls yet");
+  }
   const logger = options.logger ?? silentLogger;
   const maxConns = options.maxConns ?? Infinity;
   const lingerMs = options.lingerMs ?? 2000;
@@ -178,7 +193,13 @@ export async function serve(
   function run(socket: StreamSocket): void {
     const connection = new Connection(socket, hooks, stopping);
     connections.add(connection);
-    logger.log({ event: "connect", remote: connection.remote, ...connection.proxy });
+    const tls = socket.tls;
+    const proxy = connection.proxy;
+    logger.log(
+      tls || proxy
+        ? { event: "connect", remote: connection.remote, ...proxy, ...(tls && { tls }) }
+        : { event: "connect", remote: connection.remote },
+    );
     if (handler.answerChunk && socket.answerEach) {
       // Answered chunk by chunk, each before the next is read: never anything unanswered here.
       connection.idle = true;
@@ -263,6 +284,31 @@ export async function serve(
   const proxyTimeoutMs = options.proxyProtocol?.timeoutMs ?? DEFAULT_PROXY_TIMEOUT_MS;
   const awaitingHeader = new Set<StreamSocket>();
 
+  // Failed TLS handshakes (plain text on a TLS port, scanners, stalled peers) come in bursts too.
+  let handshakeLoggedAt = -Infinity;
+  let handshakesSuppressed = 0;
+  function reportHandshakeError(failure: TlsHandshakeFailure): void {
+    const now = Date.now();
+    if (now - handshakeLoggedAt >= ACCEPT_ERROR_LOG_INTERVAL_MS) {
+      const more = handshakesSuppressed > 0 ? handshakesSuppressed : undefined;
+      logger.log({
+        event: "tls-handshake-failed",
+        remote: formatAddress(failure.remoteAddr),
+        reason: failure.reason,
+        message: failure.message,
+        ...(more ? { more } : {}),
+      });
+      handshakeLoggedAt = now;
+      handshakesSuppressed = 0;
+    } else {
+      handshakesSuppressed++;
+    }
+    try {
+      options.onHandshakeError?.(failure);
+    } catch {
+      // A hook's failure must not reach the listener.
+    }
+  }
   let maxSockets = Infinity; // known once bound
   const listener = await bind(options, {
     onSocket(socket) {
@@ -297,6 +343,7 @@ export async function serve(
       admitAndRun(socket);
     },
     onError: reportAcceptError,
+    onHandshakeError: reportHandshakeError,
   });
   maxSockets = listener.maxSockets ?? Infinity;
   const url = formatAddress(listener.addr);
@@ -327,6 +374,17 @@ export async function serve(
     close(closeOptions) {
       return closing ??= close(closeOptions?.drainMs);
     },
+    ...(listener.reloadTls && {
+      async reloadTls(tls: TlsServerOptions) {
+        try {
+          await listener.reloadTls!(tls);
+        } catch (error) {
+          logger.log({ event: "tls-reload", ok: false, message: errorMessage(error) });
+          throw error;
+        }
+        logger.log({ event: "tls-reload", ok: true });
+      },
+    }),
   };
 }
 
@@ -457,10 +515,15 @@ const ACCEPT_ERROR_LOG_INTERVAL_MS = 10_000;
 
 /** Listens, replacing a stale unix socket file (one nothing listens on) if need be. */
 async function bind(options: ServerOptions, handlers: Parameters<Transport["listen"]>[1]): Promise<Listener> {
-  const { transport } = options;
+  const { transport, tls } = options;
   const endpoint: Endpoint = options.path !== undefined
     ? { path: options.path }
     : { hostname: options.hostname ?? "127.0.0.1", port: options.port ?? 0 };
+  if (tls) {
+    if ("path" in endpoint) throw new TypeError("TLS is served over TCP only, not on a unix socket");
+    // A certificate or key the runtime refuses rejects with a TlsConfigError.
+    return await transport.listen(endpoint, handlers, { tls });
+  }
   try {
     return await transport.listen(endpoint, handlers);
   } catch (error) {

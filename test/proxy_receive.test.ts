@@ -284,7 +284,9 @@ describe("proxyProtocol on the gate: penalties per client, never for the proxy",
         port: 0,
         tokens: ["s3cret"],
         proxyProtocol: {},
-        handoff: createProxyHandler(transport, { hostname: "127.0.0.1", port: upstream.port }, { proxyProtocol: 1 }),
+        handoff: createProxyHandler(transport, { hostname: "127.0.0.1", port: upstream.port }, undefined, {
+          proxyProtocol: 1,
+        }),
       }),
     );
     const first = resources.add(
@@ -293,7 +295,9 @@ describe("proxyProtocol on the gate: penalties per client, never for the proxy",
         port: 0,
         tokens: ["s3cret"],
         proxyProtocol: {},
-        handoff: createProxyHandler(transport, { hostname: "127.0.0.1", port: portOf(second) }, { proxyProtocol: 2 }),
+        handoff: createProxyHandler(transport, { hostname: "127.0.0.1", port: portOf(second) }, undefined, {
+          proxyProtocol: 2,
+        }),
       }),
     );
     const socket = await dial(portOf(first));

@@ -10,7 +10,8 @@ import { formatEndpoint } from "../address.ts";
 import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "../echo.ts";
 import { DEFAULT_GATE_PORT } from "../gate.ts";
 import type { ProxyHeaderInit } from "../proxy_protocol/mod.ts";
-import type { Endpoint, Transport } from "../types.ts";
+import type { TlsClientOptions } from "../tls.ts";
+import type { ConnectOptions, Endpoint, Transport } from "../types.ts";
 import type { FileDescriptorUsage } from "./descriptors.ts";
 import type { BenchInterval } from "./report.ts";
 
@@ -81,6 +82,8 @@ export interface BenchOptions {
   fileDescriptors?: () => FileDescriptorUsage | undefined;
   /** Stops the run early; the report covers what ran. */
   signal?: AbortSignal;
+  /** Connect over TLS (in `connect` mode each exchange is then a full TLS handshake). */
+  tls?: TlsClientOptions;
   /** Send a PROXY protocol header at the start of every connection (to load a `proxyProtocol` server). */
   proxyHeader?: ProxyHeaderInit;
 }
@@ -99,6 +102,7 @@ export interface Settings {
   rate: number | undefined;
   timeoutMs: number;
   intervalMs: number;
+  connectOptions: ConnectOptions | undefined;
   proxyHeader: ProxyHeaderInit | undefined;
 }
 
@@ -125,6 +129,7 @@ export function settle(options: BenchOptions): Settings {
     rate: options.rate,
     timeoutMs: options.timeoutMs ?? 5000,
     intervalMs: options.intervalMs ?? 1000,
+    connectOptions: options.tls ? { tls: options.tls } : undefined,
     proxyHeader: options.proxyHeader,
   };
   for (const [name, value] of [["conns", settings.conns], ["size", settings.size]] as const) {

@@ -296,7 +296,7 @@ class BenchRun {
 
   /** Opens a connection; with `proxyHeader`, writes the PROXY header on it unless `sendHeader` is false. */
   async #connect(sendHeader = true): Promise<StreamSocket> {
-    const connecting = this.#s.transport.connect(this.#s.endpoint);
+    const connecting = this.#s.transport.connect(this.#s.endpoint, this.#s.connectOptions);
     const socket = await within(connecting, this.#s.timeoutMs);
     if (socket === TIMED_OUT) {
       connecting.then((late) => late.close(), () => {});

@@ -3,7 +3,7 @@
 import { knockGate } from "../client.ts";
 import { createEchoHandler } from "../echo.ts";
 import { UsageError } from "../errors.ts";
-import { DEFAULT_GATE_PORT, DEFAULT_TOKEN, serveGate } from "../gate.ts";
+import { DEFAULT_GATE_PORT, DEFAULT_TOKEN, MAX_TOKEN_BYTES, serveGate } from "../gate.ts";
 import { createLogger, errorMessage } from "../log.ts";
 import { parseCidr, type PenaltyOptions } from "../penalties.ts";
 import { createProxyHandler } from "../proxy.ts";
@@ -23,6 +23,7 @@ import {
 } from "./command.ts";
 import type { CliHost } from "./host.ts";
 import {
+  noProxyProtocolWithTls,
   PROXY_CLIENT_HELP,
   PROXY_CLIENT_OPTIONS,
   PROXY_SERVE_HELP,
@@ -31,14 +32,28 @@ import {
   proxyProtocolOptions,
   thenProxyVersion,
 } from "./proxy_flags.ts";
+import {
+  CLIENT_TLS_FLAGS,
+  CLIENT_TLS_HELP,
+  explainTlsConfigError,
+  readClientTls,
+  readPem,
+  readServerTls,
+  reloadOnSighup,
+  SERVER_TLS_FLAGS,
+  SERVER_TLS_HELP,
+  serverTlsFiles,
+} from "./tls_options.ts";
 
 /** `echogate gate serve`: the seed's knock gate. */
 export const gateServeCommand: Command = {
   name: "gate serve",
   usage: `echogate gate serve [--host 127.0.0.1] [--port 8001] [--unix PATH] [--token 1 | --token-file F]
                     [--timeout 5] [--max-conns N] [--max-pending N] [--penalty-exempt CIDR,... | none]
-                    [--no-penalties] [--then echo | --then HOST:PORT [--then-proxy-protocol v1|v2]]
-                    [--proxy-protocol [--proxy-from CIDR,...] [--proxy-timeout 5]] [--drain-timeout 5] [--json]
+                    [--no-penalties] [--then echo | --then HOST:PORT | --then tls://HOST:PORT [--then-ca F]]
+                    [--drain-timeout 5] [--json]
+                    [--tls-cert F --tls-key F [--tls-client-ca F] [--alpn L] [--tls-handshake-timeout 10]]
+                    [--then-proxy-protocol v1|v2] [--proxy-protocol [--proxy-from CIDR,...] [--proxy-timeout 5]]
                     (env ECHOGATE_TOKEN also sets the token)`,
   help: `Usage: echogate gate serve [options]
 
@@ -61,14 +76,19 @@ Options:
   --then echo          Keep a welcomed connection open as an echo session (--mode, --prefix,
                        --max-line and --idle-timeout apply, as for echo serve)
   --then HOST:PORT     Forward a welcomed connection to HOST:PORT ([::1]:PORT for IPv6, unix:PATH)
+  --then tls://HOST:PORT  Forward it over TLS, verifying the upstream (system roots, plus --then-ca F)
   --then-proxy-protocol V  With --then HOST:PORT: first send the upstream a PROXY header (v1 or v2)
                        naming the client
 ${PROXY_SERVE_HELP}
   --drain-timeout S    On SIGINT/SIGTERM, give open connections S seconds to finish (default 5)
   --json               Log one JSON object per event
 
+${SERVER_TLS_HELP}
+
 The token is never logged; a token on the command line (visible in ps) or the default one gets a warning.`,
   options: {
+    ...SERVER_TLS_FLAGS,
+    "then-ca": "string",
     host: "string",
     port: "string",
     unix: "string",
@@ -96,6 +116,7 @@ The token is never logged; a token on the command line (visible in ps) or the de
 export const gateKnockCommand: Command = {
   name: "gate knock",
   usage: `echogate gate knock [HOST] [--port 8001] [--unix PATH] [--token 1] [--delay 2] [--timeout S]
+                    [--tls [--ca F] [--servername NAME] [--tls-cert F --tls-key F] [--insecure]]
                     [--proxy-header v1|v2 [--proxy-source IP:PORT]]`,
   help: `Usage: echogate gate knock [HOST] [options]
 
@@ -107,8 +128,10 @@ Options:
   --token TOKEN        Token to send (default ${DEFAULT_TOKEN})
   --delay S            Seconds to wait before sending (default 2, as the seed's client)
   --timeout S          Seconds to wait for the reply (default 5)
+${CLIENT_TLS_HELP}
 ${PROXY_CLIENT_HELP}`,
   options: {
+    ...CLIENT_TLS_FLAGS,
     port: "string",
     unix: "string",
     token: "string",
@@ -130,13 +153,18 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
     timeoutMs: timeout === undefined ? undefined : parseSeconds("timeout", timeout),
     maxPending: maxPending === undefined ? undefined : parsePositiveInt("max-pending", maxPending),
     penalties: penaltyOptions(options),
-    handoff: handoff(host, options),
+    handoff: await handoff(host, options),
     proxyProtocol: proxyProtocolOptions(options),
     logger: createLogger({ json: options.json === true, writeOut: host.writeOut, writeErr: host.writeErr }),
   };
   const drain = drainMs(options);
+  const tlsFiles = serverTlsFiles(options);
+  noProxyProtocolWithTls(settings.proxyProtocol, tlsFiles);
+  const tls = tlsFiles && await readServerTls(host, tlsFiles, options);
   const tokens = await resolveTokens(host, options);
-  const server = await serveGate({ ...settings, tokens }).catch(explainListenError);
+  const server = await serveGate({ ...settings, ...(tls && { tls }), tokens })
+    .catch(explainTlsConfigError(tlsFiles)).catch(explainListenError);
+  if (tlsFiles) reloadOnSighup(host, server, tlsFiles, options);
   return await untilSignal(host, server, drain);
 }
 
@@ -152,13 +180,14 @@ async function resolveTokens(host: CliHost, options: Options): Promise<string[]>
     }
     const tokens = text.split("\n").map((line) => line.replace(/\r$/, "")).filter((line) => line !== "");
     if (tokens.length === 0) throw new UsageError(`Invalid value for "--token-file": "${file}" holds no token`);
-    return tokens;
+    return fitting(tokens, `"--token-file": a line of "${file}"`);
   }
   const env = host.env("ECHOGATE_TOKEN");
-  if (env !== undefined && env !== "") return [env];
+  if (env !== undefined && env !== "") return fitting([env], "env ECHOGATE_TOKEN");
   const token = str(options, "token");
   if (token === "") throw new UsageError(`Invalid value for "--token": the token is empty`);
   if (token !== undefined) {
+    fitting([token], `"--token"`);
     host.writeErr(
       "echogate: warning: the token was given on the command line, where other users can read it (ps); " +
         "prefer --token-file or env ECHOGATE_TOKEN",
@@ -167,6 +196,20 @@ async function resolveTokens(host: CliHost, options: Options): Promise<string[]>
   }
   host.writeErr("echogate: warning: using the seed's well-known default token; set --token-file or env ECHOGATE_TOKEN");
   return [DEFAULT_TOKEN];
+}
+
+/** The gate reads one chunk of at most 1024 bytes: a longer token could never be sent whole. */
+function fitting(tokens: string[], source: string): string[] {
+  const encoder = new TextEncoder();
+  for (const token of tokens) {
+    const length = encoder.encode(token).length;
+    if (length > MAX_TOKEN_BYTES) {
+      throw new UsageError(
+        `Invalid value for ${source}: the token is ${length} bytes, over the gate's ${MAX_TOKEN_BYTES}-byte chunk, so it could never match`,
+      );
+    }
+  }
+  return tokens;
 }
 
 function penaltyOptions(options: Options): PenaltyOptions | false {
@@ -188,9 +231,18 @@ function penaltyOptions(options: Options): PenaltyOptions | false {
   return { exempt: blocks };
 }
 
-/** Reads --then: "echo", "HOST:PORT", "[v6]:PORT" or "unix:PATH". */
-function handoff(host: CliHost, options: Options): ConnectionHandler | undefined {
-  const then = str(options, "then");
+/** Reads --then: "echo", "HOST:PORT", "[v6]:PORT", "tls://HOST:PORT" (with --then-ca) or "unix:PATH". */
+async function handoff(host: CliHost, options: Options): Promise<ConnectionHandler | undefined> {
+  let then = str(options, "then");
+  const thenCa = str(options, "then-ca");
+  const overTls = then?.startsWith("tls://") === true;
+  if (thenCa !== undefined && !overTls) {
+    throw new UsageError(`Option "--then-ca" applies only with "--then tls://HOST:PORT"`);
+  }
+  if (overTls) then = then!.slice("tls://".length);
+  if (overTls && then!.startsWith("unix:")) {
+    throw new UsageError(`Invalid value for "--then": TLS upstreams are TCP only`);
+  }
   const echoFlags = ["mode", "prefix", "max-line", "idle-timeout"].filter((name) => options[name] !== undefined);
   if (then !== "echo" && echoFlags.length > 0) {
     throw new UsageError(`Option "--${echoFlags[0]}" applies only with "--then echo"`);
@@ -199,12 +251,21 @@ function handoff(host: CliHost, options: Options): ConnectionHandler | undefined
   if (then === undefined) return undefined;
   if (then === "echo") return createEchoHandler(echoOptions(options));
   if (then.startsWith("unix:") && then.length > 5) {
-    return createProxyHandler(host.transport, { path: then.slice(5) }, { proxyProtocol });
+    return createProxyHandler(host.transport, { path: then.slice(5) }, undefined, { proxyProtocol });
   }
   const match = /^(?:\[([^\]]+)\]|([^:\[\]]+)):(\d+)$/.exec(then);
-  if (!match) throw new UsageError(`Invalid value for "--then": "${then}" is not "echo", HOST:PORT or unix:PATH`);
+  if (!match) {
+    throw new UsageError(
+      `Invalid value for "--then": "${then}" is not "echo", HOST:PORT, tls://HOST:PORT or unix:PATH`,
+    );
+  }
   const upstream = { hostname: match[1] ?? match[2]!, port: parsePort("then", match[3]!) };
-  return createProxyHandler(host.transport, upstream, { proxyProtocol });
+  if (!overTls) return createProxyHandler(host.transport, upstream, undefined, { proxyProtocol });
+  if (proxyProtocol) {
+    throw new UsageError(`"--then-proxy-protocol" does not combine with "--then tls://" (the header precedes TLS)`);
+  }
+  const ca = thenCa === undefined ? undefined : await readPem(host, "then-ca", thenCa, "certificate");
+  return createProxyHandler(host.transport, upstream, { tls: ca === undefined ? {} : { ca } });
 }
 
 async function gateKnock(host: CliHost, positionals: string[], options: Options): Promise<number> {
@@ -212,9 +273,11 @@ async function gateKnock(host: CliHost, positionals: string[], options: Options)
   noPositionals(rest);
   const delay = str(options, "delay");
   const token = str(options, "token");
+  const tls = await readClientTls(host, options);
   const result = await knockGate({
     transport: host.transport,
     ...target,
+    ...(tls && { tls }),
     token: token ?? DEFAULT_TOKEN,
     delayMs: delay === undefined ? undefined : parseSeconds("delay", delay),
     proxyHeader: proxyHeaderOption(options),

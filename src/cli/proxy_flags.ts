@@ -60,6 +60,15 @@ export function proxyProtocolOptions(options: Options): ProxyProtocolOptions | u
   return { trusted, timeoutMs };
 }
 
+/** --proxy-protocol is read before TLS would be: the two do not combine (yet). */
+export function noProxyProtocolWithTls(proxyProtocol: ProxyProtocolOptions | undefined, tls: unknown): void {
+  if (proxyProtocol && tls) {
+    throw new UsageError(
+      `"--proxy-protocol" and "--tls-cert" cannot be combined yet (the PROXY header comes before the TLS handshake)`,
+    );
+  }
+}
+
 /** Reads --proxy-header and --proxy-source. */
 export function proxyHeaderOption(options: Options): ProxyHeaderInit | undefined {
   const version = str(options, "proxy-header");
@@ -67,6 +76,9 @@ export function proxyHeaderOption(options: Options): ProxyHeaderInit | undefined
   if (version === undefined) {
     if (source !== undefined) throw new UsageError(`Option "--proxy-source" applies only with "--proxy-header"`);
     return undefined;
+  }
+  if (options.tls === true) {
+    throw new UsageError(`"--proxy-header" does not combine with "--tls" (the header precedes the TLS handshake)`);
   }
   const init: ProxyHeaderInit = { version: parseChoice("proxy-header", version, VERSIONS) === "v1" ? 1 : 2 };
   if (source !== undefined) init.source = parseIpPort("proxy-source", source);
