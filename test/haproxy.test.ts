@@ -194,7 +194,7 @@ describe.skipIf(haproxyMissing !== undefined)(`behind HAProxy (servers on ${RUNT
     expect(checks().every((e) => e.welcomed === false)).toBe(true);
     expect(penalties().length).toBe(4);
     expect(penalties().every((e) => ip(e.remote) === "127.0.0.2")).toBe(true);
-    const rows = (await showStat(statsPath)).filter((r) => r.pxname === "gates" && r.svname.startsWith("gate"));
+    const rows = (await showStat(statsPath)).filter((r) => r.pxname === "gates" && r.svname?.startsWith("gate"));
     expect(rows.every((r) => r.status === "UP")).toBe(true);
   });
 });
