@@ -27,7 +27,7 @@ server's, say) is reported, not a failure; mismatches and no echo at all exit 1.
 
 /** Runs `bench --udp`. */
 export async function benchUdp(host: CliHost, positionals: string[], options: Options): Promise<number> {
-  for (const name of ["unix", "knock", "tls"]) {
+  for (const name of ["unix", "knock", "tls", "proxy-header"]) {
     if (name in options) throw new UsageError(`Option "--${name}" does not apply with --udp`);
   }
   const mode = str(options, "mode");

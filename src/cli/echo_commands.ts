@@ -29,6 +29,15 @@ import {
 } from "./command.ts";
 import type { CliHost } from "./host.ts";
 import {
+  noProxyProtocolWithTls,
+  PROXY_CLIENT_HELP,
+  PROXY_CLIENT_OPTIONS,
+  PROXY_SERVE_HELP,
+  PROXY_SERVE_OPTIONS,
+  proxyHeaderOption,
+  proxyProtocolOptions,
+} from "./proxy_flags.ts";
+import {
   CLIENT_TLS_FLAGS,
   CLIENT_TLS_HELP,
   explainTlsConfigError,
@@ -47,6 +56,7 @@ export const echoServeCommand: Command = {
                     [--prefix 'Echo=>'] [--idle-timeout S] [--max-line BYTES] [--max-conns N]
                     [--drain-timeout 5] [--json]
                     [--tls-cert F --tls-key F [--tls-client-ca F] [--alpn L] [--tls-handshake-timeout 10]]
+                    [--proxy-protocol [--proxy-from CIDR,...] [--proxy-timeout 5]]
                     [--udp [--max-datagram 1472] [--udp-rate 10] [--udp-budget 1000] [--no-udp-limits]]`,
   help: `Usage: echogate echo serve [options]
 
@@ -62,6 +72,7 @@ Options:
   --idle-timeout S     Close a connection after S seconds without traffic (default: never)
   --max-line BYTES     Longest line in line mode; longer closes the connection (default ${DEFAULT_MAX_LINE})
   --max-conns N        Close new connections at once while N are open (default: no limit)
+${PROXY_SERVE_HELP}
   --drain-timeout S    On SIGINT/SIGTERM, give open connections S seconds to finish (default 5)
   --json               Log one JSON object per event
 ${SERVER_TLS_HELP}
@@ -75,6 +86,7 @@ UDP (RFC 862 over datagrams; see docs/udp.md):
   --udp-budget N       Answers per second in total, over every source (default ${DEFAULT_UDP_BUDGET})
   --no-udp-limits      No per-source rate and no budget (a lab; never on a public address)`,
   options: {
+    ...PROXY_SERVE_OPTIONS,
     ...SERVER_TLS_FLAGS,
     host: "string",
     port: "string",
@@ -112,7 +124,8 @@ export function echoOptions(options: Options): EchoOptions {
 export const echoSendCommand: Command = {
   name: "echo send",
   usage: `echogate echo send  [HOST] [MSG...] [--port 50007] [--unix PATH] [--timeout S]
-                    [--tls [--ca F] [--servername NAME] [--tls-cert F --tls-key F] [--insecure]] [--udp [--retries 3]]`,
+                    [--tls [--ca F] [--servername NAME] [--tls-cert F --tls-key F] [--insecure]]
+                    [--proxy-header v1|v2 [--proxy-source IP:PORT]] [--udp [--retries 3]]`,
   help: `Usage: echogate echo send [HOST] [MSG...] [options]
 
 Sends each message (default 'Hello network world') and prints "Client received: '<reply>'".
@@ -124,12 +137,14 @@ Options:
   --timeout S          Wait at most S seconds for each reply (default 5; with --udp, per try: 1)
   --udp                Send each message as one UDP datagram; exits 1 when one never got a reply
   --retries N          With --udp: send a message again up to N times (default ${DEFAULT_UDP_RETRIES})
-${CLIENT_TLS_HELP}`,
+${CLIENT_TLS_HELP}
+${PROXY_CLIENT_HELP}`,
   options: {
     ...CLIENT_TLS_FLAGS,
     port: "string",
     unix: "string",
     timeout: "string",
+    ...PROXY_CLIENT_OPTIONS,
     udp: "boolean",
     retries: "string",
   },
@@ -143,7 +158,7 @@ function udpOptions(options: Options): { udp?: boolean; maxDatagram?: number; li
     if (udpOnly.length > 0) throw new UsageError(`Option "--${udpOnly[0]}" needs --udp`);
     return {};
   }
-  for (const name of ["unix", "idle-timeout", "max-line", "max-conns"]) {
+  for (const name of ["unix", "idle-timeout", "max-line", "max-conns", "proxy-protocol", "proxy-from"]) {
     if (name in options) throw new UsageError(`Option "--${name}" does not apply with --udp`);
   }
   if (str(options, "mode") === "line") throw new UsageError(`--mode line does not apply with --udp (chunk or raw)`);
@@ -174,13 +189,16 @@ async function echoServe(host: CliHost, positionals: string[], options: Options)
   const drain = drainMs(options);
   const udp = udpOptions(options);
   const settings = { ...listenOptions(options, DEFAULT_ECHO_PORT), ...echoOptions(options) };
+  const proxyProtocol = proxyProtocolOptions(options);
   const tlsFiles = serverTlsFiles(options);
   if (udp.udp && tlsFiles) throw new UsageError(`TLS does not apply with --udp`);
+  noProxyProtocolWithTls(proxyProtocol, tlsFiles);
   const tls = tlsFiles && await readServerTls(host, tlsFiles, options);
   const server = await serveEcho({
     transport: host.transport,
     ...settings,
     ...(tls && { tls }),
+    proxyProtocol,
     ...udp,
     logger: createLogger({ json: options.json === true, writeOut: host.writeOut, writeErr: host.writeErr }),
   }).catch(explainTlsConfigError(tlsFiles)).catch(explainListenError);
@@ -193,7 +211,9 @@ async function echoSend(host: CliHost, positionals: string[], options: Options):
   const retries = str(options, "retries");
   if (options.udp !== true && retries !== undefined) throw new UsageError(`Option "--retries" needs --udp`);
   if (options.udp === true && "unix" in options) throw new UsageError(`Option "--unix" does not apply with --udp`);
-  if (options.udp === true && options.tls === true) throw new UsageError(`Option "--tls" does not apply with --udp`);
+  for (const name of ["tls", "proxy-header"]) {
+    if (options.udp === true && name in options) throw new UsageError(`Option "--${name}" does not apply with --udp`);
+  }
   if (retries !== undefined && !/^\d{1,6}$/.test(retries)) {
     throw new UsageError(`Invalid value for "--retries": "${retries}" is not a non-negative integer`);
   }
@@ -205,6 +225,7 @@ async function echoSend(host: CliHost, positionals: string[], options: Options):
     udp: options.udp === true,
     retries: retries === undefined ? undefined : Number(retries),
     messages: rest.length > 0 ? rest : undefined,
+    proxyHeader: proxyHeaderOption(options),
     onReply: (reply) => host.writeOut(`Client received: ${pythonRepr(reply)}`),
   });
   return 0;
