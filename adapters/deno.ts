@@ -9,6 +9,8 @@
  */
 
 import {
+  ACCEPT_BACKOFF_MS,
+  acceptErrorKind,
   type Address,
   AddrInUseError,
   type ChunkResponder,
@@ -19,6 +21,7 @@ import {
 } from "../src/mod.ts";
 import type { CliHost } from "../src/cli/host.ts";
 import { LineOutput } from "../src/cli/output.ts";
+import { sleep } from "../src/_timers.ts";
 import { softOpenFilesLimit } from "./_proc_limits.ts";
 
 // --- types (a structural copy of what we use; no dependency on Deno's global types) ---
@@ -226,8 +229,10 @@ export const transport: Transport = {
         } catch (error) {
           if (stopped || error instanceof Deno.errors.BadResource) return;
           handlers.onError(error);
-          // Out of descriptors and the like: back off instead of spinning on accept.
-          await new Promise((resolve) => setTimeout(resolve, 100));
+          // A connection reset while it waited (ENOTCONN here) is gone: accept the next at once.
+          // Out of descriptors, the next accept would fail too: back off instead of spinning.
+          const kind = acceptErrorKind(error);
+          if (kind !== "connection") await sleep(kind === "exhaustion" ? ACCEPT_BACKOFF_MS : 0);
           continue;
         }
         if ("path" in endpoint) {

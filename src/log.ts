@@ -4,6 +4,8 @@
  * @module
  */
 
+import type { AcceptErrorCounts, AcceptErrorKind } from "./accept_errors.ts";
+
 /**
  * Something a server reports. `remote` is the peer's printable address.
  *
@@ -26,7 +28,18 @@ export type LogEvent =
   | { event: "line-too-long"; remote: string; maxLine: number }
   | { event: "token-too-long"; remote: string; maxToken: number }
   | { event: "refused"; remote: string; reason: string }
-  | { event: "error"; remote?: string; message: string };
+  | { event: "error"; remote?: string; message: string }
+  | {
+    event: "accept-error";
+    /** The kind of the last failure (see {@linkcode acceptErrorKind}). */
+    kind: AcceptErrorKind;
+    /** The last failure's errno name, when it has one. */
+    code?: string;
+    /** The last failure. */
+    message: string;
+    /** Failures since the previous report, this one included, by kind. */
+    counts: AcceptErrorCounts;
+  };
 
 /**
  * Receives server events. Pass one to a server's `logger` option.
@@ -82,7 +95,7 @@ export function createLogger(options: CreateLoggerOptions): Logger {
     return {
       log(event) {
         const line = JSON.stringify({ time: now().toISOString(), ...event });
-        if (event.event === "error") options.writeErr(line);
+        if (isError(event)) options.writeErr(line);
         else options.writeOut(line);
       },
     };
@@ -91,10 +104,14 @@ export function createLogger(options: CreateLoggerOptions): Logger {
     log(event) {
       const line = humanLine(event);
       if (line === undefined) return;
-      if (event.event === "error") options.writeErr(line);
+      if (isError(event)) options.writeErr(line);
       else options.writeOut(line);
     },
   };
+}
+
+function isError(event: LogEvent): boolean {
+  return event.event === "error" || event.event === "accept-error";
 }
 
 function humanLine(event: LogEvent): string | undefined {
@@ -117,6 +134,8 @@ function humanLine(event: LogEvent): string | undefined {
       return `Penalty table full (${event.family}): evicted the oldest source`;
     case "refused":
       return `Refused ${event.remote}: ${event.reason}`;
+    case "accept-error":
+      return `Error: Accept failed: ${event.message} (${acceptCounts(event.counts)})`;
     case "error":
       return event.remote ? `Error on ${event.remote}: ${event.message}` : `Error: ${event.message}`;
     // The seed prints nothing for these; JSON mode carries them.
@@ -124,6 +143,19 @@ function humanLine(event: LogEvent): string | undefined {
     case "knock":
       return undefined;
   }
+}
+
+// "1 per-connection error, skipped" or "97 per-connection errors, skipped; 3 out of resources, backed off".
+function acceptCounts(counts: AcceptErrorCounts): string {
+  const parts: string[] = [];
+  const plural = (n: number) => (n === 1 ? "" : "s");
+  if (counts.connection > 0) {
+    parts.push(`${counts.connection} per-connection error${plural(counts.connection)}, skipped`);
+  }
+  if (counts.exhaustion > 0) parts.push(`${counts.exhaustion} out of resources, backed off`);
+  if (counts.other > 0) parts.push(`${counts.other} other error${plural(counts.other)}`);
+  const total = counts.connection + counts.exhaustion + counts.other;
+  return `${parts.join("; ")}${total > 1 ? " since the last report" : ""}`;
 }
 
 const PENALTY_REASONS = {
