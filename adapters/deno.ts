@@ -20,7 +20,7 @@ import {
   type Transport,
 } from "../src/mod.ts";
 import type { CliHost } from "../src/cli/host.ts";
-import { LineOutput } from "../src/cli/output.ts";
+import { EXIT_FLUSH_MS, LineOutput, type WriteText } from "../src/cli/output.ts";
 import { sleep } from "../src/_timers.ts";
 import { softOpenFilesLimit } from "./_proc_limits.ts";
 
@@ -43,6 +43,12 @@ interface DenoListener {
   accept(): Promise<DenoConn>;
   close(): void;
 }
+/** @see https://docs.deno.com/api/deno/~/Deno.stdout */
+interface DenoOutputStream {
+  write(bytes: Uint8Array): Promise<number>;
+  writeSync(bytes: Uint8Array): number;
+  isTerminal(): boolean;
+}
 /** @see https://docs.deno.com/api/deno/~/Deno */
 interface DenoApi {
   listen(options: { hostname: string; port: number } | { transport: "unix"; path: string }): DenoListener;
@@ -55,8 +61,9 @@ interface DenoApi {
   addSignalListener(signal: "SIGINT" | "SIGTERM", handler: () => void): void;
   readTextFileSync(path: string): string;
   readDirSync(path: string): Iterable<unknown>;
-  stdout: { writeSync(bytes: Uint8Array): number; isTerminal(): boolean };
-  stderr: { writeSync(bytes: Uint8Array): number; isTerminal(): boolean };
+  statSync(path: string): { isFile: boolean };
+  stdout: DenoOutputStream;
+  stderr: DenoOutputStream;
   errors: {
     AddrInUse: new () => Error;
     BadResource: new () => Error;
@@ -270,17 +277,33 @@ export const transport: Transport = {
 };
 
 const encoder = new TextEncoder();
-function writeAll(stream: { writeSync(bytes: Uint8Array): number }, text: string): void {
-  const bytes = encoder.encode(text);
-  let written = 0;
+
+/**
+ * How text goes to standard output or error: written at once to a terminal or a file, as before
+ * (writeSync never waits on a reader there), and to a pipe or socket with the async write, which
+ * runs off the event loop: writeSync on a full pipe blocks the whole server until its reader reads.
+ */
+function writerFor(name: "stdout" | "stderr"): WriteText {
+  const stream = Deno[name];
+  let direct = stream.isTerminal();
   try {
-    while (written < bytes.length) written += stream.writeSync(bytes.subarray(written));
+    direct ||= Deno.statSync(`/proc/self/fd/${name === "stdout" ? 1 : 2}`).isFile;
   } catch {
-    // A closed stdout (e.g. `| head`) must not crash the server.
+    // Not Linux, or no permission: treat it as a pipe.
   }
+  if (direct) {
+    return (text) => {
+      const bytes = encoder.encode(text);
+      for (let written = 0; written < bytes.length;) written += stream.writeSync(bytes.subarray(written));
+    };
+  }
+  return async (text) => {
+    const bytes = encoder.encode(text);
+    for (let written = 0; written < bytes.length;) written += await stream.write(bytes.subarray(written));
+  };
 }
 
-const output = new LineOutput((text) => writeAll(Deno.stdout, text), (text) => writeAll(Deno.stderr, text));
+const output = new LineOutput(writerFor("stdout"), writerFor("stderr"));
 
 /**
  * What the CLI needs from Deno: arguments, environment, output, exit, signals and files.
@@ -302,8 +325,7 @@ export const host: CliHost = {
   writeOut: output.out,
   writeErr: output.err,
   exit(code) {
-    output.flush();
-    Deno.exit(code);
+    void output.close(EXIT_FLUSH_MS).then(() => Deno.exit(code));
   },
   onSignal: (signal, handler) => Deno.addSignalListener(signal, handler),
   readTextFile: (path) => Deno.readTextFile(path),
@@ -316,4 +338,5 @@ export const host: CliHost = {
     }
   },
   isTerminal: (stream) => Deno[stream].isTerminal(),
+  onOutputDropped: (reporter) => output.onDropped(reporter),
 };

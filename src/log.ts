@@ -29,6 +29,7 @@ export type LogEvent =
   | { event: "token-too-long"; remote: string; maxToken: number }
   | { event: "refused"; remote: string; reason: string }
   | { event: "error"; remote?: string; message: string }
+  | { event: "log-dropped"; stream: "stdout" | "stderr"; lines: number }
   | {
     event: "accept-error";
     /** The kind of the last failure (see {@linkcode acceptErrorKind}). */
@@ -95,7 +96,7 @@ export function createLogger(options: CreateLoggerOptions): Logger {
     return {
       log(event) {
         const line = JSON.stringify({ time: now().toISOString(), ...event });
-        if (isError(event)) options.writeErr(line);
+        if (toStderr(event)) options.writeErr(line);
         else options.writeOut(line);
       },
     };
@@ -104,13 +105,14 @@ export function createLogger(options: CreateLoggerOptions): Logger {
     log(event) {
       const line = humanLine(event);
       if (line === undefined) return;
-      if (isError(event)) options.writeErr(line);
+      if (toStderr(event)) options.writeErr(line);
       else options.writeOut(line);
     },
   };
 }
 
-function isError(event: LogEvent): boolean {
+function toStderr(event: LogEvent): boolean {
+  if (event.event === "log-dropped") return event.stream === "stderr"; // said where the gap is
   return event.event === "error" || event.event === "accept-error";
 }
 
@@ -134,6 +136,10 @@ function humanLine(event: LogEvent): string | undefined {
       return `Penalty table full (${event.family}): evicted the oldest source`;
     case "refused":
       return `Refused ${event.remote}: ${event.reason}`;
+    case "log-dropped":
+      return `Log lines dropped: ${event.lines} (${
+        event.stream === "stdout" ? "standard output" : "standard error"
+      } was not read in time)`;
     case "accept-error":
       return `Error: Accept failed: ${event.message} (${acceptCounts(event.counts)})`;
     case "error":

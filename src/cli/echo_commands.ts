@@ -10,7 +10,6 @@ import {
   type EchoOptions,
   serveEcho,
 } from "../echo.ts";
-import { createLogger } from "../log.ts";
 import { parseChoice, parsePositiveInt, parseSeconds } from "./args.ts";
 import {
   clientTarget,
@@ -20,6 +19,7 @@ import {
   listenOptions,
   noPositionals,
   type Options,
+  serverLogger,
   str,
   untilSignal,
 } from "./command.ts";
@@ -99,7 +99,7 @@ async function echoServe(host: CliHost, positionals: string[], options: Options)
     transport: host.transport,
     ...listenOptions(options, DEFAULT_ECHO_PORT),
     ...echoOptions(options),
-    logger: createLogger({ json: options.json === true, writeOut: host.writeOut, writeErr: host.writeErr }),
+    logger: serverLogger(host, options),
   }).catch(explainListenError);
   return await untilSignal(host, server, drain);
 }
