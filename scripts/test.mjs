@@ -5,7 +5,8 @@
 //   2. static checks, one each: deno fmt --check, deno lint, deno doc --lint, deno test --doc,
 //      deno publish --dry-run;
 //   3. the one test suite (test/*.test.ts) on node, bun and deno;
-//   4. the packed package (scripts/test_pack.mjs): npx, bunx, deno npm:, ESM, CJS, publint, attw.
+//   4. the packed package (scripts/test_pack.mjs): npx, bunx, deno npm:, ESM, CJS, publint, attw;
+//   5. no process the run started is left running (one check; leftovers are listed and killed).
 //
 //   npm test                              all of it
 //   npm test -- test/gate.test.ts         only some test files (skips the static and pack checks)
@@ -14,6 +15,7 @@
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { leftoverProcesses, TEST_RUN_VARIABLE } from "./_leftovers.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = `${root}node_modules/.bin`;
@@ -37,13 +39,16 @@ const STATIC_CHECKS = [
   ["deno publish --dry-run", ["publish", "--dry-run", "--allow-dirty"]],
 ];
 
+// Tags every process of this run (inherited by their children) for the leftover check.
+const runId = `${process.pid}-${Date.now()}`;
+
 /** Runs a command with output shown live and captured; resolves with exit code and output. */
 function run(command, args) {
   return new Promise((resolve) => {
     const child = spawn(command, args, {
       cwd: root,
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, FORCE_COLOR: "0" },
+      env: { ...process.env, FORCE_COLOR: "0", [TEST_RUN_VARIABLE]: runId },
     });
     let output = "";
     child.stdout.on("data", (chunk) => (output += chunk, process.stdout.write(chunk)));
@@ -138,6 +143,16 @@ if (build.code !== 0) {
     failed += packFailed;
     summary.push(`pack: ${packPassed} passed, ${packFailed} failed`);
   }
+}
+const leftovers = await leftoverProcesses(runId);
+if (leftovers === undefined) summary.push("leftover processes: not checked (no /proc)");
+else if (leftovers.length === 0) {
+  passed++;
+  summary.push("leftover processes: none");
+} else {
+  failed++;
+  summary.push(`leftover processes: ${leftovers.length} still running after the run (killed now):`);
+  for (const { pid, command } of leftovers) summary.push(`  ${pid} ${command}`);
 }
 console.log(`\n${summary.join("\n")}`);
 console.log(`${passed} passed, ${failed} failed`);
