@@ -28,7 +28,7 @@ export * from "./gate.ts";
 export * from "./client.ts";
 export * from "./read_queue.ts";
 export * from "./write_queue.ts";
-export * from "./bench.ts";
+export * from "./bench/mod.ts";
 export * from "./penalties.ts";
 export * from "./proxy.ts";
 export * from "./version.ts";

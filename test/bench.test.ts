@@ -4,7 +4,7 @@
 
 import { afterEach, describe, expect, test } from "vitest";
 import { loadAdapter } from "../adapters/mod.ts";
-import { type BenchReport, DescriptorLimitError, runBench } from "../src/bench.ts";
+import { type BenchReport, DescriptorLimitError, runBench } from "../src/bench/mod.ts";
 import { runCli } from "../src/cli/main.ts";
 import { type CliHost, type Logger, serve, serveEcho, serveGate } from "../src/mod.ts";
 import {

@@ -10,7 +10,7 @@ import {
   DEFAULT_BENCH_MESSAGE_SIZE,
   DEFAULT_BENCH_STREAM_SIZE,
   runBench,
-} from "../bench.ts";
+} from "../bench/mod.ts";
 import { formatEndpoint } from "../address.ts";
 import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "../echo.ts";
 import { UsageError } from "../errors.ts";

@@ -1,4 +1,4 @@
-import type { FileDescriptorUsage } from "../bench.ts";
+import type { FileDescriptorUsage } from "../bench/mod.ts";
 import type { Transport } from "../types.ts";
 
 /**
