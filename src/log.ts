@@ -141,7 +141,7 @@ function humanLine(event: LogEvent): string | undefined {
         event.stream === "stdout" ? "standard output" : "standard error"
       } was not read in time)`;
     case "accept-error":
-      return `Error: Accept failed: ${event.message} (${acceptCounts(event.counts)})`;
+      return `Error: Accept failed: ${event.message} (${acceptCounts(event)})`;
     case "error":
       return event.remote ? `Error on ${event.remote}: ${event.message}` : `Error: ${event.message}`;
     // The seed prints nothing for these; JSON mode carries them.
@@ -151,18 +151,24 @@ function humanLine(event: LogEvent): string | undefined {
   }
 }
 
-// "1 per-connection error, skipped" or "97 per-connection errors, skipped; 3 out of resources, backed off".
-function acceptCounts(counts: AcceptErrorCounts): string {
+// "(that connection's own error: skipped)", or for a throttled report
+// "(98 failures since the last report: 97 of single connections, skipped; 1 out of resources, backed off)".
+function acceptCounts(event: Extract<LogEvent, { event: "accept-error" }>): string {
+  const { connection, exhaustion, other } = event.counts;
+  const total = connection + exhaustion + other;
+  if (total === 1) return ACCEPT_KINDS[event.kind];
   const parts: string[] = [];
-  const plural = (n: number) => (n === 1 ? "" : "s");
-  if (counts.connection > 0) {
-    parts.push(`${counts.connection} per-connection error${plural(counts.connection)}, skipped`);
-  }
-  if (counts.exhaustion > 0) parts.push(`${counts.exhaustion} out of resources, backed off`);
-  if (counts.other > 0) parts.push(`${counts.other} other error${plural(counts.other)}`);
-  const total = counts.connection + counts.exhaustion + counts.other;
-  return `${parts.join("; ")}${total > 1 ? " since the last report" : ""}`;
+  if (connection > 0) parts.push(`${connection} of single connections, skipped`);
+  if (exhaustion > 0) parts.push(`${exhaustion} out of resources, backed off`);
+  if (other > 0) parts.push(`${other} other, retried`);
+  return `${total} failures since the last report: ${parts.join("; ")}`;
 }
+
+const ACCEPT_KINDS = {
+  connection: "that connection's own error: skipped",
+  exhaustion: "out of resources: backing off",
+  other: "retrying",
+} as const;
 
 const PENALTY_REASONS = {
   authfail: "wrong token",
