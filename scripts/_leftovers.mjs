@@ -43,12 +43,15 @@ export async function leftoverProcesses(id, ms = 5000) {
     await new Promise((resolve) => setTimeout(resolve, 100));
     left = taggedProcesses(id);
   }
-  for (const { pid } of left) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      // Gone meanwhile.
-    }
-  }
+  for (const { pid } of left) killQuietly(pid);
   return left;
+}
+
+/** SIGKILL to `pid`, if it still exists. */
+export function killQuietly(pid) {
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    // Gone meanwhile.
+  }
 }

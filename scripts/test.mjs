@@ -15,7 +15,7 @@
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { leftoverProcesses, TEST_RUN_VARIABLE } from "./_leftovers.mjs";
+import { killQuietly, leftoverProcesses, taggedProcesses, TEST_RUN_VARIABLE } from "./_leftovers.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = `${root}node_modules/.bin`;
@@ -41,6 +41,13 @@ const STATIC_CHECKS = [
 
 // Tags every process of this run (inherited by their children) for the leftover check.
 const runId = `${process.pid}-${Date.now()}`;
+// Stopped from outside (Ctrl-C, a CI timeout): take everything the run started down with us.
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(signal, () => {
+    for (const { pid } of taggedProcesses(runId)) killQuietly(pid);
+    process.exit(128 + { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 }[signal]);
+  });
+}
 
 /** Runs a command with output shown live and captured; resolves with exit code and output. */
 function run(command, args) {

@@ -14,6 +14,7 @@ import {
   deadline,
   readAtLeast,
   rssBytes,
+  runCommand,
   RUNTIME,
   startChild,
   tempSocketPath,
@@ -39,15 +40,17 @@ interface PipedServer {
  * Starts `echogate echo serve --json` with its standard output a FIFO read by `cat`, which the
  * test can stop (SIGSTOP) and resume (SIGCONT): a reader that stops reading, as a stopped `| less`.
  */
-async function startPipedServer(): Promise<PipedServer> {
+async function startPipedServer(stream: "stdout" | "stderr" = "stdout"): Promise<PipedServer> {
   const fifo = tempSocketPath("log").replace(/\.sock$/, ".fifo");
   execFileSync("mkfifo", [fifo]);
   resources.add({ close: () => rmSync(fifo, { force: true }) });
   const reader = resources.child(startChild(["cat", fifo]));
   const command = [...cliCommand(RUNTIME), "echo", "serve", "--port", "0", "--json"];
-  const server = resources.child(startChild(["sh", "-c", 'exec "$@" > "$0"', fifo, ...command]));
+  const redirect = stream === "stdout" ? 'exec "$@" > "$0"' : 'exec "$@" 2> "$0"';
+  const server = resources.child(startChild(["sh", "-c", redirect, fifo, ...command]));
+  const listening = stream === "stdout" ? reader.stdout : server.stdout;
   const port = Number(
-    await waitFor(() => /"address":"127\.0\.0\.1:(\d+)"/.exec(reader.stdout())?.[1], 15_000, "the server to listen"),
+    await waitFor(() => /"address":"127\.0\.0\.1:(\d+)"/.exec(listening())?.[1], 15_000, "the server to listen"),
   );
   const events = () => {
     const out = reader.stdout();
@@ -144,6 +147,38 @@ describe(`log output on ${RUNTIME}`, () => {
       }
     },
     120_000,
+  );
+
+  test(
+    "with its stderr never read, a server keeps answering while 1,500 resets log an error each, and loses none",
+    async () => {
+      const { server, reader, port, events } = await startPipedServer("stderr");
+      globalThis.process.kill(reader.process.pid!, "SIGSTOP");
+      let resets;
+      try {
+        // Each client gets the first bytes of its reply, then resets: one error line each, about
+        // 150 KiB in all, more than the pipe holds.
+        const script = `
+        const net = require("node:net");
+        const one = () => new Promise((resolve) => {
+          const s = net.connect(${port}, "127.0.0.1", () => s.write(Buffer.alloc(64 * 1024, 97)));
+          s.once("data", () => { s.resetAndDestroy(); resolve(); });
+          s.on("error", resolve);
+        });
+        (async () => { for (let i = 0; i < 30; i++) await Promise.all(Array.from({ length: 50 }, one)); })();
+      `;
+        resets = await runCommand(["node", "-e", script], { ms: 120_000 });
+        await exchanges(port, 50);
+      } finally {
+        globalThis.process.kill(reader.process.pid!, "SIGCONT");
+      }
+      expect(resets.code).toBe(0);
+      const errors = () => events().filter((e) => e.event === "error").length;
+      await waitFor(() => (errors() >= 1500 ? true : undefined), 20_000, "1,500 error lines");
+      expect(events().filter((e) => e.event === "log-dropped")).toEqual([]);
+      expect(server.process.exitCode).toBeNull();
+    },
+    180_000,
   );
 
   test("LineOutput: a full queue drops and counts lines, and reports them in their place once half drained", async () => {
