@@ -5,6 +5,7 @@
  */
 
 import type { AcceptErrorCounts, AcceptErrorKind } from "./accept_errors.ts";
+import type { TlsInfo } from "./tls.ts";
 
 /**
  * Something a server reports. `remote` is the peer's printable address.
@@ -18,7 +19,9 @@ import type { AcceptErrorCounts, AcceptErrorKind } from "./accept_errors.ts";
  */
 export type LogEvent =
   | { event: "listening"; protocol: "echo" | "gate"; address: string }
-  | { event: "connect"; remote: string }
+  | { event: "connect"; remote: string; tls?: TlsInfo }
+  | { event: "tls-handshake-failed"; remote: string; reason: "timeout" | "failed"; message: string; more?: number }
+  | { event: "tls-reload"; ok: boolean; message?: string }
   | { event: "close"; remote: string; bytesIn: number; bytesOut: number; durationMs: number }
   | { event: "knock"; remote: string; welcomed: boolean; durationMs: number }
   | { event: "timeout"; remote: string; durationMs: number }
@@ -113,6 +116,7 @@ export function createLogger(options: CreateLoggerOptions): Logger {
 
 function toStderr(event: LogEvent): boolean {
   if (event.event === "log-dropped") return event.stream === "stderr"; // said where the gap is
+  if (event.event === "tls-reload") return !event.ok;
   return event.event === "error" || event.event === "accept-error";
 }
 
@@ -121,7 +125,17 @@ function humanLine(event: LogEvent): string | undefined {
     case "listening":
       return `${event.protocol} server listening on ${event.address}`;
     case "connect":
-      return `Server connected by ${event.remote}`;
+      return event.tls
+        ? `Server connected by ${event.remote} (${tlsSummary(event.tls)})`
+        : `Server connected by ${event.remote}`;
+    case "tls-handshake-failed": {
+      const more = event.more ? ` (${event.more} more since the last report)` : "";
+      return `TLS handshake ${
+        event.reason === "timeout" ? "timed out" : "failed"
+      } from ${event.remote}: ${event.message}${more}`;
+    }
+    case "tls-reload":
+      return event.ok ? "TLS certificate reloaded" : `TLS reload failed, keeping the old certificate: ${event.message}`;
     case "timeout":
       return "time out";
     case "idle-timeout":
@@ -169,6 +183,14 @@ const ACCEPT_KINDS = {
   exhaustion: "out of resources: backing off",
   other: "retrying",
 } as const;
+
+function tlsSummary(tls: TlsInfo): string {
+  const parts = [tls.version ?? "TLS"];
+  if (tls.alpn) parts.push(`ALPN ${tls.alpn}`);
+  if (tls.servername) parts.push(`SNI ${tls.servername}`);
+  if (tls.peerSubject) parts.push(`client ${tls.peerSubject}`);
+  return parts.join(", ");
+}
 
 const PENALTY_REASONS = {
   authfail: "wrong token",

@@ -68,7 +68,7 @@ export function serverLogger(host: CliHost, options: Options): Logger {
 
 /** Passes "in use" on as it is; any other listen failure gets context. */
 export function explainListenError(error: unknown): never {
-  if (error instanceof AddrInUseError) throw error;
+  if (error instanceof AddrInUseError || error instanceof UsageError) throw error;
   throw new Error(`Cannot listen: ${errorMessage(error)}`);
 }
 
