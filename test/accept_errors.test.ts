@@ -21,8 +21,8 @@ import {
 const resources = cleanup();
 afterEach(() => resources.run());
 
-const WAVES = 10;
-const PER_WAVE = 200; // well below every runtime's listen backlog (511 and up), so the queue never overflows
+const WAVES = 20;
+const PER_WAVE = 100; // well below every runtime's listen backlog (511 and up), so the queue never overflows
 
 // A Node script (node:net has resetAndDestroy, which sends RST: SO_LINGER 0): `count` clients
 // connect, send a byte and reset; it exits once every one has.
