@@ -476,6 +476,8 @@ export const transport: Transport = {
       ? { transport: "unix", path: unixPath }
       : { transport: "tcp", hostname: listener.hostname ?? "", port: listener.port ?? 0 };
     if (addr.transport === "tcp" && isSpecificIp(addr.hostname)) known.local = addr;
+    // Bun.listen reports no accept failures (it has no callback for them); a connection reset in the
+    // accept queue reaches us as one that closes at once (test/accept_errors.test.ts).
     // stop(false) stops accepting and leaves open connections to the core.
     return Promise.resolve({ addr, close: () => Promise.resolve(listener.stop(false)), maxSockets: socketBudget() });
   },

@@ -343,7 +343,8 @@ export const transport: Transport = {
       server.once("error", (error) => reject(toListenError(error, endpoint)));
       const ready = () => {
         server.removeAllListeners("error");
-        // After listening, errors are accept failures (EMFILE and the like): Node keeps listening.
+        // After listening, errors are accept failures: Node keeps listening, and libuv has already
+        // skipped ECONNABORTED and handled EMFILE (it accepts and closes the pending connection).
         server.on("error", handlers.onError);
         const bound = server.address();
         const addr: Address = unixPath !== undefined || typeof bound === "string" || bound === null

@@ -4,6 +4,7 @@
  * @module
  */
 
+import type { AcceptErrorCounts, AcceptErrorKind } from "./accept_errors.ts";
 import type { TlsInfo } from "./tls.ts";
 
 /**
@@ -41,6 +42,18 @@ export type LogEvent =
     overBudget: number;
     sendBufferFull: number;
     peersNotShown: number;
+  }
+  | { event: "log-dropped"; stream: "stdout" | "stderr"; lines: number }
+  | {
+    event: "accept-error";
+    /** The kind of the last failure (see {@linkcode acceptErrorKind}). */
+    kind: AcceptErrorKind;
+    /** The last failure's errno name, when it has one. */
+    code?: string;
+    /** The last failure. */
+    message: string;
+    /** Failures since the previous report, this one included, by kind. */
+    counts: AcceptErrorCounts;
   };
 
 /**
@@ -97,7 +110,7 @@ export function createLogger(options: CreateLoggerOptions): Logger {
     return {
       log(event) {
         const line = JSON.stringify({ time: now().toISOString(), ...event });
-        if (event.event === "error" || (event.event === "tls-reload" && !event.ok)) options.writeErr(line);
+        if (toStderr(event)) options.writeErr(line);
         else options.writeOut(line);
       },
     };
@@ -106,10 +119,16 @@ export function createLogger(options: CreateLoggerOptions): Logger {
     log(event) {
       const line = humanLine(event);
       if (line === undefined) return;
-      if (event.event === "error" || (event.event === "tls-reload" && !event.ok)) options.writeErr(line);
+      if (toStderr(event)) options.writeErr(line);
       else options.writeOut(line);
     },
   };
+}
+
+function toStderr(event: LogEvent): boolean {
+  if (event.event === "log-dropped") return event.stream === "stderr"; // said where the gap is
+  if (event.event === "tls-reload") return !event.ok;
+  return event.event === "error" || event.event === "accept-error";
 }
 
 function humanLine(event: LogEvent): string | undefined {
@@ -146,6 +165,12 @@ function humanLine(event: LogEvent): string | undefined {
       return `Penalty table full (${event.family}): evicted the oldest source`;
     case "refused":
       return `Refused ${event.remote}: ${event.reason}`;
+    case "log-dropped":
+      return `Log lines dropped: ${event.lines} (${
+        event.stream === "stdout" ? "standard output" : "standard error"
+      } was not read in time)`;
+    case "accept-error":
+      return `Error: Accept failed: ${event.message} (${acceptCounts(event)})`;
     case "error":
       return event.remote ? `Error on ${event.remote}: ${event.message}` : `Error: ${event.message}`;
     // The seed prints nothing for these; JSON mode carries them.
@@ -165,6 +190,25 @@ function datagramDrops(event: Extract<LogEvent, { event: "datagram-drops" }>): s
   if (event.peersNotShown) parts.push(`${event.peersNotShown} new peers not logged`);
   return parts.join(", ");
 }
+
+// "(that connection's own error: skipped)", or for a throttled report
+// "(98 failures since the last report: 97 of single connections, skipped; 1 out of resources, backed off)".
+function acceptCounts(event: Extract<LogEvent, { event: "accept-error" }>): string {
+  const { connection, exhaustion, other } = event.counts;
+  const total = connection + exhaustion + other;
+  if (total === 1) return ACCEPT_KINDS[event.kind];
+  const parts: string[] = [];
+  if (connection > 0) parts.push(`${connection} of single connections, skipped`);
+  if (exhaustion > 0) parts.push(`${exhaustion} out of resources, backed off`);
+  if (other > 0) parts.push(`${other} other, retried`);
+  return `${total} failures since the last report: ${parts.join("; ")}`;
+}
+
+const ACCEPT_KINDS = {
+  connection: "that connection's own error: skipped",
+  exhaustion: "out of resources: backing off",
+  other: "retrying",
+} as const;
 
 function tlsSummary(tls: TlsInfo): string {
   const parts = [tls.version ?? "TLS"];

@@ -22,6 +22,7 @@ export * from "./answer.ts";
 export * from "./errors.ts";
 export * from "./address.ts";
 export * from "./log.ts";
+export * from "./accept_errors.ts";
 export * from "./server.ts";
 export * from "./echo.ts";
 export * from "./gate.ts";

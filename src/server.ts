@@ -6,6 +6,7 @@
  * @module
  */
 
+import { AcceptErrorReport } from "./accept_errors.ts";
 import { formatAddress } from "./address.ts";
 import { AddrInUseError } from "./errors.ts";
 import { errorMessage, type Logger, silentLogger } from "./log.ts";
@@ -247,21 +248,9 @@ export async function serve(
     return emptied.promise;
   }
 
-  // Accept failures (out of descriptors, say) come in bursts: log the first, then at most one
-  // line per interval with how many were left out.
-  let acceptErrorLoggedAt = -Infinity;
-  let acceptErrorsSuppressed = 0;
-  function reportAcceptError(error: unknown): void {
-    const now = Date.now();
-    if (now - acceptErrorLoggedAt < ACCEPT_ERROR_LOG_INTERVAL_MS) {
-      acceptErrorsSuppressed++;
-      return;
-    }
-    const more = acceptErrorsSuppressed > 0 ? ` (${acceptErrorsSuppressed} more since the last report)` : "";
-    logger.log({ event: "error", message: `Accept failed: ${errorMessage(error)}${more}` });
-    acceptErrorLoggedAt = now;
-    acceptErrorsSuppressed = 0;
-  }
+  // Accept failures come in bursts: reported by kind, at most one line per interval.
+  const acceptErrors = new AcceptErrorReport(logger);
+  const reportAcceptError = (error: unknown) => acceptErrors.add(error);
   function refuse(socket: StreamSocket, reason: string): void {
     const proxy = socket instanceof ProxiedSocket ? { proxy: formatAddress(socket.proxy) } : undefined;
     logger.log({ event: "refused", remote: formatAddress(socket.remoteAddr), reason, ...proxy });
@@ -316,7 +305,10 @@ export async function serve(
         // Out of descriptors soon: refuse as an accept failure would, and say so (throttled).
         socket.close();
         reportAcceptError(
-          new Error(`Out of file descriptors: ${connections.size} connections open, refusing new ones`),
+          Object.assign(
+            new Error(`Out of file descriptors: ${connections.size} connections open, refusing new ones`),
+            { code: "EMFILE" },
+          ),
         );
         return;
       }
@@ -353,6 +345,7 @@ export async function serve(
   async function close(drainMs = 0): Promise<void> {
     stopping = true;
     await listener.close();
+    acceptErrors.close();
     for (const socket of awaitingHeader) socket.close();
     if (drainMs > 0) {
       for (const connection of connections) {
@@ -511,7 +504,7 @@ class ConnectionList {
   }
 }
 
-const ACCEPT_ERROR_LOG_INTERVAL_MS = 10_000;
+const ACCEPT_ERROR_LOG_INTERVAL_MS = 10_000; // TLS handshake failures' report interval
 
 /** Listens, replacing a stale unix socket file (one nothing listens on) if need be. */
 async function bind(options: ServerOptions, handlers: Parameters<Transport["listen"]>[1]): Promise<Listener> {

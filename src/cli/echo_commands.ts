@@ -10,7 +10,6 @@ import {
   type EchoOptions,
   serveEcho,
 } from "../echo.ts";
-import { createLogger } from "../log.ts";
 import { DEFAULT_MAX_DATAGRAM } from "../datagram/echo.ts";
 import { type DatagramLimits, DEFAULT_UDP_BUDGET, DEFAULT_UDP_RATE } from "../datagram/sources.ts";
 import { DEFAULT_UDP_RETRIES } from "../datagram/client.ts";
@@ -24,6 +23,7 @@ import {
   listenOptions,
   noPositionals,
   type Options,
+  serverLogger,
   str,
   untilSignal,
 } from "./command.ts";
@@ -200,7 +200,7 @@ async function echoServe(host: CliHost, positionals: string[], options: Options)
     ...(tls && { tls }),
     proxyProtocol,
     ...udp,
-    logger: createLogger({ json: options.json === true, writeOut: host.writeOut, writeErr: host.writeErr }),
+    logger: serverLogger(host, options),
   }).catch(explainTlsConfigError(tlsFiles)).catch(explainListenError);
   if (tlsFiles) reloadOnSighup(host, server, tlsFiles, options);
   return await untilSignal(host, server, drain);

@@ -4,7 +4,7 @@ import { knockGate } from "../client.ts";
 import { createEchoHandler } from "../echo.ts";
 import { UsageError } from "../errors.ts";
 import { DEFAULT_GATE_PORT, DEFAULT_TOKEN, MAX_TOKEN_BYTES, serveGate } from "../gate.ts";
-import { createLogger, errorMessage } from "../log.ts";
+import { errorMessage } from "../log.ts";
 import { parseCidr, type PenaltyOptions } from "../penalties.ts";
 import { createProxyHandler } from "../proxy.ts";
 import type { ConnectionHandler } from "../server.ts";
@@ -18,6 +18,7 @@ import {
   listenOptions,
   noPositionals,
   type Options,
+  serverLogger,
   str,
   untilSignal,
 } from "./command.ts";
@@ -155,7 +156,7 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
     penalties: penaltyOptions(options),
     handoff: await handoff(host, options),
     proxyProtocol: proxyProtocolOptions(options),
-    logger: createLogger({ json: options.json === true, writeOut: host.writeOut, writeErr: host.writeErr }),
+    logger: serverLogger(host, options),
   };
   const drain = drainMs(options);
   const tlsFiles = serverTlsFiles(options);
