@@ -247,6 +247,12 @@ function checkPair(options: TlsServerOptions): void {
   }
 }
 
+/** Node's handshake timeout, or Deno's node:tls one: a plain `Error` with Node's message and no code. */
+function isHandshakeTimeout(error: NodeJS.ErrnoException): boolean {
+  return error.code === "ERR_TLS_HANDSHAKE_TIMEOUT" ||
+    (error.code === undefined && error.message === "TLS handshake timeout");
+}
+
 function listenTls(endpoint: Endpoint, handlers: ListenHandlers, options: TlsServerOptions): Promise<Listener> {
   if ("path" in endpoint) return Promise.reject(new TypeError("TLS is served over TCP only"));
   let context: tls.TlsOptions;
@@ -272,7 +278,7 @@ function listenTls(endpoint: Endpoint, handlers: ListenHandlers, options: TlsSer
     socket.destroy();
     handlers.onHandshakeError?.({
       remoteAddr,
-      reason: error.code === "ERR_TLS_HANDSHAKE_TIMEOUT" ? "timeout" : "failed",
+      reason: isHandshakeTimeout(error) ? "timeout" : "failed",
       // OpenSSL's message carries its file and line; its reason is the useful part.
       message: (error as { reason?: string }).reason ?? error.message.split("\n")[0]!,
     });
