@@ -35,9 +35,10 @@ const USAGE = `Usage: node scripts/bench.mjs [options]
 
 Options:
   --runtimes LIST      node,deno,bun (default all three)
-  --scenarios LIST     stream,pingpong,idle,connect,tls-stream,tls-pingpong,tls-connect (default all);
-                       the tls- ones are the same over TLS (a throwaway EC P-256 certificate made
-                       with openssl), tls-connect a full handshake per knock
+  --scenarios LIST     stream,pingpong,idle,connect,connect-proxy,tls-stream,tls-pingpong,tls-connect
+                       (default all); connect-proxy compares echogate's gate with and without
+                       --proxy-protocol; the tls- ones are the same over TLS (a throwaway EC P-256
+                       certificate made with openssl), tls-connect a full handshake per knock
   --seconds S          length of one measurement (default 2.5)
   --rounds N           rounds per cell, alternating the order (default 4)
   --idle-conns N       connections held in the idle scenario (default 5000)
@@ -56,7 +57,10 @@ try {
   options = parseArgs({
     options: {
       runtimes: { type: "string", default: "node,deno,bun" },
-      scenarios: { type: "string", default: "stream,pingpong,idle,connect,tls-stream,tls-pingpong,tls-connect" },
+      scenarios: {
+        type: "string",
+        default: "stream,pingpong,idle,connect,connect-proxy,tls-stream,tls-pingpong,tls-connect",
+      },
       seconds: { type: "string", default: "2.5" },
       rounds: { type: "string", default: "4" },
       "idle-conns": { type: "string", default: "5000" },
@@ -82,7 +86,7 @@ if (options.help) {
 const RUNTIMES = list(options.runtimes, ["node", "deno", "bun"], "--runtimes");
 const SCENARIO_NAMES = list(
   options.scenarios,
-  ["stream", "pingpong", "idle", "connect", "tls-stream", "tls-pingpong", "tls-connect"],
+  ["stream", "pingpong", "idle", "connect", "connect-proxy", "tls-stream", "tls-pingpong", "tls-connect"],
   "--scenarios",
 );
 const SECONDS = positive(options.seconds, "--seconds");
@@ -348,6 +352,19 @@ const SCENARIOS = {
     generator: ["--mode", "connect", "--knock", "1", "--conns", "32"],
     value: (report) => report.opsPerS,
   },
+  // The cost of the PROXY protocol: the same gate with --proxy-protocol, each connection sending
+  // a v2 header first, against the same gate without it (echogate on both sides, not the baseline).
+  "connect-proxy": {
+    what: "the connect cell's gate with --proxy-protocol (a v2 header before each knock) vs the same gate without",
+    unit: "conns/s",
+    reference: {
+      echogate: ["gate", "serve", "--port", "0"],
+      generator: ["--mode", "connect", "--knock", "1", "--conns", "32"],
+    },
+    echogate: ["gate", "serve", "--port", "0", "--proxy-protocol"],
+    generator: ["--mode", "connect", "--knock", "1", "--conns", "32", "--proxy-header", "v2"],
+    value: (report) => report.opsPerS,
+  },
 };
 SCENARIOS["tls-stream"] = overTls(SCENARIOS.stream);
 SCENARIOS["tls-pingpong"] = overTls(SCENARIOS.pingpong);
@@ -467,11 +484,13 @@ function geomean(values) {
  */
 async function runCell(runtime, name) {
   const scenario = SCENARIOS[name];
-  const commands = {
-    baseline: baselineCommand(runtime, scenario.baseline),
-    copy: baselineCommand(runtime, scenario.baseline),
-    echogate: echogateCommand(runtime, scenario.echogate),
-  };
+  // A scenario with a `reference` compares echogate with echogate run another way, not with the baseline.
+  const reference = scenario.reference
+    ? echogateCommand(runtime, scenario.reference.echogate)
+    : baselineCommand(runtime, scenario.baseline);
+  const commands = { baseline: reference, copy: reference, echogate: echogateCommand(runtime, scenario.echogate) };
+  const generatorFor = (role) =>
+    role === "echogate" || !scenario.reference ? scenario : { ...scenario, generator: scenario.reference.generator };
   const rounds = [];
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? ["baseline", "echogate", "copy"] : ["copy", "echogate", "baseline"];
@@ -479,7 +498,7 @@ async function runCell(runtime, name) {
     for (const role of order) {
       measured[role] = name === "idle"
         ? await measureIdle(`${runtime} ${role}`, commands[role])
-        : await measureFresh(`${runtime} ${role}`, commands[role], scenario);
+        : await measureFresh(`${runtime} ${role}`, commands[role], generatorFor(role));
     }
     rounds.push(measured);
     const line = order.map((role) => `${role} ${format(measured[role].value, scenario.unit)}`).join(", ");
@@ -561,6 +580,7 @@ function goal(cell) {
   switch (cell.scenario) {
     case "stream":
     case "pingpong":
+    case "connect-proxy":
     case "tls-stream":
     case "tls-pingpong":
       return cell.ratio >= 0.95 ? "met (≥ 0.95)" : "missed (≥ 0.95)";

@@ -7,7 +7,8 @@
 import type { TlsInfo } from "./tls.ts";
 
 /**
- * Something a server reports. `remote` is the peer's printable address.
+ * Something a server reports. `remote` is the peer's printable address: the client's, when a
+ * PROXY protocol header named it, with the proxy's own address as `proxy`.
  *
  * @example
  * ```ts
@@ -18,10 +19,10 @@ import type { TlsInfo } from "./tls.ts";
  */
 export type LogEvent =
   | { event: "listening"; protocol: "echo" | "gate"; address: string }
-  | { event: "connect"; remote: string; tls?: TlsInfo }
+  | { event: "connect"; remote: string; proxy?: string; tls?: TlsInfo }
   | { event: "tls-handshake-failed"; remote: string; reason: "timeout" | "failed"; message: string; more?: number }
   | { event: "tls-reload"; ok: boolean; message?: string }
-  | { event: "close"; remote: string; bytesIn: number; bytesOut: number; durationMs: number }
+  | { event: "close"; remote: string; proxy?: string; bytesIn: number; bytesOut: number; durationMs: number }
   | { event: "knock"; remote: string; welcomed: boolean; durationMs: number }
   | { event: "timeout"; remote: string; durationMs: number }
   | { event: "penalty"; remote: string; kind: "authfail" | "grace-exceeded" | "noauth"; accruedSeconds: number }
@@ -29,7 +30,7 @@ export type LogEvent =
   | { event: "idle-timeout"; remote: string; idleMs: number }
   | { event: "line-too-long"; remote: string; maxLine: number }
   | { event: "token-too-long"; remote: string; maxToken: number }
-  | { event: "refused"; remote: string; reason: string }
+  | { event: "refused"; remote: string; proxy?: string; reason: string }
   | { event: "error"; remote?: string; message: string };
 
 /**

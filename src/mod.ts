@@ -31,5 +31,6 @@ export * from "./write_queue.ts";
 export * from "./bench/mod.ts";
 export * from "./penalties.ts";
 export * from "./proxy.ts";
+export * from "./proxy_protocol/mod.ts";
 export * from "./version.ts";
 export type { CliHost } from "./cli/host.ts";

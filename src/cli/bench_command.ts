@@ -18,6 +18,7 @@ import { DEFAULT_GATE_PORT } from "../gate.ts";
 import { parseChoice, parsePort, parsePositiveInt, parseSeconds } from "./args.ts";
 import { type Command, type Options, str } from "./command.ts";
 import type { CliHost } from "./host.ts";
+import { PROXY_CLIENT_HELP, PROXY_CLIENT_OPTIONS, proxyHeaderOption } from "./proxy_flags.ts";
 import { CLIENT_TLS_FLAGS, CLIENT_TLS_HELP, readClientTls } from "./tls_options.ts";
 
 // Descriptors kept free beyond the connections (the runtime's own, stdio, DNS).
@@ -28,7 +29,7 @@ export const benchCommand: Command = {
   name: "bench",
   usage: `echogate bench [HOST] [--port 50007] [--unix PATH] [--mode pingpong|stream|connect] [--conns 50]
                     [--size B] [--duration 5] [--prefix 'Echo=>'] [--rate R] [--knock TOKEN]
-                    [--timeout 5] [--json | --json-stream]
+                    [--timeout 5] [--proxy-header v1|v2 [--proxy-source IP:PORT]] [--json | --json-stream]
                     [--tls [--ca F] [--servername NAME] [--tls-cert F --tls-key F] [--insecure]]`,
   help: `Usage: echogate bench [HOST] [options]
 
@@ -59,6 +60,7 @@ Options:
                        connections); connections then open one per slot, over at most a
                        quarter of the run, instead of all at once
   --knock TOKEN        Connect mode only: knock on a gate with TOKEN instead of an echo round trip
+${PROXY_CLIENT_HELP}
   --timeout S          Seconds to wait for a connection or a reply; longer is an error (default 5)
   --json               Print the final report as one JSON object
   --json-stream        Print one JSON object per second ("interval"), then the report ("end")
@@ -78,6 +80,7 @@ Before opening N connections, the descriptor limit is checked (where the runtime
     prefix: "string",
     rate: "string",
     knock: "string",
+    ...PROXY_CLIENT_OPTIONS,
     timeout: "string",
     json: "boolean",
     "json-stream": "boolean",
@@ -155,6 +158,7 @@ async function bench(host: CliHost, positionals: string[], options: Options): Pr
     durationMs,
     prefix: str(options, "prefix"),
     knock,
+    proxyHeader: proxyHeaderOption(options),
     rate: rate === undefined ? undefined : parseRate(rate),
     timeoutMs,
     signal: aborter.signal,

@@ -25,6 +25,15 @@ import {
 } from "./command.ts";
 import type { CliHost } from "./host.ts";
 import {
+  noProxyProtocolWithTls,
+  PROXY_CLIENT_HELP,
+  PROXY_CLIENT_OPTIONS,
+  PROXY_SERVE_HELP,
+  PROXY_SERVE_OPTIONS,
+  proxyHeaderOption,
+  proxyProtocolOptions,
+} from "./proxy_flags.ts";
+import {
   CLIENT_TLS_FLAGS,
   CLIENT_TLS_HELP,
   explainTlsConfigError,
@@ -42,7 +51,8 @@ export const echoServeCommand: Command = {
   usage: `echogate echo serve [--host 127.0.0.1] [--port 50007] [--unix PATH] [--mode chunk|line|raw]
                     [--prefix 'Echo=>'] [--idle-timeout S] [--max-line BYTES] [--max-conns N]
                     [--drain-timeout 5] [--json]
-                    [--tls-cert F --tls-key F [--tls-client-ca F] [--alpn L] [--tls-handshake-timeout 10]]`,
+                    [--tls-cert F --tls-key F [--tls-client-ca F] [--alpn L] [--tls-handshake-timeout 10]]
+                    [--proxy-protocol [--proxy-from CIDR,...] [--proxy-timeout 5]]`,
   help: `Usage: echogate echo serve [options]
 
 Answers every read with prefix + chunk until the peer closes (the seed's echo server).
@@ -57,10 +67,12 @@ Options:
   --idle-timeout S     Close a connection after S seconds without traffic (default: never)
   --max-line BYTES     Longest line in line mode; longer closes the connection (default ${DEFAULT_MAX_LINE})
   --max-conns N        Close new connections at once while N are open (default: no limit)
+${PROXY_SERVE_HELP}
   --drain-timeout S    On SIGINT/SIGTERM, give open connections S seconds to finish (default 5)
   --json               Log one JSON object per event
 ${SERVER_TLS_HELP}`,
   options: {
+    ...PROXY_SERVE_OPTIONS,
     ...SERVER_TLS_FLAGS,
     host: "string",
     port: "string",
@@ -93,7 +105,8 @@ export function echoOptions(options: Options): EchoOptions {
 export const echoSendCommand: Command = {
   name: "echo send",
   usage: `echogate echo send  [HOST] [MSG...] [--port 50007] [--unix PATH] [--timeout S]
-                    [--tls [--ca F] [--servername NAME] [--tls-cert F --tls-key F] [--insecure]]`,
+                    [--tls [--ca F] [--servername NAME] [--tls-cert F --tls-key F] [--insecure]]
+                    [--proxy-header v1|v2 [--proxy-source IP:PORT]]`,
   help: `Usage: echogate echo send [HOST] [MSG...] [options]
 
 Sends each message (default 'Hello network world') and prints "Client received: '<reply>'".
@@ -103,8 +116,9 @@ Options:
   --port PORT          Server port (default ${DEFAULT_ECHO_PORT}); HOST defaults to localhost
   --unix PATH          Connect to a unix socket instead
   --timeout S          Wait at most S seconds for each reply (default 5)
-${CLIENT_TLS_HELP}`,
-  options: { ...CLIENT_TLS_FLAGS, port: "string", unix: "string", timeout: "string" },
+${CLIENT_TLS_HELP}
+${PROXY_CLIENT_HELP}`,
+  options: { ...CLIENT_TLS_FLAGS, port: "string", unix: "string", timeout: "string", ...PROXY_CLIENT_OPTIONS },
   run: echoSend,
 };
 
@@ -112,12 +126,15 @@ async function echoServe(host: CliHost, positionals: string[], options: Options)
   noPositionals(positionals);
   const drain = drainMs(options);
   const settings = { ...listenOptions(options, DEFAULT_ECHO_PORT), ...echoOptions(options) };
+  const proxyProtocol = proxyProtocolOptions(options);
   const tlsFiles = serverTlsFiles(options);
+  noProxyProtocolWithTls(proxyProtocol, tlsFiles);
   const tls = tlsFiles && await readServerTls(host, tlsFiles, options);
   const server = await serveEcho({
     transport: host.transport,
     ...settings,
     ...(tls && { tls }),
+    proxyProtocol,
     logger: createLogger({ json: options.json === true, writeOut: host.writeOut, writeErr: host.writeErr }),
   }).catch(explainTlsConfigError(tlsFiles)).catch(explainListenError);
   if (tlsFiles) reloadOnSighup(host, server, tlsFiles, options);
@@ -132,6 +149,7 @@ async function echoSend(host: CliHost, positionals: string[], options: Options):
     ...target,
     ...(tls && { tls }),
     messages: rest.length > 0 ? rest : undefined,
+    proxyHeader: proxyHeaderOption(options),
     onReply: (reply) => host.writeOut(`Client received: ${pythonRepr(reply)}`),
   });
   return 0;
