@@ -301,7 +301,13 @@ describe.skipIf(opensslMissing)(`TLS CLI on ${RUNTIME}`, () => {
     resources.child(child);
     await waitFor(() => /Echo=>from openssl/.test(child.stdout()) || undefined, 10_000, "the echo via openssl");
     // The session as the server logged it: ALPN agreed with openssl, and (where exposed) its SNI.
-    const connect = JSON.parse(server.stdout().split("\n").find((l) => l.includes('"connect"'))!);
+    // (Its output may reach us after openssl's echo: wait for the line rather than assume it.)
+    const line = await waitFor(
+      () => server.stdout().split("\n").find((l) => l.includes('"connect"')),
+      5000,
+      "the connect event",
+    );
+    const connect = JSON.parse(line);
     expect(connect.tls.alpn).toBe("echo");
     if (RUNTIME !== "deno") expect(connect.tls.servername).toBe("localhost");
   });
