@@ -6,6 +6,7 @@ import type { CliHost } from "../src/cli/host.ts";
 import { LineOutput } from "../src/cli/output.ts";
 import type { Transport } from "../src/mod.ts";
 import { fileDescriptorUsage } from "./_descriptors.ts";
+import { processWorkers, readStdin } from "./_workers.ts";
 
 export type { CliHost };
 
@@ -32,5 +33,7 @@ export function processHost(transport: Transport): CliHost {
     readTextFile: (path) => readFile(path, "utf8"),
     fileDescriptors: fileDescriptorUsage,
     isTerminal: (stream) => process[stream].isTTY === true,
+    workers: processWorkers,
+    readInput: readStdin,
   };
 }

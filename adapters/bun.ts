@@ -52,7 +52,7 @@ interface BunSocketHandler {
 type BunEndpoint = { hostname: string; port: number } | { unix: string };
 /** @see https://bun.sh/reference/bun/listen */
 interface BunApi {
-  listen(options: BunEndpoint & { socket: BunSocketHandler; allowHalfOpen: boolean }): {
+  listen(options: BunEndpoint & { socket: BunSocketHandler; allowHalfOpen: boolean; reusePort?: boolean }): {
     readonly hostname?: string;
     readonly port?: number;
     stop(closeActiveConnections?: boolean): void;
@@ -186,7 +186,7 @@ function bunEndpoint(endpoint: Endpoint): BunEndpoint {
  */
 export const transport: Transport = {
   runtime: "bun",
-  listen(endpoint, handlers) {
+  listen(endpoint, handlers, options) {
     const unixPath = "path" in endpoint ? endpoint.path : undefined;
     const known: KnownAddresses = unixPath !== undefined ? { unix: { transport: "unix", path: unixPath } } : {};
     let listener: ReturnType<BunApi["listen"]>;
@@ -194,6 +194,7 @@ export const transport: Transport = {
       listener = Bun.listen({
         ...bunEndpoint(endpoint),
         allowHalfOpen: true,
+        ...(options?.reusePort && unixPath === undefined ? { reusePort: true } : {}),
         socket: handlerFor(known, handlers.onSocket),
       });
     } catch (error) {

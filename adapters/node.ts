@@ -6,6 +6,8 @@
  */
 
 import * as net from "node:net";
+import cluster from "node:cluster";
+import process from "node:process";
 import { Buffer } from "node:buffer";
 import { unlink } from "node:fs/promises";
 import {
@@ -22,6 +24,12 @@ import { type CliHost, processHost } from "./_process_host.ts";
 import { socketBudget } from "./_descriptors.ts";
 
 const RESOLVED: Promise<void> = Promise.resolve();
+
+// `net.Server.listen({ reusePort })` exists from Node 22.12 and 23.1.
+const NET_HAS_REUSE_PORT = (() => {
+  const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
+  return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
+})();
 
 const WRAPPER: unique symbol = Symbol("echogate.NodeStreamSocket");
 type TaggedSocket = net.Socket & { [WRAPPER]: NodeStreamSocket };
@@ -170,7 +178,7 @@ function toListenError(error: NodeJS.ErrnoException, endpoint: Endpoint): Error 
  */
 export const transport: Transport = {
   runtime: "node",
-  listen(endpoint, handlers) {
+  listen(endpoint, handlers, options) {
     const unixPath = "path" in endpoint ? endpoint.path : undefined;
     const server = net.createServer({ allowHalfOpen: true, noDelay: true });
     // Every accepted socket's local address, when the listener is bound to one.
@@ -191,7 +199,12 @@ export const transport: Transport = {
         resolve({ addr, close: () => Promise.resolve(void server.close()), maxSockets: socketBudget() });
       };
       if ("path" in endpoint) server.listen({ path: endpoint.path }, ready);
-      else server.listen({ host: endpoint.hostname, port: endpoint.port }, ready);
+      else {
+        // Under node:cluster the primary owns the socket and shares it already; outside it,
+        // SO_REUSEPORT where `net` has it (Node 22.12+, 23.1+).
+        const reusePort = options?.reusePort === true && !cluster.isWorker && NET_HAS_REUSE_PORT;
+        server.listen({ host: endpoint.hostname, port: endpoint.port, ...(reusePort ? { reusePort } : {}) }, ready);
+      }
     });
   },
   connect(endpoint) {

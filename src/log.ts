@@ -15,7 +15,7 @@
  * ```
  */
 export type LogEvent =
-  | { event: "listening"; protocol: "echo" | "gate"; address: string }
+  | { event: "listening"; protocol: "echo" | "gate"; address: string; workers?: number }
   | { event: "connect"; remote: string }
   | { event: "close"; remote: string; bytesIn: number; bytesOut: number; durationMs: number }
   | { event: "knock"; remote: string; welcomed: boolean; durationMs: number }
@@ -26,7 +26,8 @@ export type LogEvent =
   | { event: "line-too-long"; remote: string; maxLine: number }
   | { event: "token-too-long"; remote: string; maxToken: number }
   | { event: "refused"; remote: string; reason: string }
-  | { event: "error"; remote?: string; message: string };
+  | { event: "error"; remote?: string; message: string }
+  | { event: "worker-exit"; worker: number; code: number | null; signal: string | null; restartInMs?: number };
 
 /**
  * Receives server events. Pass one to a server's `logger` option.
@@ -57,6 +58,8 @@ export interface CreateLoggerOptions {
   writeErr(line: string): void;
   /** Clock for the `time` field of JSON events. @default {() => new Date()} */
   now?: () => Date;
+  /** The worker this process is (`--workers`): JSON events carry `worker`, lines start `[worker N] `. */
+  worker?: number;
 }
 
 /**
@@ -81,17 +84,22 @@ export function createLogger(options: CreateLoggerOptions): Logger {
   if (options.json) {
     return {
       log(event) {
-        const line = JSON.stringify({ time: now().toISOString(), ...event });
-        if (event.event === "error") options.writeErr(line);
+        const line = JSON.stringify(
+          options.worker === undefined
+            ? { time: now().toISOString(), ...event }
+            : { time: now().toISOString(), worker: options.worker, ...event },
+        );
+        if (event.event === "error" || event.event === "worker-exit") options.writeErr(line);
         else options.writeOut(line);
       },
     };
   }
   return {
     log(event) {
-      const line = humanLine(event);
-      if (line === undefined) return;
-      if (event.event === "error") options.writeErr(line);
+      const text = humanLine(event);
+      if (text === undefined) return;
+      const line = options.worker === undefined ? text : `[worker ${options.worker}] ${text}`;
+      if (event.event === "error" || event.event === "worker-exit") options.writeErr(line);
       else options.writeOut(line);
     },
   };
@@ -100,7 +108,11 @@ export function createLogger(options: CreateLoggerOptions): Logger {
 function humanLine(event: LogEvent): string | undefined {
   switch (event.event) {
     case "listening":
-      return `${event.protocol} server listening on ${event.address}`;
+      return `${event.protocol} server listening on ${event.address}` +
+        (event.workers === undefined ? "" : ` (${event.workers} worker${event.workers === 1 ? "" : "s"})`);
+    case "worker-exit":
+      return `Worker ${event.worker} exited (${event.signal ?? `code ${event.code}`})` +
+        (event.restartInMs === undefined ? "" : `: restarting in ${event.restartInMs} ms`);
     case "connect":
       return `Server connected by ${event.remote}`;
     case "timeout":

@@ -31,4 +31,4 @@ export * from "./bench/mod.ts";
 export * from "./penalties.ts";
 export * from "./proxy.ts";
 export * from "./version.ts";
-export type { CliHost } from "./cli/host.ts";
+export type { CliHost, WorkerProcess, WorkerSpawner } from "./cli/host.ts";

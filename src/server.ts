@@ -42,6 +42,8 @@ export interface ServerOptions {
    * closed at once, with a `refused` event), or `undefined` to serve it.
    */
   admit?: (socket: StreamSocket) => string | undefined;
+  /** Share the port with other processes (`ListenOptions.reusePort`); TCP only. @default {false} */
+  reusePort?: boolean;
 }
 
 /**
@@ -401,7 +403,7 @@ async function bind(options: ServerOptions, handlers: Parameters<Transport["list
     ? { path: options.path }
     : { hostname: options.hostname ?? "127.0.0.1", port: options.port ?? 0 };
   try {
-    return await transport.listen(endpoint, handlers);
+    return await transport.listen(endpoint, handlers, options.reusePort ? { reusePort: true } : undefined);
   } catch (error) {
     if (!("path" in endpoint) || !(error instanceof AddrInUseError)) throw error;
     let live: StreamSocket | undefined;

@@ -159,6 +159,25 @@ export interface Listener {
 }
 
 /**
+ * How to bind, beyond the address.
+ *
+ * @example Share a port with other processes
+ * ```ts
+ * import type { ListenOptions } from "./mod.ts";
+ *
+ * const shared: ListenOptions = { reusePort: true };
+ * ```
+ */
+export interface ListenOptions {
+  /**
+   * Share the port with other processes of this program, as `--workers` does: `SO_REUSEPORT`
+   * (Bun; Deno with `--unstable-net`), or under `node:cluster` the primary's socket (Node 20).
+   * @default {false}
+   */
+  reusePort?: boolean;
+}
+
+/**
  * One runtime's socket API, as the core needs it. Each adapter exports one.
  *
  * @example Connect with whatever transport the caller hands in
@@ -176,7 +195,7 @@ export interface Transport {
   /**
    * Binds and starts accepting. Rejects with {@linkcode AddrInUseError} when the address is taken.
    */
-  listen(endpoint: Endpoint, handlers: ListenHandlers): Promise<Listener>;
+  listen(endpoint: Endpoint, handlers: ListenHandlers, options?: ListenOptions): Promise<Listener>;
   /** Opens a connection. */
   connect(endpoint: Endpoint): Promise<StreamSocket>;
   /** Removes a stale unix socket file; resolves when it is gone (or was never there). */

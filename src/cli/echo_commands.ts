@@ -10,7 +10,6 @@ import {
   type EchoOptions,
   serveEcho,
 } from "../echo.ts";
-import { createLogger } from "../log.ts";
 import { parseChoice, parsePositiveInt, parseSeconds } from "./args.ts";
 import {
   clientTarget,
@@ -24,13 +23,14 @@ import {
   untilSignal,
 } from "./command.ts";
 import type { CliHost } from "./host.ts";
+import { supervise, WorkerChannel, workerLogger, workerNumber, workersOption } from "./workers.ts";
 
 /** `echogate echo serve`: the seed's echo server. */
 export const echoServeCommand: Command = {
   name: "echo serve",
   usage: `echogate echo serve [--host 127.0.0.1] [--port 50007] [--unix PATH] [--mode chunk|line|raw]
                     [--prefix 'Echo=>'] [--idle-timeout S] [--max-line BYTES] [--max-conns N]
-                    [--drain-timeout 5] [--json]`,
+                    [--drain-timeout 5] [--workers N|auto] [--json]`,
   help: `Usage: echogate echo serve [options]
 
 Answers every read with prefix + chunk until the peer closes (the seed's echo server).
@@ -44,8 +44,11 @@ Options:
   --prefix STR         Put before every answer in chunk and line mode (default '${DEFAULT_PREFIX}')
   --idle-timeout S     Close a connection after S seconds without traffic (default: never)
   --max-line BYTES     Longest line in line mode; longer closes the connection (default ${DEFAULT_MAX_LINE})
-  --max-conns N        Close new connections at once while N are open (default: no limit)
+  --max-conns N        Close new connections at once while N are open (default: no limit);
+                       with --workers, per worker
   --drain-timeout S    On SIGINT/SIGTERM, give open connections S seconds to finish (default 5)
+  --workers N|auto     Serve the port from N processes (auto: one per core) under one supervisor;
+                       TCP only. On Deno the workers run with --unstable-net (for reusePort)
   --json               Log one JSON object per event`,
   options: {
     host: "string",
@@ -57,6 +60,7 @@ Options:
     "max-line": "string",
     "max-conns": "string",
     "drain-timeout": "string",
+    workers: "string",
     json: "boolean",
   },
   run: echoServe,
@@ -95,13 +99,20 @@ Options:
 async function echoServe(host: CliHost, positionals: string[], options: Options): Promise<number> {
   noPositionals(positionals);
   const drain = drainMs(options);
+  const settings = { ...listenOptions(options, DEFAULT_ECHO_PORT), ...echoOptions(options) };
+  const workers = workersOption(host, options);
+  const worker = workerNumber(host);
+  if (workers !== undefined && worker === undefined) {
+    return await supervise(host, { count: workers, protocol: "echo", json: options.json === true });
+  }
+  const channel = worker === undefined ? undefined : new WorkerChannel(host, worker);
   const server = await serveEcho({
     transport: host.transport,
-    ...listenOptions(options, DEFAULT_ECHO_PORT),
-    ...echoOptions(options),
-    logger: createLogger({ json: options.json === true, writeOut: host.writeOut, writeErr: host.writeErr }),
+    ...settings,
+    reusePort: channel !== undefined,
+    logger: workerLogger(host, options.json === true, worker),
   }).catch(explainListenError);
-  return await untilSignal(host, server, drain);
+  return channel ? await channel.run(server, drain) : await untilSignal(host, server, drain);
 }
 
 async function echoSend(host: CliHost, positionals: string[], options: Options): Promise<number> {

@@ -4,7 +4,7 @@ import { knockGate } from "../client.ts";
 import { createEchoHandler } from "../echo.ts";
 import { UsageError } from "../errors.ts";
 import { DEFAULT_GATE_PORT, DEFAULT_TOKEN, serveGate } from "../gate.ts";
-import { createLogger, errorMessage } from "../log.ts";
+import { errorMessage } from "../log.ts";
 import { parseCidr, type PenaltyOptions } from "../penalties.ts";
 import { createProxyHandler } from "../proxy.ts";
 import type { ConnectionHandler } from "../server.ts";
@@ -22,13 +22,15 @@ import {
   untilSignal,
 } from "./command.ts";
 import type { CliHost } from "./host.ts";
+import { supervise, WorkerChannel, workerLogger, workerNumber, workersOption } from "./workers.ts";
 
 /** `echogate gate serve`: the seed's knock gate. */
 export const gateServeCommand: Command = {
   name: "gate serve",
   usage: `echogate gate serve [--host 127.0.0.1] [--port 8001] [--unix PATH] [--token 1 | --token-file F]
                     [--timeout 5] [--max-conns N] [--max-pending N] [--penalty-exempt CIDR,... | none]
-                    [--no-penalties] [--then echo | --then HOST:PORT] [--drain-timeout 5] [--json]
+                    [--no-penalties] [--then echo | --then HOST:PORT] [--drain-timeout 5]
+                    [--workers N|auto] [--json]
                     (env ECHOGATE_TOKEN also sets the token)`,
   help: `Usage: echogate gate serve [options]
 
@@ -43,7 +45,8 @@ Options:
   --token TOKEN        The token, if neither --token-file nor env ECHOGATE_TOKEN is set (default ${DEFAULT_TOKEN})
   --timeout S          Seconds to wait for the token (default 5)
   --max-conns N        Close new connections at once while N are open (default: no limit)
-  --max-pending N      Close new connections at once while N wait for their token (default: no limit)
+  --max-pending N      Close new connections at once while N wait for their token (default: no limit);
+                       with --workers, both limits are per worker
   --penalty-exempt L   Comma-separated CIDR blocks never penalised, or "none" (default 127.0.0.0/8,::1/128)
   --no-penalties       Turn per-source penalties off. By default (as OpenSSH's PerSourcePenalties) a wrong
                        token adds 5 s to its source (IPv4 address, IPv6 /64), no token in time 10 s, leaving
@@ -52,6 +55,9 @@ Options:
                        --max-line and --idle-timeout apply, as for echo serve)
   --then HOST:PORT     Forward a welcomed connection to HOST:PORT ([::1]:PORT for IPv6, unix:PATH)
   --drain-timeout S    On SIGINT/SIGTERM, give open connections S seconds to finish (default 5)
+  --workers N|auto     Serve the port from N processes (auto: one per core) under one supervisor;
+                       TCP only. Penalties are shared between workers. On Deno the workers run
+                       with --unstable-net (for reusePort)
   --json               Log one JSON object per event
 
 The token is never logged; a token on the command line (visible in ps) or the default one gets a warning.`,
@@ -72,6 +78,7 @@ The token is never logged; a token on the command line (visible in ps) or the de
     "max-line": "string",
     "idle-timeout": "string",
     "drain-timeout": "string",
+    workers: "string",
     json: "boolean",
   },
   run: gateServe,
@@ -100,23 +107,32 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
   // Every flag is checked before the token is read, so a bad flag gets its one line alone.
   const timeout = str(options, "timeout");
   const maxPending = str(options, "max-pending");
+  const workers = workersOption(host, options);
+  const worker = workerNumber(host);
+  const channel = worker === undefined ? undefined : new WorkerChannel(host, worker);
+  const penalties = penaltyOptions(options);
   const settings = {
     transport: host.transport,
     ...listenOptions(options, DEFAULT_GATE_PORT),
     timeoutMs: timeout === undefined ? undefined : parseSeconds("timeout", timeout),
     maxPending: maxPending === undefined ? undefined : parsePositiveInt("max-pending", maxPending),
-    penalties: penaltyOptions(options),
+    penalties: penalties && channel ? { ...penalties, share: channel.share } : penalties,
     handoff: handoff(host, options),
-    logger: createLogger({ json: options.json === true, writeOut: host.writeOut, writeErr: host.writeErr }),
+    reusePort: channel !== undefined,
+    logger: workerLogger(host, options.json === true, worker),
   };
   const drain = drainMs(options);
-  const tokens = await resolveTokens(host, options);
+  // Workers read the token themselves, quietly: their supervisor has warned once.
+  const tokens = await resolveTokens(host, options, channel !== undefined);
+  if (workers !== undefined && worker === undefined) {
+    return await supervise(host, { count: workers, protocol: "gate", json: options.json === true });
+  }
   const server = await serveGate({ ...settings, tokens }).catch(explainListenError);
-  return await untilSignal(host, server, drain);
+  return channel ? await channel.run(server, drain) : await untilSignal(host, server, drain);
 }
 
 /** Token sources, first found wins: --token-file, env ECHOGATE_TOKEN, --token, the seed's "1". */
-async function resolveTokens(host: CliHost, options: Options): Promise<string[]> {
+async function resolveTokens(host: CliHost, options: Options, quiet = false): Promise<string[]> {
   const file = str(options, "token-file");
   if (file !== undefined) {
     let text: string;
@@ -134,13 +150,18 @@ async function resolveTokens(host: CliHost, options: Options): Promise<string[]>
   const token = str(options, "token");
   if (token === "") throw new UsageError(`Invalid value for "--token": the token is empty`);
   if (token !== undefined) {
+    if (quiet) return [token];
     host.writeErr(
       "echogate: warning: the token was given on the command line, where other users can read it (ps); " +
         "prefer --token-file or env ECHOGATE_TOKEN",
     );
     return [token];
   }
-  host.writeErr("echogate: warning: using the seed's well-known default token; set --token-file or env ECHOGATE_TOKEN");
+  if (!quiet) {
+    host.writeErr(
+      "echogate: warning: using the seed's well-known default token; set --token-file or env ECHOGATE_TOKEN",
+    );
+  }
   return [DEFAULT_TOKEN];
 }
 
