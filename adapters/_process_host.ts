@@ -1,6 +1,6 @@
 // The CLI host for runtimes with Node's `process` global (Node and Bun).
 
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import process from "node:process";
 import type { CliHost } from "../src/cli/host.ts";
 import { LineOutput } from "../src/cli/output.ts";
@@ -33,6 +33,7 @@ export function processHost(transport: Transport): CliHost {
     readTextFile: (path) => readFile(path, "utf8"),
     fileDescriptors: fileDescriptorUsage,
     isTerminal: (stream) => process[stream].isTTY === true,
+    writeTextFile: (path, text) => writeFile(path, text, "utf8"),
     workers: processWorkers,
     readInput: readStdin,
   };

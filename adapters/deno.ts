@@ -64,6 +64,7 @@ interface DenoApi {
   connect(options: { hostname: string; port: number } | { transport: "unix"; path: string }): Promise<DenoConn>;
   remove(path: string): Promise<void>;
   readTextFile(path: string): Promise<string>;
+  writeTextFile(path: string, text: string): Promise<void>;
   args: string[];
   env: { get(name: string): string | undefined };
   exit(code: number): never;
@@ -398,6 +399,7 @@ export const host: CliHost = {
     }
   },
   isTerminal: (stream) => Deno[stream].isTerminal(),
+  writeTextFile: (path, text) => Deno.writeTextFile(path, text),
   workers: denoWorkers,
   readInput: () => textOf(Deno.stdin.readable),
 };

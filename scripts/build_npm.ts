@@ -89,6 +89,9 @@ exportsMap["./adapter"] = {
 };
 typesVersions["adapter"] = ["./script/adapters/node.d.ts"];
 exportsMap["./package.json"] = "./package.json";
+// The JSON Schema of `echogate bench --json` (docs/bench.md).
+exportsMap["./bench-report.schema.json"] = "./bench-report.schema.json";
+await Deno.copyFile(`${root}src/bench/schema.json`, `${out}/bench-report.schema.json`);
 
 await Deno.writeTextFile(`${out}/bin/echogate.mjs`, `#!/usr/bin/env node\nimport "../esm/src/cli.js";\n`);
 await Deno.chmod(`${out}/bin/echogate.mjs`, 0o755);
@@ -106,7 +109,7 @@ const packageJson = {
   typesVersions: { "*": typesVersions },
   bin: { echogate: "./bin/echogate.mjs" },
   engines: { node: ">=20" },
-  files: ["esm", "script", "bin"],
+  files: ["esm", "script", "bin", "bench-report.schema.json"],
   sideEffects: false,
   keywords: ["tcp", "echo", "socket", "deno", "bun", "node"],
   dependencies: {},

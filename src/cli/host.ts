@@ -29,6 +29,8 @@ export interface CliHost {
   onSignal(signal: "SIGINT" | "SIGTERM", handler: () => void): void;
   /** Reads a UTF-8 text file. */
   readTextFile(path: string): Promise<string>;
+  /** Writes a UTF-8 text file (`bench --hdr`). */
+  writeTextFile?(path: string, text: string): Promise<void>;
   /**
    * The descriptor limit and how many are open, where the runtime can tell (Linux `/proc`);
    * `bench` checks `--conns` against it before connecting.

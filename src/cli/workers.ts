@@ -23,7 +23,7 @@ import type { CliHost, WorkerProcess } from "./host.ts";
 export const WORKER_ENV = "ECHOGATE_WORKER";
 
 /** Marks a control line among a worker's log lines. */
-const CONTROL = "\u001e";
+export const CONTROL = "\u001e";
 
 /** First pause before a dead worker is started again; it doubles up to MAX_RESTART_MS. */
 const FIRST_RESTART_MS = 100;
@@ -55,7 +55,7 @@ function decode(line: string): Message | undefined {
 }
 
 /** Splits text arriving in pieces into lines (without their newline); the last unfinished line comes at the end. */
-async function* lines(pieces: AsyncIterable<string>): AsyncIterable<string> {
+export async function* lines(pieces: AsyncIterable<string>): AsyncIterable<string> {
   let rest = "";
   for await (const piece of pieces) {
     rest += piece;
