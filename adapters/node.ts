@@ -7,7 +7,6 @@
 
 import * as net from "node:net";
 import cluster from "node:cluster";
-import process from "node:process";
 import { Buffer } from "node:buffer";
 import { unlink } from "node:fs/promises";
 import {
@@ -24,12 +23,6 @@ import { type CliHost, processHost } from "./_process_host.ts";
 import { socketBudget } from "./_descriptors.ts";
 
 const RESOLVED: Promise<void> = Promise.resolve();
-
-// `net.Server.listen({ reusePort })` exists from Node 22.12 and 23.1.
-const NET_HAS_REUSE_PORT = (() => {
-  const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
-  return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
-})();
 
 const WRAPPER: unique symbol = Symbol("echogate.NodeStreamSocket");
 type TaggedSocket = net.Socket & { [WRAPPER]: NodeStreamSocket };
@@ -200,10 +193,13 @@ export const transport: Transport = {
       };
       if ("path" in endpoint) server.listen({ path: endpoint.path }, ready);
       else {
-        // Under node:cluster the primary owns the socket and shares it already; outside it,
-        // SO_REUSEPORT where `net` has it (Node 22.12+, 23.1+).
-        const reusePort = options?.reusePort === true && !cluster.isWorker && NET_HAS_REUSE_PORT;
-        server.listen({ host: endpoint.hostname, port: endpoint.port, ...(reusePort ? { reusePort } : {}) }, ready);
+        // `reusePort` is for workers: under node:cluster the primary owns the socket and shares it
+        // already. (Node 22.12+/23.1+ `net` has reusePort too; the supervisor uses cluster on every Node.)
+        if (options?.reusePort && !cluster.isWorker) {
+          reject(new Error("reusePort on Node needs a node:cluster worker (echogate --workers starts them)"));
+          return;
+        }
+        server.listen({ host: endpoint.hostname, port: endpoint.port }, ready);
       }
     });
   },
