@@ -54,9 +54,9 @@ export interface PenaltyOptions {
  * ```ts
  * import { type PenaltyKind, PenaltyBox, type PenaltyShare } from "./mod.ts";
  *
- * const appliers: ((address: string, kind: PenaltyKind) => void)[] = [];
+ * const appliers: ((address: string, kind: PenaltyKind, at: number) => void)[] = [];
  * const share = (index: number): PenaltyShare => ({
- *   publish: (address, kind) => appliers.forEach((apply, i) => i !== index && apply(address, kind)),
+ *   publish: (address, kind, at) => appliers.forEach((apply, i) => i !== index && apply(address, kind, at)),
  *   subscribe: (apply) => void (appliers[index] = apply),
  * });
  * const a = new PenaltyBox({ exempt: [], share: share(0) });
@@ -66,10 +66,13 @@ export interface PenaltyOptions {
  * ```
  */
 export interface PenaltyShare {
-  /** Called after each penalty this table gives, with its source's address and kind. */
-  publish(address: string, kind: PenaltyKind): void;
-  /** Called once, with the function that applies a penalty published elsewhere to this table. */
-  subscribe(apply: (address: string, kind: PenaltyKind) => void): void;
+  /** Called after each penalty this table gives: its source's address, its kind, and when (ms, the table's clock). */
+  publish(address: string, kind: PenaltyKind, at: number): void;
+  /**
+   * Called once, with the function that applies a penalty given elsewhere at `at` (ms) to this
+   * table, as if given then (so a penalty replayed later decays from when it was given).
+   */
+  subscribe(apply: (address: string, kind: PenaltyKind, at: number) => void): void;
 }
 
 /** OpenSSH's default exemption: loopback, so local health checks are never locked out. */
@@ -122,7 +125,7 @@ export class PenaltyBox {
     this.#now = options.now ?? Date.now;
     this.#onOverflow = options.onOverflow;
     this.#share = options.share;
-    this.#share?.subscribe((address, kind) => void this.#add(address, kind));
+    this.#share?.subscribe((address, kind, at) => void this.#add(address, kind, at));
   }
 
   /**
@@ -133,15 +136,16 @@ export class PenaltyBox {
    * @returns The source's accrued penalty in seconds after this one (0 when exempt or not an IP).
    */
   penalize(address: string, kind: PenaltyKind): number {
-    const accrued = this.#add(address, kind);
-    if (accrued > 0) this.#share?.publish(address, kind);
+    const now = this.#now();
+    const accrued = this.#add(address, kind, now);
+    if (accrued > 0) this.#share?.publish(address, kind, now);
     return accrued;
   }
 
-  #add(address: string, kind: PenaltyKind): number {
+  #add(address: string, kind: PenaltyKind, at: number): number {
     const source = sourceOf(address);
     if (!source || this.#isExempt(source.bytes)) return 0;
-    const now = this.#now();
+    const now = Math.min(at, this.#now());
     const table = this.#tables[source.family];
     const entry = table.get(source.key);
     const penalty = entry ?? { expiry: now, active: false };

@@ -232,6 +232,69 @@ describe(`--workers on ${RUNTIME}`, () => {
     60_000,
   );
 
+  test(
+    "a worker started again after a death knows the penalties the others gave: it refuses the source too",
+    async () => {
+      const server = await startWorkers([
+        "gate",
+        "serve",
+        "--port",
+        "0",
+        "--workers",
+        "2",
+        "--penalty-exempt",
+        "none",
+        "--json",
+        "--token",
+        "right",
+      ]);
+      const events = (name: string) =>
+        server.stdout().split("\n").filter((line) => line.includes(`"event":"${name}"`)).map((line) =>
+          JSON.parse(line) as { worker: number }
+        );
+      for (let i = 0; i < 4; i++) {
+        const socket = resources.add(await connect(server.port));
+        await socket.write(bytes("wrong"));
+        expect(text(await readAll(socket))).toBe("please go out!");
+        await waitFor(() => (events("penalty").length === i + 1 ? true : undefined), 5000, `penalty ${i + 1}`);
+        await new Promise((resolve) => setTimeout(resolve, 150));
+      }
+      const [victim] = childPids(server.process.pid!);
+      globalThis.process.kill(victim!, "SIGKILL");
+      const dead = Number(
+        (await waitFor(
+          () =>
+            /"event":"worker-exit","worker":(\d+),"code":null,"signal":"SIGKILL"/.exec(server.stderr()) ?? undefined,
+          5000,
+          "the death",
+        ))[
+          1
+        ],
+      );
+      await waitFor(
+        () => {
+          const pids = childPids(server.process.pid!);
+          return pids.length === 2 && !pids.includes(victim!) ? true : undefined;
+        },
+        10_000,
+        "the worker to be started again",
+      );
+      await new Promise((resolve) => setTimeout(resolve, 500)); // let it listen
+      // The right token now: only a worker that forgot the penalties would let it in.
+      let refusedByRestarted = false;
+      for (let i = 0; i < 60 && !refusedByRestarted; i++) {
+        const before = events("refused").length;
+        const socket = resources.add(await connect(server.port));
+        await socket.write(bytes("right")).catch(() => {});
+        expect(text(await readAll(socket).catch(() => new Uint8Array()))).toBe("");
+        const refusal = await waitFor(() => events("refused")[before], 5000, "the refusal");
+        refusedByRestarted = refusal.worker === dead;
+      }
+      expect(refusedByRestarted).toBe(true);
+    },
+    60_000,
+  );
+
   test("a port in use fails the supervisor with 'in use', leaving no worker", async () => {
     const other = resources.child(await startCliServer(RUNTIME, ["echo", "serve", "--port", "0"]));
     const result = await runCommand([

@@ -30,10 +30,17 @@ const FIRST_RESTART_MS = 100;
 const MAX_RESTART_MS = 10_000;
 /** A worker that ran this long before dying starts again after FIRST_RESTART_MS. */
 const STABLE_MS = 10_000;
+/**
+ * Penalties the supervisor keeps to replay to a worker it starts again, so a restarted worker
+ * knows the sources the others have penalised: the latest ones, for as long as a penalty can
+ * last (600 s by default).
+ */
+const MAX_REPLAY = 65_536;
+const REPLAY_MS = 600_000;
 
 type Message =
   | { t: "listening"; address: string; port?: number }
-  | { t: "penalty"; address: string; kind: PenaltyKind }
+  | { t: "penalty"; address: string; kind: PenaltyKind; at: number }
   | { t: "stop" };
 
 const PENALTY_KINDS: readonly string[] = ["authfail", "grace-exceeded", "noauth"];
@@ -46,7 +53,10 @@ function decode(line: string): Message | undefined {
   try {
     const message = JSON.parse(line.slice(CONTROL.length)) as Message;
     if (message.t === "penalty") {
-      return typeof message.address === "string" && PENALTY_KINDS.includes(message.kind) ? message : undefined;
+      return typeof message.address === "string" && PENALTY_KINDS.includes(message.kind) &&
+          typeof message.at === "number"
+        ? message
+        : undefined;
     }
     return message.t === "listening" || message.t === "stop" ? message : undefined;
   } catch {
@@ -106,8 +116,8 @@ export class WorkerChannel {
   /** This worker's number, from 1. */
   readonly number: number;
   readonly #host: CliHost;
-  #apply: ((address: string, kind: PenaltyKind) => void) | undefined;
-  #early: { address: string; kind: PenaltyKind }[] = [];
+  #apply: ((address: string, kind: PenaltyKind, at: number) => void) | undefined;
+  #early: { address: string; kind: PenaltyKind; at: number }[] = [];
   #onStop: (() => void) | undefined;
   #stopAsked = false;
 
@@ -123,10 +133,10 @@ export class WorkerChannel {
 
   /** Penalties given here go to the supervisor; those given by other workers come back here. */
   readonly share: PenaltyShare = {
-    publish: (address, kind) => this.#host.writeOut(encode({ t: "penalty", address, kind }).slice(0, -1)),
+    publish: (address, kind, at) => this.#host.writeOut(encode({ t: "penalty", address, kind, at }).slice(0, -1)),
     subscribe: (apply) => {
       this.#apply = apply;
-      for (const { address, kind } of this.#early.splice(0)) apply(address, kind);
+      for (const { address, kind, at } of this.#early.splice(0)) apply(address, kind, at);
     },
   };
 
@@ -138,8 +148,8 @@ export class WorkerChannel {
         if (!line.startsWith(CONTROL)) continue;
         const message = decode(line);
         if (message?.t === "penalty") {
-          if (this.#apply) this.#apply(message.address, message.kind);
-          else if (this.#early.length < 10_000) this.#early.push(message);
+          if (this.#apply) this.#apply(message.address, message.kind, message.at);
+          else if (this.#early.length < MAX_REPLAY) this.#early.push(message);
         } else if (message?.t === "stop") this.#stop();
       }
     } catch {
@@ -224,6 +234,7 @@ export async function supervise(host: CliHost, options: SuperviseOptions): Promi
   let finished: ((code: number) => void) | undefined;
   const done = new Promise<number>((resolve) => (finished = resolve));
   const exitCodes: (number | null)[] = [];
+  const given: Extract<Message, { t: "penalty" }>[] = [];
   let firstAddress: string | undefined;
   let firstExit: Promise<{ code: number | null }> | undefined;
 
@@ -240,6 +251,10 @@ export async function supervise(host: CliHost, options: SuperviseOptions): Promi
 
   function start(slot: Slot): Promise<boolean> {
     const worker = spawner.spawn(args, { [WORKER_ENV]: String(slot.number) });
+    // A worker started again learns the penalties given while it was away, oldest first.
+    const since = Date.now() - REPLAY_MS;
+    while (given.length > 0 && given[0]!.at < since) given.shift();
+    if (given.length > 0) worker.send(given.map(encode).join(""));
     if (slot.number === 1) firstExit = worker.exited;
     slot.process = worker;
     slot.startedAt = Date.now();
@@ -266,7 +281,11 @@ export async function supervise(host: CliHost, options: SuperviseOptions): Promi
             }
             listening.get(slot.number)?.();
             if (!started) firstAddress ??= message.address;
-          } else if (message?.t === "penalty") broadcast(slot.number, message);
+          } else if (message?.t === "penalty") {
+            broadcast(slot.number, message);
+            given.push(message);
+            if (given.length > MAX_REPLAY) given.splice(0, given.length - MAX_REPLAY);
+          }
         }
       } catch {
         // Its output broke: its exit is reported.
