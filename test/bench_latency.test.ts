@@ -210,6 +210,34 @@ describe(`bench latency on ${RUNTIME}`, () => {
     expect(report.bytesEchoed).toBe(report.operations * 64);
   }, 30_000);
 
+  test(
+    "bench --workers 2 --json-stream: each worker's intervals carry its number, the end object is the merged run",
+    async () => {
+      const server = resources.add(await serveEcho({ transport, port: 0 }));
+      const result = await bench([
+        "--port",
+        String(portOf(server)),
+        "--conns",
+        "2",
+        "--duration",
+        "1.5",
+        "--workers",
+        "2",
+        "--json-stream",
+      ]);
+      expect(result.code).toBe(0);
+      const objects = result.stdout.trim().split("\n").map((line) => JSON.parse(line));
+      expect(objects[0].event).toBe("start");
+      const intervals = objects.filter((o) => o.event === "interval");
+      expect(new Set(intervals.map((o) => o.worker))).toEqual(new Set([1, 2]));
+      const end = objects.at(-1);
+      expect(end.event).toBe("end");
+      expect(end.workers).toBe(2);
+      expect(end.operations).toBe(intervals.reduce((sum, o) => sum + o.operations, 0));
+    },
+    30_000,
+  );
+
   test("bench --workers: more workers than connections is a usage error", async () => {
     const result = await bench(["--port", "1", "--conns", "2", "--workers", "3"]);
     expect(result.code).toBe(2);
