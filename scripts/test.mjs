@@ -4,22 +4,30 @@
 //   1. the npm build (scripts/build_npm.ts), counted as one check: the node CLI tests run its output;
 //   2. static checks, one each: deno fmt --check, deno lint, deno doc --lint, deno test --doc,
 //      deno publish --dry-run;
-//   3. the one test suite (test/*.test.ts) on node, bun and deno;
-//   4. the packed package (scripts/test_pack.mjs): npx, bunx, deno npm:, ESM, CJS, publint, attw.
+//   3. the one test suite (test/*.test.ts) on node, bun and deno, then on Node 22, 24 and 26
+//      (node22, node24, node26: binaries from npm, see scripts/node_matrix.mjs);
+//   4. the packed package (scripts/test_pack.mjs): npx, bunx, deno npm:, ESM, CJS, publint, attw,
+//      on the machine's Node and on each of node22, node24, node26.
 //
 //   npm test                              all of it
-//   npm test -- test/gate.test.ts         only some test files (skips the static and pack checks)
-//   ECHOGATE_RUNTIMES=deno npm test       some runtimes only
+//   npm test -- test/gate.test.ts         only some test files, on node, bun and deno (skips the static
+//                                         and pack checks and the extra Nodes)
+//   ECHOGATE_RUNTIMES=deno npm test       some runtimes only (node22, node24, node26 too)
 
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { ensureNode, envWithNode, NODE_MATRIX } from "./node_matrix.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = `${root}node_modules/.bin`;
 const results = `${root}.test-results`;
 const files = process.argv.slice(2);
-const runtimes = (process.env.ECHOGATE_RUNTIMES ?? "node,bun,deno").split(",").map((s) => s.trim()).filter(Boolean);
+const NODE_MAJORS = Object.keys(NODE_MATRIX); // node22, node24, node26
+// Some test files only: the three runtimes, for a quick loop; everything: the Node majors too.
+const runtimeList = process.env.ECHOGATE_RUNTIMES ??
+  ["node", "bun", "deno", ...(files.length === 0 ? NODE_MAJORS : [])].join(",");
+const runtimes = runtimeList.split(",").map((s) => s.trim()).filter(Boolean);
 const everything = files.length === 0 && process.env.ECHOGATE_RUNTIMES === undefined;
 const EXPORTS = [
   "adapters/mod.ts",
@@ -38,12 +46,12 @@ const STATIC_CHECKS = [
 ];
 
 /** Runs a command with output shown live and captured; resolves with exit code and output. */
-function run(command, args) {
+function run(command, args, env = process.env) {
   return new Promise((resolve) => {
     const child = spawn(command, args, {
       cwd: root,
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, FORCE_COLOR: "0" },
+      env: { ...env, FORCE_COLOR: "0" },
     });
     let output = "";
     child.stdout.on("data", (chunk) => (output += chunk, process.stdout.write(chunk)));
@@ -63,11 +71,26 @@ function vitestCounts(jsonPath) {
 }
 
 /** Runs vitest under `launcher` (node, or deno) and reads the counts from its JSON report. */
-async function vitestSuite(name, launcher) {
+async function vitestSuite(name, launcher, env) {
   const out = `${results}/${name}.json`;
   const reporters = ["--reporter=default", "--reporter=json", `--outputFile.json=${out}`];
-  const { code } = await run(launcher[0], [...launcher.slice(1), vitest, "run", ...reporters, ...files]);
+  const { code } = await run(launcher[0], [...launcher.slice(1), vitest, "run", ...reporters, ...files], env);
   return { code, ...vitestCounts(out) };
+}
+
+/**
+ * Node `name` (node22, ...) from the cache, installed on first use, and an environment that puts
+ * it first on PATH: the suite's child processes (`node npm/bin/echogate.mjs`, `npx`) run on it too.
+ * Resolves to undefined, with the reason printed, where it cannot be installed.
+ */
+function matrixNode(name) {
+  try {
+    const node = ensureNode(name);
+    return { node, env: envWithNode(node) };
+  } catch (error) {
+    console.log(`${name}: cannot run: ${error.message}`);
+    return undefined;
+  }
 }
 
 const vitest = `${root}node_modules/vitest/vitest.mjs`;
@@ -87,6 +110,13 @@ const suites = {
     return { code, passed, failed };
   },
 };
+for (const name of NODE_MAJORS) {
+  suites[name] = async () => {
+    const found = matrixNode(name);
+    if (!found) return { code: 1, passed: 0, failed: 0 };
+    return await vitestSuite(name, [found.node], found.env);
+  };
+}
 
 rmSync(results, { recursive: true, force: true });
 mkdirSync(results, { recursive: true });
@@ -116,7 +146,7 @@ if (build.code !== 0) {
       console.error(`Unknown runtime "${runtime}" in ECHOGATE_RUNTIMES`);
       process.exit(2);
     }
-    console.log(`\n=== ${runtime} ===`);
+    console.log(`\n=== ${runtime}${NODE_MATRIX[runtime] ? ` (Node ${NODE_MATRIX[runtime]})` : ""} ===`);
     const result = await suite();
     // A runner that fails without counting a failed test (crash, unhandled error) still fails the run.
     const runnerFailed = result.code !== 0 && result.failed === 0 ? 1 : 0;
@@ -129,14 +159,20 @@ if (build.code !== 0) {
     );
   }
   if (everything) {
-    console.log("\n=== pack ===");
-    const { code, output } = await run("node", [`${root}scripts/test_pack.mjs`]);
-    const counts = /^(\d+) passed, (\d+) failed$/m.exec(output);
-    const packPassed = Number(counts?.[1] ?? 0);
-    const packFailed = Number(counts?.[2] ?? 0) + (code !== 0 && !Number(counts?.[2] ?? 0) ? 1 : 0);
-    passed += packPassed;
-    failed += packFailed;
-    summary.push(`pack: ${packPassed} passed, ${packFailed} failed`);
+    for (const name of ["node", ...NODE_MAJORS]) {
+      const label = name === "node" ? "pack" : `pack ${name}`;
+      console.log(`\n=== ${label} ===`);
+      const found = name === "node" ? { node: "node", env: process.env } : matrixNode(name);
+      const { code, output } = found
+        ? await run(found.node, [`${root}scripts/test_pack.mjs`], found.env)
+        : { code: 1, output: "" };
+      const counts = /^(\d+) passed, (\d+) failed$/m.exec(output);
+      const packPassed = Number(counts?.[1] ?? 0);
+      const packFailed = Number(counts?.[2] ?? 0) + (code !== 0 && !Number(counts?.[2] ?? 0) ? 1 : 0);
+      passed += packPassed;
+      failed += packFailed;
+      summary.push(`${label}: ${packPassed} passed, ${packFailed} failed`);
+    }
   }
 }
 console.log(`\n${summary.join("\n")}`);

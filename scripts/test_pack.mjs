@@ -96,17 +96,17 @@ const checks = [
     const pkg = JSON.parse(readFileSync(`${root}npm/package.json`, "utf8"));
     if (Object.keys(pkg.dependencies ?? {}).length || pkg.peerDependencies) throw new Error("dependencies found");
   }],
-  ['Node ESM: import { serveEcho } from "echogate" serves and answers', async () => {
+  [`Node ${process.version} ESM: import { serveEcho } from "echogate" serves and answers`, async () => {
     writeFileSync(join(project, "esm.mjs"), `import { sendEcho, serveEcho } from "echogate";\n${LIBRARY_CHECK}`);
-    const result = await run("node", ["esm.mjs"]);
+    const result = await run(process.execPath, ["esm.mjs"]);
     if (result.stdout.trim() !== "ok") throw new Error(result.stderr);
   }],
-  ['Node CJS: require("echogate") serves and answers', async () => {
+  [`Node ${process.version} CJS: require("echogate") serves and answers`, async () => {
     writeFileSync(
       join(project, "cjs.cjs"),
       `const { sendEcho, serveEcho } = require("echogate");\n(async () => {${LIBRARY_CHECK}})();`,
     );
-    const result = await run("node", ["cjs.cjs"]);
+    const result = await run(process.execPath, ["cjs.cjs"]);
     if (result.stdout.trim() !== "ok") throw new Error(result.stderr);
   }],
   ["TypeScript (nodenext) type-checks a consumer of echogate and its subpaths", async () => {
@@ -137,7 +137,7 @@ const checks = [
       `import { transport } from "echogate/adapter"; console.log(transport.runtime);`,
     );
     const seen = [];
-    for (const [command, args] of [["node", []], [`${bin}/bun`, []], [`${bin}/deno`, ["run", "-A"]]]) {
+    for (const [command, args] of [[process.execPath, []], [`${bin}/bun`, []], [`${bin}/deno`, ["run", "-A"]]]) {
       seen.push((await run(command, [...args, "adapter.mjs"])).stdout.trim());
     }
     if (seen.join(",") !== "node,bun,deno") throw new Error(`got ${seen.join(",")}`);
@@ -165,10 +165,14 @@ try {
   writeFileSync(join(project, "package.json"), JSON.stringify({ name: "pack-test", private: true }));
   // Deno uses the project's node_modules instead of fetching echogate from a registry.
   writeFileSync(join(project, "deno.json"), JSON.stringify({ nodeModulesDir: "manual" }));
-  const install = await run("npm", ["install", "--no-audit", "--no-fund", tarball]);
+  // --engine-strict: the install fails unless the package's "engines" admit the Node running npm
+  // (this one: test.mjs runs this script on each Node of the matrix, first on PATH).
+  const install = await run("npm", ["install", "--no-audit", "--no-fund", "--engine-strict", tarball]);
   if (pack.code !== 0 || install.code !== 0) {
     throw new Error(`npm pack/install failed: ${pack.stderr}${install.stderr}`);
   }
+  passed++;
+  console.log(`✓ npm install --engine-strict of the packed tarball on Node ${process.version}`);
   for (const [name, check] of checks) {
     try {
       await check();

@@ -7,8 +7,9 @@
  */
 
 import { utf8 } from "./_bytes.ts";
-import { createHmacSha256 } from "./_sha256.ts";
+import { matchesAnySlot } from "./_constant_time.ts";
 import { TIMED_OUT, within } from "./_timers.ts";
+import { formatAddress } from "./address.ts";
 import { silentLogger } from "./log.ts";
 import { PenaltyBox, type PenaltyKind, type PenaltyOptions } from "./penalties.ts";
 import type { ConnectionContext, ConnectionHandler, EchogateServer, ServerOptions } from "./server.ts";
@@ -39,7 +40,10 @@ export const MAX_TOKEN_BYTES = 1024;
  * ```
  */
 export interface ServeGateOptions extends ServerOptions {
-  /** Accepted tokens; any one of them opens the gate. @default {["1"]} */
+  /**
+   * Accepted tokens; any one of them opens the gate. Each is at most 1024 bytes in UTF-8 (the gate
+   * reads one 1024-byte chunk), else `serveGate` rejects with a `RangeError`. @default {["1"]}
+   */
   tokens?: readonly string[];
   /** How long a connection may take to send its token, in ms. @default {5000} */
   timeoutMs?: number;
@@ -101,6 +105,16 @@ export async function serveGate(options: ServeGateOptions): Promise<EchogateServ
   return await serve({
     ...options,
     port: options.port ?? DEFAULT_GATE_PORT,
+    // A failed TLS handshake is a knock without a token; one left hanging, a knock out of time.
+    onHandshakeError(failure) {
+      options.onHandshakeError?.(failure);
+      if (!box || failure.remoteAddr.transport !== "tcp" || failure.remoteAddr.hostname === "") return;
+      const kind: PenaltyKind = failure.reason === "timeout" ? "grace-exceeded" : "noauth";
+      const accrued = box.penalize(failure.remoteAddr.hostname, kind);
+      if (accrued > 0) {
+        logger.log({ event: "penalty", remote: formatAddress(failure.remoteAddr), kind, accruedSeconds: accrued });
+      }
+    },
     admit(socket) {
       if (box && socket.remoteAddr.transport === "tcp" && box.isBlocked(socket.remoteAddr.hostname)) {
         return "penalised";
@@ -181,14 +195,20 @@ export function tokenFromChunk(chunk: Uint8Array): Uint8Array {
 }
 
 /**
- * Builds a token check that leaks neither the token's content nor its length through timing:
- * both sides are HMAC-SHA-256'd with a key made fresh for this matcher (so digests are useless
- * outside the process), and every accepted digest is compared in full, without early exit. The
- * MAC runs synchronously in plain TypeScript: a few microseconds per knock, with no branch on
- * the data.
+ * Builds a token check whose timing leaks neither the tokens' content nor their lengths, with no
+ * hash and no cryptographic code: every accepted token lives zero-padded in its own 1024-byte
+ * slot ({@linkcode MAX_TOKEN_BYTES}, the most the gate reads), the candidate is copied into a
+ * zeroed slot of the same size, and each check XORs the candidate's slot against every token's
+ * slot in full, 32 bits at a time, and its length against every token's length, OR-ing all the
+ * differences together. There is no early exit and no branch or memory access that depends on
+ * a token's bytes: the work is the same for every candidate, wherever it first differs. It is
+ * synchronous, allocates nothing per check, and costs about 256 word operations per token.
  *
- * @param tokens The accepted tokens.
- * @returns A predicate over candidate token bytes.
+ * @param tokens The accepted tokens, each at most 1024 bytes in UTF-8 (a longer one could never
+ *   be sent in the gate's one 1024-byte chunk, so it is refused here).
+ * @returns A predicate over candidate token bytes; a candidate longer than 1024 bytes never matches.
+ * @throws {TypeError} If `tokens` is empty.
+ * @throws {RangeError} If a token is longer than 1024 bytes.
  *
  * @example
  * ```ts
@@ -201,16 +221,30 @@ export function tokenFromChunk(chunk: Uint8Array): Uint8Array {
  */
 export function createTokenMatcher(tokens: readonly string[]): (candidate: Uint8Array) => boolean {
   if (tokens.length === 0) throw new TypeError("At least one token is required");
-  const mac = createHmacSha256(crypto.getRandomValues(new Uint8Array(32)));
-  const digests = tokens.map((token) => mac(utf8(token)));
-  return (candidate) => {
-    const digest = mac(candidate);
-    let matched = 0;
-    for (const accepted of digests) {
-      let diff = 0;
-      for (let i = 0; i < accepted.length; i++) diff |= accepted[i]! ^ digest[i]!;
-      matched |= diff === 0 ? 1 : 0;
+  const encoded = tokens.map((token) => utf8(token));
+  const slotWords = MAX_TOKEN_BYTES / 4;
+  // Every token in one buffer, zero-padded to its slot; the lengths beside it.
+  const slots = new Int32Array(encoded.length * slotWords);
+  const lengths = new Int32Array(encoded.length);
+  encoded.forEach((token, index) => {
+    if (token.length > MAX_TOKEN_BYTES) {
+      throw new RangeError(
+        `A token is ${token.length} bytes; the gate reads one chunk of at most ${MAX_TOKEN_BYTES} bytes, so it could never match`,
+      );
     }
-    return matched === 1;
+    new Uint8Array(slots.buffer, index * MAX_TOKEN_BYTES, MAX_TOKEN_BYTES).set(token);
+    lengths[index] = token.length;
+  });
+  const candidateWords = new Int32Array(slotWords);
+  const candidateBytes = new Uint8Array(candidateWords.buffer);
+  return (candidate) => {
+    // Only the candidate's own length shows in the copy's time; the peer knows it already.
+    const length = Math.min(candidate.length, MAX_TOKEN_BYTES + 1);
+    candidateBytes.fill(0);
+    candidateBytes.set(candidate.subarray(0, MAX_TOKEN_BYTES));
+    // A candidate over 1024 bytes differs from every length (each is at most 1024).
+    const matched = matchesAnySlot(slots, lengths, slotWords, candidateWords, length);
+    candidateBytes.fill(0); // no copy of the last guess (or token) left behind
+    return matched;
   };
 }

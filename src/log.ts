@@ -4,6 +4,8 @@
  * @module
  */
 
+import type { TlsInfo } from "./tls.ts";
+
 /**
  * Something a server reports. `remote` is the peer's printable address.
  *
@@ -16,7 +18,9 @@
  */
 export type LogEvent =
   | { event: "listening"; protocol: "echo" | "gate"; address: string; workers?: number }
-  | { event: "connect"; remote: string }
+  | { event: "connect"; remote: string; tls?: TlsInfo }
+  | { event: "tls-handshake-failed"; remote: string; reason: "timeout" | "failed"; message: string; more?: number }
+  | { event: "tls-reload"; ok: boolean; message?: string }
   | { event: "close"; remote: string; bytesIn: number; bytesOut: number; durationMs: number }
   | { event: "knock"; remote: string; welcomed: boolean; durationMs: number }
   | { event: "timeout"; remote: string; durationMs: number }
@@ -89,7 +93,7 @@ export function createLogger(options: CreateLoggerOptions): Logger {
             ? { time: now().toISOString(), ...event }
             : { time: now().toISOString(), worker: options.worker, ...event },
         );
-        if (event.event === "error" || event.event === "worker-exit") options.writeErr(line);
+        if (toStderr(event)) options.writeErr(line);
         else options.writeOut(line);
       },
     };
@@ -99,10 +103,15 @@ export function createLogger(options: CreateLoggerOptions): Logger {
       const text = humanLine(event);
       if (text === undefined) return;
       const line = options.worker === undefined ? text : `[worker ${options.worker}] ${text}`;
-      if (event.event === "error" || event.event === "worker-exit") options.writeErr(line);
+      if (toStderr(event)) options.writeErr(line);
       else options.writeOut(line);
     },
   };
+}
+
+/** Errors, failed reloads and dead workers go to standard error. */
+function toStderr(event: LogEvent): boolean {
+  return event.event === "error" || event.event === "worker-exit" || (event.event === "tls-reload" && !event.ok);
 }
 
 function humanLine(event: LogEvent): string | undefined {
@@ -114,7 +123,17 @@ function humanLine(event: LogEvent): string | undefined {
       return `Worker ${event.worker} exited (${event.signal ?? `code ${event.code}`})` +
         (event.restartInMs === undefined ? "" : `: restarting in ${event.restartInMs} ms`);
     case "connect":
-      return `Server connected by ${event.remote}`;
+      return event.tls
+        ? `Server connected by ${event.remote} (${tlsSummary(event.tls)})`
+        : `Server connected by ${event.remote}`;
+    case "tls-handshake-failed": {
+      const more = event.more ? ` (${event.more} more since the last report)` : "";
+      return `TLS handshake ${
+        event.reason === "timeout" ? "timed out" : "failed"
+      } from ${event.remote}: ${event.message}${more}`;
+    }
+    case "tls-reload":
+      return event.ok ? "TLS certificate reloaded" : `TLS reload failed, keeping the old certificate: ${event.message}`;
     case "timeout":
       return "time out";
     case "idle-timeout":
@@ -136,6 +155,14 @@ function humanLine(event: LogEvent): string | undefined {
     case "knock":
       return undefined;
   }
+}
+
+function tlsSummary(tls: TlsInfo): string {
+  const parts = [tls.version ?? "TLS"];
+  if (tls.alpn) parts.push(`ALPN ${tls.alpn}`);
+  if (tls.servername) parts.push(`SNI ${tls.servername}`);
+  if (tls.peerSubject) parts.push(`client ${tls.peerSubject}`);
+  return parts.join(", ");
 }
 
 const PENALTY_REASONS = {

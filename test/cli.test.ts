@@ -57,7 +57,7 @@ describe(`echogate CLI on ${RUNTIME}`, () => {
     [["gate", "serve", "--penalty-exempt", "10.0.0.0/33"], /"--penalty-exempt".*not a CIDR block/],
     [["gate", "serve", "--no-penalties", "--penalty-exempt", "none"], /exclude each other/],
     [["gate", "serve", "--max-pending", "-3"], /"--max-pending"/],
-    [["gate", "serve", "--then", "nowhere"], /"--then".*not "echo", HOST:PORT or unix:PATH/],
+    [["gate", "serve", "--then", "nowhere"], /"--then".*not "echo", HOST:PORT, tls:\/\/HOST:PORT or unix:PATH/],
     [["gate", "serve", "--then", "localhost:99999"], /"--then".*not a port number/],
     [["gate", "serve", "--mode", "line"], /"--mode" applies only with "--then echo"/],
   ];
@@ -70,6 +70,30 @@ describe(`echogate CLI on ${RUNTIME}`, () => {
     expect(lines.slice(1)).toEqual(["Run 'echogate --help' for usage."]);
     expect(result.stderr).not.toMatch(/\n\s+at /);
   });
+
+  test("a token longer than the gate's 1024-byte chunk, which could never match, exits 2 with one line", async () => {
+    for (
+      const [args, env, source] of [
+        [["gate", "serve", "--token", "x".repeat(1025)], {}, '"--token"'],
+        [["gate", "serve"], { ECHOGATE_TOKEN: "\u00e9".repeat(600) }, "env ECHOGATE_TOKEN"],
+      ] as const
+    ) {
+      const result = await run([...args], env);
+      expect(result.code).toBe(2);
+      const [first, ...rest] = result.stderr.trim().split("\n");
+      expect(first).toMatch(/^echogate: Invalid value for /);
+      expect(first).toContain(`${source}: the token is ${source === '"--token"' ? 1025 : 1200} bytes`);
+      expect(rest).toEqual(["Run 'echogate --help' for usage."]);
+    }
+  });
+
+  if (RUNTIME === "node") {
+    test("the node CLI these tests spawn runs on the Node that runs the suite", async () => {
+      // The Node matrix (node22, node24, node26) puts its binary first on PATH for this to hold.
+      const result = await runCommand(["node", "-p", "process.version"]);
+      expect(result.stdout.trim()).toBe(process.version);
+    });
+  }
 
   test("a port in use fails with a message containing 'in use'", async () => {
     const server = resources.add(await serveEcho({ transport, port: 0 }));

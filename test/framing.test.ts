@@ -15,7 +15,6 @@ import {
   toRetainable,
   WriteQueue,
 } from "../src/mod.ts";
-import { createHmacSha256, sha256 } from "../src/_sha256.ts";
 import { ReplySlabs } from "../src/_bytes.ts";
 import { concat } from "./_utils.ts";
 
@@ -170,21 +169,40 @@ describe("framing properties", () => {
     );
   });
 
-  test("the gate's HMAC-SHA-256 equals WebCrypto's for any key and message, and SHA-256 for any split", async () => {
-    await fc.assert(
-      fc.asyncProperty(
-        fc.uint8Array({ minLength: 1, maxLength: 150 }), // WebCrypto refuses empty HMAC keys
-        fc.array(fc.uint8Array({ maxLength: 150 }), { maxLength: 4 }),
-        async (key, parts) => {
-          const message = new Uint8Array(concat(parts));
-          const algorithm = { name: "HMAC", hash: "SHA-256" };
-          const webKey = await crypto.subtle.importKey("raw", key, algorithm, false, ["sign"]);
-          const expected = new Uint8Array(await crypto.subtle.sign("HMAC", webKey, message));
-          expect(createHmacSha256(key)(message)).toEqual(expected);
-          expect(sha256(...parts)).toEqual(new Uint8Array(await crypto.subtle.digest("SHA-256", message)));
+  test("the token matcher says equal exactly when the bytes are equal, for any tokens and near misses", () => {
+    const enc = new TextEncoder();
+    // Any code points, NUL and control characters included, up to 1024 bytes once encoded.
+    const token = fc.string({ unit: "binary", maxLength: 300 }).filter((t) => enc.encode(t).length <= 1024);
+    // Candidates: the token itself, the token changed at one byte, cut short, extended (by NULs
+    // too, which the zero padding must not hide), or arbitrary bytes.
+    const candidate = (t: Uint8Array) =>
+      fc.oneof(
+        fc.constant(t),
+        fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })).map(([at, flip]) => {
+          const changed = t.slice();
+          if (changed.length > 0) changed[at % changed.length]! ^= flip;
+          return changed;
+        }),
+        fc.nat().map((n) => t.slice(0, t.length === 0 ? 0 : n % t.length)),
+        fc.uint8Array({ minLength: 1, maxLength: 4 }).map((tail) => Uint8Array.from([...t, ...tail])),
+        fc.integer({ min: 1, max: 4 }).map((zeros) => Uint8Array.from([...t, ...new Uint8Array(zeros)])),
+        fc.uint8Array({ maxLength: 1100 }),
+      );
+    const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
+    fc.assert(
+      fc.property(
+        fc.array(token, { minLength: 1, maxLength: 4 }).chain((tokens) =>
+          fc.tuple(
+            fc.constant(tokens),
+            fc.nat().chain((pick) => candidate(enc.encode(tokens[pick % tokens.length]!))),
+          )
+        ),
+        ([tokens, guess]) => {
+          const expected = tokens.some((t) => sameBytes(enc.encode(t), guess));
+          expect(createTokenMatcher(tokens)(guess)).toBe(expected);
         },
       ),
-      { numRuns: 200 },
+      { numRuns: 500 },
     );
   });
 

@@ -21,6 +21,7 @@ import {
   text,
   transport,
 } from "./_utils.ts";
+import { matchesAnySlot } from "../src/_constant_time.ts";
 
 const resources = cleanup();
 afterEach(() => resources.run());
@@ -45,6 +46,19 @@ describe(`gate server on ${RUNTIME}`, () => {
   test("welcomes the right token and then closes", async () => {
     const { connect } = await startGate();
     expect(await knockRaw(connect, "1")).toBe(WELCOME);
+  });
+
+  test("a binary token opens the gate byte for byte; the same bytes with a NUL or a byte missing do not", async () => {
+    const token = "\u0000k\u00e9y\u0001";
+    const { connect } = await startGate({ tokens: ["other", token] });
+    const send = async (payload: Uint8Array) => {
+      const socket = await connect();
+      await socket.write(payload);
+      return text(await readAll(socket));
+    };
+    expect(await send(bytes(token))).toBe(WELCOME);
+    expect(await send(bytes(token + "\u0000"))).toBe(REFUSAL);
+    expect(await send(bytes(token).subarray(1))).toBe(REFUSAL);
   });
 
   test("refuses a wrong token", async () => {
@@ -153,5 +167,80 @@ describe("gate token helpers", () => {
     expect(matches(bytes("on"))).toBe(false);
     expect(matches(bytes("one "))).toBe(false);
     expect(() => createTokenMatcher([])).toThrow(/token/);
+  });
+
+  test("createTokenMatcher: equal, unequal, prefix, extension, trailing NUL, binary and length-limit cases", () => {
+    const matches = createTokenMatcher(["s3cret", "\u0000\u00ff\n\u{1f511}", "x".repeat(1024)]);
+    expect(matches(bytes("s3cret"))).toBe(true);
+    expect(matches(bytes("s3creT"))).toBe(false);
+    expect(matches(bytes("S3cret"))).toBe(false);
+    expect(matches(bytes("s3cre"))).toBe(false); // a prefix
+    expect(matches(bytes("s3crets"))).toBe(false); // an extension
+    // Zero padding fills the slot: only the length compare tells these apart from the token.
+    expect(matches(bytes("s3cret\u0000"))).toBe(false);
+    expect(matches(Uint8Array.from([...bytes("s3cret"), 0, 0, 0, 0]))).toBe(false);
+    expect(matches(new Uint8Array(0))).toBe(false);
+    // A binary token (NUL, U+00FF, a newline, an emoji) matches its exact UTF-8 bytes only.
+    expect(matches(bytes("\u0000\u00ff\n\u{1f511}"))).toBe(true);
+    expect(matches(Uint8Array.from([0x00, 0xff, 0x0a]))).toBe(false); // U+00FF as one Latin-1 byte
+    // The longest token (1024 bytes) matches; 1025 bytes whose first 1024 are that token do not.
+    expect(matches(bytes("x".repeat(1024)))).toBe(true);
+    expect(matches(bytes("x".repeat(1025)))).toBe(false);
+    expect(matches(bytes("x".repeat(1023)))).toBe(false);
+    expect(() => createTokenMatcher(["y".repeat(1025)])).toThrow(RangeError);
+    expect(() => createTokenMatcher(["\u00e9".repeat(513)])).toThrow(/1026 bytes/); // 2 bytes each in UTF-8
+    // An empty-token matcher is still exact: only the empty candidate.
+    const empty = createTokenMatcher([""]);
+    expect(empty(new Uint8Array(0))).toBe(true);
+    expect(empty(new Uint8Array(1))).toBe(false);
+  });
+
+  test("the comparison reads every word of every token slot, wherever the candidate first differs", () => {
+    // Counting arrays stand in for the typed arrays: the number of reads must not depend on
+    // the candidate (same for a match, a miss at the first or last word, a shorter candidate).
+    const slotWords = 256;
+    const tokens = [bytes("alpha"), bytes("s3cret-token"), new Uint8Array(1024).fill(7)];
+    const slots = new Int32Array(tokens.length * slotWords);
+    tokens.forEach((t, i) => new Uint8Array(slots.buffer, i * 1024, 1024).set(t));
+    const lengths = Int32Array.from(tokens, (t) => t.length);
+    const counting = <T extends ArrayLike<number>>(array: T, counter: { reads: number }): T =>
+      new Proxy(array, {
+        get(target, key) {
+          if (typeof key === "string" && /^\d+$/.test(key)) counter.reads++;
+          return Reflect.get(target, key);
+        },
+      });
+    const readsFor = (candidate: Uint8Array): { reads: number; matched: boolean } => {
+      const words = new Int32Array(slotWords);
+      new Uint8Array(words.buffer).set(candidate);
+      const counter = { reads: 0 };
+      const matched = matchesAnySlot(
+        counting(slots, counter),
+        counting(lengths, counter),
+        slotWords,
+        counting(words, counter),
+        candidate.length,
+      );
+      return { reads: counter.reads, matched };
+    };
+    const lastWordDiffers = new Uint8Array(1024).fill(7);
+    lastWordDiffers[1023] = 8;
+    const firstByteDiffers = new Uint8Array(1024).fill(7);
+    firstByteDiffers[0] = 0;
+    const cases = [
+      bytes("s3cret-token"), // matches the second token
+      new Uint8Array(1024).fill(7), // matches the third, a full slot
+      bytes("t3cret-token"), // differs at the first byte
+      bytes("s3cret-tokeN"), // differs at the last byte
+      lastWordDiffers,
+      firstByteDiffers,
+      bytes("s"), // a one-byte prefix
+      new Uint8Array(0),
+    ];
+    const results = cases.map(readsFor);
+    expect(results.map((r) => r.matched)).toEqual([true, true, false, false, false, false, false, false]);
+    // Per token: its length, and its slot's words and the candidate's, all of them.
+    const expected = tokens.length * (1 + 2 * slotWords);
+    expect(results.map((r) => r.reads)).toEqual(cases.map(() => expected));
   });
 });

@@ -21,6 +21,7 @@ import { DEFAULT_GATE_PORT } from "../gate.ts";
 import { parseChoice, parsePort, parsePositiveInt, parseSeconds } from "./args.ts";
 import { type Command, type Options, str } from "./command.ts";
 import type { CliHost } from "./host.ts";
+import { CLIENT_TLS_FLAGS, CLIENT_TLS_HELP, readClientTls } from "./tls_options.ts";
 
 // Descriptors kept free beyond the connections (the runtime's own, stdio, DNS).
 const DESCRIPTOR_RESERVE = 16;
@@ -30,7 +31,8 @@ export const benchCommand: Command = {
   name: "bench",
   usage: `echogate bench [HOST] [--port 50007] [--unix PATH] [--mode pingpong|stream|connect] [--conns 50]
                     [--size B] [--duration 5] [--prefix 'Echo=>'] [--rate R] [--knock TOKEN]
-                    [--timeout 5] [--workers N|auto] [--hdr FILE] [--json | --json-stream]`,
+                    [--timeout 5] [--workers N|auto] [--hdr FILE] [--json | --json-stream]
+                    [--tls [--ca F] [--servername NAME] [--tls-cert F --tls-key F] [--insecure]]`,
   help: `Usage: echogate bench [HOST] [options]
 
 Drives an echo server (echogate's in chunk or raw mode, or any other) over many connections,
@@ -69,10 +71,13 @@ Options:
                        distribution text format (values in ms), for HdrHistogram's plotter
   --json               Print the final report as one JSON object (schema: src/bench/schema.json)
   --json-stream        Print one JSON object per second ("interval"), then the report ("end")
+${CLIENT_TLS_HELP}
+                       (in connect mode, every operation is then a full TLS handshake)
 
 Units: MB is 10^6 bytes of payload echoed back (prefixes not counted); latencies are in ms.
 Before opening N connections, the descriptor limit is checked (where the runtime can tell).`,
   options: {
+    ...CLIENT_TLS_FLAGS,
     port: "string",
     unix: "string",
     mode: "string",
@@ -161,6 +166,7 @@ async function bench(host: CliHost, positionals: string[], options: Options): Pr
   host.onSignal("SIGINT", stop);
   host.onSignal("SIGTERM", stop);
 
+  const tls = await readClientTls(host, options);
   const endpoint = unix !== undefined ? { path: unix } : {
     hostname,
     port: port === undefined ? (knock !== undefined ? DEFAULT_GATE_PORT : DEFAULT_ECHO_PORT) : parsePort("port", port),
@@ -177,6 +183,7 @@ async function bench(host: CliHost, positionals: string[], options: Options): Pr
     rate: rate === undefined ? undefined : parseRate(rate),
     timeoutMs,
     signal: aborter.signal,
+    ...(tls && { tls }),
   };
   if (share) {
     // A worker of a split bench: its share of the connections and of the rate, reported to the supervisor.

@@ -24,13 +24,25 @@ import {
 } from "./command.ts";
 import type { CliHost } from "./host.ts";
 import { supervise, WorkerChannel, workerLogger, workerNumber, workersOption } from "./workers.ts";
+import {
+  CLIENT_TLS_FLAGS,
+  CLIENT_TLS_HELP,
+  explainTlsConfigError,
+  readClientTls,
+  readServerTls,
+  reloadOnSighup,
+  SERVER_TLS_FLAGS,
+  SERVER_TLS_HELP,
+  serverTlsFiles,
+} from "./tls_options.ts";
 
 /** `echogate echo serve`: the seed's echo server. */
 export const echoServeCommand: Command = {
   name: "echo serve",
   usage: `echogate echo serve [--host 127.0.0.1] [--port 50007] [--unix PATH] [--mode chunk|line|raw]
                     [--prefix 'Echo=>'] [--idle-timeout S] [--max-line BYTES] [--max-conns N]
-                    [--drain-timeout 5] [--workers N|auto] [--json]`,
+                    [--drain-timeout 5] [--workers N|auto] [--json]
+                    [--tls-cert F --tls-key F [--tls-client-ca F] [--alpn L] [--tls-handshake-timeout 10]]`,
   help: `Usage: echogate echo serve [options]
 
 Answers every read with prefix + chunk until the peer closes (the seed's echo server).
@@ -49,8 +61,10 @@ Options:
   --drain-timeout S    On SIGINT/SIGTERM, give open connections S seconds to finish (default 5)
   --workers N|auto     Serve the port from N processes (auto: one per core) under one supervisor;
                        TCP only. On Deno the workers run with --unstable-net (for reusePort)
-  --json               Log one JSON object per event`,
+  --json               Log one JSON object per event
+${SERVER_TLS_HELP}`,
   options: {
+    ...SERVER_TLS_FLAGS,
     host: "string",
     port: "string",
     unix: "string",
@@ -82,7 +96,8 @@ export function echoOptions(options: Options): EchoOptions {
 /** `echogate echo send`: the seed's echo client. */
 export const echoSendCommand: Command = {
   name: "echo send",
-  usage: "echogate echo send  [HOST] [MSG...] [--port 50007] [--unix PATH] [--timeout S]",
+  usage: `echogate echo send  [HOST] [MSG...] [--port 50007] [--unix PATH] [--timeout S]
+                    [--tls [--ca F] [--servername NAME] [--tls-cert F --tls-key F] [--insecure]]`,
   help: `Usage: echogate echo send [HOST] [MSG...] [options]
 
 Sends each message (default 'Hello network world') and prints "Client received: '<reply>'".
@@ -91,8 +106,9 @@ With --unix, every positional is a message.
 Options:
   --port PORT          Server port (default ${DEFAULT_ECHO_PORT}); HOST defaults to localhost
   --unix PATH          Connect to a unix socket instead
-  --timeout S          Wait at most S seconds for each reply (default 5)`,
-  options: { port: "string", unix: "string", timeout: "string" },
+  --timeout S          Wait at most S seconds for each reply (default 5)
+${CLIENT_TLS_HELP}`,
+  options: { ...CLIENT_TLS_FLAGS, port: "string", unix: "string", timeout: "string" },
   run: echoSend,
 };
 
@@ -106,20 +122,26 @@ async function echoServe(host: CliHost, positionals: string[], options: Options)
     return await supervise(host, { count: workers, protocol: "echo", json: options.json === true });
   }
   const channel = worker === undefined ? undefined : new WorkerChannel(host, worker);
+  const tlsFiles = serverTlsFiles(options);
+  const tls = tlsFiles && await readServerTls(host, tlsFiles, options);
   const server = await serveEcho({
     transport: host.transport,
     ...settings,
+    ...(tls && { tls }),
     reusePort: channel !== undefined,
     logger: workerLogger(host, options.json === true, worker),
-  }).catch(explainListenError);
+  }).catch(explainTlsConfigError(tlsFiles)).catch(explainListenError);
+  if (tlsFiles) reloadOnSighup(host, server, tlsFiles, options);
   return channel ? await channel.run(server, drain) : await untilSignal(host, server, drain);
 }
 
 async function echoSend(host: CliHost, positionals: string[], options: Options): Promise<number> {
   const { target, rest } = clientTarget(positionals, options, DEFAULT_ECHO_PORT);
+  const tls = await readClientTls(host, options);
   await sendEcho({
     transport: host.transport,
     ...target,
+    ...(tls && { tls }),
     messages: rest.length > 0 ? rest : undefined,
     onReply: (reply) => host.writeOut(`Client received: ${pythonRepr(reply)}`),
   });

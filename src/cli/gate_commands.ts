@@ -3,7 +3,7 @@
 import { knockGate } from "../client.ts";
 import { createEchoHandler } from "../echo.ts";
 import { UsageError } from "../errors.ts";
-import { DEFAULT_GATE_PORT, DEFAULT_TOKEN, serveGate } from "../gate.ts";
+import { DEFAULT_GATE_PORT, DEFAULT_TOKEN, MAX_TOKEN_BYTES, serveGate } from "../gate.ts";
 import { errorMessage } from "../log.ts";
 import { parseCidr, type PenaltyOptions } from "../penalties.ts";
 import { createProxyHandler } from "../proxy.ts";
@@ -23,14 +23,27 @@ import {
 } from "./command.ts";
 import type { CliHost } from "./host.ts";
 import { supervise, WorkerChannel, workerLogger, workerNumber, workersOption } from "./workers.ts";
+import {
+  CLIENT_TLS_FLAGS,
+  CLIENT_TLS_HELP,
+  explainTlsConfigError,
+  readClientTls,
+  readPem,
+  readServerTls,
+  reloadOnSighup,
+  SERVER_TLS_FLAGS,
+  SERVER_TLS_HELP,
+  serverTlsFiles,
+} from "./tls_options.ts";
 
 /** `echogate gate serve`: the seed's knock gate. */
 export const gateServeCommand: Command = {
   name: "gate serve",
   usage: `echogate gate serve [--host 127.0.0.1] [--port 8001] [--unix PATH] [--token 1 | --token-file F]
                     [--timeout 5] [--max-conns N] [--max-pending N] [--penalty-exempt CIDR,... | none]
-                    [--no-penalties] [--then echo | --then HOST:PORT] [--drain-timeout 5]
-                    [--workers N|auto] [--json]
+                    [--no-penalties] [--then echo | --then HOST:PORT | --then tls://HOST:PORT [--then-ca F]]
+                    [--drain-timeout 5] [--workers N|auto] [--json]
+                    [--tls-cert F --tls-key F [--tls-client-ca F] [--alpn L] [--tls-handshake-timeout 10]]
                     (env ECHOGATE_TOKEN also sets the token)`,
   help: `Usage: echogate gate serve [options]
 
@@ -54,14 +67,19 @@ Options:
   --then echo          Keep a welcomed connection open as an echo session (--mode, --prefix,
                        --max-line and --idle-timeout apply, as for echo serve)
   --then HOST:PORT     Forward a welcomed connection to HOST:PORT ([::1]:PORT for IPv6, unix:PATH)
+  --then tls://HOST:PORT  Forward it over TLS, verifying the upstream (system roots, plus --then-ca F)
   --drain-timeout S    On SIGINT/SIGTERM, give open connections S seconds to finish (default 5)
   --workers N|auto     Serve the port from N processes (auto: one per core) under one supervisor;
                        TCP only. Penalties are shared between workers. On Deno the workers run
                        with --unstable-net (for reusePort)
   --json               Log one JSON object per event
 
+${SERVER_TLS_HELP}
+
 The token is never logged; a token on the command line (visible in ps) or the default one gets a warning.`,
   options: {
+    ...SERVER_TLS_FLAGS,
+    "then-ca": "string",
     host: "string",
     port: "string",
     unix: "string",
@@ -87,7 +105,8 @@ The token is never logged; a token on the command line (visible in ps) or the de
 /** `echogate gate knock`: the seed's first client. */
 export const gateKnockCommand: Command = {
   name: "gate knock",
-  usage: "echogate gate knock [HOST] [--port 8001] [--unix PATH] [--token 1] [--delay 2] [--timeout S]",
+  usage: `echogate gate knock [HOST] [--port 8001] [--unix PATH] [--token 1] [--delay 2] [--timeout S]
+                    [--tls [--ca F] [--servername NAME] [--tls-cert F --tls-key F] [--insecure]]`,
   help: `Usage: echogate gate knock [HOST] [options]
 
 Connects, waits --delay seconds, sends the token and prints the reply. Exits 0 only when welcomed.
@@ -97,8 +116,16 @@ Options:
   --unix PATH          Connect to a unix socket instead
   --token TOKEN        Token to send (default ${DEFAULT_TOKEN})
   --delay S            Seconds to wait before sending (default 2, as the seed's client)
-  --timeout S          Seconds to wait for the reply (default 5)`,
-  options: { port: "string", unix: "string", token: "string", delay: "string", timeout: "string" },
+  --timeout S          Seconds to wait for the reply (default 5)
+${CLIENT_TLS_HELP}`,
+  options: {
+    ...CLIENT_TLS_FLAGS,
+    port: "string",
+    unix: "string",
+    token: "string",
+    delay: "string",
+    timeout: "string",
+  },
   run: gateKnock,
 };
 
@@ -117,17 +144,21 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
     timeoutMs: timeout === undefined ? undefined : parseSeconds("timeout", timeout),
     maxPending: maxPending === undefined ? undefined : parsePositiveInt("max-pending", maxPending),
     penalties: penalties && channel ? { ...penalties, share: channel.share } : penalties,
-    handoff: handoff(host, options),
+    handoff: await handoff(host, options),
     reusePort: channel !== undefined,
     logger: workerLogger(host, options.json === true, worker),
   };
   const drain = drainMs(options);
+  const tlsFiles = serverTlsFiles(options);
+  const tls = tlsFiles && await readServerTls(host, tlsFiles, options);
   // Workers read the token themselves, quietly: their supervisor has warned once.
   const tokens = await resolveTokens(host, options, channel !== undefined);
   if (workers !== undefined && worker === undefined) {
     return await supervise(host, { count: workers, protocol: "gate", json: options.json === true });
   }
-  const server = await serveGate({ ...settings, tokens }).catch(explainListenError);
+  const server = await serveGate({ ...settings, ...(tls && { tls }), tokens })
+    .catch(explainTlsConfigError(tlsFiles)).catch(explainListenError);
+  if (tlsFiles) reloadOnSighup(host, server, tlsFiles, options);
   return channel ? await channel.run(server, drain) : await untilSignal(host, server, drain);
 }
 
@@ -143,13 +174,14 @@ async function resolveTokens(host: CliHost, options: Options, quiet = false): Pr
     }
     const tokens = text.split("\n").map((line) => line.replace(/\r$/, "")).filter((line) => line !== "");
     if (tokens.length === 0) throw new UsageError(`Invalid value for "--token-file": "${file}" holds no token`);
-    return tokens;
+    return fitting(tokens, `"--token-file": a line of "${file}"`);
   }
   const env = host.env("ECHOGATE_TOKEN");
-  if (env !== undefined && env !== "") return [env];
+  if (env !== undefined && env !== "") return fitting([env], "env ECHOGATE_TOKEN");
   const token = str(options, "token");
   if (token === "") throw new UsageError(`Invalid value for "--token": the token is empty`);
   if (token !== undefined) {
+    fitting([token], `"--token"`);
     if (quiet) return [token];
     host.writeErr(
       "echogate: warning: the token was given on the command line, where other users can read it (ps); " +
@@ -163,6 +195,20 @@ async function resolveTokens(host: CliHost, options: Options, quiet = false): Pr
     );
   }
   return [DEFAULT_TOKEN];
+}
+
+/** The gate reads one chunk of at most 1024 bytes: a longer token could never be sent whole. */
+function fitting(tokens: string[], source: string): string[] {
+  const encoder = new TextEncoder();
+  for (const token of tokens) {
+    const length = encoder.encode(token).length;
+    if (length > MAX_TOKEN_BYTES) {
+      throw new UsageError(
+        `Invalid value for ${source}: the token is ${length} bytes, over the gate's ${MAX_TOKEN_BYTES}-byte chunk, so it could never match`,
+      );
+    }
+  }
+  return tokens;
 }
 
 function penaltyOptions(options: Options): PenaltyOptions | false {
@@ -184,9 +230,18 @@ function penaltyOptions(options: Options): PenaltyOptions | false {
   return { exempt: blocks };
 }
 
-/** Reads --then: "echo", "HOST:PORT", "[v6]:PORT" or "unix:PATH". */
-function handoff(host: CliHost, options: Options): ConnectionHandler | undefined {
-  const then = str(options, "then");
+/** Reads --then: "echo", "HOST:PORT", "[v6]:PORT", "tls://HOST:PORT" (with --then-ca) or "unix:PATH". */
+async function handoff(host: CliHost, options: Options): Promise<ConnectionHandler | undefined> {
+  let then = str(options, "then");
+  const thenCa = str(options, "then-ca");
+  const overTls = then?.startsWith("tls://") === true;
+  if (thenCa !== undefined && !overTls) {
+    throw new UsageError(`Option "--then-ca" applies only with "--then tls://HOST:PORT"`);
+  }
+  if (overTls) then = then!.slice("tls://".length);
+  if (overTls && then!.startsWith("unix:")) {
+    throw new UsageError(`Invalid value for "--then": TLS upstreams are TCP only`);
+  }
   const echoFlags = ["mode", "prefix", "max-line", "idle-timeout"].filter((name) => options[name] !== undefined);
   if (then !== "echo" && echoFlags.length > 0) {
     throw new UsageError(`Option "--${echoFlags[0]}" applies only with "--then echo"`);
@@ -195,8 +250,15 @@ function handoff(host: CliHost, options: Options): ConnectionHandler | undefined
   if (then === "echo") return createEchoHandler(echoOptions(options));
   if (then.startsWith("unix:") && then.length > 5) return createProxyHandler(host.transport, { path: then.slice(5) });
   const match = /^(?:\[([^\]]+)\]|([^:\[\]]+)):(\d+)$/.exec(then);
-  if (!match) throw new UsageError(`Invalid value for "--then": "${then}" is not "echo", HOST:PORT or unix:PATH`);
-  return createProxyHandler(host.transport, { hostname: match[1] ?? match[2]!, port: parsePort("then", match[3]!) });
+  if (!match) {
+    throw new UsageError(
+      `Invalid value for "--then": "${then}" is not "echo", HOST:PORT, tls://HOST:PORT or unix:PATH`,
+    );
+  }
+  const upstream = { hostname: match[1] ?? match[2]!, port: parsePort("then", match[3]!) };
+  if (!overTls) return createProxyHandler(host.transport, upstream);
+  const ca = thenCa === undefined ? undefined : await readPem(host, "then-ca", thenCa, "certificate");
+  return createProxyHandler(host.transport, upstream, { tls: ca === undefined ? {} : { ca } });
 }
 
 async function gateKnock(host: CliHost, positionals: string[], options: Options): Promise<number> {
@@ -204,9 +266,11 @@ async function gateKnock(host: CliHost, positionals: string[], options: Options)
   noPositionals(rest);
   const delay = str(options, "delay");
   const token = str(options, "token");
+  const tls = await readClientTls(host, options);
   const result = await knockGate({
     transport: host.transport,
     ...target,
+    ...(tls && { tls }),
     token: token ?? DEFAULT_TOKEN,
     delayMs: delay === undefined ? undefined : parseSeconds("delay", delay),
   });

@@ -90,6 +90,10 @@ export function workersOption(host: CliHost, options: Options): number | undefin
       `"--workers" needs a TCP port: a unix socket takes one listener (drop "--unix" or "--workers")`,
     );
   }
+  if (str(options, "tls-cert") !== undefined) {
+    // Not built yet: the TLS listeners do not take reusePort, and TLS under workers is untested.
+    throw new UsageError(`"--workers" and "--tls-cert" cannot be used together yet`);
+  }
   if (!host.workers) throw new UsageError(`"--workers" is not available on this runtime`);
   return value === "auto" ? Math.max(1, host.workers.cores()) : parsePositiveInt("workers", value);
 }
