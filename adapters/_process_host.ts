@@ -1,12 +1,13 @@
 // The CLI host for runtimes with Node's `process` global (Node and Bun).
 
 import { fstatSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import process from "node:process";
 import type { CliHost } from "../src/cli/host.ts";
 import { EXIT_FLUSH_MS, LineOutput, type WriteText } from "../src/cli/output.ts";
 import type { Transport } from "../src/mod.ts";
 import { fileDescriptorUsage } from "./_descriptors.ts";
+import { processWorkers, readStdin } from "./_workers.ts";
 
 export type { CliHost };
 
@@ -47,5 +48,8 @@ export function processHost(transport: Transport): CliHost {
     fileDescriptors: fileDescriptorUsage,
     isTerminal: (stream) => process[stream].isTTY === true,
     onOutputDropped: (reporter) => output.onDropped(reporter),
+    writeTextFile: (path, text) => writeFile(path, text, "utf8"),
+    workers: processWorkers,
+    readInput: readStdin,
   };
 }

@@ -84,7 +84,14 @@ interface BunTlsOptions {
 type BunEndpoint = { hostname: string; port: number } | { unix: string };
 /** @see https://bun.sh/reference/bun/listen */
 interface BunApi {
-  listen(options: BunEndpoint & { socket: BunSocketHandler; allowHalfOpen: boolean; tls?: BunTlsOptions }): {
+  listen(
+    options: BunEndpoint & {
+      socket: BunSocketHandler;
+      allowHalfOpen: boolean;
+      reusePort?: boolean;
+      tls?: BunTlsOptions;
+    },
+  ): {
     readonly hostname?: string;
     readonly port?: number;
     stop(closeActiveConnections?: boolean): void;
@@ -466,6 +473,7 @@ export const transport: Transport = {
       listener = Bun.listen({
         ...bunEndpoint(endpoint),
         allowHalfOpen: true,
+        ...(options?.reusePort && unixPath === undefined ? { reusePort: true } : {}),
         socket: handlerFor(known, handlers.onSocket),
       });
     } catch (error) {

@@ -26,7 +26,7 @@ import {
   type TlsServerOptions,
   type Transport,
 } from "../src/mod.ts";
-import type { CliHost } from "../src/cli/host.ts";
+import type { CliHost, WorkerSpawner } from "../src/cli/host.ts";
 import { EXIT_FLUSH_MS, LineOutput, type WriteText } from "../src/cli/output.ts";
 import { sleep } from "../src/_timers.ts";
 import { softOpenFilesLimit } from "./_proc_limits.ts";
@@ -61,11 +61,29 @@ interface DenoOutputStream {
   writeSync(bytes: Uint8Array): number;
   isTerminal(): boolean;
 }
+/** @see https://docs.deno.com/api/deno/~/Deno.CommandOptions */
+interface DenoCommandOptions {
+  args: string[];
+  env: Record<string, string>;
+  stdin: "piped";
+  stdout: "piped";
+  stderr: "inherit";
+}
+/** @see https://docs.deno.com/api/deno/~/Deno.ChildProcess */
+interface DenoChild {
+  readonly pid: number;
+  readonly stdin: WritableStream<Uint8Array>;
+  readonly stdout: ReadableStream<Uint8Array>;
+  readonly status: Promise<{ code: number; signal: string | null }>;
+  kill(signal: string): void;
+}
 /** @see https://docs.deno.com/api/deno/~/Deno */
 interface DenoApi {
   /** Only with --unstable-net. */
   listenDatagram?: ListenDatagram;
-  listen(options: { hostname: string; port: number } | { transport: "unix"; path: string }): DenoListener;
+  listen(
+    options: { hostname: string; port: number; reusePort?: boolean } | { transport: "unix"; path: string },
+  ): DenoListener;
   connect(options: { hostname: string; port: number } | { transport: "unix"; path: string }): Promise<DenoConn>;
   listenTls(options: {
     hostname: string;
@@ -89,6 +107,7 @@ interface DenoApi {
   }): Promise<DenoConn>;
   remove(path: string): Promise<void>;
   readTextFile(path: string): Promise<string>;
+  writeTextFile(path: string, text: string): Promise<void>;
   args: string[];
   env: { get(name: string): string | undefined };
   exit(code: number): never;
@@ -98,6 +117,12 @@ interface DenoApi {
   statSync(path: string): { isFile: boolean };
   stdout: DenoOutputStream;
   stderr: DenoOutputStream;
+  execPath(): string;
+  readonly mainModule: string;
+  readonly pid: number;
+  Command: new (command: string, options: DenoCommandOptions) => { spawn(): DenoChild };
+  permissions: { querySync(descriptor: { name: string }): { state: string } };
+  stdin: { readable: ReadableStream<Uint8Array> };
   errors: {
     AddrInUse: new () => Error;
     BadResource: new () => Error;
@@ -441,7 +466,10 @@ export const transport: Transport = {
     if (options?.tls) return listenTlsNative(endpoint, handlers, options.tls);
     let listener: DenoListener;
     try {
-      listener = Deno.listen(denoEndpoint(endpoint));
+      // reusePort is unstable in Deno: without --unstable-net, Deno exits (the supervisor adds the flag).
+      listener = Deno.listen(
+        options?.reusePort && !("path" in endpoint) ? { ...endpoint, reusePort: true } : denoEndpoint(endpoint),
+      );
     } catch (error) {
       return Promise.reject(toListenError(error, endpoint));
     }
@@ -537,6 +565,66 @@ function writerFor(name: "stdout" | "stderr"): WriteText {
   };
 }
 
+async function* textOf(stream: ReadableStream<Uint8Array>): AsyncIterable<string> {
+  const decoder = new TextDecoder();
+  for await (const bytes of stream) yield decoder.decode(bytes, { stream: true });
+}
+
+// The permissions a worker is started with: those this process holds in full.
+const PERMISSIONS = ["read", "write", "net", "env", "run", "sys", "ffi", "import"];
+
+function permissionFlags(): string[] {
+  const granted = PERMISSIONS.filter((name) => {
+    try {
+      return Deno.permissions.querySync({ name }).state === "granted";
+    } catch {
+      return false; // a permission this Deno does not know
+    }
+  });
+  return granted.length === PERMISSIONS.length ? ["--allow-all"] : granted.map((name) => `--allow-${name}`);
+}
+
+/**
+ * Deno's workers: this script again under `Deno.execPath()` with the permissions this process
+ * holds and `--unstable-net`, which `Deno.listen({ reusePort: true })` needs.
+ */
+const denoWorkers: WorkerSpawner = {
+  sharedSocket: false,
+  cores: () => (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1,
+  spawn(args, env) {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", ...permissionFlags(), "--unstable-net", Deno.mainModule, ...args],
+      env,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    let gone = false;
+    const exited = child.status.then((status) => {
+      gone = true;
+      writer.close().catch(() => {});
+      return { code: status.signal === null ? status.code : null, signal: status.signal };
+    });
+    return {
+      pid: child.pid,
+      output: textOf(child.stdout),
+      send(text) {
+        if (!gone) writer.write(encoder.encode(text)).catch(() => {});
+      },
+      kill(signal) {
+        if (gone) return;
+        try {
+          child.kill(signal);
+        } catch {
+          // Exited meanwhile.
+        }
+      },
+      exited,
+    };
+  },
+};
+
 const output = new LineOutput(writerFor("stdout"), writerFor("stderr"));
 
 /**
@@ -573,4 +661,7 @@ export const host: CliHost = {
   },
   isTerminal: (stream) => Deno[stream].isTerminal(),
   onOutputDropped: (reporter) => output.onDropped(reporter),
+  writeTextFile: (path, text) => Deno.writeTextFile(path, text),
+  workers: denoWorkers,
+  readInput: () => textOf(Deno.stdin.readable),
 };

@@ -8,6 +8,7 @@
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { createPrivateKey, X509Certificate } from "node:crypto";
+import cluster from "node:cluster";
 import { Buffer } from "node:buffer";
 import { unlink } from "node:fs/promises";
 import {
@@ -380,7 +381,15 @@ export const transport: Transport = {
         resolve({ addr, close: () => Promise.resolve(void server.close()), maxSockets: socketBudget() });
       };
       if ("path" in endpoint) server.listen({ path: endpoint.path }, ready);
-      else server.listen({ host: endpoint.hostname, port: endpoint.port }, ready);
+      else {
+        // `reusePort` is for workers: under node:cluster the primary owns the socket and shares it
+        // already. (Node 22.12+/23.1+ `net` has reusePort too; the supervisor uses cluster on every Node.)
+        if (options?.reusePort && !cluster.isWorker) {
+          reject(new Error("reusePort on Node needs a node:cluster worker (echogate --workers starts them)"));
+          return;
+        }
+        server.listen({ host: endpoint.hostname, port: endpoint.port }, ready);
+      }
     });
   },
   connect(endpoint, options) {

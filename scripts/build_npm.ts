@@ -89,6 +89,9 @@ exportsMap["./adapter"] = {
 };
 typesVersions["adapter"] = ["./script/adapters/node.d.ts"];
 exportsMap["./package.json"] = "./package.json";
+// The JSON Schema of `echogate bench --json` (docs/bench.md).
+exportsMap["./bench-report.schema.json"] = "./bench-report.schema.json";
+await Deno.copyFile(`${root}src/bench/schema.json`, `${out}/bench-report.schema.json`);
 
 await Deno.writeTextFile(`${out}/bin/echogate.mjs`, `#!/usr/bin/env node\nimport "../esm/src/cli.js";\n`);
 await Deno.chmod(`${out}/bin/echogate.mjs`, 0o755);
@@ -108,7 +111,7 @@ const packageJson = {
   // The majors `npm test` runs on (the machine's Node 20 and scripts/node_matrix.mjs's 22, 24, 26)
   // and later ones; the odd-numbered majors, all past their end of life, were never tested.
   engines: { node: "^20 || ^22 || ^24 || >=26" },
-  files: ["esm", "script", "bin"],
+  files: ["esm", "script", "bin", "bench-report.schema.json"],
   sideEffects: false,
   keywords: ["tcp", "echo", "socket", "deno", "bun", "node"],
   dependencies: {},

@@ -19,7 +19,7 @@ import type { TlsInfo } from "./tls.ts";
  * ```
  */
 export type LogEvent =
-  | { event: "listening"; protocol: "echo" | "gate"; address: string; transport?: "udp" }
+  | { event: "listening"; protocol: "echo" | "gate"; address: string; transport?: "udp"; workers?: number }
   | { event: "connect"; remote: string; proxy?: string; tls?: TlsInfo }
   | { event: "tls-handshake-failed"; remote: string; reason: "timeout" | "failed"; message: string; more?: number }
   | { event: "tls-reload"; ok: boolean; message?: string }
@@ -54,7 +54,8 @@ export type LogEvent =
     message: string;
     /** Failures since the previous report, this one included, by kind. */
     counts: AcceptErrorCounts;
-  };
+  }
+  | { event: "worker-exit"; worker: number; code: number | null; signal: string | null; restartInMs?: number };
 
 /**
  * Receives server events. Pass one to a server's `logger` option.
@@ -85,6 +86,8 @@ export interface CreateLoggerOptions {
   writeErr(line: string): void;
   /** Clock for the `time` field of JSON events. @default {() => new Date()} */
   now?: () => Date;
+  /** The worker this process is (`--workers`): JSON events carry `worker`, lines start `[worker N] `. */
+  worker?: number;
 }
 
 /**
@@ -109,7 +112,11 @@ export function createLogger(options: CreateLoggerOptions): Logger {
   if (options.json) {
     return {
       log(event) {
-        const line = JSON.stringify({ time: now().toISOString(), ...event });
+        const line = JSON.stringify(
+          options.worker === undefined
+            ? { time: now().toISOString(), ...event }
+            : { time: now().toISOString(), worker: options.worker, ...event },
+        );
         if (toStderr(event)) options.writeErr(line);
         else options.writeOut(line);
       },
@@ -117,24 +124,30 @@ export function createLogger(options: CreateLoggerOptions): Logger {
   }
   return {
     log(event) {
-      const line = humanLine(event);
-      if (line === undefined) return;
+      const text = humanLine(event);
+      if (text === undefined) return;
+      const line = options.worker === undefined ? text : `[worker ${options.worker}] ${text}`;
       if (toStderr(event)) options.writeErr(line);
       else options.writeOut(line);
     },
   };
 }
 
+/** Errors, failed reloads, accept failures and dead workers go to standard error. */
 function toStderr(event: LogEvent): boolean {
   if (event.event === "log-dropped") return event.stream === "stderr"; // said where the gap is
   if (event.event === "tls-reload") return !event.ok;
-  return event.event === "error" || event.event === "accept-error";
+  return event.event === "error" || event.event === "accept-error" || event.event === "worker-exit";
 }
 
 function humanLine(event: LogEvent): string | undefined {
   switch (event.event) {
     case "listening":
-      return `${event.protocol} server listening on ${event.address}${event.transport ? ` (${event.transport})` : ""}`;
+      return `${event.protocol} server listening on ${event.address}${event.transport ? ` (${event.transport})` : ""}` +
+        (event.workers === undefined ? "" : ` (${event.workers} worker${event.workers === 1 ? "" : "s"})`);
+    case "worker-exit":
+      return `Worker ${event.worker} exited (${event.signal ?? `code ${event.code}`})` +
+        (event.restartInMs === undefined ? "" : `: restarting in ${event.restartInMs} ms`);
     case "datagram":
       return `Datagram from ${event.remote}`;
     case "datagram-drops":

@@ -40,6 +40,39 @@ export interface PenaltyOptions {
   now?: () => number;
   /** Called when a family's table is full and its oldest entry is evicted. */
   onOverflow?: (family: "ipv4" | "ipv6") => void;
+  /** Shares penalties with the tables of other processes (the workers of `--workers`). */
+  share?: PenaltyShare;
+}
+
+/**
+ * A channel between penalty tables in several processes: each table publishes the penalties it
+ * gives and applies those published by the others, so a source's misbehaviour counts the same
+ * whichever process saw it. Checks at accept stay local; a table learns of another's penalty
+ * once the message has arrived (eventually consistent).
+ *
+ * @example Two tables in one process, sharing
+ * ```ts
+ * import { type PenaltyKind, PenaltyBox, type PenaltyShare } from "./mod.ts";
+ *
+ * const appliers: ((address: string, kind: PenaltyKind, at: number) => void)[] = [];
+ * const share = (index: number): PenaltyShare => ({
+ *   publish: (address, kind, at) => appliers.forEach((apply, i) => i !== index && apply(address, kind, at)),
+ *   subscribe: (apply) => void (appliers[index] = apply),
+ * });
+ * const a = new PenaltyBox({ exempt: [], share: share(0) });
+ * const b = new PenaltyBox({ exempt: [], share: share(1) });
+ * for (let i = 0; i < 4; i++) a.penalize("192.0.2.7", "authfail");
+ * console.log(b.isBlocked("192.0.2.7")); // true
+ * ```
+ */
+export interface PenaltyShare {
+  /** Called after each penalty this table gives: its source's address, its kind, and when (ms, the table's clock). */
+  publish(address: string, kind: PenaltyKind, at: number): void;
+  /**
+   * Called once, with the function that applies a penalty given elsewhere at `at` (ms) to this
+   * table, as if given then (so a penalty replayed later decays from when it was given).
+   */
+  subscribe(apply: (address: string, kind: PenaltyKind, at: number) => void): void;
 }
 
 /** OpenSSH's default exemption: loopback, so local health checks are never locked out. */
@@ -72,6 +105,7 @@ export class PenaltyBox {
   #now: () => number;
   #onOverflow?: (family: "ipv4" | "ipv6") => void;
   #tables = { ipv4: new Map<string, Penalty>(), ipv6: new Map<string, Penalty>() };
+  #share?: PenaltyShare;
 
   /**
    * Creates an empty table.
@@ -90,6 +124,8 @@ export class PenaltyBox {
     this.#exempt = (options.exempt ?? DEFAULT_PENALTY_EXEMPT).map(parseCidr);
     this.#now = options.now ?? Date.now;
     this.#onOverflow = options.onOverflow;
+    this.#share = options.share;
+    this.#share?.subscribe((address, kind, at) => void this.#add(address, kind, at));
   }
 
   /**
@@ -100,9 +136,16 @@ export class PenaltyBox {
    * @returns The source's accrued penalty in seconds after this one (0 when exempt or not an IP).
    */
   penalize(address: string, kind: PenaltyKind): number {
+    const now = this.#now();
+    const accrued = this.#add(address, kind, now);
+    if (accrued > 0) this.#share?.publish(address, kind, now);
+    return accrued;
+  }
+
+  #add(address: string, kind: PenaltyKind, at: number): number {
     const source = sourceOf(address);
     if (!source || this.#isExempt(source.bytes)) return 0;
-    const now = this.#now();
+    const now = Math.min(at, this.#now());
     const table = this.#tables[source.family];
     const entry = table.get(source.key);
     const penalty = entry ?? { expiry: now, active: false };

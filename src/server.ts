@@ -57,6 +57,8 @@ export interface ServerOptions {
    * names (`socket.remoteAddr`), with the proxy's own address as `proxy` in events.
    */
   proxyProtocol?: ProxyProtocolOptions;
+  /** Share the port with other processes (`ListenOptions.reusePort`); TCP only. @default {false} */
+  reusePort?: boolean;
   /** Serve TLS (PEM strings). Every protocol runs over it unchanged. Not with `path`. */
   tls?: TlsServerOptions;
   /** Called for each connection whose TLS handshake failed or timed out (after it is logged, throttled). */
@@ -515,10 +517,10 @@ async function bind(options: ServerOptions, handlers: Parameters<Transport["list
   if (tls) {
     if ("path" in endpoint) throw new TypeError("TLS is served over TCP only, not on a unix socket");
     // A certificate or key the runtime refuses rejects with a TlsConfigError.
-    return await transport.listen(endpoint, handlers, { tls });
+    return await transport.listen(endpoint, handlers, options.reusePort ? { tls, reusePort: true } : { tls });
   }
   try {
-    return await transport.listen(endpoint, handlers);
+    return await transport.listen(endpoint, handlers, options.reusePort ? { reusePort: true } : undefined);
   } catch (error) {
     if (!("path" in endpoint) || !(error instanceof AddrInUseError)) throw error;
     let live: StreamSocket | undefined;

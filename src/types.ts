@@ -156,6 +156,12 @@ export interface ListenHandlers {
 export interface ListenOptions {
   /** Serve TLS with this certificate and key. */
   tls?: TlsServerOptions;
+  /**
+   * Share the port with other processes of this program, as `--workers` does: `SO_REUSEPORT`
+   * (Bun; Deno with `--unstable-net`), or under `node:cluster` the primary's socket (Node 20).
+   * @default {false}
+   */
+  reusePort?: boolean;
 }
 
 /**

@@ -122,7 +122,9 @@ describe(`echogate bench on ${RUNTIME}`, () => {
     expect(result.stdout).toMatch(/^Benchmarking 127\.0\.0\.1:\d+: stream, 3 connections/);
     expect(result.stdout).toMatch(/blocks: [1-9]\d* in/);
     expect(result.stdout).toMatch(/MB\/s echoed/);
-    expect(result.stdout).toMatch(/latency ms: p50 [\d.]+ {2}p99 [\d.]+ {2}max [\d.]+/);
+    expect(result.stdout).toMatch(
+      /latency ms: p50 [\d.]+ {2}p90 [\d.]+ {2}p99 [\d.]+ {2}p99\.9 [\d.]+ {2}p99\.99 [\d.]+ {2}max [\d.]+/,
+    );
     expect(result.stdout).toMatch(/errors: 0 {2}mismatches: 0/);
     expect(result.stderr).toBe("");
   });

@@ -1,19 +1,23 @@
-// The pace of a run under `rate`.
+// The pace of a run under `rate`: each connection keeps its own schedule of `rate / conns`
+// operations per second, as wrk2 does.
 
-/** Paces operations at a total rate: each takes the next free slot. */
 export class Pacer {
   #gapMs: number;
-  #next = 0;
+  #next: number | undefined;
 
+  /** @param rate Operations per second on this schedule. */
   constructor(rate: number) {
     this.#gapMs = 1000 / rate;
   }
 
-  /** Takes the next free slot; returns how many ms until it is due. */
+  /**
+   * Takes the next slot and returns when it is due (a `performance.now()` time). The schedule
+   * does not slip: a caller that is late gets a slot in the past and should start at once, and
+   * its latency counts from the slot (coordinated omission corrected).
+   */
   take(): number {
-    const now = performance.now();
-    const slot = Math.max(now, this.#next);
+    const slot = this.#next ?? performance.now();
     this.#next = slot + this.#gapMs;
-    return slot - now;
+    return slot;
   }
 }

@@ -59,6 +59,21 @@ const MAX_KNOCK_REPLY = 1024;
 export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const settings = settle(options);
   checkDescriptors(settings, options.fileDescriptors?.());
+  return (await new BenchRun(settings, options).run()).report;
+}
+
+/** A run's report with its latency histograms (for `--hdr` and for merging workers' runs exactly). */
+export interface DetailedRun {
+  report: BenchReport;
+  latency: Histogram;
+  /** Under a rate: latency from when each operation was sent. */
+  uncorrected: Histogram | undefined;
+}
+
+/** {@linkcode runBench}, with the histograms. */
+export async function runBenchDetailed(options: BenchOptions): Promise<DetailedRun> {
+  const settings = settle(options);
+  checkDescriptors(settings, options.fileDescriptors?.());
   return await new BenchRun(settings, options).run();
 }
 
@@ -68,6 +83,8 @@ interface Watched {
   /** `performance.now()` when the current wait began, or 0 when not waiting. */
   since: number;
   timedOut: boolean;
+  /** This connection's schedule, under a rate. */
+  pacer: Pacer | undefined;
 }
 
 class BenchRun {
@@ -75,11 +92,12 @@ class BenchRun {
   readonly #options: BenchOptions;
   readonly #total = new Histogram();
   readonly #interval = new Histogram();
+  readonly #totalUncorrected = new Histogram();
+  readonly #intervalUncorrected = new Histogram();
   readonly #watched = new Set<Watched>();
   readonly #wakers = new Set<() => void>();
   readonly #alphabet: Uint8Array;
   readonly #pattern: PatternCopies | undefined;
-  #pacer: Pacer | undefined;
   #stopped = false;
   #operations = 0;
   #bytes = 0;
@@ -101,7 +119,7 @@ class BenchRun {
     }
   }
 
-  async run(): Promise<BenchReport> {
+  async run(): Promise<DetailedRun> {
     const s = this.#s;
     const signal = this.#options.signal;
     const stop = () => this.#stop();
@@ -127,7 +145,12 @@ class BenchRun {
       }
       // The last, shorter interval, unless it is a sliver.
       if (performance.now() - this.#intervalBase.at >= s.intervalMs / 4) this.#emitInterval();
-      return this.#report();
+      const report = this.#report();
+      return {
+        report,
+        latency: this.#total,
+        uncorrected: s.rate === undefined ? undefined : this.#totalUncorrected,
+      };
     } finally {
       this.#stop();
       clearInterval(watchdog);
@@ -141,7 +164,6 @@ class BenchRun {
     const loops: Promise<void>[] = [];
     if (s.rate !== undefined) {
       // Paced: the clock starts now and connections come up one slot apart.
-      this.#pacer = new Pacer(s.rate);
       const gapMs = Math.min(1000 / s.rate, s.durationMs / 4 / s.conns);
       this.#startClock();
       for (let i = 0; i < s.conns; i++) loops.push(this.#loop(i, i === 0 ? first : undefined, i * gapMs));
@@ -194,10 +216,17 @@ class BenchRun {
     });
   }
 
-  /** Waits for this operation's slot when paced; false when the run stopped meanwhile. */
-  async #paced(): Promise<boolean> {
-    if (this.#pacer && !this.#stopped) await this.#pause(this.#pacer.take());
-    return !this.#stopped;
+  /**
+   * Waits for the connection's next slot; resolves with when it was due (the start of the
+   * operation's latency), or undefined when the run stopped meanwhile. Timers may fire a little
+   * early (Bun rounds fractions of a millisecond down): an operation sent before its slot counts
+   * from when it was sent, as nothing was held back.
+   */
+  async #paced(pacer: Pacer): Promise<number | undefined> {
+    if (this.#stopped) return undefined;
+    const due = pacer.take();
+    await this.#pause(due - performance.now());
+    return this.#stopped ? undefined : due;
   }
 
   #emitInterval(): void {
@@ -218,6 +247,8 @@ class BenchRun {
     };
     this.#total.merge(this.#interval);
     this.#interval.reset();
+    this.#totalUncorrected.merge(this.#intervalUncorrected);
+    this.#intervalUncorrected.reset();
     this.#intervalBase = {
       at: now,
       operations: this.#operations,
@@ -236,6 +267,8 @@ class BenchRun {
     const s = this.#s;
     this.#total.merge(this.#interval);
     this.#interval.reset();
+    this.#totalUncorrected.merge(this.#intervalUncorrected);
+    this.#intervalUncorrected.reset();
     const seconds = Math.max(performance.now() - this.#startedAt, 1e-3) / 1000;
     const report: BenchReport = {
       mode: s.mode,
@@ -257,6 +290,8 @@ class BenchRun {
       bytesEchoed: this.#bytes,
       throughputMBps: round3(this.#bytes / seconds / 1e6),
       latencyMs: this.#total.summary(),
+      uncorrectedLatencyMs: s.rate === undefined ? null : this.#totalUncorrected.summary(),
+      workers: 1,
       errors: this.#errors,
       mismatches: this.#mismatches,
       connectionsOpened: this.#opened,
@@ -268,10 +303,16 @@ class BenchRun {
 
   // --- bookkeeping ---
 
-  #done(latencyMs: number, bytes: number): void {
+  /**
+   * Counts an operation done now: sent at `sent`, due at `due` by its schedule (the same
+   * without a rate). Latency counts from `due`; from `sent` too, under a rate.
+   */
+  #done(due: number, sent: number, bytes: number): void {
+    const now = performance.now();
     this.#operations++;
     this.#bytes += bytes;
-    this.#interval.record(latencyMs);
+    this.#interval.record(now - due);
+    if (this.#s.rate !== undefined) this.#intervalUncorrected.record(now - sent);
   }
 
   #error(error: unknown): void {
@@ -322,7 +363,9 @@ class BenchRun {
    */
   async #loop(index: number, initial: StreamSocket | null | undefined, delayMs: number): Promise<void> {
     await this.#pause(delayMs);
-    const watched: Watched = { socket: initial ?? undefined, since: 0, timedOut: false };
+    // Each connection's own schedule: rate / conns operations per second (as wrk2).
+    const pacer = this.#s.rate === undefined ? undefined : new Pacer(this.#s.rate / this.#s.conns);
+    const watched: Watched = { socket: initial ?? undefined, since: 0, timedOut: false, pacer };
     this.#watched.add(watched);
     let retry = initial === null;
     try {
@@ -360,7 +403,8 @@ class BenchRun {
     const prefix = this.#s.prefix;
     const expected = prefix.length + message.length;
     while (!this.#stopped) {
-      if (this.#pacer && !(await this.#paced())) return;
+      const due = watched.pacer ? await this.#paced(watched.pacer) : 0;
+      if (due === undefined) return;
       // Safe to rewrite the buffer: the previous message was fully echoed, so it was sent.
       const sequence = counter.next();
       const started = performance.now();
@@ -373,7 +417,7 @@ class BenchRun {
         await this.#readEcho(socket, watched, message, chunk, () => `connection ${index}, round trip ${sequence}`);
       }
       watched.since = 0;
-      this.#done(performance.now() - started, message.length);
+      this.#done(watched.pacer ? Math.min(due, started) : started, started, message.length);
     }
   }
 
@@ -425,7 +469,8 @@ class BenchRun {
     const message = new Uint8Array(knock ? 0 : this.#s.size);
     const counter = new SequenceCounter(message, this.#alphabet, index);
     while (!this.#stopped) {
-      if (this.#pacer && !(await this.#paced())) return;
+      const due = watched.pacer ? await this.#paced(watched.pacer) : 0;
+      if (due === undefined) return;
       const sequence = counter.next();
       const started = performance.now();
       // The slot's first socket may already be open (the run's first contact).
@@ -453,7 +498,7 @@ class BenchRun {
       watched.since = 0;
       socket.close();
       watched.socket = undefined;
-      this.#done(performance.now() - started, message.length);
+      this.#done(watched.pacer ? Math.min(due, started) : started, started, message.length);
     }
   }
 
@@ -478,6 +523,7 @@ class BenchRun {
     const origin = (index * 7919) % PATTERN_LENGTH;
     const verifier = new StreamVerifier(pattern, origin, this.#s.prefix, `connection ${index}`);
     const written: number[] = []; // when each block in flight was written, oldest first
+    const dues: number[] = []; // under a rate, when each was due
     let writtenHead = 0;
     let sent = 0;
     let acknowledged = 0; // bytes of whole blocks echoed
@@ -502,11 +548,14 @@ class BenchRun {
         watched.since = verifier.received < sent || finishing ? now : 0;
         if (acknowledged + block <= verifier.received) {
           while (acknowledged + block <= verifier.received) {
-            this.#done(now - written[writtenHead++]!, block);
+            const sentAt = written[writtenHead]!;
+            this.#done(watched.pacer ? dues[writtenHead]! : sentAt, sentAt, block);
+            writtenHead++;
             acknowledged += block;
           }
           if (writtenHead > 1024) {
             written.splice(0, writtenHead);
+            if (watched.pacer) dues.splice(0, writtenHead);
             writtenHead = 0;
           }
           wakeWriter();
@@ -533,7 +582,11 @@ class BenchRun {
           await new Promise<void>((resolve) => (room = resolve));
           continue;
         }
-        if (this.#pacer && (!(await this.#paced()) || readerDone)) break;
+        if (watched.pacer) {
+          const due = await this.#paced(watched.pacer);
+          if (due === undefined || readerDone) break;
+          dues.push(Math.min(due, performance.now()));
+        }
         const bytes = pattern.slice((origin + sent) % PATTERN_LENGTH, block);
         written.push(performance.now());
         sent += block;

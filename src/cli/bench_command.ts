@@ -9,8 +9,11 @@ import {
   DEFAULT_BENCH_DURATION_MS,
   DEFAULT_BENCH_MESSAGE_SIZE,
   DEFAULT_BENCH_STREAM_SIZE,
-  runBench,
+  type LatencyMs,
 } from "../bench/mod.ts";
+import { runBenchDetailed } from "../bench/run.ts";
+import { errorMessage } from "../log.ts";
+import { benchShare, runBenchWorker, shareOf, superviseBench } from "./bench_workers.ts";
 import { formatEndpoint } from "../address.ts";
 import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "../echo.ts";
 import { UsageError } from "../errors.ts";
@@ -30,13 +33,14 @@ export const benchCommand: Command = {
   name: "bench",
   usage: `echogate bench [HOST] [--port 50007] [--unix PATH] [--mode pingpong|stream|connect] [--conns 50]
                     [--size B] [--duration 5] [--prefix 'Echo=>'] [--rate R] [--knock TOKEN]
-                    [--timeout 5] [--proxy-header v1|v2 [--proxy-source IP:PORT]] [--json | --json-stream] [--udp]
+                    [--timeout 5] [--workers N|auto] [--hdr FILE] [--proxy-header v1|v2 [--proxy-source IP:PORT]]
+                    [--json | --json-stream] [--udp]
                     [--tls [--ca F] [--servername NAME] [--tls-cert F --tls-key F] [--insecure]]`,
   help: `Usage: echogate bench [HOST] [options]
 
 Drives an echo server (echogate's in chunk or raw mode, or any other) over many connections,
-checks every reply byte for byte, and ends with throughput, latency (p50/p99/max), errors and
-mismatches. Exits 1 on any error or mismatch. Ctrl-C stops early and still reports.
+checks every reply byte for byte, and ends with throughput, latency (p50, p90, p99, p99.9,
+p99.99, max), errors and mismatches. Exits 1 on any error or mismatch. Ctrl-C stops early and still reports.
 
 Modes:
   pingpong   Each connection sends a --size byte message and waits for prefix + message
@@ -57,13 +61,19 @@ Options:
                        per connection (default ${DEFAULT_BENCH_STREAM_SIZE})
   --duration S         Seconds to run once the connections are open (default ${DEFAULT_BENCH_DURATION_MS / 1000})
   --prefix STR         What the server puts before each answer, '' for a raw server (default '${DEFAULT_PREFIX}')
-  --rate R             At most R operations per second in total (round trips, blocks or
-                       connections); connections then open one per slot, over at most a
-                       quarter of the run, instead of all at once
+  --rate R             R operations per second in total (round trips, blocks or connections),
+                       each connection on its own schedule; connections open one per slot, over
+                       at most a quarter of the run, instead of all at once. Latency then counts
+                       from when each operation was due, not sent (coordinated omission, as
+                       wrk2); the uncorrected figures are reported too
   --knock TOKEN        Connect mode only: knock on a gate with TOKEN instead of an echo round trip
 ${PROXY_CLIENT_HELP}
   --timeout S          Seconds to wait for a connection or a reply; longer is an error (default 5)
-  --json               Print the final report as one JSON object
+  --workers N|auto     Split the connections (and the rate) over N processes, auto: one per core;
+                       the report merges theirs exactly (histograms bucket by bucket)
+  --hdr FILE           Write the latency histogram to FILE in HdrHistogram's percentile
+                       distribution text format (values in ms), for HdrHistogram's plotter
+  --json               Print the final report as one JSON object (schema: src/bench/schema.json)
   --json-stream        Print one JSON object per second ("interval"), then the report ("end")
 ${CLIENT_TLS_HELP}
                        (in connect mode, every operation is then a full TLS handshake)
@@ -84,6 +94,8 @@ ${BENCH_UDP_HELP}`,
     knock: "string",
     ...PROXY_CLIENT_OPTIONS,
     timeout: "string",
+    workers: "string",
+    hdr: "string",
     json: "boolean",
     "json-stream": "boolean",
     udp: "boolean",
@@ -128,9 +140,23 @@ async function bench(host: CliHost, positionals: string[], options: Options): Pr
   const json = options.json === true;
   const jsonStream = options["json-stream"] === true;
   if (json && jsonStream) throw new UsageError(`Use "--json" or "--json-stream", not both`);
+  const hdr = str(options, "hdr");
+  if (hdr === "") throw new UsageError(`Invalid value for "--hdr": the path is empty`);
+  const workersValue = str(options, "workers");
+  const share = benchShare(host);
+  let workers = 1;
+  if (workersValue !== undefined && share === undefined) {
+    if (!host.workers) throw new UsageError(`"--workers" is not available on this runtime`);
+    workers = workersValue === "auto" ? Math.max(1, host.workers.cores()) : parsePositiveInt("workers", workersValue);
+    if (workers > conns) {
+      throw new UsageError(
+        `Invalid value for "--workers": ${workers} workers need at least as many --conns (${conns})`,
+      );
+    }
+  }
 
   const usage = host.fileDescriptors?.();
-  if (usage && conns > usage.limit - usage.open - DESCRIPTOR_RESERVE) {
+  if (workers === 1 && usage && conns > usage.limit - usage.open - DESCRIPTOR_RESERVE) {
     const free = Math.max(0, usage.limit - usage.open - DESCRIPTOR_RESERVE);
     throw new UsageError(
       `--conns ${conns} needs ${conns} file descriptors, but only ${free} are free ` +
@@ -168,6 +194,15 @@ async function bench(host: CliHost, positionals: string[], options: Options): Pr
     signal: aborter.signal,
     ...(tls && { tls }),
   };
+  if (share) {
+    // A worker of a split bench: its share of the connections and of the rate, reported to the supervisor.
+    return await runBenchWorker(host, {
+      ...settings,
+      conns: shareOf(conns, share.index, share.count),
+      rate: settings.rate === undefined ? undefined : settings.rate / share.count,
+      fileDescriptors: host.fileDescriptors,
+    }, jsonStream);
+  }
   if (jsonStream) {
     host.writeOut(JSON.stringify({
       event: "start",
@@ -182,16 +217,29 @@ async function bench(host: CliHost, positionals: string[], options: Options): Pr
     host.writeOut(describeRun(formatEndpoint(endpoint), settings, mode, conns));
   }
   let shown = false;
-  const report = await runBench({
-    ...settings,
-    onInterval: (interval) => {
-      if (jsonStream) host.writeOut(JSON.stringify({ event: "interval", ...interval }));
-      if (progress) {
-        host.writeErr(`${shown ? "\x1b[1A\x1b[2K" : ""}${progressLine(interval, mode)}`);
-        shown = true;
-      }
-    },
-  });
+  const run = workers > 1
+    ? await superviseBench(host, workers, (worker, interval) => {
+      if (jsonStream) host.writeOut(JSON.stringify({ event: "interval", worker, ...interval }));
+    })
+    : await runBenchDetailed({
+      ...settings,
+      onInterval: (interval) => {
+        if (jsonStream) host.writeOut(JSON.stringify({ event: "interval", ...interval }));
+        if (progress) {
+          host.writeErr(`${shown ? "\x1b[1A\x1b[2K" : ""}${progressLine(interval, mode)}`);
+          shown = true;
+        }
+      },
+    });
+  const report = run.report;
+  if (hdr !== undefined) {
+    if (!host.writeTextFile) throw new Error(`"--hdr" is not available on this runtime`);
+    try {
+      await host.writeTextFile(hdr, run.latency.percentileDistribution());
+    } catch (error) {
+      throw new Error(`Cannot write "${hdr}": ${errorMessage(error)}`);
+    }
+  }
   if (json) host.writeOut(JSON.stringify(report));
   else if (jsonStream) host.writeOut(JSON.stringify({ event: "end", ...report }));
   else for (const line of reportLines(report)) host.writeOut(line);
@@ -250,11 +298,19 @@ function reportLines(report: BenchReport): string[] {
     : report.operation === "block"
     ? "blocks"
     : "round trips";
-  const { p50, p99, max } = report.latencyMs;
+  const latency = (figures: LatencyMs) =>
+    `p50 ${figures.p50.toFixed(3)}  p90 ${figures.p90.toFixed(3)}  p99 ${figures.p99.toFixed(3)}  ` +
+    `p99.9 ${figures.p999.toFixed(3)}  p99.99 ${figures.p9999.toFixed(3)}  max ${figures.max.toFixed(3)}`;
+  const workers = report.workers > 1 ? ` (${report.workers} workers)` : "";
   return [
-    `  ${plural}: ${report.operations} in ${report.durationS.toFixed(2)} s = ${report.opsPerS.toFixed(1)} ${unit}`,
+    `  ${plural}: ${report.operations} in ${report.durationS.toFixed(2)} s = ${
+      report.opsPerS.toFixed(1)
+    } ${unit}${workers}`,
     `  throughput: ${report.throughputMBps.toFixed(3)} MB/s echoed (${report.bytesEchoed} payload bytes)`,
-    `  latency ms: p50 ${p50.toFixed(3)}  p99 ${p99.toFixed(3)}  max ${max.toFixed(3)}`,
+    report.uncorrectedLatencyMs
+      ? `  latency ms, from when due: ${latency(report.latencyMs)}`
+      : `  latency ms: ${latency(report.latencyMs)}`,
+    ...(report.uncorrectedLatencyMs ? [`  latency ms, from when sent: ${latency(report.uncorrectedLatencyMs)}`] : []),
     `  errors: ${report.errors}  mismatches: ${report.mismatches}  connections opened: ${report.connectionsOpened}`,
   ];
 }

@@ -60,8 +60,13 @@ export function drainMs(options: Options): number {
 }
 
 /** The logger of a server command (--json or human lines), which also reports dropped log lines. */
-export function serverLogger(host: CliHost, options: Options): Logger {
-  const logger = createLogger({ json: options.json === true, writeOut: host.writeOut, writeErr: host.writeErr });
+export function serverLogger(host: CliHost, options: Options, worker?: number): Logger {
+  const logger = createLogger({
+    json: options.json === true,
+    writeOut: host.writeOut,
+    writeErr: host.writeErr,
+    worker,
+  });
   host.onOutputDropped?.((stream, lines) => logger.log({ event: "log-dropped", stream, lines }));
   return logger;
 }

@@ -23,11 +23,11 @@ import {
   listenOptions,
   noPositionals,
   type Options,
-  serverLogger,
   str,
   untilSignal,
 } from "./command.ts";
 import type { CliHost } from "./host.ts";
+import { supervise, WorkerChannel, workerLogger, workerNumber, workersOption } from "./workers.ts";
 import {
   noProxyProtocolWithTls,
   PROXY_CLIENT_HELP,
@@ -54,7 +54,7 @@ export const echoServeCommand: Command = {
   name: "echo serve",
   usage: `echogate echo serve [--host 127.0.0.1] [--port 50007] [--unix PATH] [--mode chunk|line|raw]
                     [--prefix 'Echo=>'] [--idle-timeout S] [--max-line BYTES] [--max-conns N]
-                    [--drain-timeout 5] [--json]
+                    [--drain-timeout 5] [--workers N|auto] [--json]
                     [--tls-cert F --tls-key F [--tls-client-ca F] [--alpn L] [--tls-handshake-timeout 10]]
                     [--proxy-protocol [--proxy-from CIDR,...] [--proxy-timeout 5]]
                     [--udp [--max-datagram 1472] [--udp-rate 10] [--udp-budget 1000] [--no-udp-limits]]`,
@@ -71,9 +71,12 @@ Options:
   --prefix STR         Put before every answer in chunk and line mode (default '${DEFAULT_PREFIX}')
   --idle-timeout S     Close a connection after S seconds without traffic (default: never)
   --max-line BYTES     Longest line in line mode; longer closes the connection (default ${DEFAULT_MAX_LINE})
-  --max-conns N        Close new connections at once while N are open (default: no limit)
+  --max-conns N        Close new connections at once while N are open (default: no limit);
+                       with --workers, per worker
 ${PROXY_SERVE_HELP}
   --drain-timeout S    On SIGINT/SIGTERM, give open connections S seconds to finish (default 5)
+  --workers N|auto     Serve the port from N processes (auto: one per core) under one supervisor;
+                       TCP only. On Deno the workers run with --unstable-net (for reusePort)
   --json               Log one JSON object per event
 ${SERVER_TLS_HELP}
 
@@ -97,6 +100,7 @@ UDP (RFC 862 over datagrams; see docs/udp.md):
     "max-line": "string",
     "max-conns": "string",
     "drain-timeout": "string",
+    workers: "string",
     json: "boolean",
     udp: "boolean",
     "max-datagram": "string",
@@ -190,6 +194,12 @@ async function echoServe(host: CliHost, positionals: string[], options: Options)
   const udp = udpOptions(options);
   const settings = { ...listenOptions(options, DEFAULT_ECHO_PORT), ...echoOptions(options) };
   const proxyProtocol = proxyProtocolOptions(options);
+  const workers = workersOption(host, options);
+  const worker = workerNumber(host);
+  if (workers !== undefined && worker === undefined) {
+    return await supervise(host, { count: workers, protocol: "echo", json: options.json === true });
+  }
+  const channel = worker === undefined ? undefined : new WorkerChannel(host, worker);
   const tlsFiles = serverTlsFiles(options);
   if (udp.udp && tlsFiles) throw new UsageError(`TLS does not apply with --udp`);
   noProxyProtocolWithTls(proxyProtocol, tlsFiles);
@@ -200,10 +210,11 @@ async function echoServe(host: CliHost, positionals: string[], options: Options)
     ...(tls && { tls }),
     proxyProtocol,
     ...udp,
-    logger: serverLogger(host, options),
+    reusePort: channel !== undefined,
+    logger: workerLogger(host, options, worker),
   }).catch(explainTlsConfigError(tlsFiles)).catch(explainListenError);
   if (tlsFiles) reloadOnSighup(host, server, tlsFiles, options);
-  return await untilSignal(host, server, drain);
+  return channel ? await channel.run(server, drain) : await untilSignal(host, server, drain);
 }
 
 async function echoSend(host: CliHost, positionals: string[], options: Options): Promise<number> {

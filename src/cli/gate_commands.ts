@@ -18,11 +18,11 @@ import {
   listenOptions,
   noPositionals,
   type Options,
-  serverLogger,
   str,
   untilSignal,
 } from "./command.ts";
 import type { CliHost } from "./host.ts";
+import { supervise, WorkerChannel, workerLogger, workerNumber, workersOption } from "./workers.ts";
 import {
   noProxyProtocolWithTls,
   PROXY_CLIENT_HELP,
@@ -52,7 +52,7 @@ export const gateServeCommand: Command = {
   usage: `echogate gate serve [--host 127.0.0.1] [--port 8001] [--unix PATH] [--token 1 | --token-file F]
                     [--timeout 5] [--max-conns N] [--max-pending N] [--penalty-exempt CIDR,... | none]
                     [--no-penalties] [--then echo | --then HOST:PORT | --then tls://HOST:PORT [--then-ca F]]
-                    [--drain-timeout 5] [--json]
+                    [--drain-timeout 5] [--workers N|auto] [--json]
                     [--tls-cert F --tls-key F [--tls-client-ca F] [--alpn L] [--tls-handshake-timeout 10]]
                     [--then-proxy-protocol v1|v2] [--proxy-protocol [--proxy-from CIDR,...] [--proxy-timeout 5]]
                     (env ECHOGATE_TOKEN also sets the token)`,
@@ -69,7 +69,8 @@ Options:
   --token TOKEN        The token, if neither --token-file nor env ECHOGATE_TOKEN is set (default ${DEFAULT_TOKEN})
   --timeout S          Seconds to wait for the token (default 5)
   --max-conns N        Close new connections at once while N are open (default: no limit)
-  --max-pending N      Close new connections at once while N wait for their token (default: no limit)
+  --max-pending N      Close new connections at once while N wait for their token (default: no limit);
+                       with --workers, both limits are per worker
   --penalty-exempt L   Comma-separated CIDR blocks never penalised, or "none" (default 127.0.0.0/8,::1/128)
   --no-penalties       Turn per-source penalties off. By default (as OpenSSH's PerSourcePenalties) a wrong
                        token adds 5 s to its source (IPv4 address, IPv6 /64), no token in time 10 s, leaving
@@ -82,6 +83,9 @@ Options:
                        naming the client
 ${PROXY_SERVE_HELP}
   --drain-timeout S    On SIGINT/SIGTERM, give open connections S seconds to finish (default 5)
+  --workers N|auto     Serve the port from N processes (auto: one per core) under one supervisor;
+                       TCP only. Penalties are shared between workers. On Deno the workers run
+                       with --unstable-net (for reusePort)
   --json               Log one JSON object per event
 
 ${SERVER_TLS_HELP}
@@ -106,6 +110,7 @@ The token is never logged; a token on the command line (visible in ps) or the de
     "max-line": "string",
     "idle-timeout": "string",
     "drain-timeout": "string",
+    workers: "string",
     json: "boolean",
     "then-proxy-protocol": "string",
     ...PROXY_SERVE_OPTIONS,
@@ -148,29 +153,38 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
   // Every flag is checked before the token is read, so a bad flag gets its one line alone.
   const timeout = str(options, "timeout");
   const maxPending = str(options, "max-pending");
+  const workers = workersOption(host, options);
+  const worker = workerNumber(host);
+  const channel = worker === undefined ? undefined : new WorkerChannel(host, worker);
+  const penalties = penaltyOptions(options);
   const settings = {
     transport: host.transport,
     ...listenOptions(options, DEFAULT_GATE_PORT),
     timeoutMs: timeout === undefined ? undefined : parseSeconds("timeout", timeout),
     maxPending: maxPending === undefined ? undefined : parsePositiveInt("max-pending", maxPending),
-    penalties: penaltyOptions(options),
+    penalties: penalties && channel ? { ...penalties, share: channel.share } : penalties,
     handoff: await handoff(host, options),
     proxyProtocol: proxyProtocolOptions(options),
-    logger: serverLogger(host, options),
+    reusePort: channel !== undefined,
+    logger: workerLogger(host, options, worker),
   };
   const drain = drainMs(options);
   const tlsFiles = serverTlsFiles(options);
   noProxyProtocolWithTls(settings.proxyProtocol, tlsFiles);
   const tls = tlsFiles && await readServerTls(host, tlsFiles, options);
-  const tokens = await resolveTokens(host, options);
+  // Workers read the token themselves, quietly: their supervisor has warned once.
+  const tokens = await resolveTokens(host, options, channel !== undefined);
+  if (workers !== undefined && worker === undefined) {
+    return await supervise(host, { count: workers, protocol: "gate", json: options.json === true });
+  }
   const server = await serveGate({ ...settings, ...(tls && { tls }), tokens })
     .catch(explainTlsConfigError(tlsFiles)).catch(explainListenError);
   if (tlsFiles) reloadOnSighup(host, server, tlsFiles, options);
-  return await untilSignal(host, server, drain);
+  return channel ? await channel.run(server, drain) : await untilSignal(host, server, drain);
 }
 
 /** Token sources, first found wins: --token-file, env ECHOGATE_TOKEN, --token, the seed's "1". */
-async function resolveTokens(host: CliHost, options: Options): Promise<string[]> {
+async function resolveTokens(host: CliHost, options: Options, quiet = false): Promise<string[]> {
   const file = str(options, "token-file");
   if (file !== undefined) {
     let text: string;
@@ -189,13 +203,18 @@ async function resolveTokens(host: CliHost, options: Options): Promise<string[]>
   if (token === "") throw new UsageError(`Invalid value for "--token": the token is empty`);
   if (token !== undefined) {
     fitting([token], `"--token"`);
+    if (quiet) return [token];
     host.writeErr(
       "echogate: warning: the token was given on the command line, where other users can read it (ps); " +
         "prefer --token-file or env ECHOGATE_TOKEN",
     );
     return [token];
   }
-  host.writeErr("echogate: warning: using the seed's well-known default token; set --token-file or env ECHOGATE_TOKEN");
+  if (!quiet) {
+    host.writeErr(
+      "echogate: warning: using the seed's well-known default token; set --token-file or env ECHOGATE_TOKEN",
+    );
+  }
   return [DEFAULT_TOKEN];
 }
 

@@ -29,6 +29,8 @@ export interface CliHost {
   onSignal(signal: "SIGINT" | "SIGTERM" | "SIGHUP", handler: () => void): void;
   /** Reads a UTF-8 text file. */
   readTextFile(path: string): Promise<string>;
+  /** Writes a UTF-8 text file (`bench --hdr`). */
+  writeTextFile?(path: string, text: string): Promise<void>;
   /**
    * The descriptor limit and how many are open, where the runtime can tell (Linux `/proc`);
    * `bench` checks `--conns` against it before connecting.
@@ -41,4 +43,64 @@ export interface CliHost {
   onOutputDropped?(reporter: (stream: "stdout" | "stderr", lines: number) => void): void;
   /** Whether `stream` is a terminal; `bench` then keeps a live progress line on standard error. */
   isTerminal?(stream: "stdout" | "stderr"): boolean;
+  /** Starts worker processes for `--workers`; absent where the runtime cannot. */
+  readonly workers?: WorkerSpawner;
+  /** Standard input as text, as it arrives (a worker reads its supervisor's messages there). */
+  readInput?(): AsyncIterable<string>;
+}
+
+/**
+ * Starts copies of this CLI as worker processes, each listening on the same port.
+ *
+ * @example Start one worker and print what it says
+ * ```ts ignore
+ * import type { WorkerSpawner } from "../mod.ts";
+ *
+ * async function demo(spawner: WorkerSpawner) {
+ *   const worker = spawner.spawn(["echo", "serve", "--port", "0"], { ECHOGATE_WORKER: "1" });
+ *   for await (const text of worker.output) console.log(text);
+ * }
+ * ```
+ */
+export interface WorkerSpawner {
+  /**
+   * True when the runtime shares one listening socket itself (`node:cluster` on Node): every
+   * worker then gets the same arguments, even `--port 0`. False when each worker binds with
+   * `reusePort`: workers after the first get the port the first one bound.
+   */
+  readonly sharedSocket: boolean;
+  /** How many processes `--workers auto` starts: the cores available to this process. */
+  cores(): number;
+  /**
+   * Starts a worker: this program, with `args` (the command line after the program name) and
+   * `env` added to the environment. Its standard input and output are pipes to the caller; its
+   * standard error is the caller's.
+   */
+  spawn(args: readonly string[], env: Record<string, string>): WorkerProcess;
+}
+
+/**
+ * A running worker process.
+ *
+ * @example Stop a worker at once
+ * ```ts ignore
+ * import type { WorkerProcess } from "../mod.ts";
+ *
+ * async function kill(worker: WorkerProcess) {
+ *   worker.kill("SIGKILL");
+ *   await worker.exited;
+ * }
+ * ```
+ */
+export interface WorkerProcess {
+  /** Its process id. */
+  readonly pid: number;
+  /** Its standard output, as text in the pieces it arrives in; ends when the worker closes it. */
+  readonly output: AsyncIterable<string>;
+  /** Writes text to its standard input (dropped once it has exited). */
+  send(text: string): void;
+  /** Sends it a signal. */
+  kill(signal: "SIGTERM" | "SIGKILL"): void;
+  /** Resolves once it has exited: its exit code, or the signal that ended it. */
+  readonly exited: Promise<{ code: number | null; signal: string | null }>;
 }

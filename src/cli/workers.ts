@@ -1,0 +1,359 @@
+/**
+ * `--workers N|auto`: one supervisor process and N worker processes serving one port.
+ *
+ * The supervisor starts each worker as this CLI again (through the host's
+ * {@linkcode WorkerSpawner}) with `ECHOGATE_WORKER=<n>` in its environment, reads the worker's
+ * standard output line by line, passes log lines on, and reads the control lines (marked with
+ * a leading U+001E) among them: "listening", and the penalties the worker gave. It writes
+ * control lines to the workers' standard input: penalties to apply, and "stop". A worker whose
+ * standard input ends (its supervisor died) stops too, so no worker outlives its supervisor.
+ *
+ * @module
+ */
+
+import { UsageError } from "../errors.ts";
+import { createLogger, type Logger } from "../log.ts";
+import type { PenaltyKind, PenaltyShare } from "../penalties.ts";
+import type { EchogateServer } from "../server.ts";
+import { parsePositiveInt } from "./args.ts";
+import { type Options, serverLogger, str } from "./command.ts";
+import type { CliHost, WorkerProcess } from "./host.ts";
+
+/** The environment variable that tells a process it is worker N of a supervisor. */
+export const WORKER_ENV = "ECHOGATE_WORKER";
+
+/** Marks a control line among a worker's log lines. */
+export const CONTROL = "\u001e";
+
+/** First pause before a dead worker is started again; it doubles up to MAX_RESTART_MS. */
+const FIRST_RESTART_MS = 100;
+const MAX_RESTART_MS = 10_000;
+/** A worker that ran this long before dying starts again after FIRST_RESTART_MS. */
+const STABLE_MS = 10_000;
+/**
+ * Penalties the supervisor keeps to replay to a worker it starts again, so a restarted worker
+ * knows the sources the others have penalised: the latest ones, for as long as a penalty can
+ * last (600 s by default).
+ */
+const MAX_REPLAY = 65_536;
+const REPLAY_MS = 600_000;
+
+type Message =
+  | { t: "listening"; address: string; port?: number }
+  | { t: "penalty"; address: string; kind: PenaltyKind; at: number }
+  | { t: "stop" };
+
+const PENALTY_KINDS: readonly string[] = ["authfail", "grace-exceeded", "noauth"];
+
+function encode(message: Message): string {
+  return `${CONTROL}${JSON.stringify(message)}\n`;
+}
+
+function decode(line: string): Message | undefined {
+  try {
+    const message = JSON.parse(line.slice(CONTROL.length)) as Message;
+    if (message.t === "penalty") {
+      return typeof message.address === "string" && PENALTY_KINDS.includes(message.kind) &&
+          typeof message.at === "number"
+        ? message
+        : undefined;
+    }
+    return message.t === "listening" || message.t === "stop" ? message : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Splits text arriving in pieces into lines (without their newline); the last unfinished line comes at the end. */
+export async function* lines(pieces: AsyncIterable<string>): AsyncIterable<string> {
+  let rest = "";
+  for await (const piece of pieces) {
+    rest += piece;
+    let newline: number;
+    while ((newline = rest.indexOf("\n")) !== -1) {
+      yield rest.slice(0, newline);
+      rest = rest.slice(newline + 1);
+    }
+  }
+  if (rest !== "") yield rest;
+}
+
+/**
+ * Reads `--workers`: a positive integer or `auto` (the cores available). Undefined when absent.
+ * A unix socket has one listener, so `--unix` with `--workers` is refused.
+ */
+export function workersOption(host: CliHost, options: Options): number | undefined {
+  const value = str(options, "workers");
+  if (value === undefined) return undefined;
+  if (str(options, "unix") !== undefined) {
+    throw new UsageError(
+      `"--workers" needs a TCP port: a unix socket takes one listener (drop "--unix" or "--workers")`,
+    );
+  }
+  if (str(options, "tls-cert") !== undefined) {
+    // Not built yet: the TLS listeners do not take reusePort, and TLS under workers is untested.
+    throw new UsageError(`"--workers" and "--tls-cert" cannot be used together yet`);
+  }
+  if (options.udp === true) {
+    throw new UsageError(`"--workers" serves TCP: it does not apply with "--udp"`);
+  }
+  if (!host.workers) throw new UsageError(`"--workers" is not available on this runtime`);
+  return value === "auto" ? Math.max(1, host.workers.cores()) : parsePositiveInt("workers", value);
+}
+
+/**
+ * This process's worker number when a supervisor started it, else undefined.
+ *
+ * @example
+ * ```ts ignore
+ * if (workerNumber(host) !== undefined) console.log("running under a supervisor");
+ * ```
+ */
+export function workerNumber(host: CliHost): number | undefined {
+  const value = host.env(WORKER_ENV);
+  if (value === undefined || !/^[1-9]\d*$/.test(value)) return undefined;
+  return Number(value);
+}
+
+/**
+ * A worker's side of the channel to its supervisor: the penalty share, and the run that
+ * reports "listening" and stops on the supervisor's word (or when the supervisor is gone).
+ */
+export class WorkerChannel {
+  /** This worker's number, from 1. */
+  readonly number: number;
+  readonly #host: CliHost;
+  #apply: ((address: string, kind: PenaltyKind, at: number) => void) | undefined;
+  #early: { address: string; kind: PenaltyKind; at: number }[] = [];
+  #onStop: (() => void) | undefined;
+  #stopAsked = false;
+
+  /**
+   * @param host The CLI host (its standard input is the supervisor's channel).
+   * @param number This worker's number.
+   */
+  constructor(host: CliHost, number: number) {
+    this.#host = host;
+    this.number = number;
+    void this.#read();
+  }
+
+  /** Penalties given here go to the supervisor; those given by other workers come back here. */
+  readonly share: PenaltyShare = {
+    publish: (address, kind, at) => this.#host.writeOut(encode({ t: "penalty", address, kind, at }).slice(0, -1)),
+    subscribe: (apply) => {
+      this.#apply = apply;
+      for (const { address, kind, at } of this.#early.splice(0)) apply(address, kind, at);
+    },
+  };
+
+  async #read(): Promise<void> {
+    const input = this.#host.readInput?.();
+    if (!input) return;
+    try {
+      for await (const line of lines(input)) {
+        if (!line.startsWith(CONTROL)) continue;
+        const message = decode(line);
+        if (message?.t === "penalty") {
+          if (this.#apply) this.#apply(message.address, message.kind, message.at);
+          else if (this.#early.length < MAX_REPLAY) this.#early.push(message);
+        } else if (message?.t === "stop") this.#stop();
+      }
+    } catch {
+      // A broken pipe reads as the end.
+    }
+    this.#stop(); // the supervisor is gone: stop rather than outlive it
+  }
+
+  #stop(): void {
+    this.#stopAsked = true;
+    this.#onStop?.();
+  }
+
+  /**
+   * Tells the supervisor the server listens, then serves until told to stop: drains as
+   * `untilSignal` does and resolves 0. SIGINT is left to the supervisor (a terminal sends it to
+   * the whole process group); SIGTERM sent to this worker alone stops it too. Stopping twice exits at once.
+   */
+  run(server: EchogateServer, drainMs: number): Promise<number> {
+    const host = this.#host;
+    const port = server.addr.transport === "tcp" ? server.addr.port : undefined;
+    host.writeOut(encode({ t: "listening", address: server.url, port }).slice(0, -1));
+    return new Promise((resolve) => {
+      let stopping = false;
+      const stop = () => {
+        if (stopping) return host.exit(130);
+        stopping = true;
+        server.close({ drainMs }).then(() => resolve(0), () => resolve(1));
+      };
+      host.onSignal("SIGINT", () => {});
+      host.onSignal("SIGTERM", stop);
+      this.#onStop = stop;
+      if (this.#stopAsked) stop();
+    });
+  }
+}
+
+/** The worker number's part of the server's log: JSON events carry `worker`, lines start `[worker N]`. */
+export function workerLogger(host: CliHost, options: Options, worker: number | undefined): Logger {
+  const logger = serverLogger(host, options, worker);
+  if (worker === undefined) return logger;
+  // The supervisor prints "listening" once for all workers.
+  return { log: (event) => event.event !== "listening" && logger.log(event) };
+}
+
+/** What {@linkcode supervise} runs. */
+export interface SuperviseOptions {
+  /** How many workers. */
+  count: number;
+  /** The protocol, for the one "listening" line. */
+  protocol: "echo" | "gate";
+  /** Log JSON events. */
+  json: boolean;
+}
+
+interface Slot {
+  number: number;
+  process: WorkerProcess | undefined;
+  startedAt: number;
+  restartMs: number;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+/**
+ * Runs the supervisor: starts the workers (the first alone, so `--port 0` is resolved before the
+ * others bind), prints "listening" once, passes their log lines on and their penalties around,
+ * starts a dead worker again after a pause that doubles (100 ms up to 10 s), and on SIGINT or
+ * SIGTERM tells every worker to stop and resolves once all have exited (0 when all exited 0).
+ * A second signal kills them all and exits 130.
+ */
+export async function supervise(host: CliHost, options: SuperviseOptions): Promise<number> {
+  const spawner = host.workers!;
+  const logger = createLogger({ json: options.json, writeOut: host.writeOut, writeErr: host.writeErr });
+  const slots: Slot[] = Array.from(
+    { length: options.count },
+    (_, i) => ({ number: i + 1, process: undefined, startedAt: 0, restartMs: FIRST_RESTART_MS, timer: undefined }),
+  );
+  let args = [...host.args];
+  let stopping = false;
+  let started = false;
+  const listening = new Map<number, () => void>();
+  let finished: ((code: number) => void) | undefined;
+  const done = new Promise<number>((resolve) => (finished = resolve));
+  const exitCodes: (number | null)[] = [];
+  const given: Extract<Message, { t: "penalty" }>[] = [];
+  let firstAddress: string | undefined;
+  let firstExit: Promise<{ code: number | null }> | undefined;
+
+  const live = () => slots.filter((slot) => slot.process !== undefined);
+  const broadcast = (from: number, message: Message) => {
+    const text = encode(message);
+    for (const slot of live()) if (slot.number !== from) slot.process!.send(text);
+  };
+  const checkFinished = () => {
+    if (stopping && live().length === 0 && slots.every((slot) => slot.timer === undefined)) {
+      finished?.(exitCodes.every((code) => code === 0) ? 0 : 1);
+    }
+  };
+
+  function start(slot: Slot): Promise<boolean> {
+    const worker = spawner.spawn(args, { [WORKER_ENV]: String(slot.number) });
+    // A worker started again learns the penalties given while it was away, oldest first.
+    const since = Date.now() - REPLAY_MS;
+    while (given.length > 0 && given[0]!.at < since) given.shift();
+    if (given.length > 0) worker.send(given.map(encode).join(""));
+    if (slot.number === 1) firstExit = worker.exited;
+    slot.process = worker;
+    slot.startedAt = Date.now();
+    let up = false;
+    const ready = new Promise<boolean>((resolve) => {
+      listening.set(slot.number, () => {
+        up = true;
+        resolve(true);
+      });
+      void worker.exited.then(() => resolve(false));
+    });
+    void (async () => {
+      try {
+        for await (const line of lines(worker.output)) {
+          if (!line.startsWith(CONTROL)) {
+            host.writeOut(line);
+            continue;
+          }
+          const message = decode(line);
+          if (message?.t === "listening") {
+            if (slot.number === 1 && message.port !== undefined && !spawner.sharedSocket) {
+              // The others bind the port the first one got (it matters for --port 0).
+              args = [...host.args, "--port", String(message.port)];
+            }
+            listening.get(slot.number)?.();
+            if (!started) firstAddress ??= message.address;
+          } else if (message?.t === "penalty") {
+            broadcast(slot.number, message);
+            given.push(message);
+            if (given.length > MAX_REPLAY) given.splice(0, given.length - MAX_REPLAY);
+          }
+        }
+      } catch {
+        // Its output broke: its exit is reported.
+      }
+    })();
+    void worker.exited.then(({ code, signal }) => {
+      slot.process = undefined;
+      listening.delete(slot.number);
+      if (stopping || !started) {
+        exitCodes.push(code);
+        checkFinished();
+        return;
+      }
+      // Died while serving: start it again after a pause, longer each time it dies young.
+      if (up && Date.now() - slot.startedAt >= STABLE_MS) slot.restartMs = FIRST_RESTART_MS;
+      const pause = slot.restartMs;
+      slot.restartMs = Math.min(slot.restartMs * 2, MAX_RESTART_MS);
+      logger.log({ event: "worker-exit", worker: slot.number, code, signal, restartInMs: pause });
+      slot.timer = setTimeout(() => {
+        slot.timer = undefined;
+        if (!stopping) void start(slot);
+        else checkFinished();
+      }, pause);
+    });
+    return ready;
+  }
+
+  let signals = 0;
+  const onSignal = () => {
+    if (++signals > 1) {
+      for (const slot of live()) slot.process!.kill("SIGKILL");
+      return host.exit(130);
+    }
+    stopping = true;
+    for (const slot of slots) {
+      if (slot.timer !== undefined) clearTimeout(slot.timer);
+      slot.timer = undefined;
+    }
+    for (const slot of live()) slot.process!.send(encode({ t: "stop" }));
+    checkFinished();
+  };
+  host.onSignal("SIGINT", onSignal);
+  host.onSignal("SIGTERM", onSignal);
+
+  // The first worker alone: a bad flag, a port in use or a bad token file shows once, from it.
+  const first = slots[0]!;
+  if (!(await start(first))) {
+    const { code } = await firstExit!;
+    return stopping ? await done : code ?? 1;
+  }
+  const rest = await Promise.all(slots.slice(1).map((slot) => (stopping ? Promise.resolve(true) : start(slot))));
+  if (!stopping && rest.includes(false)) {
+    // A worker could not listen where the first one could: give up on all of them.
+    stopping = true;
+    for (const slot of live()) slot.process!.send(encode({ t: "stop" }));
+    await done;
+    return 1;
+  }
+  started = true;
+  if (!stopping) {
+    logger.log({ event: "listening", protocol: options.protocol, address: firstAddress ?? "", workers: options.count });
+  }
+  return await done;
+}
