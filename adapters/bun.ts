@@ -12,14 +12,25 @@
 import {
   type Address,
   AddrInUseError,
+  alpnWireFormat,
+  DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
   type Endpoint,
   formatEndpoint,
+  formatSubject,
   isSpecificIp,
+  type Listener,
+  type ListenHandlers,
   PushStreamSocket,
   type StreamSocket,
+  type TlsClientOptions,
+  TlsConfigError,
+  type TlsInfo,
+  type TlsServerOptions,
   type Transport,
   WriteQueue,
 } from "../src/mod.ts";
+import { checkServerIdentity, type PeerCertificate, rootCertificates } from "node:tls";
+import { isIP } from "node:net";
 import { type CliHost, processHost } from "./_process_host.ts";
 import { socketBudget } from "./_descriptors.ts";
 import { unlink } from "node:fs/promises";
@@ -39,6 +50,13 @@ interface BunSocket {
   pause(): void;
   resume(): void;
   setNoDelay?(noDelay?: boolean): boolean;
+  // TLS sockets only:
+  terminate?(): void;
+  readonly authorized?: boolean;
+  readonly alpnProtocol?: string | false | null;
+  getTLSVersion?(): string | null;
+  getServername?(): string | undefined;
+  getPeerCertificate?(): PeerCertificate | undefined;
 }
 interface BunSocketHandler {
   open(socket: BunSocket): void;
@@ -48,16 +66,30 @@ interface BunSocketHandler {
   close(socket: BunSocket, error?: Error): void;
   error(socket: BunSocket, error: Error): void;
   connectError?(socket: BunSocket, error: Error): void;
+  handshake?(socket: BunSocket, success: boolean, authorizationError: Error | null): void;
+}
+/** @see https://bun.sh/reference/bun/TLSOptions */
+interface BunTlsOptions {
+  cert?: string;
+  key?: string;
+  ca?: string | string[];
+  requestCert?: boolean;
+  rejectUnauthorized?: boolean;
+  serverName?: string;
+  ALPNProtocols?: ArrayBuffer;
 }
 type BunEndpoint = { hostname: string; port: number } | { unix: string };
 /** @see https://bun.sh/reference/bun/listen */
 interface BunApi {
-  listen(options: BunEndpoint & { socket: BunSocketHandler; allowHalfOpen: boolean }): {
+  listen(options: BunEndpoint & { socket: BunSocketHandler; allowHalfOpen: boolean; tls?: BunTlsOptions }): {
     readonly hostname?: string;
     readonly port?: number;
     stop(closeActiveConnections?: boolean): void;
+    reload(options: { socket: BunSocketHandler; tls?: BunTlsOptions }): void;
   };
-  connect(options: BunEndpoint & { socket: BunSocketHandler; allowHalfOpen: boolean }): Promise<BunSocket>;
+  connect(
+    options: BunEndpoint & { socket: BunSocketHandler; allowHalfOpen: boolean; tls?: BunTlsOptions },
+  ): Promise<BunSocket>;
 }
 
 const Bun: BunApi = (globalThis as unknown as { Bun: BunApi }).Bun;
@@ -144,6 +176,228 @@ class BunStreamSocket extends PushStreamSocket {
   }
 }
 
+// --- TLS ---
+
+/** A TLS socket: handed out only once its handshake is done (and, with a client CA, the client verified). */
+class BunTlsStreamSocket extends BunStreamSocket {
+  #bun: BunSocket;
+  handshakeTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Settled by the handshake: `undefined` while it runs, then whether it succeeded. */
+  handshakeDone: boolean | undefined;
+  /** A client's wait for the handshake. */
+  handshaken: { resolve(): void; reject(error: Error): void } | undefined;
+
+  constructor(socket: BunSocket, known: KnownAddresses) {
+    super(socket, known);
+    this.#bun = socket;
+  }
+
+  get tls(): TlsInfo {
+    const socket = this.#bun;
+    const info: TlsInfo = {};
+    const version = socket.getTLSVersion?.();
+    if (version) info.version = version;
+    if (socket.alpnProtocol) info.alpn = socket.alpnProtocol;
+    const servername = socket.getServername?.();
+    if (servername) info.servername = servername;
+    const subject = formatSubject(socket.getPeerCertificate?.()?.subject as unknown as Record<string, string>);
+    if (subject) {
+      info.peerSubject = subject;
+      info.authorized = socket.authorized === true;
+    }
+    return info;
+  }
+}
+
+function bunServerTls(options: TlsServerOptions): BunTlsOptions {
+  return {
+    cert: options.cert,
+    key: options.key,
+    ...(options.clientCa !== undefined && { ca: options.clientCa, requestCert: true, rejectUnauthorized: true }),
+    ...(options.alpn && { ALPNProtocols: alpnWireFormat(options.alpn).buffer as ArrayBuffer }),
+  };
+}
+
+function toTlsConfigError(error: unknown): Error {
+  const code = (error as { code?: string }).code;
+  // Bun reports a refused certificate or key with BoringSSL's words.
+  if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL") return error as Error;
+  return new TlsConfigError((error as Error).message, { cause: error });
+}
+
+function tlsServerHandler(
+  known: KnownAddresses,
+  handlers: ListenHandlers,
+  options: TlsServerOptions,
+): BunSocketHandler {
+  const timeoutMs = options.handshakeTimeoutMs ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS;
+  const requireClient = options.clientCa !== undefined;
+  const fail = (socket: BunSocket, reason: "timeout" | "failed", message: string) => {
+    const wrapper = socket.data as BunTlsStreamSocket;
+    if (wrapper.handshakeDone !== undefined) return;
+    wrapper.handshakeDone = false;
+    clearTimeout(wrapper.handshakeTimer);
+    const remoteAddr = wrapper.remoteAddr;
+    wrapper.close();
+    handlers.onHandshakeError?.({ remoteAddr, reason, message });
+  };
+  return {
+    ...handlerFor(known),
+    open(socket) {
+      const wrapper = new BunTlsStreamSocket(socket, known);
+      socket.data = wrapper;
+      socket.setNoDelay?.(true);
+      wrapper.handshakeTimer = setTimeout(
+        () => fail(socket, "timeout", `no TLS handshake within ${timeoutMs / 1000} s`),
+        timeoutMs,
+      );
+    },
+    handshake(socket, success, authorizationError) {
+      const wrapper = socket.data as BunTlsStreamSocket;
+      if (wrapper.handshakeDone !== undefined) return;
+      // Bun reports a client certificate it could not verify as a successful handshake with an
+      // authorization error (rejectUnauthorized is not enforced on its servers): refuse it here.
+      if (!success || (requireClient && (authorizationError !== null || socket.authorized !== true))) {
+        return fail(socket, "failed", authorizationError?.message ?? "TLS handshake failed");
+      }
+      wrapper.handshakeDone = true;
+      clearTimeout(wrapper.handshakeTimer);
+      handlers.onSocket(wrapper);
+    },
+    close(socket, error) {
+      const wrapper = socket.data as BunTlsStreamSocket | undefined;
+      if (wrapper && wrapper.handshakeDone === undefined) {
+        fail(socket, "failed", error?.message ?? "closed during the TLS handshake");
+      }
+      wrapper?.onClose(error);
+    },
+  };
+}
+
+function listenTls(
+  endpoint: Endpoint,
+  handlers: ListenHandlers,
+  options: TlsServerOptions,
+): Promise<Listener> {
+  if ("path" in endpoint) return Promise.reject(new TypeError("TLS is served over TCP only"));
+  const known: KnownAddresses = {};
+  let socket = tlsServerHandler(known, handlers, options);
+  let current = options;
+  let listener: ReturnType<BunApi["listen"]>;
+  try {
+    listener = Bun.listen({ ...endpoint, allowHalfOpen: true, socket, tls: bunServerTls(options) });
+  } catch (error) {
+    if ((error as { code?: string }).code === "EADDRINUSE") {
+      return Promise.reject(new AddrInUseError(formatEndpoint(endpoint), { cause: error }));
+    }
+    return Promise.reject(toTlsConfigError(error));
+  }
+  const addr: Address = { transport: "tcp", hostname: listener.hostname ?? "", port: listener.port ?? 0 };
+  if (isSpecificIp(addr.hostname)) known.local = addr;
+  return Promise.resolve({
+    addr,
+    close: () => Promise.resolve(listener.stop(false)),
+    maxSockets: socketBudget(),
+    reloadTls(next) {
+      // Bun's listener.reload() swaps handlers but keeps the old certificate (measured with Bun
+      // 1.4), so the listener is reopened on the same address: open connections stay, and a
+      // connection attempt in the instant between close and bind is refused.
+      let replacement: ReturnType<BunApi["listen"]>;
+      try {
+        // Checked on a throwaway port first, so a bad pair leaves the live listener alone.
+        Bun.listen({ hostname: "127.0.0.1", port: 0, allowHalfOpen: true, socket, tls: bunServerTls(next) })
+          .stop(true);
+        const nextSocket = tlsServerHandler(known, handlers, next);
+        listener.stop(false);
+        try {
+          replacement = Bun.listen({
+            ...endpoint,
+            port: addr.port,
+            allowHalfOpen: true,
+            socket: nextSocket,
+            tls: bunServerTls(next),
+          });
+        } catch (error) {
+          listener = Bun.listen({
+            ...endpoint,
+            port: addr.port,
+            allowHalfOpen: true,
+            socket,
+            tls: bunServerTls(current),
+          });
+          throw error;
+        }
+        socket = nextSocket;
+        current = next;
+      } catch (error) {
+        return Promise.reject(toTlsConfigError(error));
+      }
+      listener = replacement;
+      return Promise.resolve();
+    },
+  });
+}
+
+async function connectTls(endpoint: Endpoint, options: TlsClientOptions): Promise<StreamSocket> {
+  const unixPath = "path" in endpoint ? endpoint.path : undefined;
+  const known: KnownAddresses = unixPath !== undefined ? { unix: { transport: "unix", path: unixPath } } : {};
+  const host = "path" in endpoint ? undefined : endpoint.hostname;
+  const servername = options.servername ?? (host !== undefined && isIP(host) === 0 ? host : undefined);
+  const insecure = options.insecure === true;
+  let handshaken!: Promise<void>;
+  const base = handlerFor(known);
+  const socket = await Bun.connect({
+    ...bunEndpoint(endpoint),
+    allowHalfOpen: true,
+    tls: {
+      // Trusted in addition to the system roots, not instead of them.
+      ...(options.ca !== undefined && { ca: [...rootCertificates, options.ca] }),
+      ...(options.cert !== undefined && { cert: options.cert, key: options.key }),
+      ...(servername !== undefined && { serverName: servername }),
+      ...(options.alpn && { ALPNProtocols: alpnWireFormat(options.alpn).buffer as ArrayBuffer }),
+      rejectUnauthorized: !insecure,
+    },
+    socket: {
+      ...base,
+      open(socket) {
+        const wrapper = new BunTlsStreamSocket(socket, known);
+        socket.data = wrapper;
+        if (unixPath === undefined) socket.setNoDelay?.(true);
+        handshaken = new Promise((resolve, reject) => (wrapper.handshaken = { resolve, reject }));
+        handshaken.catch(() => {});
+      },
+      handshake(socket, success, authorizationError) {
+        const wrapper = socket.data as BunTlsStreamSocket;
+        let failure: Error | undefined;
+        if (!success) failure = authorizationError ?? new Error("TLS handshake failed");
+        else if (!insecure) {
+          // Verified here as well: Bun has let a wrong CA through in some releases (oven-sh/bun#33754).
+          const peer = socket.getPeerCertificate?.();
+          failure = authorizationError ??
+            (socket.authorized === false ? new Error("the server's certificate is not trusted") : undefined) ??
+            (peer ? checkServerIdentity(servername ?? host ?? "", peer) : new Error("the server sent no certificate"));
+        }
+        wrapper.handshakeDone = failure === undefined;
+        if (failure) wrapper.handshaken?.reject(failure);
+        else wrapper.handshaken?.resolve();
+      },
+      close(socket, error) {
+        const wrapper = socket.data as BunTlsStreamSocket | undefined;
+        wrapper?.handshaken?.reject(error ?? new Error("closed during the TLS handshake"));
+        base.close(socket, error);
+      },
+    },
+  });
+  const wrapper = socket.data as BunTlsStreamSocket;
+  try {
+    await handshaken;
+  } catch (error) {
+    wrapper.close();
+    throw error;
+  }
+  return wrapper;
+}
+
 // --- transport ---
 
 /** Addresses shared by every socket of a listener rather than built per socket. */
@@ -186,7 +440,8 @@ function bunEndpoint(endpoint: Endpoint): BunEndpoint {
  */
 export const transport: Transport = {
   runtime: "bun",
-  listen(endpoint, handlers) {
+  listen(endpoint, handlers, options) {
+    if (options?.tls) return listenTls(endpoint, handlers, options.tls);
     const unixPath = "path" in endpoint ? endpoint.path : undefined;
     const known: KnownAddresses = unixPath !== undefined ? { unix: { transport: "unix", path: unixPath } } : {};
     let listener: ReturnType<BunApi["listen"]>;
@@ -207,7 +462,8 @@ export const transport: Transport = {
     // stop(false) stops accepting and leaves open connections to the core.
     return Promise.resolve({ addr, close: () => Promise.resolve(listener.stop(false)), maxSockets: socketBudget() });
   },
-  async connect(endpoint) {
+  async connect(endpoint, options) {
+    if (options?.tls) return await connectTls(endpoint, options.tls);
     const unixPath = "path" in endpoint ? endpoint.path : undefined;
     const known: KnownAddresses = unixPath !== undefined ? { unix: { transport: "unix", path: unixPath } } : {};
     const socket = await Bun.connect({ ...bunEndpoint(endpoint), allowHalfOpen: true, socket: handlerFor(known) });

@@ -12,9 +12,16 @@ import {
   type Address,
   AddrInUseError,
   type ChunkResponder,
+  DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
   type Endpoint,
   formatEndpoint,
+  type Listener,
+  type ListenHandlers,
   type StreamSocket,
+  type TlsClientOptions,
+  TlsConfigError,
+  type TlsInfo,
+  type TlsServerOptions,
   type Transport,
 } from "../src/mod.ts";
 import type { CliHost } from "../src/cli/host.ts";
@@ -32,6 +39,8 @@ interface DenoConn {
   closeWrite(): Promise<void>;
   close(): void;
   setNoDelay?(noDelay?: boolean): void;
+  /** TLS connections only. */
+  handshake?(): Promise<{ alpnProtocol: string | null }>;
 }
 type DenoAddr = { transport: "tcp"; hostname: string; port: number } | { transport: "unix"; path: string };
 /** @see https://docs.deno.com/api/deno/~/Deno.Listener */
@@ -44,12 +53,32 @@ interface DenoListener {
 interface DenoApi {
   listen(options: { hostname: string; port: number } | { transport: "unix"; path: string }): DenoListener;
   connect(options: { hostname: string; port: number } | { transport: "unix"; path: string }): Promise<DenoConn>;
+  listenTls(options: {
+    hostname: string;
+    port: number;
+    cert: string;
+    key: string;
+    alpnProtocols?: string[];
+  }): DenoListener;
+  connectTls(options: {
+    hostname: string;
+    port: number;
+    caCerts?: string[];
+    alpnProtocols?: string[];
+    cert?: string;
+    key?: string;
+  }): Promise<DenoConn>;
+  startTls(conn: DenoConn, options: {
+    hostname: string;
+    caCerts?: string[];
+    alpnProtocols?: string[];
+  }): Promise<DenoConn>;
   remove(path: string): Promise<void>;
   readTextFile(path: string): Promise<string>;
   args: string[];
   env: { get(name: string): string | undefined };
   exit(code: number): never;
-  addSignalListener(signal: "SIGINT" | "SIGTERM", handler: () => void): void;
+  addSignalListener(signal: "SIGINT" | "SIGTERM" | "SIGHUP", handler: () => void): void;
   readTextFileSync(path: string): string;
   readDirSync(path: string): Iterable<unknown>;
   stdout: { writeSync(bytes: Uint8Array): number; isTerminal(): boolean };
@@ -59,6 +88,7 @@ interface DenoApi {
     BadResource: new () => Error;
     Interrupted: new () => Error;
     NotFound: new () => Error;
+    UnexpectedEof: new () => Error;
   };
 }
 
@@ -81,6 +111,7 @@ function nextReadSize(size: number, n: number): number {
 
 class DenoStreamSocket implements StreamSocket {
   readonly remoteAddr: Address;
+  declare readonly tls?: TlsInfo; // set on TLS connections only
   #conn: DenoConn;
   #readSize = FIRST_READ;
   #writing: Promise<void> | undefined;
@@ -88,9 +119,10 @@ class DenoStreamSocket implements StreamSocket {
   #closed: Promise<void> | undefined;
   #markClosed: (() => void) | undefined;
 
-  constructor(conn: DenoConn, remoteAddr: Address = conn.remoteAddr) {
+  constructor(conn: DenoConn, remoteAddr: Address = conn.remoteAddr, tls?: TlsInfo) {
     this.#conn = conn;
     this.remoteAddr = remoteAddr;
+    if (tls) (this as { tls?: TlsInfo }).tls = tls;
   }
 
   get localAddr(): Address {
@@ -126,7 +158,7 @@ class DenoStreamSocket implements StreamSocket {
         try {
           n = await this.#conn.read(buffer);
         } catch (error) {
-          if (this.#isClosed) break; // closed by us while the read was pending
+          if (this.#isClosed || isTruncation(error)) break; // closed by us while the read was pending
           throw error;
         }
         if (n === null) break;
@@ -148,7 +180,7 @@ class DenoStreamSocket implements StreamSocket {
     try {
       return await this.#conn.read(buffer);
     } catch (error) {
-      if (this.#isClosed) return null; // closed by us while the read was pending
+      if (this.#isClosed || isTruncation(error)) return null; // closed by us while the read was pending
       throw error;
     }
   }
@@ -186,6 +218,185 @@ class DenoStreamSocket implements StreamSocket {
   }
 }
 
+/**
+ * A TLS peer that sends FIN without close_notify makes Deno's read() reject with UnexpectedEof
+ * (denoland/deno#23960). Everything it sent was authenticated, so that is end of input as on TCP.
+ */
+function isTruncation(error: unknown): boolean {
+  return error instanceof Deno.errors.UnexpectedEof;
+}
+
+// --- TLS ---
+
+// Mutual TLS servers run on Deno's node:tls, with the Node adapter's code: Deno.listenTls cannot
+// ask for client certificates (denoland/deno#26825). Clients use Deno.startTls / Deno.connectTls, except for what those cannot do: skip verification
+// (--insecure), or present a client certificate while verifying a name other than the host.
+async function nodeTransport(): Promise<Transport> {
+  return (await import("./node.ts")).transport;
+}
+
+function listenTlsNative(endpoint: Endpoint, handlers: ListenHandlers, options: TlsServerOptions): Listener {
+  if ("path" in endpoint) throw new TypeError("TLS is served over TCP only");
+  const timeoutMs = options.handshakeTimeoutMs ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS;
+  const open = (tls: TlsServerOptions, port: number): DenoListener => {
+    try {
+      return Deno.listenTls({
+        hostname: endpoint.hostname,
+        port,
+        cert: tls.cert,
+        key: tls.key,
+        ...(tls.alpn && { alpnProtocols: [...tls.alpn] }),
+      });
+    } catch (error) {
+      if (error instanceof Deno.errors.AddrInUse) throw toListenError(error, { ...endpoint, port });
+      const name = (error as Error).name;
+      if (name === "PermissionDenied" || name === "AddrNotAvailable") throw error;
+      throw new TlsConfigError((error as Error).message, { cause: error });
+    }
+  };
+  let listener = open(options, endpoint.port);
+  const addr = listener.addr as Address & { transport: "tcp" };
+  let stopped = false;
+  let reopening: Promise<void> | undefined;
+
+  // Deno accepts before the handshake: each connection gets the handshake timeout, and reaches
+  // the core only once its handshake is done.
+  const handshake = (conn: DenoConn) => {
+    const remoteAddr = conn.remoteAddr as Address;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      closeQuietly(conn);
+    }, timeoutMs);
+    conn.handshake!().then((info) => {
+      clearTimeout(timer);
+      conn.setNoDelay?.(true);
+      handlers.onSocket(new DenoStreamSocket(conn, remoteAddr, info.alpnProtocol ? { alpn: info.alpnProtocol } : {}));
+    }, (error) => {
+      clearTimeout(timer);
+      if (!timedOut) closeQuietly(conn);
+      handlers.onHandshakeError?.({
+        remoteAddr,
+        reason: timedOut ? "timeout" : "failed",
+        message: timedOut ? `no TLS handshake within ${timeoutMs / 1000} s` : (error as Error).message,
+      });
+    });
+  };
+  let acceptEnded: (() => void) | undefined;
+  const accepting = (async () => {
+    while (!stopped) {
+      let conn: DenoConn;
+      try {
+        conn = await listener.accept();
+      } catch (error) {
+        if (reopening) {
+          acceptEnded?.();
+          await reopening;
+          continue;
+        }
+        if (stopped || error instanceof Deno.errors.BadResource) return;
+        handlers.onError(error);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        continue;
+      }
+      handshake(conn);
+    }
+  })();
+  return {
+    addr,
+    async close() {
+      stopped = true;
+      closeQuietly(listener);
+      await accepting;
+    },
+    async reloadTls(next) {
+      // Deno cannot swap a live listener's certificate: the listener is reopened on the same
+      // address. Open connections stay; connection attempts until the new bind are refused.
+      open(next, 0).close(); // the pair is checked on a throwaway port first
+      let resume!: () => void;
+      reopening = new Promise((resolve) => (resume = resolve));
+      // The port is free only once the pending accept has given the listener up.
+      const ended = new Promise<void>((resolve) => (acceptEnded = resolve));
+      closeQuietly(listener);
+      await ended;
+      try {
+        listener = await bindAgain(() => open(next, addr.port));
+        options = next;
+      } catch (error) {
+        listener = await bindAgain(() => open(options, addr.port));
+        throw error;
+      } finally {
+        reopening = undefined;
+        resume();
+      }
+    },
+  };
+}
+
+/** Retries a bind that fails with "in use" for up to a second: a closed listener lets its port go a moment later. */
+async function bindAgain(bind: () => DenoListener): Promise<DenoListener> {
+  for (let attempt = 0;; attempt++) {
+    try {
+      return bind();
+    } catch (error) {
+      if (!(error instanceof AddrInUseError) || attempt >= 50) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+}
+
+function closeQuietly(resource: { close(): void }): void {
+  try {
+    resource.close();
+  } catch {
+    // Already closed.
+  }
+}
+
+async function connectTlsNative(endpoint: Endpoint, options: TlsClientOptions): Promise<StreamSocket> {
+  if ("path" in endpoint) throw new TypeError("TLS over a unix socket is not supported on Deno");
+  if (options.cert !== undefined) {
+    // Only connectTls presents a client certificate; it verifies the host connected to.
+    const conn = await Deno.connectTls({
+      ...endpoint,
+      ...(options.ca !== undefined && { caCerts: [options.ca] }),
+      ...(options.alpn && { alpnProtocols: [...options.alpn] }),
+      cert: options.cert,
+      key: options.key,
+    });
+    let info: { alpnProtocol: string | null };
+    try {
+      info = await conn.handshake!();
+    } catch (error) {
+      conn.close();
+      throw error;
+    }
+    conn.setNoDelay?.(true);
+    return new DenoStreamSocket(conn, undefined, info.alpnProtocol ? { alpn: info.alpnProtocol } : {});
+  }
+  const tcp = await Deno.connect(endpoint);
+  let conn: DenoConn;
+  let info: { alpnProtocol: string | null };
+  try {
+    // startTls over a TCP connection: the name verified (and sent as SNI) may differ from the host.
+    conn = await Deno.startTls(tcp, {
+      hostname: options.servername ?? endpoint.hostname,
+      ...(options.ca !== undefined && { caCerts: [options.ca] }), // in addition to the system roots
+      ...(options.alpn && { alpnProtocols: [...options.alpn] }),
+    });
+    info = await conn.handshake!();
+  } catch (error) {
+    try {
+      tcp.close();
+    } catch {
+      // Already closed by startTls.
+    }
+    throw error;
+  }
+  conn.setNoDelay?.(true);
+  return new DenoStreamSocket(conn, undefined, info.alpnProtocol ? { alpn: info.alpnProtocol } : {});
+}
+
 // --- transport ---
 
 function toListenError(error: unknown, endpoint: Endpoint): unknown {
@@ -210,7 +421,9 @@ function denoEndpoint(endpoint: Endpoint) {
  */
 export const transport: Transport = {
   runtime: "deno",
-  listen(endpoint, handlers) {
+  async listen(endpoint, handlers, options) {
+    if (options?.tls?.clientCa !== undefined) return await (await nodeTransport()).listen(endpoint, handlers, options);
+    if (options?.tls) return listenTlsNative(endpoint, handlers, options.tls);
     let listener: DenoListener;
     try {
       listener = Deno.listen(denoEndpoint(endpoint));
@@ -252,7 +465,17 @@ export const transport: Transport = {
       },
     });
   },
-  async connect(endpoint) {
+  async connect(endpoint, options) {
+    const tls = options?.tls;
+    if (
+      tls &&
+      (tls.insecure ||
+        (tls.cert !== undefined && !("path" in endpoint) &&
+          (tls.servername ?? endpoint.hostname) !== endpoint.hostname))
+    ) {
+      return await (await nodeTransport()).connect(endpoint, options);
+    }
+    if (options?.tls) return await connectTlsNative(endpoint, options.tls);
     const conn = await Deno.connect(denoEndpoint(endpoint));
     if (!("path" in endpoint)) conn.setNoDelay?.(true);
     return new DenoStreamSocket(conn);

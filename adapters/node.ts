@@ -6,15 +6,25 @@
  */
 
 import * as net from "node:net";
+import * as tls from "node:tls";
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import { Buffer } from "node:buffer";
 import { unlink } from "node:fs/promises";
 import {
   type Address,
   AddrInUseError,
+  DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
   type Endpoint,
   formatEndpoint,
+  formatSubject,
   isSpecificIp,
+  type Listener,
+  type ListenHandlers,
   PushStreamSocket,
+  type TlsClientOptions,
+  TlsConfigError,
+  type TlsInfo,
+  type TlsServerOptions,
   toRetainable,
   type Transport,
 } from "../src/mod.ts";
@@ -102,6 +112,12 @@ class NodeStreamSocket extends PushStreamSocket {
       : { transport: "tcp", hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
   }
 
+  // Only TLS sockets have a session to report.
+  get tls(): TlsInfo | undefined {
+    const socket = this.#socket as tls.TLSSocket;
+    return socket.encrypted ? tlsInfo(socket) : undefined;
+  }
+
   get closed(): Promise<void> {
     const socket = this.#socket;
     return this.#closed ??= socket.closed ? RESOLVED : new Promise((resolve) => socket.once("close", () => resolve()));
@@ -150,6 +166,150 @@ function soleListener(socket: net.Socket, event: string): ((this: net.Socket) =>
   return listeners.length === 1 ? listeners[0] as (this: net.Socket) => void : undefined;
 }
 
+// --- TLS ---
+
+function tlsInfo(socket: tls.TLSSocket): TlsInfo {
+  const info: TlsInfo = {};
+  const version = socket.getProtocol();
+  if (version) info.version = version;
+  if (socket.alpnProtocol) info.alpn = socket.alpnProtocol;
+  const servername = (socket as { servername?: string | false }).servername;
+  if (servername) info.servername = servername;
+  const peer = socket.getPeerCertificate();
+  const subject = peer && formatSubject(peer.subject as unknown as Record<string, string>);
+  if (subject) {
+    info.peerSubject = subject;
+    info.authorized = socket.authorized;
+  }
+  return info;
+}
+
+/** Node's secure-context options for a server, checked now so a bad pair fails before binding. */
+function serverContextOptions(options: TlsServerOptions): tls.SecureContextOptions & tls.TlsOptions {
+  const context = {
+    cert: options.cert,
+    key: options.key,
+    ...(options.clientCa !== undefined && { ca: options.clientCa, requestCert: true, rejectUnauthorized: true }),
+    ...(options.alpn && { ALPNProtocols: [...options.alpn] }),
+  };
+  checkPair(options);
+  try {
+    tls.createSecureContext(context);
+  } catch (error) {
+    throw new TlsConfigError((error as Error).message, { cause: error });
+  }
+  return context;
+}
+
+/**
+ * Checks that the certificate and CA parse and that the key belongs to the certificate (Deno's
+ * node:tls, which this code also runs on, does not check the pair when it builds a context).
+ */
+function checkPair(options: TlsServerOptions): void {
+  let leaf: X509Certificate;
+  try {
+    leaf = new X509Certificate(options.cert);
+  } catch (error) {
+    throw new TlsConfigError(`the certificate is not a PEM certificate: ${(error as Error).message}`, { cause: error });
+  }
+  let matches: boolean;
+  try {
+    matches = leaf.checkPrivateKey(createPrivateKey(options.key));
+  } catch (error) {
+    throw new TlsConfigError(`the key is not a PEM private key: ${(error as Error).message}`, { cause: error });
+  }
+  if (!matches) throw new TlsConfigError("the key does not belong to the certificate");
+  if (options.clientCa !== undefined) {
+    try {
+      new X509Certificate(options.clientCa);
+    } catch (error) {
+      throw new TlsConfigError(`the client CA is not a PEM certificate: ${(error as Error).message}`, { cause: error });
+    }
+  }
+}
+
+function listenTls(endpoint: Endpoint, handlers: ListenHandlers, options: TlsServerOptions): Promise<Listener> {
+  if ("path" in endpoint) return Promise.reject(new TypeError("TLS is served over TCP only"));
+  let context: tls.TlsOptions;
+  try {
+    context = serverContextOptions(options);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  const server = tls.createServer({
+    ...context,
+    allowHalfOpen: true,
+    noDelay: true,
+    handshakeTimeout: options.handshakeTimeoutMs ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
+  } as tls.TlsOptions);
+  let local: Address | undefined;
+  server.on("secureConnection", (socket) => handlers.onSocket(new NodeStreamSocket(socket, local)));
+  server.on("tlsClientError", (error: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
+    const remoteAddr: Address = {
+      transport: "tcp",
+      hostname: socket.remoteAddress ?? "",
+      port: socket.remotePort ?? 0,
+    };
+    socket.destroy();
+    handlers.onHandshakeError?.({
+      remoteAddr,
+      reason: error.code === "ERR_TLS_HANDSHAKE_TIMEOUT" ? "timeout" : "failed",
+      // OpenSSL's message carries its file and line; its reason is the useful part.
+      message: (error as { reason?: string }).reason ?? error.message.split("\n")[0]!,
+    });
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", (error) => reject(toListenError(error, endpoint)));
+    server.listen({ host: endpoint.hostname, port: endpoint.port }, () => {
+      server.removeAllListeners("error");
+      server.on("error", handlers.onError);
+      const bound = server.address() as net.AddressInfo;
+      const addr: Address = { transport: "tcp", hostname: bound.address, port: bound.port };
+      if (isSpecificIp(addr.hostname)) local = addr;
+      resolve({
+        addr,
+        close: () => Promise.resolve(void server.close()),
+        maxSockets: socketBudget(),
+        reloadTls(next) {
+          try {
+            server.setSecureContext(serverContextOptions(next));
+            return Promise.resolve();
+          } catch (error) {
+            return Promise.reject(error);
+          }
+        },
+      });
+    });
+  });
+}
+
+function connectTls(endpoint: Endpoint, options: TlsClientOptions): Promise<NodeStreamSocket> {
+  return new Promise((resolve, reject) => {
+    const where = "path" in endpoint ? { path: endpoint.path } : { host: endpoint.hostname, port: endpoint.port };
+    const servername = options.servername ??
+      ("path" in endpoint || net.isIP(endpoint.hostname) !== 0 ? undefined : endpoint.hostname);
+    const socket = tls.connect({
+      ...where,
+      allowHalfOpen: true,
+      // Trusted in addition to the system roots, not instead of them.
+      ...(options.ca !== undefined && { ca: [...tls.rootCertificates, options.ca] }),
+      // SNI names a host, never an address (RFC 6066); the name checked is this or the host.
+      ...(servername !== undefined && { servername }),
+      ...(options.cert !== undefined && { cert: options.cert, key: options.key }),
+      ...(options.alpn && { ALPNProtocols: [...options.alpn] }),
+      rejectUnauthorized: options.insecure !== true,
+    } as unknown as tls.ConnectionOptions);
+    socket.once("error", reject);
+    socket.once("secureConnect", () => {
+      socket.off("error", reject);
+      if (!("path" in endpoint)) socket.setNoDelay(true);
+      resolve(
+        new NodeStreamSocket(socket, "path" in endpoint ? { transport: "unix", path: endpoint.path } : undefined),
+      );
+    });
+  });
+}
+
 // --- transport ---
 
 function toListenError(error: NodeJS.ErrnoException, endpoint: Endpoint): Error {
@@ -170,7 +330,8 @@ function toListenError(error: NodeJS.ErrnoException, endpoint: Endpoint): Error 
  */
 export const transport: Transport = {
   runtime: "node",
-  listen(endpoint, handlers) {
+  listen(endpoint, handlers, options) {
+    if (options?.tls) return listenTls(endpoint, handlers, options.tls);
     const unixPath = "path" in endpoint ? endpoint.path : undefined;
     const server = net.createServer({ allowHalfOpen: true, noDelay: true });
     // Every accepted socket's local address, when the listener is bound to one.
@@ -194,7 +355,8 @@ export const transport: Transport = {
       else server.listen({ host: endpoint.hostname, port: endpoint.port }, ready);
     });
   },
-  connect(endpoint) {
+  connect(endpoint, options) {
+    if (options?.tls) return connectTls(endpoint, options.tls);
     return new Promise((resolve, reject) => {
       const socket = "path" in endpoint
         ? net.createConnection({ path: endpoint.path, allowHalfOpen: true })

@@ -35,7 +35,9 @@ const USAGE = `Usage: node scripts/bench.mjs [options]
 
 Options:
   --runtimes LIST      node,deno,bun (default all three)
-  --scenarios LIST     stream,pingpong,idle,connect (default all four)
+  --scenarios LIST     stream,pingpong,idle,connect,tls-stream,tls-pingpong,tls-connect (default all);
+                       the tls- ones are the same over TLS (a throwaway EC P-256 certificate made
+                       with openssl), tls-connect a full handshake per knock
   --seconds S          length of one measurement (default 2.5)
   --rounds N           rounds per cell, alternating the order (default 4)
   --idle-conns N       connections held in the idle scenario (default 5000)
@@ -54,7 +56,7 @@ try {
   options = parseArgs({
     options: {
       runtimes: { type: "string", default: "node,deno,bun" },
-      scenarios: { type: "string", default: "stream,pingpong,idle,connect" },
+      scenarios: { type: "string", default: "stream,pingpong,idle,connect,tls-stream,tls-pingpong,tls-connect" },
       seconds: { type: "string", default: "2.5" },
       rounds: { type: "string", default: "4" },
       "idle-conns": { type: "string", default: "5000" },
@@ -78,7 +80,11 @@ if (options.help) {
 }
 
 const RUNTIMES = list(options.runtimes, ["node", "deno", "bun"], "--runtimes");
-const SCENARIO_NAMES = list(options.scenarios, ["stream", "pingpong", "idle", "connect"], "--scenarios");
+const SCENARIO_NAMES = list(
+  options.scenarios,
+  ["stream", "pingpong", "idle", "connect", "tls-stream", "tls-pingpong", "tls-connect"],
+  "--scenarios",
+);
 const SECONDS = positive(options.seconds, "--seconds");
 const ROUNDS = Math.round(positive(options.rounds, "--rounds"));
 const IDLE_CONNS = Math.round(positive(options["idle-conns"], "--idle-conns"));
@@ -273,6 +279,43 @@ function echogateCommand(runtime, cliArgs) {
   return [...cliCommand(runtime, ECHOGATE_ROOT), ...cliArgs];
 }
 
+/** A CA and a server certificate for localhost / 127.0.0.1, made in the scratch folder, for the TLS cells. */
+function makeBenchPki() {
+  const dir = join(scratch, "pki");
+  mkdirSync(dir);
+  const openssl = (...args) => execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
+  openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key");
+  openssl(
+    ..."req -x509 -new -key ca.key -sha256 -days 2 -subj /CN=bench-ca".split(" "),
+    ..."-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign -out ca.crt".split(" "),
+  );
+  openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "server.ec.key");
+  openssl("pkcs8", "-topk8", "-nocrypt", "-in", "server.ec.key", "-out", "server.key");
+  openssl("req", "-new", "-key", "server.key", "-subj", "/CN=localhost", "-out", "server.csr");
+  writeFileSync(
+    join(dir, "server.ext"),
+    "basicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+  );
+  openssl(
+    ..."x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -sha256 -days 2".split(" "),
+    ..."-extfile server.ext -out server.crt".split(" "),
+  );
+  return { ca: join(dir, "ca.crt"), cert: join(dir, "server.crt"), key: join(dir, "server.key") };
+}
+const PKI = SCENARIO_NAMES.some((name) => name.startsWith("tls-")) ? makeBenchPki() : undefined;
+
+/** The scenario over TLS: the same servers with a certificate, the generator verifying it. */
+function overTls(scenario) {
+  const serverTls = ["--tls-cert", PKI?.cert ?? "", "--tls-key", PKI?.key ?? ""];
+  return {
+    ...scenario,
+    what: `${scenario.what}, over TLS`,
+    baseline: [...scenario.baseline, ...serverTls],
+    echogate: [...scenario.echogate, ...serverTls],
+    generator: [...scenario.generator, "--tls", "--ca", PKI?.ca ?? ""],
+  };
+}
+
 const SCENARIOS = {
   stream: {
     what: "raw mode, 64 connections, 64 KiB in flight each",
@@ -306,6 +349,9 @@ const SCENARIOS = {
     value: (report) => report.opsPerS,
   },
 };
+SCENARIOS["tls-stream"] = overTls(SCENARIOS.stream);
+SCENARIOS["tls-pingpong"] = overTls(SCENARIOS.pingpong);
+SCENARIOS["tls-connect"] = { ...overTls(SCENARIOS.connect), unit: "handshakes/s" };
 
 /** One throughput measurement of a running server. */
 async function measureThroughput(server, scenario, seconds) {
@@ -515,6 +561,8 @@ function goal(cell) {
   switch (cell.scenario) {
     case "stream":
     case "pingpong":
+    case "tls-stream":
+    case "tls-pingpong":
       return cell.ratio >= 0.95 ? "met (≥ 0.95)" : "missed (≥ 0.95)";
     case "idle":
       if (cell.runtime === "deno") return cell.echogate <= 8 ? "met (≤ 8 KiB)" : "missed (≤ 8 KiB)";

@@ -8,7 +8,8 @@ import { concatAll, utf8 } from "./_bytes.ts";
 import { sleep, TIMED_OUT, within } from "./_timers.ts";
 import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "./echo.ts";
 import { DEFAULT_GATE_PORT, DEFAULT_TOKEN, WELCOME } from "./gate.ts";
-import type { Endpoint, StreamSocket, Transport } from "./types.ts";
+import type { TlsClientOptions } from "./tls.ts";
+import type { ConnectOptions, Endpoint, StreamSocket, Transport } from "./types.ts";
 
 /**
  * Where a client connects. Give `path` for a unix socket, else `hostname`/`port`.
@@ -31,6 +32,8 @@ export interface ClientOptions {
   path?: string;
   /** How long to wait for each reply, in ms. @default {5000} */
   timeoutMs?: number;
+  /** Speak TLS: verify the server (system roots plus `ca`) and optionally present a client certificate. */
+  tls?: TlsClientOptions;
 }
 
 /** Options for {@linkcode sendEcho}. */
@@ -75,7 +78,7 @@ export async function sendEcho(options: SendEchoOptions): Promise<Uint8Array[]> 
   const messages = (options.messages ?? [DEFAULT_MESSAGE]).map((m) => typeof m === "string" ? utf8(m) : m);
   const timeoutMs = options.timeoutMs ?? 5000;
   const prefix = typeof options.prefix === "string" ? utf8(options.prefix) : options.prefix ?? utf8(DEFAULT_PREFIX);
-  const socket = await options.transport.connect(endpointOf(options, DEFAULT_ECHO_PORT));
+  const socket = await options.transport.connect(endpointOf(options, DEFAULT_ECHO_PORT), connectOptionsOf(options));
   const replies: Uint8Array[] = [];
   try {
     for (const message of messages) {
@@ -220,7 +223,7 @@ export interface KnockResult {
 export async function knockGate(options: KnockGateOptions): Promise<KnockResult> {
   const token = typeof options.token === "string" ? utf8(options.token) : options.token ?? utf8(DEFAULT_TOKEN);
   const timeoutMs = options.timeoutMs ?? 5000;
-  const socket = await options.transport.connect(endpointOf(options, DEFAULT_GATE_PORT));
+  const socket = await options.transport.connect(endpointOf(options, DEFAULT_GATE_PORT), connectOptionsOf(options));
   try {
     await sleep(options.delayMs ?? 2000);
     await socket.write(token);
@@ -245,4 +248,8 @@ export async function knockGate(options: KnockGateOptions): Promise<KnockResult>
 function endpointOf(options: ClientOptions, defaultPort: number): Endpoint {
   if (options.path !== undefined) return { path: options.path };
   return { hostname: options.hostname ?? "localhost", port: options.port ?? defaultPort };
+}
+
+function connectOptionsOf(options: ClientOptions): ConnectOptions | undefined {
+  return options.tls ? { tls: options.tls } : undefined;
 }

@@ -9,6 +9,7 @@
 import { utf8 } from "./_bytes.ts";
 import { matchesAnySlot } from "./_constant_time.ts";
 import { TIMED_OUT, within } from "./_timers.ts";
+import { formatAddress } from "./address.ts";
 import { silentLogger } from "./log.ts";
 import { PenaltyBox, type PenaltyKind, type PenaltyOptions } from "./penalties.ts";
 import type { ConnectionContext, ConnectionHandler, EchogateServer, ServerOptions } from "./server.ts";
@@ -104,6 +105,16 @@ export async function serveGate(options: ServeGateOptions): Promise<EchogateServ
   return await serve({
     ...options,
     port: options.port ?? DEFAULT_GATE_PORT,
+    // A failed TLS handshake is a knock without a token; one left hanging, a knock out of time.
+    onHandshakeError(failure) {
+      options.onHandshakeError?.(failure);
+      if (!box || failure.remoteAddr.transport !== "tcp" || failure.remoteAddr.hostname === "") return;
+      const kind: PenaltyKind = failure.reason === "timeout" ? "grace-exceeded" : "noauth";
+      const accrued = box.penalize(failure.remoteAddr.hostname, kind);
+      if (accrued > 0) {
+        logger.log({ event: "penalty", remote: formatAddress(failure.remoteAddr), kind, accruedSeconds: accrued });
+      }
+    },
     admit(socket) {
       if (box && socket.remoteAddr.transport === "tcp" && box.isBlocked(socket.remoteAddr.hostname)) {
         return "penalised";

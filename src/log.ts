@@ -4,6 +4,8 @@
  * @module
  */
 
+import type { TlsInfo } from "./tls.ts";
+
 /**
  * Something a server reports. `remote` is the peer's printable address.
  *
@@ -16,7 +18,9 @@
  */
 export type LogEvent =
   | { event: "listening"; protocol: "echo" | "gate"; address: string }
-  | { event: "connect"; remote: string }
+  | { event: "connect"; remote: string; tls?: TlsInfo }
+  | { event: "tls-handshake-failed"; remote: string; reason: "timeout" | "failed"; message: string; more?: number }
+  | { event: "tls-reload"; ok: boolean; message?: string }
   | { event: "close"; remote: string; bytesIn: number; bytesOut: number; durationMs: number }
   | { event: "knock"; remote: string; welcomed: boolean; durationMs: number }
   | { event: "timeout"; remote: string; durationMs: number }
@@ -82,7 +86,7 @@ export function createLogger(options: CreateLoggerOptions): Logger {
     return {
       log(event) {
         const line = JSON.stringify({ time: now().toISOString(), ...event });
-        if (event.event === "error") options.writeErr(line);
+        if (event.event === "error" || (event.event === "tls-reload" && !event.ok)) options.writeErr(line);
         else options.writeOut(line);
       },
     };
@@ -91,7 +95,7 @@ export function createLogger(options: CreateLoggerOptions): Logger {
     log(event) {
       const line = humanLine(event);
       if (line === undefined) return;
-      if (event.event === "error") options.writeErr(line);
+      if (event.event === "error" || (event.event === "tls-reload" && !event.ok)) options.writeErr(line);
       else options.writeOut(line);
     },
   };
@@ -102,7 +106,17 @@ function humanLine(event: LogEvent): string | undefined {
     case "listening":
       return `${event.protocol} server listening on ${event.address}`;
     case "connect":
-      return `Server connected by ${event.remote}`;
+      return event.tls
+        ? `Server connected by ${event.remote} (${tlsSummary(event.tls)})`
+        : `Server connected by ${event.remote}`;
+    case "tls-handshake-failed": {
+      const more = event.more ? ` (${event.more} more since the last report)` : "";
+      return `TLS handshake ${
+        event.reason === "timeout" ? "timed out" : "failed"
+      } from ${event.remote}: ${event.message}${more}`;
+    }
+    case "tls-reload":
+      return event.ok ? "TLS certificate reloaded" : `TLS reload failed, keeping the old certificate: ${event.message}`;
     case "timeout":
       return "time out";
     case "idle-timeout":
@@ -124,6 +138,14 @@ function humanLine(event: LogEvent): string | undefined {
     case "knock":
       return undefined;
   }
+}
+
+function tlsSummary(tls: TlsInfo): string {
+  const parts = [tls.version ?? "TLS"];
+  if (tls.alpn) parts.push(`ALPN ${tls.alpn}`);
+  if (tls.servername) parts.push(`SNI ${tls.servername}`);
+  if (tls.peerSubject) parts.push(`client ${tls.peerSubject}`);
+  return parts.join(", ");
 }
 
 const PENALTY_REASONS = {

@@ -17,6 +17,7 @@
  */
 
 export * from "./types.ts";
+export * from "./tls.ts";
 export * from "./answer.ts";
 export * from "./errors.ts";
 export * from "./address.ts";

@@ -7,7 +7,7 @@
 
 import { errorMessage } from "./log.ts";
 import type { ConnectionContext } from "./server.ts";
-import type { Endpoint, StreamSocket, Transport } from "./types.ts";
+import type { ConnectOptions, Endpoint, StreamSocket, Transport } from "./types.ts";
 
 /**
  * Builds a handler that connects to `upstream` and relays bytes both ways until both sides have
@@ -15,6 +15,7 @@ import type { Endpoint, StreamSocket, Transport } from "./types.ts";
  *
  * @param transport The socket API used to reach the upstream.
  * @param upstream Where to forward.
+ * @param connectOptions How to connect, e.g. `{ tls: { ca } }` for a TLS upstream.
  * @returns A connection handler.
  *
  * @example
@@ -29,11 +30,12 @@ import type { Endpoint, StreamSocket, Transport } from "./types.ts";
 export function createProxyHandler(
   transport: Transport,
   upstream: Endpoint,
+  connectOptions?: ConnectOptions,
 ): (socket: StreamSocket, context: ConnectionContext) => Promise<void> {
   return async (client, context) => {
     let server: StreamSocket;
     try {
-      server = await transport.connect(upstream);
+      server = await transport.connect(upstream, connectOptions);
     } catch (error) {
       throw new Error(`Cannot reach the upstream: ${errorMessage(error)}`);
     }

@@ -10,6 +10,7 @@ import { formatAddress } from "./address.ts";
 import { AddrInUseError } from "./errors.ts";
 import { errorMessage, type Logger, silentLogger } from "./log.ts";
 import { TIMED_OUT, within } from "./_timers.ts";
+import type { TlsHandshakeFailure, TlsServerOptions } from "./tls.ts";
 import type { Address, ChunkResponder, Endpoint, Listener, StreamSocket, Transport } from "./types.ts";
 
 /**
@@ -42,6 +43,10 @@ export interface ServerOptions {
    * closed at once, with a `refused` event), or `undefined` to serve it.
    */
   admit?: (socket: StreamSocket) => string | undefined;
+  /** Serve TLS (PEM strings). Every protocol runs over it unchanged. Not with `path`. */
+  tls?: TlsServerOptions;
+  /** Called for each connection whose TLS handshake failed or timed out (after it is logged, throttled). */
+  onHandshakeError?: (failure: TlsHandshakeFailure) => void;
 }
 
 /**
@@ -70,6 +75,12 @@ export interface EchogateServer {
    * is closed at once. Resolves when every connection is closed.
    */
   close(options?: { drainMs?: number }): Promise<void>;
+  /**
+   * A TLS server only: serves new connections with this certificate, key and client CA from now
+   * on; open connections keep theirs. Rejects, keeping the old ones, when they are refused.
+   * Logs a `tls-reload` event either way.
+   */
+  reloadTls?(tls: TlsServerOptions): Promise<void>;
 }
 
 /** Per-connection state a {@linkcode ConnectionHandler} reads and updates. */
@@ -165,7 +176,10 @@ export async function serve(
   function run(socket: StreamSocket): void {
     const connection = new Connection(socket, hooks, stopping);
     connections.add(connection);
-    logger.log({ event: "connect", remote: connection.remote });
+    const tls = socket.tls;
+    logger.log(
+      tls ? { event: "connect", remote: connection.remote, tls } : { event: "connect", remote: connection.remote },
+    );
     if (handler.answerChunk && socket.answerEach) {
       // Answered chunk by chunk, each before the next is read: never anything unanswered here.
       connection.idle = true;
@@ -227,6 +241,31 @@ export async function serve(
     acceptErrorLoggedAt = now;
     acceptErrorsSuppressed = 0;
   }
+  // Failed TLS handshakes (plain text on a TLS port, scanners, stalled peers) come in bursts too.
+  let handshakeLoggedAt = -Infinity;
+  let handshakesSuppressed = 0;
+  function reportHandshakeError(failure: TlsHandshakeFailure): void {
+    const now = Date.now();
+    if (now - handshakeLoggedAt >= ACCEPT_ERROR_LOG_INTERVAL_MS) {
+      const more = handshakesSuppressed > 0 ? handshakesSuppressed : undefined;
+      logger.log({
+        event: "tls-handshake-failed",
+        remote: formatAddress(failure.remoteAddr),
+        reason: failure.reason,
+        message: failure.message,
+        ...(more ? { more } : {}),
+      });
+      handshakeLoggedAt = now;
+      handshakesSuppressed = 0;
+    } else {
+      handshakesSuppressed++;
+    }
+    try {
+      options.onHandshakeError?.(failure);
+    } catch {
+      // A hook's failure must not reach the listener.
+    }
+  }
   let maxSockets = Infinity; // known once bound
   const listener = await bind(options, {
     onSocket(socket) {
@@ -251,6 +290,7 @@ export async function serve(
       run(socket);
     },
     onError: reportAcceptError,
+    onHandshakeError: reportHandshakeError,
   });
   maxSockets = listener.maxSockets ?? Infinity;
   const url = formatAddress(listener.addr);
@@ -280,6 +320,17 @@ export async function serve(
     close(closeOptions) {
       return closing ??= close(closeOptions?.drainMs);
     },
+    ...(listener.reloadTls && {
+      async reloadTls(tls: TlsServerOptions) {
+        try {
+          await listener.reloadTls!(tls);
+        } catch (error) {
+          logger.log({ event: "tls-reload", ok: false, message: errorMessage(error) });
+          throw error;
+        }
+        logger.log({ event: "tls-reload", ok: true });
+      },
+    }),
   };
 }
 
@@ -396,10 +447,15 @@ const ACCEPT_ERROR_LOG_INTERVAL_MS = 10_000;
 
 /** Listens, replacing a stale unix socket file (one nothing listens on) if need be. */
 async function bind(options: ServerOptions, handlers: Parameters<Transport["listen"]>[1]): Promise<Listener> {
-  const { transport } = options;
+  const { transport, tls } = options;
   const endpoint: Endpoint = options.path !== undefined
     ? { path: options.path }
     : { hostname: options.hostname ?? "127.0.0.1", port: options.port ?? 0 };
+  if (tls) {
+    if ("path" in endpoint) throw new TypeError("TLS is served over TCP only, not on a unix socket");
+    // A certificate or key the runtime refuses rejects with a TlsConfigError.
+    return await transport.listen(endpoint, handlers, { tls });
+  }
   try {
     return await transport.listen(endpoint, handlers);
   } catch (error) {

@@ -7,6 +7,8 @@
  * @module
  */
 
+import type { TlsClientOptions, TlsHandshakeFailure, TlsInfo, TlsServerOptions } from "./tls.ts";
+
 /**
  * Where a socket is bound or connected: a TCP host and port, or a unix socket path.
  *
@@ -81,6 +83,8 @@ export interface StreamSocket {
    * {@linkcode answerAll} wraps it in a promise, with a read/write loop where it is missing.
    */
   answerEach?(responder: ChunkResponder): void;
+  /** The TLS session, on a TLS socket (its handshake is done before the socket is handed out). */
+  readonly tls?: TlsInfo;
 }
 
 /**
@@ -131,6 +135,41 @@ export interface ListenHandlers {
   onSocket(socket: StreamSocket): void;
   /** Called when accepting fails (e.g. out of file descriptors); the listener keeps going. */
   onError(error: unknown): void;
+  /**
+   * Called (on a TLS listener) for a connection whose handshake failed or timed out; it is
+   * closed already and never reaches `onSocket`.
+   */
+  onHandshakeError?(failure: TlsHandshakeFailure): void;
+}
+
+/**
+ * How to listen, beyond where.
+ *
+ * @example
+ * ```ts
+ * import type { ListenOptions } from "./mod.ts";
+ *
+ * const options: ListenOptions = { tls: { cert: "-----BEGIN CERTIFICATE-----…", key: "…" } };
+ * ```
+ */
+export interface ListenOptions {
+  /** Serve TLS with this certificate and key. */
+  tls?: TlsServerOptions;
+}
+
+/**
+ * How to connect, beyond where.
+ *
+ * @example
+ * ```ts
+ * import type { ConnectOptions } from "./mod.ts";
+ *
+ * const options: ConnectOptions = { tls: { servername: "localhost" } };
+ * ```
+ */
+export interface ConnectOptions {
+  /** Speak TLS, verifying the server as these options say. */
+  tls?: TlsClientOptions;
 }
 
 /**
@@ -156,6 +195,11 @@ export interface Listener {
    * (and logs) connections beyond it rather than letting accept fail.
    */
   readonly maxSockets?: number;
+  /**
+   * On a TLS listener: serves new connections with these certificate, key and client CA from now
+   * on (open ones keep theirs). Rejects, keeping the old ones, when the runtime refuses them.
+   */
+  reloadTls?(tls: TlsServerOptions): Promise<void>;
 }
 
 /**
@@ -176,9 +220,9 @@ export interface Transport {
   /**
    * Binds and starts accepting. Rejects with {@linkcode AddrInUseError} when the address is taken.
    */
-  listen(endpoint: Endpoint, handlers: ListenHandlers): Promise<Listener>;
-  /** Opens a connection. */
-  connect(endpoint: Endpoint): Promise<StreamSocket>;
+  listen(endpoint: Endpoint, handlers: ListenHandlers, options?: ListenOptions): Promise<Listener>;
+  /** Opens a connection; with `options.tls`, resolves once the handshake is done and the server verified. */
+  connect(endpoint: Endpoint, options?: ConnectOptions): Promise<StreamSocket>;
   /** Removes a stale unix socket file; resolves when it is gone (or was never there). */
   removeSocketFile(path: string): Promise<void>;
   /**

@@ -57,7 +57,7 @@ describe(`echogate CLI on ${RUNTIME}`, () => {
     [["gate", "serve", "--penalty-exempt", "10.0.0.0/33"], /"--penalty-exempt".*not a CIDR block/],
     [["gate", "serve", "--no-penalties", "--penalty-exempt", "none"], /exclude each other/],
     [["gate", "serve", "--max-pending", "-3"], /"--max-pending"/],
-    [["gate", "serve", "--then", "nowhere"], /"--then".*not "echo", HOST:PORT or unix:PATH/],
+    [["gate", "serve", "--then", "nowhere"], /"--then".*not "echo", HOST:PORT, tls:\/\/HOST:PORT or unix:PATH/],
     [["gate", "serve", "--then", "localhost:99999"], /"--then".*not a port number/],
     [["gate", "serve", "--mode", "line"], /"--mode" applies only with "--then echo"/],
   ];

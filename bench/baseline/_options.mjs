@@ -4,10 +4,11 @@
 import { parseArgs } from "node:util";
 
 /**
- * Parses `PROTOCOL [--mode raw|chunk] [--prefix P] [--token T] [--host H] [--port N]`.
+ * Parses `PROTOCOL [--mode raw|chunk] [--prefix P] [--token T] [--host H] [--port N]
+ * [--tls-cert F --tls-key F]` (with the two TLS files, the server speaks TLS).
  *
  * @param {string[]} args The command-line arguments after the script.
- * @returns {{ protocol: string, values: { mode: string, prefix: string, token: string, host: string, port: string } }}
+ * @returns {{ protocol: string, values: { mode: string, prefix: string, token: string, host: string, port: string, "tls-cert"?: string, "tls-key"?: string } }}
  */
 export function baselineOptions(args) {
   const { positionals, values } = parseArgs({
@@ -19,6 +20,8 @@ export function baselineOptions(args) {
       token: { type: "string", default: "1" },
       host: { type: "string", default: "127.0.0.1" },
       port: { type: "string", default: "0" },
+      "tls-cert": { type: "string" },
+      "tls-key": { type: "string" },
     },
   });
   return { protocol: positionals[0] ?? "echo", values };

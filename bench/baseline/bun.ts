@@ -3,10 +3,12 @@
 //
 //   bun bench/baseline/bun.ts echo [--mode raw|chunk] [--prefix 'Echo=>'] [--port 0]
 //   bun bench/baseline/bun.ts gate [--token 1] [--port 0]
+//   ... [--tls-cert F --tls-key F]   the same over TLS (Bun.listen's tls option)
 //
 // Prints "listening on HOST:PORT" once ready. No logging, no limits: just the protocol.
 
 import process from "node:process";
+import { readFileSync } from "node:fs";
 import { baselineOptions } from "./_options.mjs";
 
 const { protocol, values } = baselineOptions(process.argv.slice(2));
@@ -41,7 +43,15 @@ interface Handlers {
 }
 const Bun = (globalThis as unknown as {
   Bun: {
-    listen(options: { hostname: string; port: number; allowHalfOpen: boolean; socket: Handlers }): { port: number };
+    listen(
+      options: {
+        hostname: string;
+        port: number;
+        allowHalfOpen: boolean;
+        socket: Handlers;
+        tls?: { cert: string; key: string };
+      },
+    ): { port: number };
   };
 }).Bun;
 
@@ -108,6 +118,9 @@ const listener = Bun.listen({
   port: Number(values.port),
   allowHalfOpen: true,
   socket: protocol === "gate" ? gateHandlers : echoHandlers,
+  ...(values["tls-cert"] && {
+    tls: { cert: readFileSync(values["tls-cert"], "utf8"), key: readFileSync(values["tls-key"]!, "utf8") },
+  }),
 });
 console.log(`bun baseline ${protocol} listening on ${values.host}:${listener.port}`);
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => process.exit(0));

@@ -3,6 +3,7 @@
 //
 //   deno run -A bench/baseline/deno.ts echo [--mode raw|chunk] [--prefix 'Echo=>'] [--port 0]
 //   deno run -A bench/baseline/deno.ts gate [--token 1] [--port 0]
+//   ... [--tls-cert F --tls-key F]   the same over TLS (Deno.listenTls)
 //
 // Prints "listening on HOST:PORT" once ready. No logging, no limits: just the protocol.
 
@@ -32,7 +33,7 @@ async function echo(conn: Deno.Conn): Promise<void> {
       await writeAll(conn, buffer.subarray(0, prefix.length + n));
     }
   } catch {
-    // reset by the peer
+    // reset by the peer (or, over TLS, a FIN without close_notify)
   } finally {
     close(conn);
   }
@@ -66,11 +67,18 @@ function close(conn: Deno.Conn): void {
   }
 }
 
-const listener = Deno.listen({ hostname: values.host, port: Number(values.port) });
+const where = { hostname: values.host, port: Number(values.port) };
+const listener = values["tls-cert"]
+  ? Deno.listenTls({
+    ...where,
+    cert: Deno.readTextFileSync(values["tls-cert"]),
+    key: Deno.readTextFileSync(values["tls-key"]!),
+  })
+  : Deno.listen(where);
 console.log(`deno baseline ${protocol} listening on ${values.host}:${listener.addr.port}`);
 for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, () => Deno.exit(0));
 for await (const conn of listener) {
-  conn.setNoDelay(true);
+  (conn as Deno.Conn & { setNoDelay?(on: boolean): void }).setNoDelay?.(true); // a TlsConn has none
   if (protocol === "gate") gate(conn);
   else echo(conn);
 }

@@ -2,10 +2,13 @@
 //
 //   node bench/baseline/node.mjs echo [--mode raw|chunk] [--prefix 'Echo=>'] [--port 0]
 //   node bench/baseline/node.mjs gate [--token 1] [--port 0]
+//   ... [--tls-cert F --tls-key F]   the same over TLS (node:tls)
 //
 // Prints "listening on HOST:PORT" once ready. No logging, no limits: just the protocol.
 
 import * as net from "node:net";
+import * as tls from "node:tls";
+import { readFileSync } from "node:fs";
 import { baselineOptions } from "./_options.mjs";
 
 const { protocol, values } = baselineOptions(process.argv.slice(2));
@@ -42,7 +45,12 @@ function gate(socket) {
 }
 
 const handler = protocol === "gate" ? gate : values.mode === "raw" ? echoRaw : echoChunk;
-const server = net.createServer({ noDelay: true }, handler);
+const server = values["tls-cert"]
+  ? tls.createServer(
+    { noDelay: true, cert: readFileSync(values["tls-cert"]), key: readFileSync(values["tls-key"]) },
+    handler,
+  )
+  : net.createServer({ noDelay: true }, handler);
 server.listen({ host: values.host, port: Number(values.port) }, () => {
   const { address, port } = server.address();
   console.log(`node baseline ${protocol} listening on ${address}:${port}`);

@@ -9,7 +9,8 @@ import { utf8 } from "../_bytes.ts";
 import { formatEndpoint } from "../address.ts";
 import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "../echo.ts";
 import { DEFAULT_GATE_PORT } from "../gate.ts";
-import type { Endpoint, Transport } from "../types.ts";
+import type { TlsClientOptions } from "../tls.ts";
+import type { ConnectOptions, Endpoint, Transport } from "../types.ts";
 import type { FileDescriptorUsage } from "./descriptors.ts";
 import type { BenchInterval } from "./report.ts";
 
@@ -80,6 +81,8 @@ export interface BenchOptions {
   fileDescriptors?: () => FileDescriptorUsage | undefined;
   /** Stops the run early; the report covers what ran. */
   signal?: AbortSignal;
+  /** Connect over TLS (in `connect` mode each exchange is then a full TLS handshake). */
+  tls?: TlsClientOptions;
 }
 
 /** The options of a run, checked and with their defaults filled in. */
@@ -96,6 +99,7 @@ export interface Settings {
   rate: number | undefined;
   timeoutMs: number;
   intervalMs: number;
+  connectOptions: ConnectOptions | undefined;
 }
 
 export function settle(options: BenchOptions): Settings {
@@ -121,6 +125,7 @@ export function settle(options: BenchOptions): Settings {
     rate: options.rate,
     timeoutMs: options.timeoutMs ?? 5000,
     intervalMs: options.intervalMs ?? 1000,
+    connectOptions: options.tls ? { tls: options.tls } : undefined,
   };
   for (const [name, value] of [["conns", settings.conns], ["size", settings.size]] as const) {
     if (!(Number.isSafeInteger(value) && value >= 1)) throw new RangeError(`${name} must be a positive integer`);

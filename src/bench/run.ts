@@ -295,7 +295,7 @@ class BenchRun {
   }
 
   async #connect(): Promise<StreamSocket> {
-    const connecting = this.#s.transport.connect(this.#s.endpoint);
+    const connecting = this.#s.transport.connect(this.#s.endpoint, this.#s.connectOptions);
     const socket = await within(connecting, this.#s.timeoutMs);
     if (socket === TIMED_OUT) {
       connecting.then((late) => late.close(), () => {});

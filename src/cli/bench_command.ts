@@ -18,6 +18,7 @@ import { DEFAULT_GATE_PORT } from "../gate.ts";
 import { parseChoice, parsePort, parsePositiveInt, parseSeconds } from "./args.ts";
 import { type Command, type Options, str } from "./command.ts";
 import type { CliHost } from "./host.ts";
+import { CLIENT_TLS_FLAGS, CLIENT_TLS_HELP, readClientTls } from "./tls_options.ts";
 
 // Descriptors kept free beyond the connections (the runtime's own, stdio, DNS).
 const DESCRIPTOR_RESERVE = 16;
@@ -27,7 +28,8 @@ export const benchCommand: Command = {
   name: "bench",
   usage: `echogate bench [HOST] [--port 50007] [--unix PATH] [--mode pingpong|stream|connect] [--conns 50]
                     [--size B] [--duration 5] [--prefix 'Echo=>'] [--rate R] [--knock TOKEN]
-                    [--timeout 5] [--json | --json-stream]`,
+                    [--timeout 5] [--json | --json-stream]
+                    [--tls [--ca F] [--servername NAME] [--tls-cert F --tls-key F] [--insecure]]`,
   help: `Usage: echogate bench [HOST] [options]
 
 Drives an echo server (echogate's in chunk or raw mode, or any other) over many connections,
@@ -60,10 +62,13 @@ Options:
   --timeout S          Seconds to wait for a connection or a reply; longer is an error (default 5)
   --json               Print the final report as one JSON object
   --json-stream        Print one JSON object per second ("interval"), then the report ("end")
+${CLIENT_TLS_HELP}
+                       (in connect mode, every operation is then a full TLS handshake)
 
 Units: MB is 10^6 bytes of payload echoed back (prefixes not counted); latencies are in ms.
 Before opening N connections, the descriptor limit is checked (where the runtime can tell).`,
   options: {
+    ...CLIENT_TLS_FLAGS,
     port: "string",
     unix: "string",
     mode: "string",
@@ -136,6 +141,7 @@ async function bench(host: CliHost, positionals: string[], options: Options): Pr
   host.onSignal("SIGINT", stop);
   host.onSignal("SIGTERM", stop);
 
+  const tls = await readClientTls(host, options);
   const endpoint = unix !== undefined ? { path: unix } : {
     hostname,
     port: port === undefined ? (knock !== undefined ? DEFAULT_GATE_PORT : DEFAULT_ECHO_PORT) : parsePort("port", port),
@@ -152,6 +158,7 @@ async function bench(host: CliHost, positionals: string[], options: Options): Pr
     rate: rate === undefined ? undefined : parseRate(rate),
     timeoutMs,
     signal: aborter.signal,
+    ...(tls && { tls }),
   };
   if (jsonStream) {
     host.writeOut(JSON.stringify({

@@ -61,7 +61,7 @@ export function drainMs(options: Options): number {
 
 /** Passes "in use" on as it is; any other listen failure gets context. */
 export function explainListenError(error: unknown): never {
-  if (error instanceof AddrInUseError) throw error;
+  if (error instanceof AddrInUseError || error instanceof UsageError) throw error;
   throw new Error(`Cannot listen: ${errorMessage(error)}`);
 }
 

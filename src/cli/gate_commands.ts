@@ -22,13 +22,27 @@ import {
   untilSignal,
 } from "./command.ts";
 import type { CliHost } from "./host.ts";
+import {
+  CLIENT_TLS_FLAGS,
+  CLIENT_TLS_HELP,
+  explainTlsConfigError,
+  readClientTls,
+  readPem,
+  readServerTls,
+  reloadOnSighup,
+  SERVER_TLS_FLAGS,
+  SERVER_TLS_HELP,
+  serverTlsFiles,
+} from "./tls_options.ts";
 
 /** `echogate gate serve`: the seed's knock gate. */
 export const gateServeCommand: Command = {
   name: "gate serve",
   usage: `echogate gate serve [--host 127.0.0.1] [--port 8001] [--unix PATH] [--token 1 | --token-file F]
                     [--timeout 5] [--max-conns N] [--max-pending N] [--penalty-exempt CIDR,... | none]
-                    [--no-penalties] [--then echo | --then HOST:PORT] [--drain-timeout 5] [--json]
+                    [--no-penalties] [--then echo | --then HOST:PORT | --then tls://HOST:PORT [--then-ca F]]
+                    [--drain-timeout 5] [--json]
+                    [--tls-cert F --tls-key F [--tls-client-ca F] [--alpn L] [--tls-handshake-timeout 10]]
                     (env ECHOGATE_TOKEN also sets the token)`,
   help: `Usage: echogate gate serve [options]
 
@@ -51,11 +65,16 @@ Options:
   --then echo          Keep a welcomed connection open as an echo session (--mode, --prefix,
                        --max-line and --idle-timeout apply, as for echo serve)
   --then HOST:PORT     Forward a welcomed connection to HOST:PORT ([::1]:PORT for IPv6, unix:PATH)
+  --then tls://HOST:PORT  Forward it over TLS, verifying the upstream (system roots, plus --then-ca F)
   --drain-timeout S    On SIGINT/SIGTERM, give open connections S seconds to finish (default 5)
   --json               Log one JSON object per event
 
+${SERVER_TLS_HELP}
+
 The token is never logged; a token on the command line (visible in ps) or the default one gets a warning.`,
   options: {
+    ...SERVER_TLS_FLAGS,
+    "then-ca": "string",
     host: "string",
     port: "string",
     unix: "string",
@@ -80,7 +99,8 @@ The token is never logged; a token on the command line (visible in ps) or the de
 /** `echogate gate knock`: the seed's first client. */
 export const gateKnockCommand: Command = {
   name: "gate knock",
-  usage: "echogate gate knock [HOST] [--port 8001] [--unix PATH] [--token 1] [--delay 2] [--timeout S]",
+  usage: `echogate gate knock [HOST] [--port 8001] [--unix PATH] [--token 1] [--delay 2] [--timeout S]
+                    [--tls [--ca F] [--servername NAME] [--tls-cert F --tls-key F] [--insecure]]`,
   help: `Usage: echogate gate knock [HOST] [options]
 
 Connects, waits --delay seconds, sends the token and prints the reply. Exits 0 only when welcomed.
@@ -90,8 +110,16 @@ Options:
   --unix PATH          Connect to a unix socket instead
   --token TOKEN        Token to send (default ${DEFAULT_TOKEN})
   --delay S            Seconds to wait before sending (default 2, as the seed's client)
-  --timeout S          Seconds to wait for the reply (default 5)`,
-  options: { port: "string", unix: "string", token: "string", delay: "string", timeout: "string" },
+  --timeout S          Seconds to wait for the reply (default 5)
+${CLIENT_TLS_HELP}`,
+  options: {
+    ...CLIENT_TLS_FLAGS,
+    port: "string",
+    unix: "string",
+    token: "string",
+    delay: "string",
+    timeout: "string",
+  },
   run: gateKnock,
 };
 
@@ -106,12 +134,16 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
     timeoutMs: timeout === undefined ? undefined : parseSeconds("timeout", timeout),
     maxPending: maxPending === undefined ? undefined : parsePositiveInt("max-pending", maxPending),
     penalties: penaltyOptions(options),
-    handoff: handoff(host, options),
+    handoff: await handoff(host, options),
     logger: createLogger({ json: options.json === true, writeOut: host.writeOut, writeErr: host.writeErr }),
   };
   const drain = drainMs(options);
+  const tlsFiles = serverTlsFiles(options);
+  const tls = tlsFiles && await readServerTls(host, tlsFiles, options);
   const tokens = await resolveTokens(host, options);
-  const server = await serveGate({ ...settings, tokens }).catch(explainListenError);
+  const server = await serveGate({ ...settings, ...(tls && { tls }), tokens })
+    .catch(explainTlsConfigError(tlsFiles)).catch(explainListenError);
+  if (tlsFiles) reloadOnSighup(host, server, tlsFiles, options);
   return await untilSignal(host, server, drain);
 }
 
@@ -178,9 +210,18 @@ function penaltyOptions(options: Options): PenaltyOptions | false {
   return { exempt: blocks };
 }
 
-/** Reads --then: "echo", "HOST:PORT", "[v6]:PORT" or "unix:PATH". */
-function handoff(host: CliHost, options: Options): ConnectionHandler | undefined {
-  const then = str(options, "then");
+/** Reads --then: "echo", "HOST:PORT", "[v6]:PORT", "tls://HOST:PORT" (with --then-ca) or "unix:PATH". */
+async function handoff(host: CliHost, options: Options): Promise<ConnectionHandler | undefined> {
+  let then = str(options, "then");
+  const thenCa = str(options, "then-ca");
+  const overTls = then?.startsWith("tls://") === true;
+  if (thenCa !== undefined && !overTls) {
+    throw new UsageError(`Option "--then-ca" applies only with "--then tls://HOST:PORT"`);
+  }
+  if (overTls) then = then!.slice("tls://".length);
+  if (overTls && then!.startsWith("unix:")) {
+    throw new UsageError(`Invalid value for "--then": TLS upstreams are TCP only`);
+  }
   const echoFlags = ["mode", "prefix", "max-line", "idle-timeout"].filter((name) => options[name] !== undefined);
   if (then !== "echo" && echoFlags.length > 0) {
     throw new UsageError(`Option "--${echoFlags[0]}" applies only with "--then echo"`);
@@ -189,8 +230,15 @@ function handoff(host: CliHost, options: Options): ConnectionHandler | undefined
   if (then === "echo") return createEchoHandler(echoOptions(options));
   if (then.startsWith("unix:") && then.length > 5) return createProxyHandler(host.transport, { path: then.slice(5) });
   const match = /^(?:\[([^\]]+)\]|([^:\[\]]+)):(\d+)$/.exec(then);
-  if (!match) throw new UsageError(`Invalid value for "--then": "${then}" is not "echo", HOST:PORT or unix:PATH`);
-  return createProxyHandler(host.transport, { hostname: match[1] ?? match[2]!, port: parsePort("then", match[3]!) });
+  if (!match) {
+    throw new UsageError(
+      `Invalid value for "--then": "${then}" is not "echo", HOST:PORT, tls://HOST:PORT or unix:PATH`,
+    );
+  }
+  const upstream = { hostname: match[1] ?? match[2]!, port: parsePort("then", match[3]!) };
+  if (!overTls) return createProxyHandler(host.transport, upstream);
+  const ca = thenCa === undefined ? undefined : await readPem(host, "then-ca", thenCa, "certificate");
+  return createProxyHandler(host.transport, upstream, { tls: ca === undefined ? {} : { ca } });
 }
 
 async function gateKnock(host: CliHost, positionals: string[], options: Options): Promise<number> {
@@ -198,9 +246,11 @@ async function gateKnock(host: CliHost, positionals: string[], options: Options)
   noPositionals(rest);
   const delay = str(options, "delay");
   const token = str(options, "token");
+  const tls = await readClientTls(host, options);
   const result = await knockGate({
     transport: host.transport,
     ...target,
+    ...(tls && { tls }),
     token: token ?? DEFAULT_TOKEN,
     delayMs: delay === undefined ? undefined : parseSeconds("delay", delay),
   });

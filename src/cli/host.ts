@@ -26,7 +26,7 @@ export interface CliHost {
   /** Ends the process with `code`. */
   exit(code: number): void;
   /** Runs `handler` on every delivery of `signal`. */
-  onSignal(signal: "SIGINT" | "SIGTERM", handler: () => void): void;
+  onSignal(signal: "SIGINT" | "SIGTERM" | "SIGHUP", handler: () => void): void;
   /** Reads a UTF-8 text file. */
   readTextFile(path: string): Promise<string>;
   /**

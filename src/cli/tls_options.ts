@@ -1,0 +1,168 @@
+// The TLS flags of the servers (--tls-cert, --tls-key, --tls-client-ca, --alpn,
+// --tls-handshake-timeout) and of the clients (--tls, --ca, --servername, --tls-cert, --tls-key,
+// --insecure), and SIGHUP reloading for servers.
+
+import { UsageError } from "../errors.ts";
+import { errorMessage } from "../log.ts";
+import type { EchogateServer } from "../server.ts";
+import { type TlsClientOptions, TlsConfigError, type TlsServerOptions } from "../tls.ts";
+import { parseSeconds } from "./args.ts";
+import { type Options, str } from "./command.ts";
+import type { CliHost } from "./host.ts";
+
+/** The option specs, for the commands' `options`. */
+export const SERVER_TLS_FLAGS = {
+  "tls-cert": "string",
+  "tls-key": "string",
+  "tls-client-ca": "string",
+  alpn: "string",
+  "tls-handshake-timeout": "string",
+} as const;
+
+/** The client side's option specs. */
+export const CLIENT_TLS_FLAGS = {
+  tls: "boolean",
+  ca: "string",
+  servername: "string",
+  "tls-cert": "string",
+  "tls-key": "string",
+  insecure: "boolean",
+} as const;
+
+/** Help lines for the server flags. */
+export const SERVER_TLS_HELP = `  --tls-cert F         Serve TLS with this PEM certificate chain (needs --tls-key)
+  --tls-key F          The certificate's PEM private key
+  --tls-client-ca F    Require a client certificate signed by this PEM CA (mutual TLS)
+  --alpn LIST          Comma-separated ALPN protocols to offer
+  --tls-handshake-timeout S  Close connections that have not finished the handshake in S seconds (default 10)
+                       SIGHUP re-reads the certificate, key and client CA for new connections`;
+
+/** Help lines for the client flags. */
+export const CLIENT_TLS_HELP = `  --tls                Speak TLS (implied by the flags below)
+  --ca F               Trust this PEM CA in addition to the system roots
+  --servername NAME    Name sent as SNI and verified in the certificate (default: the host)
+  --tls-cert F         Present this PEM client certificate (needs --tls-key)
+  --tls-key F          The client certificate's PEM private key
+  --insecure           Do not verify the server's certificate (a warning is printed)`;
+
+/** Reads a PEM file named by `--flag`: a usage error naming both when it cannot be read or is not PEM. */
+export async function readPem(host: CliHost, flag: string, path: string, kind: "certificate" | "key"): Promise<string> {
+  if (path === "") throw new UsageError(`Invalid value for "--${flag}": the path is empty`);
+  let text: string;
+  try {
+    text = await host.readTextFile(path);
+  } catch (error) {
+    throw new UsageError(`Invalid value for "--${flag}": cannot read "${path}": ${errorMessage(error)}`);
+  }
+  const shape = kind === "certificate" ? /-----BEGIN CERTIFICATE-----/ : /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
+  if (!shape.test(text)) {
+    throw new UsageError(`Invalid value for "--${flag}": "${path}" is not a PEM ${kind}`);
+  }
+  return text;
+}
+
+/** The files a server's TLS settings were read from, to re-read on SIGHUP. */
+export interface ServerTlsFiles {
+  cert: string;
+  key: string;
+  clientCa?: string;
+}
+
+/** Checks the server TLS flags (no file is read yet); `undefined` without --tls-cert/--tls-key. */
+export function serverTlsFiles(options: Options): ServerTlsFiles | undefined {
+  const cert = str(options, "tls-cert");
+  const key = str(options, "tls-key");
+  const clientCa = str(options, "tls-client-ca");
+  if (cert === undefined && key === undefined) {
+    for (const flag of ["tls-client-ca", "alpn", "tls-handshake-timeout"]) {
+      if (options[flag] !== undefined) throw new UsageError(`Option "--${flag}" needs --tls-cert and --tls-key`);
+    }
+    return undefined;
+  }
+  if (cert === undefined) throw new UsageError(`Option "--tls-key" needs --tls-cert`);
+  if (key === undefined) throw new UsageError(`Option "--tls-cert" needs --tls-key`);
+  return { cert, key, ...(clientCa !== undefined && { clientCa }) };
+}
+
+/** Reads the files and the other flags into the library's server options. */
+export async function readServerTls(host: CliHost, files: ServerTlsFiles, options: Options): Promise<TlsServerOptions> {
+  const alpn = str(options, "alpn");
+  const timeout = str(options, "tls-handshake-timeout");
+  const protocols = alpn?.split(",").map((name) => name.trim());
+  if (protocols?.some((name) => name === "" || new TextEncoder().encode(name).length > 255)) {
+    throw new UsageError(`Invalid value for "--alpn": "${alpn}" is not a comma-separated list of protocol names`);
+  }
+  const handshakeTimeoutMs = timeout === undefined ? undefined : parseSeconds("tls-handshake-timeout", timeout);
+  if (handshakeTimeoutMs === 0) throw new UsageError(`Invalid value for "--tls-handshake-timeout": it must be above 0`);
+  return {
+    cert: await readPem(host, "tls-cert", files.cert, "certificate"),
+    key: await readPem(host, "tls-key", files.key, "key"),
+    ...(files.clientCa !== undefined &&
+      { clientCa: await readPem(host, "tls-client-ca", files.clientCa, "certificate") }),
+    ...(protocols && { alpn: protocols }),
+    ...(handshakeTimeoutMs !== undefined && { handshakeTimeoutMs }),
+  };
+}
+
+/** Turns a certificate or key the runtime refused at listen into a usage error naming the files. */
+export function explainTlsConfigError(files: ServerTlsFiles | undefined): (error: unknown) => never {
+  return (error) => {
+    if (files && error instanceof TlsConfigError) {
+      throw new UsageError(
+        `Invalid value for "--tls-key": "${files.key}" does not go with "--tls-cert" "${files.cert}": ${error.message}`,
+      );
+    }
+    throw error;
+  };
+}
+
+/** On SIGHUP, re-reads the certificate, key and client CA; a bad file is logged and the old ones kept. */
+export function reloadOnSighup(
+  host: CliHost,
+  server: EchogateServer,
+  files: ServerTlsFiles,
+  options: Options,
+): void {
+  if (!server.reloadTls) return;
+  let reloading = false;
+  host.onSignal("SIGHUP", () => {
+    if (reloading) return;
+    reloading = true;
+    readServerTls(host, files, options)
+      .then((tls) => server.reloadTls!(tls))
+      .catch((error) => {
+        // reloadTls logged a refusal itself; a file that cannot be read is reported here.
+        if (error instanceof UsageError) {
+          host.writeErr(`echogate: TLS reload failed, keeping the old certificate: ${error.message}`);
+        }
+      })
+      .finally(() => (reloading = false));
+  });
+}
+
+/** Reads the client TLS flags; `undefined` when none is given. */
+export async function readClientTls(host: CliHost, options: Options): Promise<TlsClientOptions | undefined> {
+  const ca = str(options, "ca");
+  const servername = str(options, "servername");
+  const cert = str(options, "tls-cert");
+  const key = str(options, "tls-key");
+  const insecure = options.insecure === true;
+  const wanted = options.tls === true || ca !== undefined || servername !== undefined || cert !== undefined ||
+    key !== undefined || insecure;
+  if (!wanted) return undefined;
+  if (cert !== undefined && key === undefined) throw new UsageError(`Option "--tls-cert" needs --tls-key`);
+  if (key !== undefined && cert === undefined) throw new UsageError(`Option "--tls-key" needs --tls-cert`);
+  if (servername === "") throw new UsageError(`Invalid value for "--servername": the name is empty`);
+  if (insecure) {
+    host.writeErr("echogate: warning: --insecure: the server's certificate is not verified; anyone can pose as it");
+  }
+  return {
+    ...(ca !== undefined && { ca: await readPem(host, "ca", ca, "certificate") }),
+    ...(servername !== undefined && { servername }),
+    ...(cert !== undefined && {
+      cert: await readPem(host, "tls-cert", cert, "certificate"),
+      key: await readPem(host, "tls-key", key!, "key"),
+    }),
+    ...(insecure && { insecure }),
+  };
+}
