@@ -1,23 +1,38 @@
 // The CLI host for runtimes with Node's `process` global (Node and Bun).
 
+import { fstatSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import process from "node:process";
 import type { CliHost } from "../src/cli/host.ts";
-import { LineOutput } from "../src/cli/output.ts";
+import { EXIT_FLUSH_MS, LineOutput, type WriteText } from "../src/cli/output.ts";
 import type { Transport } from "../src/mod.ts";
 import { fileDescriptorUsage } from "./_descriptors.ts";
 
 export type { CliHost };
 
+/**
+ * How text goes to `stream`: written at once to a terminal or a file (as Node and Bun do it
+ * synchronously there), and to a pipe or socket one write at a time, each awaited through its
+ * callback, so a reader that does not read can hold at most one write's text in the runtime's own
+ * buffer (its write() returns false and buffers everything, without limit).
+ */
+function writerFor(stream: NodeJS.WriteStream, fd: number): WriteText {
+  // A closed reader (e.g. `| head`) must not crash the process with a stack trace.
+  stream.on("error", () => {});
+  let direct = stream.isTTY === true;
+  try {
+    direct ||= fstatSync(fd).isFile();
+  } catch {
+    // Unknown: treat it as a pipe.
+  }
+  if (direct) return (text) => void stream.write(text);
+  return (text) =>
+    new Promise<void>((resolve, reject) => void stream.write(text, (error) => (error ? reject(error) : resolve())));
+}
+
 /** Builds a {@linkcode CliHost} from Node's `process` and the given transport. */
 export function processHost(transport: Transport): CliHost {
-  let guarded = false;
-  const output = new LineOutput((text) => {
-    // A closed stdout (e.g. `| head`) must not crash the process with a stack trace.
-    if (!guarded) process.stdout.on("error", () => {});
-    guarded = true;
-    process.stdout.write(text);
-  }, (text) => void process.stderr.write(text));
+  const output = new LineOutput(writerFor(process.stdout, 1), writerFor(process.stderr, 2));
   return {
     transport,
     args: process.argv.slice(2),
@@ -25,12 +40,12 @@ export function processHost(transport: Transport): CliHost {
     writeOut: output.out,
     writeErr: output.err,
     exit(code) {
-      output.flush();
-      process.exit(code);
+      void output.close(EXIT_FLUSH_MS).then(() => process.exit(code));
     },
     onSignal: (signal, handler) => void process.on(signal, handler),
     readTextFile: (path) => readFile(path, "utf8"),
     fileDescriptors: fileDescriptorUsage,
     isTerminal: (stream) => process[stream].isTTY === true,
+    onOutputDropped: (reporter) => output.onDropped(reporter),
   };
 }

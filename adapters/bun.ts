@@ -13,6 +13,8 @@ import {
   type Address,
   AddrInUseError,
   alpnWireFormat,
+  type DatagramHandlers,
+  type DatagramSocket,
   DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
   type Endpoint,
   formatEndpoint,
@@ -34,6 +36,7 @@ import { isIP } from "node:net";
 import { type CliHost, processHost } from "./_process_host.ts";
 import { socketBudget } from "./_descriptors.ts";
 import { unlink } from "node:fs/promises";
+import { lookupHost } from "./_lookup.ts";
 
 // --- types (a structural copy of what we use; no dependency on @types/bun) ---
 
@@ -90,6 +93,20 @@ interface BunApi {
   connect(
     options: BunEndpoint & { socket: BunSocketHandler; allowHalfOpen: boolean; tls?: BunTlsOptions },
   ): Promise<BunSocket>;
+  udpSocket(options: { hostname: string; port: number; socket: BunUdpHandler }): Promise<BunUdpSocket>;
+}
+/** @see https://bun.sh/reference/bun/udp/Socket */
+interface BunUdpSocket {
+  readonly address: { address: string; port: number };
+  /** False when the kernel did not take the datagram (its buffer is full); `drain` follows. */
+  send(bytes: Uint8Array, port: number, hostname: string): boolean;
+  close(): void;
+}
+interface BunUdpHandler {
+  data(socket: BunUdpSocket, bytes: Uint8Array, port: number, hostname: string): void;
+  drain(socket: BunUdpSocket): void;
+  /** Called with the socket as `this`. Without it, an ICMP error ends the process (oven-sh/bun#29116). */
+  error(this: BunUdpSocket, error: Error): void;
 }
 
 const Bun: BunApi = (globalThis as unknown as { Bun: BunApi }).Bun;
@@ -459,6 +476,8 @@ export const transport: Transport = {
       ? { transport: "unix", path: unixPath }
       : { transport: "tcp", hostname: listener.hostname ?? "", port: listener.port ?? 0 };
     if (addr.transport === "tcp" && isSpecificIp(addr.hostname)) known.local = addr;
+    // Bun.listen reports no accept failures (it has no callback for them); a connection reset in the
+    // accept queue reaches us as one that closes at once (test/accept_errors.test.ts).
     // stop(false) stops accepting and leaves open connections to the core.
     return Promise.resolve({ addr, close: () => Promise.resolve(listener.stop(false)), maxSockets: socketBudget() });
   },
@@ -474,7 +493,77 @@ export const transport: Transport = {
       if (error.code !== "ENOENT") throw error;
     });
   },
+  async bindDatagram(endpoint, handlers) {
+    const wrapper = new BunDatagramSocket(handlers);
+    try {
+      wrapper.bind(await Bun.udpSocket({ ...endpoint, socket: wrapper.handler }));
+    } catch (error) {
+      if ((error as { code?: string }).code !== "EADDRINUSE") throw error;
+      throw new AddrInUseError(`udp ${formatEndpoint(endpoint)}`, { cause: error });
+    }
+    return wrapper;
+  },
+  lookup: lookupHost,
 };
+
+// --- datagrams ---
+
+class BunDatagramSocket implements DatagramSocket {
+  #socket: BunUdpSocket | undefined;
+  #addr: Address | undefined;
+  #drainWaiters: (() => void)[] = [];
+  #full = false;
+  #closed = false;
+  readonly handler: BunUdpHandler;
+
+  constructor(handlers: DatagramHandlers) {
+    this.handler = {
+      data: (_socket, bytes, port, hostname) => {
+        if (!this.#closed) handlers.onMessage(bytes, hostname, port);
+      },
+      drain: () => {
+        this.#full = false;
+        for (const waiter of this.#drainWaiters.splice(0)) waiter();
+      },
+      // Always installed: an unhandled UDP error (ECONNREFUSED from an ICMP port unreachable)
+      // would be an uncaught exception. Bun does not say which peer it came from.
+      error(error) {
+        handlers.onError(error);
+      },
+    };
+  }
+
+  bind(socket: BunUdpSocket): void {
+    this.#socket = socket;
+    this.#addr = { transport: "udp", hostname: socket.address.address, port: socket.address.port };
+  }
+
+  get addr(): Address {
+    return this.#addr!;
+  }
+
+  send(bytes: Uint8Array, hostname: string, port: number): boolean {
+    if (this.#closed) return false;
+    // Bun's send() copies nothing it does not send at once: the bytes are free on return.
+    if (this.#socket!.send(bytes, port, hostname)) return true;
+    this.#full = true;
+    return false;
+  }
+
+  onDrain(callback: () => void): void {
+    if (!this.#full || this.#closed) queueMicrotask(callback);
+    else this.#drainWaiters.push(callback);
+  }
+
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#socket!.close();
+      for (const waiter of this.#drainWaiters.splice(0)) waiter();
+    }
+    return RESOLVED;
+  }
+}
 
 /**
  * What the CLI needs from Bun (which provides Node's `process`).

@@ -9,6 +9,8 @@
  */
 
 import {
+  ACCEPT_BACKOFF_MS,
+  acceptErrorKind,
   type Address,
   AddrInUseError,
   type ChunkResponder,
@@ -25,8 +27,12 @@ import {
   type Transport,
 } from "../src/mod.ts";
 import type { CliHost } from "../src/cli/host.ts";
-import { LineOutput } from "../src/cli/output.ts";
+import { EXIT_FLUSH_MS, LineOutput, type WriteText } from "../src/cli/output.ts";
+import { sleep } from "../src/_timers.ts";
 import { softOpenFilesLimit } from "./_proc_limits.ts";
+import { bindNodeDatagram } from "./_dgram.ts";
+import { bindDenoDatagram, type ListenDatagram } from "./_deno_datagram.ts";
+import { lookupHost } from "./_lookup.ts";
 
 // --- types (a structural copy of what we use; no dependency on Deno's global types) ---
 
@@ -49,8 +55,16 @@ interface DenoListener {
   accept(): Promise<DenoConn>;
   close(): void;
 }
+/** @see https://docs.deno.com/api/deno/~/Deno.stdout */
+interface DenoOutputStream {
+  write(bytes: Uint8Array): Promise<number>;
+  writeSync(bytes: Uint8Array): number;
+  isTerminal(): boolean;
+}
 /** @see https://docs.deno.com/api/deno/~/Deno */
 interface DenoApi {
+  /** Only with --unstable-net. */
+  listenDatagram?: ListenDatagram;
   listen(options: { hostname: string; port: number } | { transport: "unix"; path: string }): DenoListener;
   connect(options: { hostname: string; port: number } | { transport: "unix"; path: string }): Promise<DenoConn>;
   listenTls(options: {
@@ -81,8 +95,9 @@ interface DenoApi {
   addSignalListener(signal: "SIGINT" | "SIGTERM" | "SIGHUP", handler: () => void): void;
   readTextFileSync(path: string): string;
   readDirSync(path: string): Iterable<unknown>;
-  stdout: { writeSync(bytes: Uint8Array): number; isTerminal(): boolean };
-  stderr: { writeSync(bytes: Uint8Array): number; isTerminal(): boolean };
+  statSync(path: string): { isFile: boolean };
+  stdout: DenoOutputStream;
+  stderr: DenoOutputStream;
   errors: {
     AddrInUse: new () => Error;
     BadResource: new () => Error;
@@ -439,8 +454,10 @@ export const transport: Transport = {
         } catch (error) {
           if (stopped || error instanceof Deno.errors.BadResource) return;
           handlers.onError(error);
-          // Out of descriptors and the like: back off instead of spinning on accept.
-          await new Promise((resolve) => setTimeout(resolve, 100));
+          // A connection reset while it waited (ENOTCONN here) is gone: accept the next at once.
+          // Out of descriptors, the next accept would fail too: back off instead of spinning.
+          const kind = acceptErrorKind(error);
+          if (kind !== "connection") await sleep(kind === "exhaustion" ? ACCEPT_BACKOFF_MS : 0);
           continue;
         }
         if ("path" in endpoint) {
@@ -485,20 +502,42 @@ export const transport: Transport = {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     });
   },
+  // Deno.listenDatagram exists only with --unstable-net; Deno's node:dgram works without a flag.
+  bindDatagram: (endpoint, handlers) =>
+    Deno.listenDatagram
+      ? bindDenoDatagram(Deno.listenDatagram, endpoint, handlers, Deno.errors.AddrInUse)
+      : bindNodeDatagram(endpoint, handlers),
+  lookup: lookupHost,
 };
 
 const encoder = new TextEncoder();
-function writeAll(stream: { writeSync(bytes: Uint8Array): number }, text: string): void {
-  const bytes = encoder.encode(text);
-  let written = 0;
+
+/**
+ * How text goes to standard output or error: written at once to a terminal or a file, as before
+ * (writeSync never waits on a reader there), and to a pipe or socket with the async write, which
+ * runs off the event loop: writeSync on a full pipe blocks the whole server until its reader reads.
+ */
+function writerFor(name: "stdout" | "stderr"): WriteText {
+  const stream = Deno[name];
+  let direct = stream.isTerminal();
   try {
-    while (written < bytes.length) written += stream.writeSync(bytes.subarray(written));
+    direct ||= Deno.statSync(`/proc/self/fd/${name === "stdout" ? 1 : 2}`).isFile;
   } catch {
-    // A closed stdout (e.g. `| head`) must not crash the server.
+    // Not Linux, or no permission: treat it as a pipe.
   }
+  if (direct) {
+    return (text) => {
+      const bytes = encoder.encode(text);
+      for (let written = 0; written < bytes.length;) written += stream.writeSync(bytes.subarray(written));
+    };
+  }
+  return async (text) => {
+    const bytes = encoder.encode(text);
+    for (let written = 0; written < bytes.length;) written += await stream.write(bytes.subarray(written));
+  };
 }
 
-const output = new LineOutput((text) => writeAll(Deno.stdout, text), (text) => writeAll(Deno.stderr, text));
+const output = new LineOutput(writerFor("stdout"), writerFor("stderr"));
 
 /**
  * What the CLI needs from Deno: arguments, environment, output, exit, signals and files.
@@ -520,8 +559,7 @@ export const host: CliHost = {
   writeOut: output.out,
   writeErr: output.err,
   exit(code) {
-    output.flush();
-    Deno.exit(code);
+    void output.close(EXIT_FLUSH_MS).then(() => Deno.exit(code));
   },
   onSignal: (signal, handler) => Deno.addSignalListener(signal, handler),
   readTextFile: (path) => Deno.readTextFile(path),
@@ -534,4 +572,5 @@ export const host: CliHost = {
     }
   },
   isTerminal: (stream) => Deno[stream].isTerminal(),
+  onOutputDropped: (reporter) => output.onDropped(reporter),
 };

@@ -21,6 +21,7 @@ import {
   type Listener,
   type ListenHandlers,
   PushStreamSocket,
+  type ReadQueueSource,
   type TlsClientOptions,
   TlsConfigError,
   type TlsInfo,
@@ -30,6 +31,8 @@ import {
 } from "../src/mod.ts";
 import { type CliHost, processHost } from "./_process_host.ts";
 import { socketBudget } from "./_descriptors.ts";
+import { bindNodeDatagram } from "./_dgram.ts";
+import { lookupHost } from "./_lookup.ts";
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
@@ -50,7 +53,7 @@ class NodeStreamSocket extends PushStreamSocket {
    *   for a unix socket, its path, which is then reported as both ends' address.
    */
   constructor(socket: net.Socket, local?: Address) {
-    super(socket);
+    super(readSource(socket));
     this.#socket = socket;
     if (local?.transport !== "unix") void socket.remotePort; // makes Node cache the peer's address now, while it is known
     this.localAddr = local ?? { transport: "tcp", hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 };
@@ -168,6 +171,24 @@ function soleListener(socket: net.Socket, event: string): ((this: net.Socket) =>
 
 // --- TLS ---
 
+/** What Deno's node:tls puts on a TLS socket's handle: the TCP connection underneath. */
+interface DenoTlsHandle {
+  _nativeTcpHandle?: { readStart(): number; readStop(): number };
+}
+
+/**
+ * What pauses `socket`'s input: the socket itself, except on Deno's node:tls. There, pausing a
+ * TLS socket only holds its decrypted bytes back while the TCP connection is still read, without
+ * bound (measured: 286 MB taken in 4 s from a peer that never read its echo), and end of input
+ * that arrives meanwhile is lost (its TLSWrap drops the EOF it held when a resume pauses again).
+ * Pausing the TCP connection underneath does neither: the peer is held back by TCP.
+ */
+function readSource(socket: net.Socket): ReadQueueSource {
+  const tcp = (socket as { _handle?: DenoTlsHandle })._handle?._nativeTcpHandle;
+  if (tcp === undefined) return socket;
+  return { pause: () => void tcp.readStop(), resume: () => void tcp.readStart() };
+}
+
 function tlsInfo(socket: tls.TLSSocket): TlsInfo {
   const info: TlsInfo = {};
   const version = socket.getProtocol();
@@ -228,6 +249,12 @@ function checkPair(options: TlsServerOptions): void {
   }
 }
 
+/** Node's handshake timeout, or Deno's node:tls one: a plain `Error` with Node's message and no code. */
+function isHandshakeTimeout(error: NodeJS.ErrnoException): boolean {
+  return error.code === "ERR_TLS_HANDSHAKE_TIMEOUT" ||
+    (error.code === undefined && error.message === "TLS handshake timeout");
+}
+
 function listenTls(endpoint: Endpoint, handlers: ListenHandlers, options: TlsServerOptions): Promise<Listener> {
   if ("path" in endpoint) return Promise.reject(new TypeError("TLS is served over TCP only"));
   let context: tls.TlsOptions;
@@ -253,7 +280,7 @@ function listenTls(endpoint: Endpoint, handlers: ListenHandlers, options: TlsSer
     socket.destroy();
     handlers.onHandshakeError?.({
       remoteAddr,
-      reason: error.code === "ERR_TLS_HANDSHAKE_TIMEOUT" ? "timeout" : "failed",
+      reason: isHandshakeTimeout(error) ? "timeout" : "failed",
       // OpenSSL's message carries its file and line; its reason is the useful part.
       message: (error as { reason?: string }).reason ?? error.message.split("\n")[0]!,
     });
@@ -341,7 +368,8 @@ export const transport: Transport = {
       server.once("error", (error) => reject(toListenError(error, endpoint)));
       const ready = () => {
         server.removeAllListeners("error");
-        // After listening, errors are accept failures (EMFILE and the like): Node keeps listening.
+        // After listening, errors are accept failures: Node keeps listening, and libuv has already
+        // skipped ECONNABORTED and handled EMFILE (it accepts and closes the pending connection).
         server.on("error", handlers.onError);
         const bound = server.address();
         const addr: Address = unixPath !== undefined || typeof bound === "string" || bound === null
@@ -377,6 +405,8 @@ export const transport: Transport = {
   },
   // Node writes a Buffer as is; any other Uint8Array gets wrapped in a new Buffer first.
   allocate: (size) => Buffer.allocUnsafeSlow(size),
+  bindDatagram: bindNodeDatagram,
+  lookup: lookupHost,
 };
 
 /**

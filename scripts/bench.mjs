@@ -35,9 +35,11 @@ const USAGE = `Usage: node scripts/bench.mjs [options]
 
 Options:
   --runtimes LIST      node,deno,bun (default all three)
-  --scenarios LIST     stream,pingpong,idle,connect,tls-stream,tls-pingpong,tls-connect (default all);
-                       the tls- ones are the same over TLS (a throwaway EC P-256 certificate made
-                       with openssl), tls-connect a full handshake per knock
+  --scenarios LIST     stream,pingpong,idle,connect,connect-proxy,tls-stream,tls-pingpong,tls-connect,udp
+                       (default all); connect-proxy compares echogate's gate with and without
+                       --proxy-protocol; the tls- ones are the same over TLS (a throwaway EC P-256
+                       certificate made with openssl), tls-connect a full handshake per knock; udp a
+                       UDP pingpong
   --seconds S          length of one measurement (default 2.5)
   --rounds N           rounds per cell, alternating the order (default 4)
   --idle-conns N       connections held in the idle scenario (default 5000)
@@ -56,7 +58,10 @@ try {
   options = parseArgs({
     options: {
       runtimes: { type: "string", default: "node,deno,bun" },
-      scenarios: { type: "string", default: "stream,pingpong,idle,connect,tls-stream,tls-pingpong,tls-connect" },
+      scenarios: {
+        type: "string",
+        default: "stream,pingpong,idle,connect,connect-proxy,tls-stream,tls-pingpong,tls-connect,udp",
+      },
       seconds: { type: "string", default: "2.5" },
       rounds: { type: "string", default: "4" },
       "idle-conns": { type: "string", default: "5000" },
@@ -82,7 +87,7 @@ if (options.help) {
 const RUNTIMES = list(options.runtimes, ["node", "deno", "bun"], "--runtimes");
 const SCENARIO_NAMES = list(
   options.scenarios,
-  ["stream", "pingpong", "idle", "connect", "tls-stream", "tls-pingpong", "tls-connect"],
+  ["stream", "pingpong", "idle", "connect", "connect-proxy", "tls-stream", "tls-pingpong", "tls-connect", "udp"],
   "--scenarios",
 );
 const SECONDS = positive(options.seconds, "--seconds");
@@ -212,13 +217,13 @@ async function startServer(name, command) {
   }
 }
 
-/** How `runtime` runs the script at `path`. */
-function runScript(runtime, path) {
+/** How `runtime` runs the script at `path` (`denoFlags` go to deno run, e.g. --unstable-net). */
+function runScript(runtime, path, denoFlags = []) {
   switch (runtime) {
     case "node":
       return ["node", path];
     case "deno":
-      return [DENO, "run", "-A", path];
+      return [DENO, "run", "-A", ...denoFlags, path];
     case "bun":
       return [BUN, path];
   }
@@ -269,13 +274,17 @@ function runGenerator(args) {
 
 const BASELINE_FILES = { node: "node.mjs", deno: "deno.ts", bun: "bun.ts" };
 
-function baselineCommand(runtime, protocolArgs) {
-  return [...runScript(runtime, join(ROOT, "bench/baseline", BASELINE_FILES[runtime])), ...protocolArgs];
+function baselineCommand(runtime, protocolArgs, scenario = {}) {
+  const file = scenario.baselineFiles?.[runtime] ?? BASELINE_FILES[runtime];
+  return [...runScript(runtime, join(ROOT, "bench/baseline", file), scenario.baselineDenoFlags), ...protocolArgs];
 }
 
 const ECHOGATE_ROOT = options.echogate === undefined ? ROOT : resolve(options.echogate);
 
-function echogateCommand(runtime, cliArgs) {
+function echogateCommand(runtime, cliArgs, scenario = {}) {
+  if (runtime === "deno" && scenario.echogateDenoFlags) {
+    return [...runScript(runtime, join(ECHOGATE_ROOT, "src/cli.ts"), scenario.echogateDenoFlags), ...cliArgs];
+  }
   return [...cliCommand(runtime, ECHOGATE_ROOT), ...cliArgs];
 }
 
@@ -340,12 +349,37 @@ const SCENARIOS = {
     baseline: ["echo", "--mode", "chunk"],
     echogate: ["echo", "serve", "--port", "0", "--mode", "chunk"],
   },
+  udp: {
+    what: "UDP pingpong, prefix Echo=>, 50 sockets, 64-byte datagrams; echogate with --no-udp-limits " +
+      "(its default limits would cap one source at 10/s); on Deno both run with --unstable-net (Deno.listenDatagram)",
+    unit: "round trips/s",
+    baseline: ["udp"],
+    baselineFiles: { node: "udp_node.mjs", deno: "udp_deno.ts", bun: "udp_bun.ts" },
+    baselineDenoFlags: ["--unstable-net"],
+    echogateDenoFlags: ["--unstable-net"],
+    echogate: ["echo", "serve", "--udp", "--port", "0", "--no-udp-limits"],
+    generator: ["--udp", "--conns", "50", "--size", "64"],
+    value: (report) => report.opsPerS,
+  },
   connect: {
     what: "a new connection per gate knock (token 1, answered), 32 at a time",
     unit: "conns/s",
     baseline: ["gate"],
     echogate: ["gate", "serve", "--port", "0"],
     generator: ["--mode", "connect", "--knock", "1", "--conns", "32"],
+    value: (report) => report.opsPerS,
+  },
+  // The cost of the PROXY protocol: the same gate with --proxy-protocol, each connection sending
+  // a v2 header first, against the same gate without it (echogate on both sides, not the baseline).
+  "connect-proxy": {
+    what: "the connect cell's gate with --proxy-protocol (a v2 header before each knock) vs the same gate without",
+    unit: "conns/s",
+    reference: {
+      echogate: ["gate", "serve", "--port", "0"],
+      generator: ["--mode", "connect", "--knock", "1", "--conns", "32"],
+    },
+    echogate: ["gate", "serve", "--port", "0", "--proxy-protocol"],
+    generator: ["--mode", "connect", "--knock", "1", "--conns", "32", "--proxy-header", "v2"],
     value: (report) => report.opsPerS,
   },
 };
@@ -367,6 +401,8 @@ async function measureThroughput(server, scenario, seconds) {
     errors: report.errors,
     mismatches: report.mismatches,
     firstProblem: report.firstMismatch ?? report.firstError,
+    // UDP: datagrams never echoed (the TCP report has no such field).
+    ...(report.lost === undefined ? {} : { lost: report.lost, lossRate: report.lossRate }),
     latencyMs: report.latencyMs,
     serverCpuS,
     // CPU seconds the server spent per operation: the cost the generator cannot hide.
@@ -467,11 +503,17 @@ function geomean(values) {
  */
 async function runCell(runtime, name) {
   const scenario = SCENARIOS[name];
+  // A scenario with a `reference` compares echogate with echogate run another way, not with the baseline.
+  const reference = scenario.reference
+    ? echogateCommand(runtime, scenario.reference.echogate)
+    : baselineCommand(runtime, scenario.baseline, scenario);
   const commands = {
-    baseline: baselineCommand(runtime, scenario.baseline),
-    copy: baselineCommand(runtime, scenario.baseline),
-    echogate: echogateCommand(runtime, scenario.echogate),
+    baseline: reference,
+    copy: reference,
+    echogate: echogateCommand(runtime, scenario.echogate, scenario),
   };
+  const generatorFor = (role) =>
+    role === "echogate" || !scenario.reference ? scenario : { ...scenario, generator: scenario.reference.generator };
   const rounds = [];
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? ["baseline", "echogate", "copy"] : ["copy", "echogate", "baseline"];
@@ -479,7 +521,7 @@ async function runCell(runtime, name) {
     for (const role of order) {
       measured[role] = name === "idle"
         ? await measureIdle(`${runtime} ${role}`, commands[role])
-        : await measureFresh(`${runtime} ${role}`, commands[role], scenario);
+        : await measureFresh(`${runtime} ${role}`, commands[role], generatorFor(role));
     }
     rounds.push(measured);
     const line = order.map((role) => `${role} ${format(measured[role].value, scenario.unit)}`).join(", ");
@@ -561,8 +603,10 @@ function goal(cell) {
   switch (cell.scenario) {
     case "stream":
     case "pingpong":
+    case "connect-proxy":
     case "tls-stream":
     case "tls-pingpong":
+    case "udp":
       return cell.ratio >= 0.95 ? "met (≥ 0.95)" : "missed (≥ 0.95)";
     case "idle":
       if (cell.runtime === "deno") return cell.echogate <= 8 ? "met (≤ 8 KiB)" : "missed (≤ 8 KiB)";

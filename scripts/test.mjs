@@ -8,7 +8,8 @@
 //      (node22, node24, node26: binaries from npm, see scripts/node_matrix.mjs);
 //   4. the packed package (scripts/test_pack.mjs): npx, bunx, deno npm:, ESM, CJS, publint, attw,
 //      on the machine's Node; on each of node22, node24, node26 the checks that depend on the Node
-//      (engine-strict install, ESM, CJS, the adapter by condition, npx).
+//      (engine-strict install, ESM, CJS, the adapter by condition, npx);
+//   5. no process the run started is left running (one check; leftovers are listed and killed).
 //
 //   npm test                              all of it
 //   npm test -- test/gate.test.ts         only some test files, on node, bun and deno (skips the static
@@ -18,6 +19,7 @@
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { killQuietly, leftoverProcesses, taggedProcesses, TEST_RUN_VARIABLE } from "./_leftovers.mjs";
 import { ensureNode, envWithNode, NODE_MATRIX } from "./node_matrix.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -46,13 +48,23 @@ const STATIC_CHECKS = [
   ["deno publish --dry-run", ["publish", "--dry-run", "--allow-dirty"]],
 ];
 
+// Tags every process of this run (inherited by their children) for the leftover check.
+const runId = `${process.pid}-${Date.now()}`;
+// Stopped from outside (Ctrl-C, a CI timeout): take everything the run started down with us.
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(signal, () => {
+    for (const { pid } of taggedProcesses(runId)) killQuietly(pid);
+    process.exit(128 + { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 }[signal]);
+  });
+}
+
 /** Runs a command with output shown live and captured; resolves with exit code and output. */
 function run(command, args, env = process.env) {
   return new Promise((resolve) => {
     const child = spawn(command, args, {
       cwd: root,
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...env, FORCE_COLOR: "0" },
+      env: { ...env, FORCE_COLOR: "0", [TEST_RUN_VARIABLE]: runId },
     });
     let output = "";
     child.stdout.on("data", (chunk) => (output += chunk, process.stdout.write(chunk)));
@@ -177,6 +189,16 @@ if (build.code !== 0) {
       summary.push(`${label}: ${packPassed} passed, ${packFailed} failed`);
     }
   }
+}
+const leftovers = await leftoverProcesses(runId);
+if (leftovers === undefined) summary.push("leftover processes: not checked (no /proc)");
+else if (leftovers.length === 0) {
+  passed++;
+  summary.push("leftover processes: none");
+} else {
+  failed++;
+  summary.push(`leftover processes: ${leftovers.length} still running after the run (killed now):`);
+  for (const { pid, command } of leftovers) summary.push(`  ${pid} ${command}`);
 }
 console.log(`\n${summary.join("\n")}`);
 console.log(`${passed} passed, ${failed} failed`);

@@ -15,6 +15,18 @@ const bin = `${root}node_modules/.bin`;
 const work = mkdtempSync(join(tmpdir(), "echogate-pack-"));
 const project = join(work, "project");
 
+/**
+ * Signals a detached child's whole process group: npx and bunx start the server as a child of
+ * their own, which a signal to the launcher alone would leave running.
+ */
+function killGroup(child, signal) {
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // Gone already.
+  }
+}
+
 /** Runs a command to completion (bounded) and returns its exit code and output. */
 function run(command, args, options = {}) {
   return new Promise((resolve) => {
@@ -22,12 +34,13 @@ function run(command, args, options = {}) {
       cwd: options.cwd ?? project,
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, NO_COLOR: "1" },
+      detached: true,
     });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk) => (stdout += chunk));
     child.stderr.on("data", (chunk) => (stderr += chunk));
-    const timer = setTimeout(() => child.kill("SIGKILL"), options.ms ?? 60_000);
+    const timer = setTimeout(() => killGroup(child, "SIGKILL"), options.ms ?? 60_000);
     child.on("error", (error) => (stderr += String(error)));
     child.on("close", (code) => {
       clearTimeout(timer);
@@ -42,7 +55,9 @@ async function serverAnswers(command, args) {
     cwd: project,
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, NO_COLOR: "1" },
+    detached: true,
   });
+  const closed = new Promise((resolve) => child.on("close", resolve));
   let out = "";
   let err = "";
   child.stdout.on("data", (chunk) => (out += chunk));
@@ -59,7 +74,12 @@ async function serverAnswers(command, args) {
     const reply = await exchange(port, "Hello network world");
     if (reply !== "Echo=>Hello network world") throw new Error(`unexpected reply ${JSON.stringify(reply)}`);
   } finally {
-    child.kill("SIGTERM");
+    // The server (and its launcher) shut down on SIGTERM; whatever is left after 10 s is killed.
+    killGroup(child, "SIGTERM");
+    const timer = setTimeout(() => killGroup(child, "SIGKILL"), 10_000);
+    await closed;
+    clearTimeout(timer);
+    killGroup(child, "SIGKILL");
   }
 }
 

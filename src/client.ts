@@ -8,8 +8,10 @@ import { concatAll, utf8 } from "./_bytes.ts";
 import { sleep, TIMED_OUT, within } from "./_timers.ts";
 import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "./echo.ts";
 import { DEFAULT_GATE_PORT, DEFAULT_TOKEN, WELCOME } from "./gate.ts";
+import { encodeProxyHeader, type ProxyHeaderInit } from "./proxy_protocol/mod.ts";
 import type { TlsClientOptions } from "./tls.ts";
 import type { ConnectOptions, Endpoint, StreamSocket, Transport } from "./types.ts";
+import { DEFAULT_UDP_TIMEOUT_MS, sendDatagrams } from "./datagram/client.ts";
 
 /**
  * Where a client connects. Give `path` for a unix socket, else `hostname`/`port`.
@@ -34,6 +36,11 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** Speak TLS: verify the server (system roots plus `ca`) and optionally present a client certificate. */
   tls?: TlsClientOptions;
+  /**
+   * Send a PROXY protocol header first, as a load balancer would (to try a `proxyProtocol`
+   * server without one). `source` and `destination` default to this connection's own endpoints.
+   */
+  proxyHeader?: ProxyHeaderInit;
 }
 
 /** Options for {@linkcode sendEcho}. */
@@ -47,6 +54,13 @@ export interface SendEchoOptions extends ClientOptions {
   prefix?: string | Uint8Array;
   /** Called with each reply as it arrives. */
   onReply?: (reply: Uint8Array, message: Uint8Array) => void;
+  /**
+   * Send each message as one UDP datagram (see {@linkcode sendDatagrams}); `timeoutMs` is then
+   * the wait per try (default 1000) and `prefix` is not needed. @default {false}
+   */
+  udp?: boolean;
+  /** With `udp`: how many times a message is sent again when no reply came. @default {3} */
+  retries?: number;
 }
 
 /** The seed client's message. */
@@ -76,9 +90,18 @@ const MAX_REPLY_OVERHEAD = 64 * 1024;
  */
 export async function sendEcho(options: SendEchoOptions): Promise<Uint8Array[]> {
   const messages = (options.messages ?? [DEFAULT_MESSAGE]).map((m) => typeof m === "string" ? utf8(m) : m);
+  if (options.udp) {
+    if (options.path !== undefined) throw new TypeError("A UDP echo server has a host and port, not a path");
+    return await sendDatagrams({
+      ...options,
+      port: options.port ?? DEFAULT_ECHO_PORT,
+      messages,
+      timeoutMs: options.timeoutMs ?? DEFAULT_UDP_TIMEOUT_MS,
+    });
+  }
   const timeoutMs = options.timeoutMs ?? 5000;
   const prefix = typeof options.prefix === "string" ? utf8(options.prefix) : options.prefix ?? utf8(DEFAULT_PREFIX);
-  const socket = await options.transport.connect(endpointOf(options, DEFAULT_ECHO_PORT), connectOptionsOf(options));
+  const socket = await connectClient(options, DEFAULT_ECHO_PORT);
   const replies: Uint8Array[] = [];
   try {
     for (const message of messages) {
@@ -223,7 +246,7 @@ export interface KnockResult {
 export async function knockGate(options: KnockGateOptions): Promise<KnockResult> {
   const token = typeof options.token === "string" ? utf8(options.token) : options.token ?? utf8(DEFAULT_TOKEN);
   const timeoutMs = options.timeoutMs ?? 5000;
-  const socket = await options.transport.connect(endpointOf(options, DEFAULT_GATE_PORT), connectOptionsOf(options));
+  const socket = await connectClient(options, DEFAULT_GATE_PORT);
   try {
     await sleep(options.delayMs ?? 2000);
     await socket.write(token);
@@ -243,6 +266,43 @@ export async function knockGate(options: KnockGateOptions): Promise<KnockResult>
   } finally {
     socket.close();
   }
+}
+
+/** Connects, and sends the PROXY header first when asked to. */
+async function connectClient(options: ClientOptions, defaultPort: number): Promise<StreamSocket> {
+  if (options.proxyHeader && options.tls) throw new TypeError("proxyHeader cannot be combined with tls yet");
+  const socket = await options.transport.connect(endpointOf(options, defaultPort), connectOptionsOf(options));
+  if (!options.proxyHeader) return socket;
+  try {
+    await socket.write(proxyHeaderFor(socket, options.proxyHeader));
+  } catch (error) {
+    socket.close();
+    throw error;
+  }
+  return socket;
+}
+
+/**
+ * The PROXY header a client sends on `socket`: `init`, with `source` and `destination` defaulting
+ * to the connection's own endpoints.
+ *
+ * @param socket The connected socket.
+ * @param init The version and any addresses to name instead.
+ * @returns The header bytes.
+ *
+ * @example
+ * ```ts ignore
+ * import { proxyHeaderFor } from "./mod.ts";
+ *
+ * await socket.write(proxyHeaderFor(socket, { version: 2 }));
+ * ```
+ */
+export function proxyHeaderFor(socket: StreamSocket, init: ProxyHeaderInit): Uint8Array {
+  return encodeProxyHeader({
+    ...init,
+    source: init.source ?? socket.localAddr,
+    destination: init.destination ?? socket.remoteAddr,
+  });
 }
 
 function endpointOf(options: ClientOptions, defaultPort: number): Endpoint {

@@ -14,6 +14,8 @@ import { answerAll } from "./answer.ts";
 import type { ChunkAnswering, ConnectionContext, ConnectionHandler, EchogateServer, ServerOptions } from "./server.ts";
 import { serve } from "./server.ts";
 import type { StreamSocket } from "./types.ts";
+import { serveDatagramEcho } from "./datagram/echo.ts";
+import type { DatagramLimits } from "./datagram/sources.ts";
 
 /** The echo modes. */
 export type EchoMode = "chunk" | "line" | "raw";
@@ -66,7 +68,18 @@ export interface EchoOptions {
  * const options: Omit<ServeEchoOptions, "transport"> = { port: 0, mode: "raw" };
  * ```
  */
-export interface ServeEchoOptions extends ServerOptions, EchoOptions {}
+export interface ServeEchoOptions extends ServerOptions, EchoOptions {
+  /**
+   * Serve UDP (RFC 862 over datagrams) instead of TCP: every datagram is answered with prefix +
+   * datagram (see {@linkcode serveDatagramEcho}). `path`, `maxConns`, `lingerMs`, `admit`,
+   * `idleTimeoutMs`, `maxLine` do not apply; `mode` may be `chunk` or `raw`. @default {false}
+   */
+  udp?: boolean;
+  /** With `udp`: datagrams longer than this are dropped and counted. @default {1472} */
+  maxDatagram?: number;
+  /** With `udp`: the per-source rate and global budget, or `false` for none. @default {{}} */
+  limits?: DatagramLimits | false;
+}
 
 /**
  * Starts an echo server.
@@ -85,6 +98,14 @@ export interface ServeEchoOptions extends ServerOptions, EchoOptions {}
  * ```
  */
 export function serveEcho(options: ServeEchoOptions): Promise<EchogateServer> {
+  if (options.udp) {
+    if (options.path !== undefined) throw new TypeError("A UDP echo server listens on a host and port, not a path");
+    if (options.mode === "line") throw new TypeError(`Echo mode "line" is for streams; UDP answers each datagram`);
+    return serveDatagramEcho({
+      ...options,
+      prefix: options.mode === "raw" ? "" : options.prefix,
+    });
+  }
   const handler = createEchoHandler({ ...options, allocate: options.allocate ?? options.transport.allocate });
   return serve({ ...options, port: options.port ?? DEFAULT_ECHO_PORT }, handler, "echo");
 }

@@ -15,6 +15,7 @@ import { PenaltyBox, type PenaltyKind, type PenaltyOptions } from "./penalties.t
 import type { ConnectionContext, ConnectionHandler, EchogateServer, ServerOptions } from "./server.ts";
 import { serve } from "./server.ts";
 import type { StreamSocket } from "./types.ts";
+import { ProxiedSocket } from "./proxy_protocol/mod.ts";
 
 /** The seed's gate port. */
 export const DEFAULT_GATE_PORT = 8001;
@@ -50,7 +51,8 @@ export interface ServeGateOptions extends ServerOptions {
   /**
    * Per-source penalties (OpenSSH's `PerSourcePenalties`): a wrong token, a timeout or leaving
    * without a byte add seconds to the source, which is refused at accept once it has accrued
-   * more than 15 s. `false` turns them off. @default {{}}
+   * more than 15 s. `false` turns them off. With `proxyProtocol`, the source is the client the
+   * header names; the proxies' own connections (such as health checks) accrue nothing. @default {{}}
    */
   penalties?: PenaltyOptions | false;
   /** At most this many connections may wait for their token; more are refused at once. @default {Infinity} */
@@ -98,6 +100,10 @@ export async function serveGate(options: ServeGateOptions): Promise<EchogateServ
 
   function penalize(socket: StreamSocket, context: ConnectionContext, kind: PenaltyKind): void {
     if (!box || socket.remoteAddr.transport !== "tcp") return;
+    // Behind a PROXY protocol listener the source is the client the header names. A proxy's own
+    // connections (v2 LOCAL and v1 UNKNOWN health checks, or v1 checks naming the proxy itself)
+    // are never penalised: that would lock out the whole balancer.
+    if (socket instanceof ProxiedSocket && socket.fromProxyItself) return;
     const accrued = box.penalize(socket.remoteAddr.hostname, kind);
     if (accrued > 0) context.logger.log({ event: "penalty", remote: context.remote, kind, accruedSeconds: accrued });
   }

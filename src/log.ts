@@ -4,10 +4,12 @@
  * @module
  */
 
+import type { AcceptErrorCounts, AcceptErrorKind } from "./accept_errors.ts";
 import type { TlsInfo } from "./tls.ts";
 
 /**
- * Something a server reports. `remote` is the peer's printable address.
+ * Something a server reports. `remote` is the peer's printable address: the client's, when a
+ * PROXY protocol header named it, with the proxy's own address as `proxy`.
  *
  * @example
  * ```ts
@@ -17,11 +19,11 @@ import type { TlsInfo } from "./tls.ts";
  * ```
  */
 export type LogEvent =
-  | { event: "listening"; protocol: "echo" | "gate"; address: string }
-  | { event: "connect"; remote: string; tls?: TlsInfo }
+  | { event: "listening"; protocol: "echo" | "gate"; address: string; transport?: "udp" }
+  | { event: "connect"; remote: string; proxy?: string; tls?: TlsInfo }
   | { event: "tls-handshake-failed"; remote: string; reason: "timeout" | "failed"; message: string; more?: number }
   | { event: "tls-reload"; ok: boolean; message?: string }
-  | { event: "close"; remote: string; bytesIn: number; bytesOut: number; durationMs: number }
+  | { event: "close"; remote: string; proxy?: string; bytesIn: number; bytesOut: number; durationMs: number }
   | { event: "knock"; remote: string; welcomed: boolean; durationMs: number }
   | { event: "timeout"; remote: string; durationMs: number }
   | { event: "penalty"; remote: string; kind: "authfail" | "grace-exceeded" | "noauth"; accruedSeconds: number }
@@ -29,8 +31,30 @@ export type LogEvent =
   | { event: "idle-timeout"; remote: string; idleMs: number }
   | { event: "line-too-long"; remote: string; maxLine: number }
   | { event: "token-too-long"; remote: string; maxToken: number }
-  | { event: "refused"; remote: string; reason: string }
-  | { event: "error"; remote?: string; message: string };
+  | { event: "refused"; remote: string; proxy?: string; reason: string }
+  | { event: "error"; remote?: string; message: string }
+  | { event: "datagram"; remote: string }
+  | {
+    event: "datagram-drops";
+    refusedPort: number;
+    tooBig: number;
+    rateLimited: number;
+    overBudget: number;
+    sendBufferFull: number;
+    peersNotShown: number;
+  }
+  | { event: "log-dropped"; stream: "stdout" | "stderr"; lines: number }
+  | {
+    event: "accept-error";
+    /** The kind of the last failure (see {@linkcode acceptErrorKind}). */
+    kind: AcceptErrorKind;
+    /** The last failure's errno name, when it has one. */
+    code?: string;
+    /** The last failure. */
+    message: string;
+    /** Failures since the previous report, this one included, by kind. */
+    counts: AcceptErrorCounts;
+  };
 
 /**
  * Receives server events. Pass one to a server's `logger` option.
@@ -86,7 +110,7 @@ export function createLogger(options: CreateLoggerOptions): Logger {
     return {
       log(event) {
         const line = JSON.stringify({ time: now().toISOString(), ...event });
-        if (event.event === "error" || (event.event === "tls-reload" && !event.ok)) options.writeErr(line);
+        if (toStderr(event)) options.writeErr(line);
         else options.writeOut(line);
       },
     };
@@ -95,16 +119,26 @@ export function createLogger(options: CreateLoggerOptions): Logger {
     log(event) {
       const line = humanLine(event);
       if (line === undefined) return;
-      if (event.event === "error" || (event.event === "tls-reload" && !event.ok)) options.writeErr(line);
+      if (toStderr(event)) options.writeErr(line);
       else options.writeOut(line);
     },
   };
 }
 
+function toStderr(event: LogEvent): boolean {
+  if (event.event === "log-dropped") return event.stream === "stderr"; // said where the gap is
+  if (event.event === "tls-reload") return !event.ok;
+  return event.event === "error" || event.event === "accept-error";
+}
+
 function humanLine(event: LogEvent): string | undefined {
   switch (event.event) {
     case "listening":
-      return `${event.protocol} server listening on ${event.address}`;
+      return `${event.protocol} server listening on ${event.address}${event.transport ? ` (${event.transport})` : ""}`;
+    case "datagram":
+      return `Datagram from ${event.remote}`;
+    case "datagram-drops":
+      return `UDP since the last report: ${datagramDrops(event)}`;
     case "connect":
       return event.tls
         ? `Server connected by ${event.remote} (${tlsSummary(event.tls)})`
@@ -131,6 +165,12 @@ function humanLine(event: LogEvent): string | undefined {
       return `Penalty table full (${event.family}): evicted the oldest source`;
     case "refused":
       return `Refused ${event.remote}: ${event.reason}`;
+    case "log-dropped":
+      return `Log lines dropped: ${event.lines} (${
+        event.stream === "stdout" ? "standard output" : "standard error"
+      } was not read in time)`;
+    case "accept-error":
+      return `Error: Accept failed: ${event.message} (${acceptCounts(event)})`;
     case "error":
       return event.remote ? `Error on ${event.remote}: ${event.message}` : `Error: ${event.message}`;
     // The seed prints nothing for these; JSON mode carries them.
@@ -139,6 +179,36 @@ function humanLine(event: LogEvent): string | undefined {
       return undefined;
   }
 }
+
+function datagramDrops(event: Extract<LogEvent, { event: "datagram-drops" }>): string {
+  const parts: string[] = [];
+  if (event.rateLimited) parts.push(`dropped ${event.rateLimited} over the per-source rate`);
+  if (event.overBudget) parts.push(`dropped ${event.overBudget} over the global budget`);
+  if (event.tooBig) parts.push(`dropped ${event.tooBig} too big`);
+  if (event.refusedPort) parts.push(`dropped ${event.refusedPort} from refused source ports (0, 7, 19, own)`);
+  if (event.sendBufferFull) parts.push(`dropped ${event.sendBufferFull} answers (send buffer full)`);
+  if (event.peersNotShown) parts.push(`${event.peersNotShown} new peers not logged`);
+  return parts.join(", ");
+}
+
+// "(that connection's own error: skipped)", or for a throttled report
+// "(98 failures since the last report: 97 of single connections, skipped; 1 out of resources, backed off)".
+function acceptCounts(event: Extract<LogEvent, { event: "accept-error" }>): string {
+  const { connection, exhaustion, other } = event.counts;
+  const total = connection + exhaustion + other;
+  if (total === 1) return ACCEPT_KINDS[event.kind];
+  const parts: string[] = [];
+  if (connection > 0) parts.push(`${connection} of single connections, skipped`);
+  if (exhaustion > 0) parts.push(`${exhaustion} out of resources, backed off`);
+  if (other > 0) parts.push(`${other} other, retried`);
+  return `${total} failures since the last report: ${parts.join("; ")}`;
+}
+
+const ACCEPT_KINDS = {
+  connection: "that connection's own error: skipped",
+  exhaustion: "out of resources: backing off",
+  other: "retrying",
+} as const;
 
 function tlsSummary(tls: TlsInfo): string {
   const parts = [tls.version ?? "TLS"];

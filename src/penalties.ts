@@ -267,7 +267,21 @@ export function parseCidr(text: string): Cidr {
   return { bytes, bits };
 }
 
-function cidrContains(cidr: Cidr, bytes: Uint8Array): boolean {
+/**
+ * Whether `bytes` (an address from {@linkcode parseIp}) lies in `cidr`. IPv4 never matches an IPv6 block.
+ *
+ * @param cidr The block.
+ * @param bytes The address bytes.
+ * @returns True when the address is in the block.
+ *
+ * @example
+ * ```ts
+ * import { cidrContains, parseCidr, parseIp } from "./mod.ts";
+ *
+ * console.log(cidrContains(parseCidr("10.0.0.0/8"), parseIp("10.1.2.3")!)); // true
+ * ```
+ */
+export function cidrContains(cidr: Cidr, bytes: Uint8Array): boolean {
   if (cidr.bytes.length !== bytes.length) return false;
   for (let bit = 0; bit < cidr.bits; bit += 8) {
     const i = bit / 8;

@@ -7,7 +7,27 @@
 
 import { errorMessage } from "./log.ts";
 import type { ConnectionContext } from "./server.ts";
+import { encodeProxyHeader } from "./proxy_protocol/mod.ts";
 import type { ConnectOptions, Endpoint, StreamSocket, Transport } from "./types.ts";
+
+/**
+ * Options for {@linkcode createProxyHandler}.
+ *
+ * @example
+ * ```ts
+ * import type { ProxyHandlerOptions } from "./mod.ts";
+ *
+ * const options: ProxyHandlerOptions = { proxyProtocol: 2 };
+ * ```
+ */
+export interface ProxyHandlerOptions {
+  /**
+   * Send the upstream a PROXY protocol header (v1 or v2) naming the client first, so that it
+   * sees the real client too. Behind a PROXY listener the client is the one its header named,
+   * so a chain of gates keeps it.
+   */
+  proxyProtocol?: 1 | 2;
+}
 
 /**
  * Builds a handler that connects to `upstream` and relays bytes both ways until both sides have
@@ -16,6 +36,7 @@ import type { ConnectOptions, Endpoint, StreamSocket, Transport } from "./types.
  * @param transport The socket API used to reach the upstream.
  * @param upstream Where to forward.
  * @param connectOptions How to connect, e.g. `{ tls: { ca } }` for a TLS upstream.
+ * @param options Whether to send a PROXY protocol header first.
  * @returns A connection handler.
  *
  * @example
@@ -31,6 +52,7 @@ export function createProxyHandler(
   transport: Transport,
   upstream: Endpoint,
   connectOptions?: ConnectOptions,
+  options: ProxyHandlerOptions = {},
 ): (socket: StreamSocket, context: ConnectionContext) => Promise<void> {
   return async (client, context) => {
     let server: StreamSocket;
@@ -40,6 +62,15 @@ export function createProxyHandler(
       throw new Error(`Cannot reach the upstream: ${errorMessage(error)}`);
     }
     try {
+      if (options.proxyProtocol) {
+        await server.write(
+          encodeProxyHeader({
+            version: options.proxyProtocol,
+            source: client.remoteAddr,
+            destination: client.localAddr,
+          }),
+        );
+      }
       await Promise.all([
         relay(client, server, (n) => (context.bytesIn += n)),
         relay(server, client, (n) => (context.bytesOut += n)),

@@ -6,10 +6,18 @@
  * @module
  */
 
+import { AcceptErrorReport } from "./accept_errors.ts";
 import { formatAddress } from "./address.ts";
 import { AddrInUseError } from "./errors.ts";
 import { errorMessage, type Logger, silentLogger } from "./log.ts";
 import { TIMED_OUT, within } from "./_timers.ts";
+import {
+  createProxyTrust,
+  DEFAULT_PROXY_TIMEOUT_MS,
+  ProxiedSocket,
+  type ProxyProtocolOptions,
+  readProxyHeader,
+} from "./proxy_protocol/mod.ts";
 import type { TlsHandshakeFailure, TlsServerOptions } from "./tls.ts";
 import type { Address, ChunkResponder, Endpoint, Listener, StreamSocket, Transport } from "./types.ts";
 
@@ -43,6 +51,12 @@ export interface ServerOptions {
    * closed at once, with a `refused` event), or `undefined` to serve it.
    */
   admit?: (socket: StreamSocket) => string | undefined;
+  /**
+   * Expect a PROXY protocol header (v1 or v2) at the start of every connection, from trusted
+   * proxies only: the protocol, the logs, `maxConns` and `admit` then see the client the header
+   * names (`socket.remoteAddr`), with the proxy's own address as `proxy` in events.
+   */
+  proxyProtocol?: ProxyProtocolOptions;
   /** Serve TLS (PEM strings). Every protocol runs over it unchanged. Not with `path`. */
   tls?: TlsServerOptions;
   /** Called for each connection whose TLS handshake failed or timed out (after it is logged, throttled). */
@@ -164,6 +178,10 @@ export async function serve(
   handler: ConnectionHandler & Partial<ChunkAnswering>,
   protocol: "echo" | "gate",
 ): Promise<EchogateServer> {
+  if (options.proxyProtocol && options.tls) {
+    // The header precedes the TLS handshake, which the transport runs at accept.
+    throw new TypeError("proxyProtocol cannot be combined with tls yet");
+  }
   const logger = options.logger ?? silentLogger;
   const maxConns = options.maxConns ?? Infinity;
   const lingerMs = options.lingerMs ?? 2000;
@@ -177,8 +195,11 @@ export async function serve(
     const connection = new Connection(socket, hooks, stopping);
     connections.add(connection);
     const tls = socket.tls;
+    const proxy = connection.proxy;
     logger.log(
-      tls ? { event: "connect", remote: connection.remote, tls } : { event: "connect", remote: connection.remote },
+      tls || proxy
+        ? { event: "connect", remote: connection.remote, ...proxy, ...(tls && { tls }) }
+        : { event: "connect", remote: connection.remote },
     );
     if (handler.answerChunk && socket.answerEach) {
       // Answered chunk by chunk, each before the next is read: never anything unanswered here.
@@ -204,6 +225,7 @@ export async function serve(
     logger.log({
       event: "close",
       remote: connection.remote,
+      ...connection.proxy,
       bytesIn: connection.bytesIn,
       bytesOut: connection.bytesOut,
       durationMs: Date.now() - connection.connectedAt,
@@ -226,21 +248,31 @@ export async function serve(
     return emptied.promise;
   }
 
-  // Accept failures (out of descriptors, say) come in bursts: log the first, then at most one
-  // line per interval with how many were left out.
-  let acceptErrorLoggedAt = -Infinity;
-  let acceptErrorsSuppressed = 0;
-  function reportAcceptError(error: unknown): void {
-    const now = Date.now();
-    if (now - acceptErrorLoggedAt < ACCEPT_ERROR_LOG_INTERVAL_MS) {
-      acceptErrorsSuppressed++;
-      return;
-    }
-    const more = acceptErrorsSuppressed > 0 ? ` (${acceptErrorsSuppressed} more since the last report)` : "";
-    logger.log({ event: "error", message: `Accept failed: ${errorMessage(error)}${more}` });
-    acceptErrorLoggedAt = now;
-    acceptErrorsSuppressed = 0;
+  // Accept failures come in bursts: reported by kind, at most one line per interval.
+  const acceptErrors = new AcceptErrorReport(logger);
+  const reportAcceptError = (error: unknown) => acceptErrors.add(error);
+  function refuse(socket: StreamSocket, reason: string): void {
+    const proxy = socket instanceof ProxiedSocket ? { proxy: formatAddress(socket.proxy) } : undefined;
+    logger.log({ event: "refused", remote: formatAddress(socket.remoteAddr), reason, ...proxy });
+    socket.close();
   }
+
+  function admitAndRun(socket: StreamSocket): void {
+    const reason = stopping
+      ? "shutting down"
+      : connections.size >= maxConns
+      ? `${maxConns} connections open`
+      : options.admit?.(socket);
+    if (reason !== undefined) return refuse(socket, reason);
+    run(socket);
+  }
+
+  // With proxyProtocol: connections whose header is still being read (bounded by the header
+  // timeout and by maxConns), closed with the server.
+  const trustsProxy = options.proxyProtocol ? createProxyTrust(options.proxyProtocol.trusted) : undefined;
+  const proxyTimeoutMs = options.proxyProtocol?.timeoutMs ?? DEFAULT_PROXY_TIMEOUT_MS;
+  const awaitingHeader = new Set<StreamSocket>();
+
   // Failed TLS handshakes (plain text on a TLS port, scanners, stalled peers) come in bursts too.
   let handshakeLoggedAt = -Infinity;
   let handshakesSuppressed = 0;
@@ -269,25 +301,38 @@ export async function serve(
   let maxSockets = Infinity; // known once bound
   const listener = await bind(options, {
     onSocket(socket) {
-      if (connections.size >= maxSockets) {
+      if (connections.size + awaitingHeader.size >= maxSockets) {
         // Out of descriptors soon: refuse as an accept failure would, and say so (throttled).
         socket.close();
         reportAcceptError(
-          new Error(`Out of file descriptors: ${connections.size} connections open, refusing new ones`),
+          Object.assign(
+            new Error(`Out of file descriptors: ${connections.size} connections open, refusing new ones`),
+            { code: "EMFILE" },
+          ),
         );
         return;
       }
-      const reason = stopping
-        ? "shutting down"
-        : connections.size >= maxConns
-        ? `${maxConns} connections open`
-        : options.admit?.(socket);
-      if (reason !== undefined) {
-        logger.log({ event: "refused", remote: formatAddress(socket.remoteAddr), reason });
-        socket.close();
+      if (trustsProxy) {
+        const reason = stopping
+          ? "shutting down"
+          : !trustsProxy(socket.remoteAddr)
+          ? "not a trusted proxy (this listener takes PROXY protocol headers)"
+          : awaitingHeader.size >= maxConns
+          ? `${maxConns} connections waiting for a PROXY header`
+          : undefined;
+        if (reason !== undefined) return refuse(socket, reason);
+        awaitingHeader.add(socket);
+        readProxyHeader(socket, proxyTimeoutMs).then((outcome) => {
+          awaitingHeader.delete(socket);
+          if ("reason" in outcome) return refuse(socket, stopping ? "shutting down" : outcome.reason);
+          admitAndRun(outcome);
+        }).catch((error) => {
+          socket.close();
+          logger.log({ event: "error", remote: formatAddress(socket.remoteAddr), message: errorMessage(error) });
+        });
         return;
       }
-      run(socket);
+      admitAndRun(socket);
     },
     onError: reportAcceptError,
     onHandshakeError: reportHandshakeError,
@@ -300,6 +345,8 @@ export async function serve(
   async function close(drainMs = 0): Promise<void> {
     stopping = true;
     await listener.close();
+    acceptErrors.close();
+    for (const socket of awaitingHeader) socket.close();
     if (drainMs > 0) {
       for (const connection of connections) {
         connection.stopping = true;
@@ -390,6 +437,11 @@ class Connection implements ConnectionContext, ChunkResponder {
     return formatAddress(this.socket.remoteAddr);
   }
 
+  // `{ proxy }` for events, when the connection came through a PROXY protocol header.
+  get proxy(): { proxy: string } | undefined {
+    return this.socket instanceof ProxiedSocket ? { proxy: formatAddress(this.socket.proxy) } : undefined;
+  }
+
   answer(chunk: Uint8Array): Uint8Array | null | undefined {
     return this.#hooks.answerChunk!(chunk, this);
   }
@@ -397,9 +449,18 @@ class Connection implements ConnectionContext, ChunkResponder {
   ended(error?: unknown): void {
     if (this.#ended) return;
     this.#ended = true;
-    if (error !== undefined) this.logger.log({ event: "error", remote: this.remote, message: errorMessage(error) });
+    if (error !== undefined && !isProxyCheckReset(this.socket, error)) {
+      this.logger.log({ event: "error", remote: this.remote, message: errorMessage(error) });
+    }
     void this.#hooks.finish(this);
   }
+}
+
+// HAProxy ends each health check with a reset once it has its answer: from a balancer's own
+// connection (LOCAL, UNKNOWN or naming itself) that is routine, not an error worth a line.
+function isProxyCheckReset(socket: StreamSocket, error: unknown): boolean {
+  return socket instanceof ProxiedSocket && socket.fromProxyItself &&
+    (error as { code?: unknown } | null)?.code === "ECONNRESET";
 }
 
 // The difference of two Date.now() values is a float to the engine even when whole, and a
@@ -443,7 +504,7 @@ class ConnectionList {
   }
 }
 
-const ACCEPT_ERROR_LOG_INTERVAL_MS = 10_000;
+const ACCEPT_ERROR_LOG_INTERVAL_MS = 10_000; // TLS handshake failures' report interval
 
 /** Listens, replacing a stale unix socket file (one nothing listens on) if need be. */
 async function bind(options: ServerOptions, handlers: Parameters<Transport["listen"]>[1]): Promise<Listener> {

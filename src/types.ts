@@ -22,7 +22,8 @@ import type { TlsClientOptions, TlsHandshakeFailure, TlsInfo, TlsServerOptions }
  */
 export type Address =
   | { transport: "tcp"; hostname: string; port: number }
-  | { transport: "unix"; path: string };
+  | { transport: "unix"; path: string }
+  | { transport: "udp"; hostname: string; port: number };
 
 /**
  * Where to listen or connect: `{ hostname, port }` for TCP, `{ path }` for a unix socket.
@@ -231,4 +232,84 @@ export interface Transport {
    * Node's transport hands out Buffers. @default {new Uint8Array(size)}
    */
   allocate?(size: number): Uint8Array;
+  /**
+   * Binds a UDP socket (IPv4 or IPv6, chosen from `endpoint.hostname`: a name or an IPv4
+   * address binds IPv4, an address with a `:` IPv6). Rejects with {@linkcode AddrInUseError}
+   * when the address is taken. Missing on transports without datagrams.
+   */
+  bindDatagram?(endpoint: { hostname: string; port: number }, handlers: DatagramHandlers): Promise<DatagramSocket>;
+  /**
+   * Resolves a host name to one IP address (the system resolver's first answer), for datagram
+   * sockets whose `send()` takes addresses only (Bun's). Where missing, names go to `send()`
+   * as they are and the runtime looks them up.
+   */
+  lookup?(hostname: string): Promise<string>;
+}
+
+/**
+ * Callbacks a bound {@linkcode DatagramSocket} calls. Positional arguments rather than an
+ * address object: nothing is allocated per datagram beyond the bytes themselves.
+ *
+ * @example Count datagrams per port
+ * ```ts
+ * import type { DatagramHandlers } from "./mod.ts";
+ *
+ * const seen = new Map<number, number>();
+ * const handlers: DatagramHandlers = {
+ *   onMessage: (_bytes, _hostname, port) => void seen.set(port, (seen.get(port) ?? 0) + 1),
+ *   onError: (error) => console.error(error),
+ * };
+ * ```
+ */
+export interface DatagramHandlers {
+  /**
+   * One datagram arrived from `hostname` (an IP address, IPv4-mapped on a dual-stack socket)
+   * and `port`. The bytes are the caller's to keep: adapters hand over a fresh array.
+   */
+  onMessage(bytes: Uint8Array, hostname: string, port: number): void;
+  /**
+   * A send failed (`hostname` and `port` say to whom, where the runtime tells), or the socket
+   * reported an error of its own: an ICMP port unreachable arriving as `ECONNREFUSED` (Bun
+   * reports these without the peer's address). The socket keeps going.
+   */
+  onError(error: unknown, hostname?: string, port?: number): void;
+}
+
+/**
+ * A bound UDP socket.
+ *
+ * Backpressure: `send()` never queues without bound. It returns `false` when the datagram was
+ * not taken because the socket's send buffer is full (Bun's `send()` returned false; Node's
+ * libuv queue holds more than a high-water mark; Deno's `node:dgram` has more than a bound of
+ * sends in flight): that datagram is dropped, as the network itself may drop it, and
+ * `onDrain` says when sending may resume. A server drops and counts; a client waits.
+ *
+ * @example Answer every datagram with itself
+ * ```ts
+ * import type { DatagramSocket, Transport } from "./mod.ts";
+ *
+ * async function reflect(transport: Transport): Promise<DatagramSocket> {
+ *   let socket: DatagramSocket | undefined;
+ *   socket = await transport.bindDatagram!({ hostname: "127.0.0.1", port: 0 }, {
+ *     onMessage: (bytes, hostname, port) => void socket?.send(bytes, hostname, port),
+ *     onError: () => {},
+ *   });
+ *   return socket;
+ * }
+ * ```
+ */
+export interface DatagramSocket {
+  /** The address actually bound (`transport: "udp"`, with the real port when 0 was asked for). */
+  readonly addr: Address;
+  /**
+   * Sends `bytes` as one datagram to `hostname` (an IP address; a name is looked up by the
+   * runtime, slower) and `port`. Returns `false` when the send buffer is full and the datagram
+   * was dropped. The bytes must not change until the send completed: hand over bytes nothing
+   * else writes to.
+   */
+  send(bytes: Uint8Array, hostname: string, port: number): boolean;
+  /** Calls `callback` once sending may resume (at once, in a microtask, when it already may). */
+  onDrain(callback: () => void): void;
+  /** Closes the socket; no handler is called afterwards. Safe to call more than once. */
+  close(): Promise<void>;
 }

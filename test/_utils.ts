@@ -1,5 +1,6 @@
 // Shared test helpers. Tests run under node, deno and bun; everything here uses APIs all three have.
 
+import { afterAll } from "vitest";
 import { type ChildProcess, spawn } from "node:child_process";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -58,12 +59,42 @@ export interface Child {
   stop(signal?: NodeJS.Signals): Promise<number>;
 }
 
-/** Spawns a command and collects its output. */
+// Every child still running, by process group: killed when a suite ends, even one that failed
+// early, and when the test process exits.
+const running = new Set<number>();
+
+/** Kills the process group `pgid` (the child and whatever it started), if it still exists. */
+function killGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    globalThis.process.kill(-pgid, signal);
+  } catch {
+    // Gone already.
+  }
+}
+
+afterAll(async () => {
+  const groups = [...running];
+  for (const pgid of groups) killGroup(pgid, "SIGKILL");
+  // Until each leader is reaped, so the run's leftover check does not see it.
+  await waitFor(() => (groups.every((pgid) => !running.has(pgid)) ? true : undefined), 10_000, "children to exit")
+    .catch(() => {});
+});
+globalThis.process.on("exit", () => {
+  for (const pgid of running) killGroup(pgid, "SIGKILL");
+});
+
+/**
+ * Spawns a command and collects its output. The child leads a process group of its own, so
+ * {@linkcode Child.stop} ends everything it started too (a shell's children, npx's server).
+ */
 export function startChild(command: string[], env: Record<string, string> = {}): Child {
   const child = spawn(command[0]!, command.slice(1), {
     env: { ...globalThis.process.env, NO_COLOR: "1", ...env },
     stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
   });
+  const pgid = child.pid;
+  if (pgid !== undefined) running.add(pgid);
   let out = "";
   let err = "";
   child.stdout!.on("data", (chunk) => (out += chunk));
@@ -72,6 +103,13 @@ export function startChild(command: string[], env: Record<string, string> = {}):
     child.on("close", (code) => resolve(code ?? -1));
     child.on("error", () => resolve(-1));
   });
+  void exited.then(() => {
+    // The leader is gone; kill what it may have left in its group, then forget the group.
+    if (pgid !== undefined) {
+      killGroup(pgid, "SIGKILL");
+      running.delete(pgid);
+    }
+  });
   return {
     process: child,
     stdout: () => out,
@@ -79,8 +117,10 @@ export function startChild(command: string[], env: Record<string, string> = {}):
     exited,
     async stop(signal = "SIGKILL") {
       // process.kill, not child.kill: Deno's ChildProcess.kill ends a Deno child without running its signal listeners.
-      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-        globalThis.process.kill(child.pid, signal);
+      // The signal goes to the leader (which may handle it: SIGTERM is a graceful shutdown); SIGKILL to the whole group.
+      if (child.exitCode === null && child.signalCode === null && pgid !== undefined) {
+        if (signal === "SIGKILL") killGroup(pgid, signal);
+        else globalThis.process.kill(pgid, signal);
       }
       return await deadline(exited, 10_000, `${command.join(" ")} to exit`);
     },

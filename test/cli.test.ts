@@ -165,7 +165,7 @@ describe(`echogate CLI on ${RUNTIME}`, () => {
 
   test("CLI output: lines of one turn go out in one write, and an error line goes after them", async () => {
     const writes: string[] = [];
-    const output = new LineOutput((text) => writes.push(`out:${text}`), (text) => writes.push(`err:${text}`));
+    const output = new LineOutput((text) => void writes.push(`out:${text}`), (text) => void writes.push(`err:${text}`));
     output.out("a");
     output.out("b");
     expect(writes).toEqual([]);

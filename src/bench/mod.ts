@@ -28,3 +28,10 @@ export {
 export { DescriptorLimitError, type FileDescriptorUsage } from "./descriptors.ts";
 export type { BenchInterval, BenchReport, LatencyMs } from "./report.ts";
 export { runBench } from "./run.ts";
+export {
+  type DatagramBenchInterval,
+  type DatagramBenchOptions,
+  type DatagramBenchReport,
+  DEFAULT_UDP_BENCH_TIMEOUT_MS,
+  runDatagramBench,
+} from "./udp.ts";

@@ -9,6 +9,7 @@ import { utf8 } from "../_bytes.ts";
 import { formatEndpoint } from "../address.ts";
 import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "../echo.ts";
 import { DEFAULT_GATE_PORT } from "../gate.ts";
+import type { ProxyHeaderInit } from "../proxy_protocol/mod.ts";
 import type { TlsClientOptions } from "../tls.ts";
 import type { ConnectOptions, Endpoint, Transport } from "../types.ts";
 import type { FileDescriptorUsage } from "./descriptors.ts";
@@ -83,6 +84,8 @@ export interface BenchOptions {
   signal?: AbortSignal;
   /** Connect over TLS (in `connect` mode each exchange is then a full TLS handshake). */
   tls?: TlsClientOptions;
+  /** Send a PROXY protocol header at the start of every connection (to load a `proxyProtocol` server). */
+  proxyHeader?: ProxyHeaderInit;
 }
 
 /** The options of a run, checked and with their defaults filled in. */
@@ -100,6 +103,7 @@ export interface Settings {
   timeoutMs: number;
   intervalMs: number;
   connectOptions: ConnectOptions | undefined;
+  proxyHeader: ProxyHeaderInit | undefined;
 }
 
 export function settle(options: BenchOptions): Settings {
@@ -126,6 +130,7 @@ export function settle(options: BenchOptions): Settings {
     timeoutMs: options.timeoutMs ?? 5000,
     intervalMs: options.intervalMs ?? 1000,
     connectOptions: options.tls ? { tls: options.tls } : undefined,
+    proxyHeader: options.proxyHeader,
   };
   for (const [name, value] of [["conns", settings.conns], ["size", settings.size]] as const) {
     if (!(Number.isSafeInteger(value) && value >= 1)) throw new RangeError(`${name} must be a positive integer`);

@@ -8,7 +8,7 @@
 import { concatAll, pythonRepr, utf8 } from "../_bytes.ts";
 import { TIMED_OUT, within } from "../_timers.ts";
 import { errorMessage } from "../log.ts";
-import { echoReplyState } from "../client.ts";
+import { echoReplyState, proxyHeaderFor } from "../client.ts";
 import { WELCOME } from "../gate.ts";
 import type { StreamSocket } from "../types.ts";
 import { checkDescriptors } from "./descriptors.ts";
@@ -294,7 +294,8 @@ class BenchRun {
     }
   }
 
-  async #connect(): Promise<StreamSocket> {
+  /** Opens a connection; with `proxyHeader`, writes the PROXY header on it unless `sendHeader` is false. */
+  async #connect(sendHeader = true): Promise<StreamSocket> {
     const connecting = this.#s.transport.connect(this.#s.endpoint, this.#s.connectOptions);
     const socket = await within(connecting, this.#s.timeoutMs);
     if (socket === TIMED_OUT) {
@@ -304,6 +305,12 @@ class BenchRun {
     this.#opened++;
     this.#open++;
     socket.closed.then(() => this.#open--);
+    if (this.#s.proxyHeader && sendHeader) {
+      await socket.write(proxyHeaderFor(socket, this.#s.proxyHeader)).catch((error) => {
+        socket.close();
+        throw error;
+      });
+    }
     return socket;
   }
 
@@ -422,11 +429,17 @@ class BenchRun {
       const sequence = counter.next();
       const started = performance.now();
       // The slot's first socket may already be open (the run's first contact).
-      const socket = watched.socket ?? await this.#connect();
+      // A fresh connection's PROXY header goes out with its first bytes, in one write, as a proxy
+      // that already holds the client's data sends it (a separate small write would meet Nagle's
+      // algorithm and the server's delayed ACK).
+      const fresh = watched.socket === undefined && this.#s.proxyHeader !== undefined;
+      const socket = watched.socket ?? await this.#connect(false);
+      const first = (bytes: Uint8Array) =>
+        fresh ? concatAll([proxyHeaderFor(socket, this.#s.proxyHeader!), bytes]) : bytes;
       watched.socket = socket;
       watched.since = performance.now();
       if (knock) {
-        await socket.write(knock);
+        await socket.write(first(knock));
         const reply = await this.#readToEnd(socket, watched);
         if (reply !== WELCOME) {
           throw new Mismatch(
@@ -434,7 +447,7 @@ class BenchRun {
           );
         }
       } else {
-        await socket.write(message);
+        await socket.write(first(message));
         await this.#readEcho(socket, watched, message, undefined, () => `connection ${index}, exchange ${sequence}`);
       }
       watched.since = 0;

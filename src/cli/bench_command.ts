@@ -18,6 +18,8 @@ import { DEFAULT_GATE_PORT } from "../gate.ts";
 import { parseChoice, parsePort, parsePositiveInt, parseSeconds } from "./args.ts";
 import { type Command, type Options, str } from "./command.ts";
 import type { CliHost } from "./host.ts";
+import { BENCH_UDP_HELP, benchUdp } from "./bench_udp.ts";
+import { PROXY_CLIENT_HELP, PROXY_CLIENT_OPTIONS, proxyHeaderOption } from "./proxy_flags.ts";
 import { CLIENT_TLS_FLAGS, CLIENT_TLS_HELP, readClientTls } from "./tls_options.ts";
 
 // Descriptors kept free beyond the connections (the runtime's own, stdio, DNS).
@@ -28,7 +30,7 @@ export const benchCommand: Command = {
   name: "bench",
   usage: `echogate bench [HOST] [--port 50007] [--unix PATH] [--mode pingpong|stream|connect] [--conns 50]
                     [--size B] [--duration 5] [--prefix 'Echo=>'] [--rate R] [--knock TOKEN]
-                    [--timeout 5] [--json | --json-stream]
+                    [--timeout 5] [--proxy-header v1|v2 [--proxy-source IP:PORT]] [--json | --json-stream] [--udp]
                     [--tls [--ca F] [--servername NAME] [--tls-cert F --tls-key F] [--insecure]]`,
   help: `Usage: echogate bench [HOST] [options]
 
@@ -59,6 +61,7 @@ Options:
                        connections); connections then open one per slot, over at most a
                        quarter of the run, instead of all at once
   --knock TOKEN        Connect mode only: knock on a gate with TOKEN instead of an echo round trip
+${PROXY_CLIENT_HELP}
   --timeout S          Seconds to wait for a connection or a reply; longer is an error (default 5)
   --json               Print the final report as one JSON object
   --json-stream        Print one JSON object per second ("interval"), then the report ("end")
@@ -66,7 +69,8 @@ ${CLIENT_TLS_HELP}
                        (in connect mode, every operation is then a full TLS handshake)
 
 Units: MB is 10^6 bytes of payload echoed back (prefixes not counted); latencies are in ms.
-Before opening N connections, the descriptor limit is checked (where the runtime can tell).`,
+Before opening N connections, the descriptor limit is checked (where the runtime can tell).
+${BENCH_UDP_HELP}`,
   options: {
     ...CLIENT_TLS_FLAGS,
     port: "string",
@@ -78,11 +82,14 @@ Before opening N connections, the descriptor limit is checked (where the runtime
     prefix: "string",
     rate: "string",
     knock: "string",
+    ...PROXY_CLIENT_OPTIONS,
     timeout: "string",
     json: "boolean",
     "json-stream": "boolean",
+    udp: "boolean",
   },
-  run: bench,
+  run: (host, positionals, options) =>
+    options.udp === true ? benchUdp(host, positionals, options) : bench(host, positionals, options),
 };
 
 function parseRate(value: string): number {
@@ -155,6 +162,7 @@ async function bench(host: CliHost, positionals: string[], options: Options): Pr
     durationMs,
     prefix: str(options, "prefix"),
     knock,
+    proxyHeader: proxyHeaderOption(options),
     rate: rate === undefined ? undefined : parseRate(rate),
     timeoutMs,
     signal: aborter.signal,

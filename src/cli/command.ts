@@ -1,7 +1,7 @@
 // What every CLI command is, and the helpers the commands share.
 
 import { AddrInUseError, UsageError } from "../errors.ts";
-import { errorMessage } from "../log.ts";
+import { createLogger, errorMessage, type Logger } from "../log.ts";
 import type { EchogateServer } from "../server.ts";
 import { type OptionSpec, parsePort, parsePositiveInt, parseSeconds } from "./args.ts";
 import type { CliHost } from "./host.ts";
@@ -57,6 +57,13 @@ export function listenOptions(options: Options, defaultPort: number) {
 export function drainMs(options: Options): number {
   const value = str(options, "drain-timeout");
   return value === undefined ? DEFAULT_DRAIN_MS : parseSeconds("drain-timeout", value);
+}
+
+/** The logger of a server command (--json or human lines), which also reports dropped log lines. */
+export function serverLogger(host: CliHost, options: Options): Logger {
+  const logger = createLogger({ json: options.json === true, writeOut: host.writeOut, writeErr: host.writeErr });
+  host.onOutputDropped?.((stream, lines) => logger.log({ event: "log-dropped", stream, lines }));
+  return logger;
 }
 
 /** Passes "in use" on as it is; any other listen failure gets context. */

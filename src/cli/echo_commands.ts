@@ -10,7 +10,10 @@ import {
   type EchoOptions,
   serveEcho,
 } from "../echo.ts";
-import { createLogger } from "../log.ts";
+import { DEFAULT_MAX_DATAGRAM } from "../datagram/echo.ts";
+import { type DatagramLimits, DEFAULT_UDP_BUDGET, DEFAULT_UDP_RATE } from "../datagram/sources.ts";
+import { DEFAULT_UDP_RETRIES } from "../datagram/client.ts";
+import { UsageError } from "../errors.ts";
 import { parseChoice, parsePositiveInt, parseSeconds } from "./args.ts";
 import {
   clientTarget,
@@ -20,10 +23,20 @@ import {
   listenOptions,
   noPositionals,
   type Options,
+  serverLogger,
   str,
   untilSignal,
 } from "./command.ts";
 import type { CliHost } from "./host.ts";
+import {
+  noProxyProtocolWithTls,
+  PROXY_CLIENT_HELP,
+  PROXY_CLIENT_OPTIONS,
+  PROXY_SERVE_HELP,
+  PROXY_SERVE_OPTIONS,
+  proxyHeaderOption,
+  proxyProtocolOptions,
+} from "./proxy_flags.ts";
 import {
   CLIENT_TLS_FLAGS,
   CLIENT_TLS_HELP,
@@ -42,7 +55,9 @@ export const echoServeCommand: Command = {
   usage: `echogate echo serve [--host 127.0.0.1] [--port 50007] [--unix PATH] [--mode chunk|line|raw]
                     [--prefix 'Echo=>'] [--idle-timeout S] [--max-line BYTES] [--max-conns N]
                     [--drain-timeout 5] [--json]
-                    [--tls-cert F --tls-key F [--tls-client-ca F] [--alpn L] [--tls-handshake-timeout 10]]`,
+                    [--tls-cert F --tls-key F [--tls-client-ca F] [--alpn L] [--tls-handshake-timeout 10]]
+                    [--proxy-protocol [--proxy-from CIDR,...] [--proxy-timeout 5]]
+                    [--udp [--max-datagram 1472] [--udp-rate 10] [--udp-budget 1000] [--no-udp-limits]]`,
   help: `Usage: echogate echo serve [options]
 
 Answers every read with prefix + chunk until the peer closes (the seed's echo server).
@@ -57,10 +72,21 @@ Options:
   --idle-timeout S     Close a connection after S seconds without traffic (default: never)
   --max-line BYTES     Longest line in line mode; longer closes the connection (default ${DEFAULT_MAX_LINE})
   --max-conns N        Close new connections at once while N are open (default: no limit)
+${PROXY_SERVE_HELP}
   --drain-timeout S    On SIGINT/SIGTERM, give open connections S seconds to finish (default 5)
   --json               Log one JSON object per event
-${SERVER_TLS_HELP}`,
+${SERVER_TLS_HELP}
+
+UDP (RFC 862 over datagrams; see docs/udp.md):
+  --udp                Serve UDP: every datagram is answered with prefix + datagram, to its sender.
+                       Datagrams from source ports 0, 7, 19 and the server's own are never answered
+  --max-datagram B     Drop (and count) datagrams over B bytes (default ${DEFAULT_MAX_DATAGRAM})
+  --udp-rate N         Answers per second to one source address (IPv6: per /64), bursts of 2N
+                       (default ${DEFAULT_UDP_RATE}); one source never gets more than half the budget
+  --udp-budget N       Answers per second in total, over every source (default ${DEFAULT_UDP_BUDGET})
+  --no-udp-limits      No per-source rate and no budget (a lab; never on a public address)`,
   options: {
+    ...PROXY_SERVE_OPTIONS,
     ...SERVER_TLS_FLAGS,
     host: "string",
     port: "string",
@@ -72,6 +98,11 @@ ${SERVER_TLS_HELP}`,
     "max-conns": "string",
     "drain-timeout": "string",
     json: "boolean",
+    udp: "boolean",
+    "max-datagram": "string",
+    "udp-rate": "string",
+    "udp-budget": "string",
+    "no-udp-limits": "boolean",
   },
   run: echoServe,
 };
@@ -93,7 +124,8 @@ export function echoOptions(options: Options): EchoOptions {
 export const echoSendCommand: Command = {
   name: "echo send",
   usage: `echogate echo send  [HOST] [MSG...] [--port 50007] [--unix PATH] [--timeout S]
-                    [--tls [--ca F] [--servername NAME] [--tls-cert F --tls-key F] [--insecure]]`,
+                    [--tls [--ca F] [--servername NAME] [--tls-cert F --tls-key F] [--insecure]]
+                    [--proxy-header v1|v2 [--proxy-source IP:PORT]] [--udp [--retries 3]]`,
   help: `Usage: echogate echo send [HOST] [MSG...] [options]
 
 Sends each message (default 'Hello network world') and prints "Client received: '<reply>'".
@@ -102,23 +134,73 @@ With --unix, every positional is a message.
 Options:
   --port PORT          Server port (default ${DEFAULT_ECHO_PORT}); HOST defaults to localhost
   --unix PATH          Connect to a unix socket instead
-  --timeout S          Wait at most S seconds for each reply (default 5)
-${CLIENT_TLS_HELP}`,
-  options: { ...CLIENT_TLS_FLAGS, port: "string", unix: "string", timeout: "string" },
+  --timeout S          Wait at most S seconds for each reply (default 5; with --udp, per try: 1)
+  --udp                Send each message as one UDP datagram; exits 1 when one never got a reply
+  --retries N          With --udp: send a message again up to N times (default ${DEFAULT_UDP_RETRIES})
+${CLIENT_TLS_HELP}
+${PROXY_CLIENT_HELP}`,
+  options: {
+    ...CLIENT_TLS_FLAGS,
+    port: "string",
+    unix: "string",
+    timeout: "string",
+    ...PROXY_CLIENT_OPTIONS,
+    udp: "boolean",
+    retries: "string",
+  },
   run: echoSend,
 };
+
+/** Reads --udp and the flags that go with it; complains about flags that do not apply. */
+function udpOptions(options: Options): { udp?: boolean; maxDatagram?: number; limits?: DatagramLimits | false } {
+  const udpOnly = ["max-datagram", "udp-rate", "udp-budget", "no-udp-limits"].filter((name) => name in options);
+  if (options.udp !== true) {
+    if (udpOnly.length > 0) throw new UsageError(`Option "--${udpOnly[0]}" needs --udp`);
+    return {};
+  }
+  for (const name of ["unix", "idle-timeout", "max-line", "max-conns", "proxy-protocol", "proxy-from"]) {
+    if (name in options) throw new UsageError(`Option "--${name}" does not apply with --udp`);
+  }
+  if (str(options, "mode") === "line") throw new UsageError(`--mode line does not apply with --udp (chunk or raw)`);
+  const maxDatagram = str(options, "max-datagram");
+  const rate = str(options, "udp-rate");
+  const budget = str(options, "udp-budget");
+  let limits: DatagramLimits | false = {};
+  if (options["no-udp-limits"] === true) {
+    if (rate !== undefined || budget !== undefined) {
+      throw new UsageError(`--no-udp-limits and --udp-rate/--udp-budget contradict each other`);
+    }
+    limits = false;
+  } else {
+    limits = {
+      rate: rate === undefined ? undefined : parsePositiveInt("udp-rate", rate),
+      budget: budget === undefined ? undefined : parsePositiveInt("udp-budget", budget),
+    };
+  }
+  return {
+    udp: true,
+    maxDatagram: maxDatagram === undefined ? undefined : parsePositiveInt("max-datagram", maxDatagram),
+    limits,
+  };
+}
 
 async function echoServe(host: CliHost, positionals: string[], options: Options): Promise<number> {
   noPositionals(positionals);
   const drain = drainMs(options);
+  const udp = udpOptions(options);
   const settings = { ...listenOptions(options, DEFAULT_ECHO_PORT), ...echoOptions(options) };
+  const proxyProtocol = proxyProtocolOptions(options);
   const tlsFiles = serverTlsFiles(options);
+  if (udp.udp && tlsFiles) throw new UsageError(`TLS does not apply with --udp`);
+  noProxyProtocolWithTls(proxyProtocol, tlsFiles);
   const tls = tlsFiles && await readServerTls(host, tlsFiles, options);
   const server = await serveEcho({
     transport: host.transport,
     ...settings,
     ...(tls && { tls }),
-    logger: createLogger({ json: options.json === true, writeOut: host.writeOut, writeErr: host.writeErr }),
+    proxyProtocol,
+    ...udp,
+    logger: serverLogger(host, options),
   }).catch(explainTlsConfigError(tlsFiles)).catch(explainListenError);
   if (tlsFiles) reloadOnSighup(host, server, tlsFiles, options);
   return await untilSignal(host, server, drain);
@@ -126,12 +208,24 @@ async function echoServe(host: CliHost, positionals: string[], options: Options)
 
 async function echoSend(host: CliHost, positionals: string[], options: Options): Promise<number> {
   const { target, rest } = clientTarget(positionals, options, DEFAULT_ECHO_PORT);
+  const retries = str(options, "retries");
+  if (options.udp !== true && retries !== undefined) throw new UsageError(`Option "--retries" needs --udp`);
+  if (options.udp === true && "unix" in options) throw new UsageError(`Option "--unix" does not apply with --udp`);
+  for (const name of ["tls", "proxy-header"]) {
+    if (options.udp === true && name in options) throw new UsageError(`Option "--${name}" does not apply with --udp`);
+  }
+  if (retries !== undefined && !/^\d{1,6}$/.test(retries)) {
+    throw new UsageError(`Invalid value for "--retries": "${retries}" is not a non-negative integer`);
+  }
   const tls = await readClientTls(host, options);
   await sendEcho({
     transport: host.transport,
     ...target,
     ...(tls && { tls }),
+    udp: options.udp === true,
+    retries: retries === undefined ? undefined : Number(retries),
     messages: rest.length > 0 ? rest : undefined,
+    proxyHeader: proxyHeaderOption(options),
     onReply: (reply) => host.writeOut(`Client received: ${pythonRepr(reply)}`),
   });
   return 0;

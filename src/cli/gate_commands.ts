@@ -4,7 +4,7 @@ import { knockGate } from "../client.ts";
 import { createEchoHandler } from "../echo.ts";
 import { UsageError } from "../errors.ts";
 import { DEFAULT_GATE_PORT, DEFAULT_TOKEN, MAX_TOKEN_BYTES, serveGate } from "../gate.ts";
-import { createLogger, errorMessage } from "../log.ts";
+import { errorMessage } from "../log.ts";
 import { parseCidr, type PenaltyOptions } from "../penalties.ts";
 import { createProxyHandler } from "../proxy.ts";
 import type { ConnectionHandler } from "../server.ts";
@@ -18,10 +18,21 @@ import {
   listenOptions,
   noPositionals,
   type Options,
+  serverLogger,
   str,
   untilSignal,
 } from "./command.ts";
 import type { CliHost } from "./host.ts";
+import {
+  noProxyProtocolWithTls,
+  PROXY_CLIENT_HELP,
+  PROXY_CLIENT_OPTIONS,
+  PROXY_SERVE_HELP,
+  PROXY_SERVE_OPTIONS,
+  proxyHeaderOption,
+  proxyProtocolOptions,
+  thenProxyVersion,
+} from "./proxy_flags.ts";
 import {
   CLIENT_TLS_FLAGS,
   CLIENT_TLS_HELP,
@@ -43,6 +54,7 @@ export const gateServeCommand: Command = {
                     [--no-penalties] [--then echo | --then HOST:PORT | --then tls://HOST:PORT [--then-ca F]]
                     [--drain-timeout 5] [--json]
                     [--tls-cert F --tls-key F [--tls-client-ca F] [--alpn L] [--tls-handshake-timeout 10]]
+                    [--then-proxy-protocol v1|v2] [--proxy-protocol [--proxy-from CIDR,...] [--proxy-timeout 5]]
                     (env ECHOGATE_TOKEN also sets the token)`,
   help: `Usage: echogate gate serve [options]
 
@@ -66,6 +78,9 @@ Options:
                        --max-line and --idle-timeout apply, as for echo serve)
   --then HOST:PORT     Forward a welcomed connection to HOST:PORT ([::1]:PORT for IPv6, unix:PATH)
   --then tls://HOST:PORT  Forward it over TLS, verifying the upstream (system roots, plus --then-ca F)
+  --then-proxy-protocol V  With --then HOST:PORT: first send the upstream a PROXY header (v1 or v2)
+                       naming the client
+${PROXY_SERVE_HELP}
   --drain-timeout S    On SIGINT/SIGTERM, give open connections S seconds to finish (default 5)
   --json               Log one JSON object per event
 
@@ -92,6 +107,8 @@ The token is never logged; a token on the command line (visible in ps) or the de
     "idle-timeout": "string",
     "drain-timeout": "string",
     json: "boolean",
+    "then-proxy-protocol": "string",
+    ...PROXY_SERVE_OPTIONS,
   },
   run: gateServe,
 };
@@ -100,7 +117,8 @@ The token is never logged; a token on the command line (visible in ps) or the de
 export const gateKnockCommand: Command = {
   name: "gate knock",
   usage: `echogate gate knock [HOST] [--port 8001] [--unix PATH] [--token 1] [--delay 2] [--timeout S]
-                    [--tls [--ca F] [--servername NAME] [--tls-cert F --tls-key F] [--insecure]]`,
+                    [--tls [--ca F] [--servername NAME] [--tls-cert F --tls-key F] [--insecure]]
+                    [--proxy-header v1|v2 [--proxy-source IP:PORT]]`,
   help: `Usage: echogate gate knock [HOST] [options]
 
 Connects, waits --delay seconds, sends the token and prints the reply. Exits 0 only when welcomed.
@@ -111,7 +129,8 @@ Options:
   --token TOKEN        Token to send (default ${DEFAULT_TOKEN})
   --delay S            Seconds to wait before sending (default 2, as the seed's client)
   --timeout S          Seconds to wait for the reply (default 5)
-${CLIENT_TLS_HELP}`,
+${CLIENT_TLS_HELP}
+${PROXY_CLIENT_HELP}`,
   options: {
     ...CLIENT_TLS_FLAGS,
     port: "string",
@@ -119,6 +138,7 @@ ${CLIENT_TLS_HELP}`,
     token: "string",
     delay: "string",
     timeout: "string",
+    ...PROXY_CLIENT_OPTIONS,
   },
   run: gateKnock,
 };
@@ -135,10 +155,12 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
     maxPending: maxPending === undefined ? undefined : parsePositiveInt("max-pending", maxPending),
     penalties: penaltyOptions(options),
     handoff: await handoff(host, options),
-    logger: createLogger({ json: options.json === true, writeOut: host.writeOut, writeErr: host.writeErr }),
+    proxyProtocol: proxyProtocolOptions(options),
+    logger: serverLogger(host, options),
   };
   const drain = drainMs(options);
   const tlsFiles = serverTlsFiles(options);
+  noProxyProtocolWithTls(settings.proxyProtocol, tlsFiles);
   const tls = tlsFiles && await readServerTls(host, tlsFiles, options);
   const tokens = await resolveTokens(host, options);
   const server = await serveGate({ ...settings, ...(tls && { tls }), tokens })
@@ -226,9 +248,12 @@ async function handoff(host: CliHost, options: Options): Promise<ConnectionHandl
   if (then !== "echo" && echoFlags.length > 0) {
     throw new UsageError(`Option "--${echoFlags[0]}" applies only with "--then echo"`);
   }
+  const proxyProtocol = thenProxyVersion(options);
   if (then === undefined) return undefined;
   if (then === "echo") return createEchoHandler(echoOptions(options));
-  if (then.startsWith("unix:") && then.length > 5) return createProxyHandler(host.transport, { path: then.slice(5) });
+  if (then.startsWith("unix:") && then.length > 5) {
+    return createProxyHandler(host.transport, { path: then.slice(5) }, undefined, { proxyProtocol });
+  }
   const match = /^(?:\[([^\]]+)\]|([^:\[\]]+)):(\d+)$/.exec(then);
   if (!match) {
     throw new UsageError(
@@ -236,7 +261,10 @@ async function handoff(host: CliHost, options: Options): Promise<ConnectionHandl
     );
   }
   const upstream = { hostname: match[1] ?? match[2]!, port: parsePort("then", match[3]!) };
-  if (!overTls) return createProxyHandler(host.transport, upstream);
+  if (!overTls) return createProxyHandler(host.transport, upstream, undefined, { proxyProtocol });
+  if (proxyProtocol) {
+    throw new UsageError(`"--then-proxy-protocol" does not combine with "--then tls://" (the header precedes TLS)`);
+  }
   const ca = thenCa === undefined ? undefined : await readPem(host, "then-ca", thenCa, "certificate");
   return createProxyHandler(host.transport, upstream, { tls: ca === undefined ? {} : { ca } });
 }
@@ -253,6 +281,7 @@ async function gateKnock(host: CliHost, positionals: string[], options: Options)
     ...(tls && { tls }),
     token: token ?? DEFAULT_TOKEN,
     delayMs: delay === undefined ? undefined : parseSeconds("delay", delay),
+    proxyHeader: proxyHeaderOption(options),
   });
   if (result.reply === "") {
     host.writeErr("echogate: the gate closed without a reply (timed out?)");

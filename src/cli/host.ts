@@ -34,6 +34,11 @@ export interface CliHost {
    * `bench` checks `--conns` against it before connecting.
    */
   fileDescriptors?(): FileDescriptorUsage | undefined;
+  /**
+   * Sets what reports log lines dropped because standard output or error was not read in time
+   * (see {@linkcode LineOutput}); servers log it as a `log-dropped` event.
+   */
+  onOutputDropped?(reporter: (stream: "stdout" | "stderr", lines: number) => void): void;
   /** Whether `stream` is a terminal; `bench` then keeps a live progress line on standard error. */
   isTerminal?(stream: "stdout" | "stderr"): boolean;
 }

@@ -1,0 +1,108 @@
+// Datagram sockets on Deno's own UDP API, `Deno.listenDatagram`, which exists only when Deno
+// runs with `--unstable-net`. The Deno adapter uses it then, and `node:dgram` otherwise: in
+// docs/udp.md's measurements Deno's `node:dgram` spends about twice the CPU per datagram, and
+// its heap grows with the number of peers.
+
+import { AddrInUseError, type DatagramHandlers, type DatagramSocket, formatEndpoint } from "../src/mod.ts";
+
+type UdpAddr = { transport: "udp"; hostname: string; port: number };
+
+/** @see https://docs.deno.com/api/deno/~/Deno.DatagramConn */
+export interface DenoDatagramConn {
+  readonly addr: UdpAddr;
+  receive(buffer?: Uint8Array): Promise<[Uint8Array, UdpAddr]>;
+  send(bytes: Uint8Array, to: UdpAddr): Promise<number>;
+  close(): void;
+}
+/** @see https://docs.deno.com/api/deno/~/Deno.listenDatagram */
+export type ListenDatagram = (options: UdpAddr) => DenoDatagramConn;
+
+// Sends whose promise has not settled yet: past this many, send() refuses (returns false).
+const MAX_IN_FLIGHT = 1024;
+// The largest UDP payload: every datagram fits the one receive buffer.
+const MAX_PAYLOAD = 65_535;
+
+class DenoDatagramSocket implements DatagramSocket {
+  readonly addr: UdpAddr;
+  #conn: DenoDatagramConn;
+  #handlers: DatagramHandlers;
+  #inFlight = 0;
+  #drainWaiters: (() => void)[] = [];
+  #closed = false;
+  #sent = (): void => {
+    this.#inFlight--;
+    if (this.#drainWaiters.length > 0 && this.#inFlight <= MAX_IN_FLIGHT / 2) {
+      for (const waiter of this.#drainWaiters.splice(0)) waiter();
+    }
+  };
+
+  constructor(conn: DenoDatagramConn, handlers: DatagramHandlers) {
+    this.#conn = conn;
+    this.#handlers = handlers;
+    this.addr = { transport: "udp", hostname: conn.addr.hostname, port: conn.addr.port };
+    void this.#receive();
+  }
+
+  async #receive(): Promise<void> {
+    // One buffer for every receive; each datagram is copied out at its own size (handlers may keep it).
+    const buffer = new Uint8Array(MAX_PAYLOAD);
+    while (!this.#closed) {
+      let data: Uint8Array;
+      let from: UdpAddr;
+      try {
+        [data, from] = await this.#conn.receive(buffer);
+      } catch (error) {
+        if (this.#closed) return;
+        this.#handlers.onError(error);
+        continue;
+      }
+      if (this.#closed) return;
+      this.#handlers.onMessage(data.slice(), from.hostname, from.port);
+    }
+  }
+
+  send(bytes: Uint8Array, hostname: string, port: number): boolean {
+    if (this.#inFlight >= MAX_IN_FLIGHT || this.#closed) return false;
+    this.#inFlight++;
+    this.#conn.send(bytes, { transport: "udp", hostname, port }).then(this.#sent, (error) => {
+      this.#sent();
+      if (!this.#closed) this.#handlers.onError(error, hostname, port);
+    });
+    return true;
+  }
+
+  onDrain(callback: () => void): void {
+    if (this.#inFlight < MAX_IN_FLIGHT || this.#closed) queueMicrotask(callback);
+    else this.#drainWaiters.push(callback);
+  }
+
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      try {
+        this.#conn.close();
+      } catch {
+        // already closed
+      }
+      for (const waiter of this.#drainWaiters.splice(0)) waiter();
+    }
+    return Promise.resolve();
+  }
+}
+
+/** Binds a UDP socket with `Deno.listenDatagram`. */
+export function bindDenoDatagram(
+  listenDatagram: ListenDatagram,
+  endpoint: { hostname: string; port: number },
+  handlers: DatagramHandlers,
+  addrInUse: new () => Error,
+): Promise<DatagramSocket> {
+  let conn: DenoDatagramConn;
+  try {
+    conn = listenDatagram({ transport: "udp", hostname: endpoint.hostname, port: endpoint.port });
+  } catch (error) {
+    if (!(error instanceof addrInUse)) return Promise.reject(error);
+    return Promise.reject(new AddrInUseError(`udp ${formatEndpoint(endpoint)}`, { cause: error }));
+  }
+  return Promise.resolve(new DenoDatagramSocket(conn, handlers));
+}

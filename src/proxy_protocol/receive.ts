@@ -1,0 +1,199 @@
+/**
+ * The receiving side on a listener: which peers may send a header, reading it within a
+ * deadline, and the socket the protocol then sees (the client's address, the bytes after the
+ * header first).
+ *
+ * @module
+ */
+
+import { errorMessage } from "../log.ts";
+import { type Cidr, cidrContains, parseCidr, parseIp } from "../penalties.ts";
+import { TIMED_OUT, within } from "../_timers.ts";
+import type { Address, ChunkResponder, StreamSocket } from "../types.ts";
+import type { ProxyHeader } from "./header.ts";
+import { ProxyHeaderParser } from "./parser.ts";
+
+/**
+ * How a listener takes PROXY protocol headers. With this option set, every connection must
+ * begin with a v1 or v2 header (never guessed per connection), sent by a trusted proxy.
+ *
+ * @example HAProxy on this host, with the spec's suggested wait
+ * ```ts
+ * import type { ProxyProtocolOptions } from "./mod.ts";
+ *
+ * const proxyProtocol: ProxyProtocolOptions = { trusted: ["127.0.0.0/8", "::1/128"], timeoutMs: 5000 };
+ * ```
+ */
+export interface ProxyProtocolOptions {
+  /**
+   * CIDR blocks of the proxies allowed to connect; any other TCP peer is refused at accept.
+   * Peers on a unix socket are trusted (the socket file's permissions decide who connects).
+   * @default {["127.0.0.0/8", "::1/128"]}
+   */
+  trusted?: readonly string[];
+  /** How long a connection may take to send its complete header, in ms (the spec asks for at least 3 s). @default {5000} */
+  timeoutMs?: number;
+}
+
+/** The default trusted proxies: this host. */
+export const DEFAULT_PROXY_TRUSTED: readonly string[] = ["127.0.0.0/8", "::1/128"];
+
+/** The default header timeout: 5 s. */
+export const DEFAULT_PROXY_TIMEOUT_MS = 5000;
+
+/**
+ * A check of a peer against the trusted blocks.
+ *
+ * @param trusted CIDR blocks.
+ * @returns A predicate over a connection's real peer address.
+ * @throws {TypeError} When a block is not CIDR.
+ *
+ * @example
+ * ```ts
+ * import { createProxyTrust } from "./mod.ts";
+ *
+ * const trusts = createProxyTrust(["10.0.0.0/8"]);
+ * console.log(trusts({ transport: "tcp", hostname: "10.1.2.3", port: 5000 })); // true
+ * console.log(trusts({ transport: "tcp", hostname: "192.0.2.1", port: 5000 })); // false
+ * ```
+ */
+export function createProxyTrust(trusted: readonly string[] = DEFAULT_PROXY_TRUSTED): (peer: Address) => boolean {
+  const blocks: Cidr[] = trusted.map(parseCidr);
+  return (peer) => {
+    if (peer.transport === "unix") return true;
+    const bytes = parseIp(peer.hostname);
+    return bytes !== undefined && blocks.some((block) => cidrContains(block, bytes));
+  };
+}
+
+/**
+ * A connection that came through a proxy: `remoteAddr` is the client the header named (or the
+ * real peer for `LOCAL`/`UNKNOWN`), `proxy` the proxy's own address, and the first read (or
+ * answered chunk) is whatever followed the header in its chunk.
+ *
+ * @example
+ * ```ts ignore
+ * import { ProxiedSocket } from "./mod.ts";
+ *
+ * if (socket instanceof ProxiedSocket) console.log(`client ${socket.remoteAddr}, via ${socket.proxy}`);
+ * ```
+ */
+export class ProxiedSocket implements StreamSocket {
+  /** The client, from the header; the real peer when the header names none. */
+  readonly remoteAddr: Address;
+  /** This side's real address. */
+  readonly localAddr: Address;
+  /** The proxy's own address: the connection's real peer. */
+  readonly proxy: Address;
+  /** The header as parsed. */
+  readonly header: ProxyHeader;
+  readonly #socket: StreamSocket;
+  #leftover: Uint8Array | undefined;
+
+  /**
+   * Wraps `socket` after its header.
+   *
+   * @param socket The accepted connection.
+   * @param header Its parsed header.
+   * @param leftover The bytes that followed the header in the same read.
+   */
+  constructor(socket: StreamSocket, header: ProxyHeader, leftover: Uint8Array) {
+    this.#socket = socket;
+    this.header = header;
+    this.proxy = socket.remoteAddr;
+    this.localAddr = socket.localAddr;
+    this.remoteAddr = header.source ?? socket.remoteAddr;
+    this.#leftover = leftover.length > 0 ? leftover : undefined;
+    // Keep the fast path only where the transport has one, so answerAll falls back the same way.
+    if (!socket.answerEach) Object.defineProperty(this, "answerEach", { value: undefined });
+  }
+
+  /** True when the client the header names is the proxy itself (or none is named): a proxy's own connection. */
+  get fromProxyItself(): boolean {
+    const client = this.header.source;
+    if (!client || client.transport !== "tcp" || this.proxy.transport !== "tcp") return true;
+    const a = parseIp(client.hostname);
+    const b = parseIp(this.proxy.hostname);
+    return a !== undefined && b !== undefined && a.length === b.length && a.every((byte, i) => byte === b[i]);
+  }
+
+  /** The bytes after the header first, then the socket's own reads. */
+  read(): Promise<Uint8Array | null> {
+    const leftover = this.#leftover;
+    if (leftover === undefined) return this.#socket.read();
+    this.#leftover = undefined;
+    return Promise.resolve(leftover);
+  }
+
+  /** Writes to the socket. */
+  write(bytes: Uint8Array): Promise<void> {
+    return this.#socket.write(bytes);
+  }
+
+  /** Half-closes the socket. */
+  closeWrite(): Promise<void> {
+    return this.#socket.closeWrite();
+  }
+
+  /** Closes the socket. */
+  close(): void {
+    this.#socket.close();
+  }
+
+  /** Resolves once the socket is closed. */
+  get closed(): Promise<void> {
+    return this.#socket.closed;
+  }
+
+  /** Answers the bytes after the header as the first chunk, then hands over to the socket's own fast path. */
+  answerEach(responder: ChunkResponder): void {
+    const socket = this.#socket;
+    const leftover = this.#leftover;
+    this.#leftover = undefined;
+    if (leftover === undefined) return socket.answerEach!(responder);
+    let reply: Uint8Array | null | undefined;
+    try {
+      reply = responder.answer(leftover);
+    } catch (error) {
+      return responder.ended(error);
+    }
+    if (reply === null) return responder.ended();
+    if (reply === undefined || reply.length === 0) return socket.answerEach!(responder);
+    socket.write(reply).then(() => socket.answerEach!(responder), (error) => responder.ended(error));
+  }
+}
+
+/**
+ * Reads a connection's PROXY header within `timeoutMs`.
+ *
+ * @param socket The accepted connection (from a trusted proxy).
+ * @param timeoutMs The deadline for the complete header.
+ * @returns The wrapped socket, or why the connection must be refused.
+ *
+ * @example
+ * ```ts ignore
+ * import { readProxyHeader } from "./mod.ts";
+ *
+ * const outcome = await readProxyHeader(socket, 5000);
+ * if ("reason" in outcome) socket.close();
+ * ```
+ */
+export async function readProxyHeader(
+  socket: StreamSocket,
+  timeoutMs: number,
+): Promise<ProxiedSocket | { reason: string }> {
+  const parser = new ProxyHeaderParser();
+  const deadline = Date.now() + timeoutMs;
+  try {
+    while (true) {
+      const chunk = await within(socket.read(), deadline - Date.now());
+      if (chunk === TIMED_OUT) return { reason: `no complete PROXY header within ${timeoutMs / 1000} s` };
+      if (chunk === null) return { reason: "closed before a complete PROXY header" };
+      const result = parser.push(chunk);
+      if (result.status === "invalid") return { reason: `bad PROXY header: ${result.reason}` };
+      if (result.status === "header") return new ProxiedSocket(socket, result.header, result.rest);
+    }
+  } catch (error) {
+    return { reason: `reading the PROXY header failed: ${errorMessage(error)}` };
+  }
+}

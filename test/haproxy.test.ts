@@ -1,0 +1,200 @@
+// End to end behind real HAProxy: examples/haproxy.cfg (ports filled in) in front of two echo
+// servers (send-proxy-v2) and two gates (send-proxy, balance source) running on this runtime.
+// Clients connect from their own loopback addresses (127.0.0.2, 127.0.0.3) and HAProxy from
+// 127.0.0.9, so the servers' logs show whose address they took.
+
+import { spawnSync } from "node:child_process";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { REFUSAL, WELCOME } from "../src/mod.ts";
+import { type Child, type ChildServer, ROOT, RUNTIME, startChild, startCliServer, waitFor } from "./_utils.ts";
+
+const HAPROXY_SOURCE = "127.0.0.9";
+const haproxyMissing = (() => {
+  const probe = spawnSync("haproxy", ["-v"], { encoding: "utf8" });
+  return probe.status === 0 ? undefined : "haproxy is not installed (apt-get install -y haproxy)";
+})();
+if (haproxyMissing) console.log(`test/haproxy.test.ts skipped: ${haproxyMissing}`);
+
+/** A port that was free a moment ago (bound on port 0, then released). */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => server.once("error", reject).listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Connects from `localAddress`, writes `send`, half-closes when `end`, and collects everything until the server closes. */
+function exchange(
+  port: number,
+  localAddress: string,
+  send: Uint8Array,
+  options: { end?: boolean; until?: number } = {},
+): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: "127.0.0.1", port, localAddress });
+    const parts: Buffer[] = [];
+    let total = 0;
+    const timer = setTimeout(() => (socket.destroy(), reject(new Error("no reply within 10 s"))), 10_000);
+    const done = () => (clearTimeout(timer), resolve(Buffer.concat(parts)));
+    socket.on("connect", () => {
+      socket.write(send);
+      if (options.end) socket.end();
+    });
+    socket.on("data", (chunk) => {
+      parts.push(chunk);
+      total += chunk.length;
+      if (options.until !== undefined && total >= options.until) (socket.destroy(), done());
+    });
+    socket.on("end", () => (socket.end(), done()));
+    socket.on("error", (error) => (clearTimeout(timer), reject(error)));
+  });
+}
+
+/** HAProxy's `show stat` over its stats socket, as rows of name → value. */
+function showStat(path: string): Promise<Record<string, string>[]> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(path);
+    let out = "";
+    socket.on("connect", () => socket.end("show stat\n"));
+    socket.on("data", (chunk) => (out += chunk));
+    socket.on("end", () => {
+      const [head, ...rows] = out.trim().split("\n");
+      const names = head!.replace(/^# /, "").split(",");
+      // A check in progress shows as "* L7OK": the last result, with the star.
+      const field = (value: string) => value.replace(/^\* /, "");
+      resolve(rows.map((row) => Object.fromEntries(row.split(",").map((value, i) => [names[i], field(value)]))));
+    });
+    socket.on("error", reject);
+  });
+}
+
+interface JsonEvent {
+  event: string;
+  remote?: string;
+  proxy?: string;
+  welcomed?: boolean;
+  reason?: string;
+}
+const events = (server: Child): JsonEvent[] =>
+  server.stdout().split("\n").filter((line) => line.startsWith("{")).map((line) => JSON.parse(line));
+const ip = (address: string | undefined) => address?.replace(/:\d+$/, "");
+
+describe.skipIf(haproxyMissing !== undefined)(`behind HAProxy (servers on ${RUNTIME})`, () => {
+  const children: Child[] = [];
+  let echoServers: ChildServer[] = [];
+  let gates: ChildServer[] = [];
+  let echoPort = 0;
+  let gatePort = 0;
+  const statsPath = `/tmp/echogate-haproxy-${RUNTIME}-${process.pid}.sock`;
+  const configPath = `/tmp/echogate-haproxy-${RUNTIME}-${process.pid}.cfg`;
+
+  beforeAll(async () => {
+    const serverArgs = ["--port", "0", "--proxy-protocol", "--proxy-from", `${HAPROXY_SOURCE}/32`, "--json"];
+    echoServers = await Promise.all([0, 1].map(() => startCliServer(RUNTIME, ["echo", "serve", ...serverArgs])));
+    gates = await Promise.all(
+      [0, 1].map(() =>
+        startCliServer(RUNTIME, ["gate", "serve", ...serverArgs, "--penalty-exempt", "none"], {
+          ECHOGATE_TOKEN: "s3cret",
+        })
+      ),
+    );
+    children.push(...echoServers, ...gates);
+    const example = readFileSync(`${ROOT}examples/haproxy.cfg`, "utf8");
+    // A free port can be taken between the probe and HAProxy's bind: try again with new ones.
+    for (let attempt = 1;; attempt++) {
+      [echoPort, gatePort] = [await freePort(), await freePort()];
+      const config = example
+        .replace("global\n", `global\n    stats socket ${statsPath} level admin\n`)
+        .replace("source 127.0.0.1", `source ${HAPROXY_SOURCE}`)
+        .replaceAll("inter 2s", "inter 300ms")
+        .replace("bind 127.0.0.1:50007", `bind 127.0.0.1:${echoPort}`)
+        .replace("bind 127.0.0.1:8001", `bind 127.0.0.1:${gatePort}`)
+        .replace("127.0.0.1:50017", `127.0.0.1:${echoServers[0]!.port}`)
+        .replace("127.0.0.1:50018", `127.0.0.1:${echoServers[1]!.port}`)
+        .replace("127.0.0.1:8011", `127.0.0.1:${gates[0]!.port}`)
+        .replace("127.0.0.1:8012", `127.0.0.1:${gates[1]!.port}`);
+      writeFileSync(configPath, config);
+      const haproxy = startChild(["haproxy", "-db", "-f", configPath]);
+      children.push(haproxy);
+      // Started once its stats socket answers; a port taken meanwhile makes it exit instead.
+      let up = false;
+      for (const end = Date.now() + 10_000; !up && haproxy.process.exitCode === null && Date.now() < end;) {
+        up = await showStat(statsPath).then(() => true, () => false);
+        if (!up) await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      if (up) break;
+      if (attempt === 3) throw new Error(`haproxy did not start: ${haproxy.stderr()}`);
+      await haproxy.stop();
+    }
+    const deadline = Date.now() + 10_000;
+    while (true) {
+      const rows = await showStat(statsPath).catch(() => []);
+      const servers = rows.filter((r) => r.svname !== "FRONTEND" && r.svname !== "BACKEND");
+      if (servers.length === 4 && servers.every((r) => r.status === "UP" && r.check_status === "L7OK")) break;
+      if (Date.now() > deadline) throw new Error(`health checks did not pass: ${JSON.stringify(servers)}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }, 40_000);
+
+  afterAll(async () => {
+    await Promise.all(children.map((child) => child.stop()));
+    rmSync(configPath, { force: true });
+    rmSync(statsPath, { force: true });
+  });
+
+  test("tcp-check health checks pass on all four servers (v2 LOCAL to the echo servers, v1 to the gates)", async () => {
+    const rows = (await showStat(statsPath)).filter((r) => r.svname !== "FRONTEND" && r.svname !== "BACKEND");
+    expect(rows.map((r) => [r.pxname, r.svname, r.status, r.check_status])).toEqual([
+      ["echo_servers", "echo1", "UP", "L7OK"],
+      ["echo_servers", "echo2", "UP", "L7OK"],
+      ["gates", "gate1", "UP", "L7OK"],
+      ["gates", "gate2", "UP", "L7OK"],
+    ]);
+  });
+
+  test("echoes pass through byte-exact, and the echo servers log the client's address, not HAProxy's", async () => {
+    const message = Buffer.from(Array.from({ length: 200 }, (_, i) => (i * 37 + 11) % 256));
+    for (const client of ["127.0.0.2", "127.0.0.3", "127.0.0.2", "127.0.0.3"]) {
+      const reply = await exchange(echoPort, client, message, { until: 6 + message.length });
+      expect(reply.equals(Buffer.concat([Buffer.from("Echo=>"), message]))).toBe(true);
+    }
+    const connects = () => echoServers.flatMap(events).filter((e) => e.event === "connect");
+    const fromClients = () => connects().filter((e) => ip(e.remote) !== HAPROXY_SOURCE);
+    await waitFor(() => fromClients().length >= 4 || undefined, 5000, "4 client connects logged");
+    const clients = connects().filter((e) => ip(e.remote) !== HAPROXY_SOURCE);
+    expect(clients.map((e) => ip(e.remote)).sort()).toEqual(["127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3"]);
+    expect(clients.every((e) => ip(e.proxy) === HAPROXY_SOURCE)).toBe(true);
+    // Round robin: both echo servers saw clients. Health checks (LOCAL) show HAProxy's own address.
+    expect(echoServers.every((s) => events(s).some((e) => e.event === "connect" && ip(e.remote) !== HAPROXY_SOURCE)))
+      .toBe(true);
+    expect(connects().some((e) => ip(e.remote) === HAPROXY_SOURCE && ip(e.proxy) === HAPROXY_SOURCE)).toBe(true);
+    // HAProxy resets its check connections once answered: routine, so no error lines.
+    expect(echoServers.flatMap((s) => s.stderr().split("\n")).filter((line) => /reset/i.test(line))).toEqual([]);
+  });
+
+  test("wrong knocks through HAProxy penalise that client only; health checks accrue nothing", async () => {
+    for (let i = 0; i < 4; i++) {
+      expect((await exchange(gatePort, "127.0.0.2", Buffer.from("wrong"), { end: true })).toString()).toBe(REFUSAL);
+    }
+    // 20 s accrued: the same client is now refused at once, another one behind the same HAProxy is welcome.
+    expect((await exchange(gatePort, "127.0.0.2", Buffer.from("s3cret"), { end: true })).toString()).toBe("");
+    expect((await exchange(gatePort, "127.0.0.3", Buffer.from("s3cret"), { end: true })).toString()).toBe(WELCOME);
+    const all = () => gates.flatMap(events);
+    const penalised = (e: JsonEvent) =>
+      e.event === "refused" && ip(e.remote) === "127.0.0.2" && e.reason === "penalised";
+    await waitFor(() => all().some(penalised) || undefined, 5000, "the refusal logged");
+    const penalties = () => all().filter((e) => e.event === "penalty");
+    await waitFor(() => penalties().length >= 4 || undefined, 5000, "4 penalties logged");
+    // Health checks knock with a wrong token (a v1 header naming HAProxy itself) and accrue nothing.
+    const checks = () => all().filter((e) => e.event === "knock" && ip(e.remote) === HAPROXY_SOURCE);
+    await waitFor(() => checks().length >= 6 || undefined, 10_000, "6 health checks");
+    expect(checks().every((e) => e.welcomed === false)).toBe(true);
+    expect(penalties().length).toBe(4);
+    expect(penalties().every((e) => ip(e.remote) === "127.0.0.2")).toBe(true);
+    const rows = (await showStat(statsPath)).filter((r) => r.pxname === "gates" && r.svname?.startsWith("gate"));
+    expect(rows.every((r) => r.status === "UP")).toBe(true);
+  });
+});

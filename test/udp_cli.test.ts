@@ -1,0 +1,235 @@
+// `echo serve --udp` and `echo send --udp`: this runtime's client against every runtime's CLI
+// server (this file runs once per runtime: the three runs cover the 3x3 matrix), and the CLI
+// client's output, exit codes and flags.
+
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
+import { sendEcho, serveDatagramEcho } from "../src/mod.ts";
+import {
+  bytes,
+  type ChildServer,
+  cleanup,
+  cliCommand,
+  ROOT,
+  runCommand,
+  RUNTIME,
+  RUNTIMES,
+  startCliServer,
+  text,
+  transport,
+  waitFor,
+} from "./_utils.ts";
+
+for (const serverRuntime of RUNTIMES) {
+  describe(`${RUNTIME} UDP client against a ${serverRuntime} UDP server`, () => {
+    let server: ChildServer;
+    beforeAll(async () => {
+      server = await startCliServer(serverRuntime, ["echo", "serve", "--udp", "--port", "0"]);
+    });
+    afterAll(async () => {
+      await server?.stop();
+    });
+
+    test("each datagram comes back behind Echo=>, and the peer is logged", async () => {
+      expect(server.stdout()).toMatch(/^echo server listening on 127\.0\.0\.1:\d+ \(udp\)$/m);
+      const replies = await sendEcho({
+        transport,
+        udp: true,
+        hostname: "127.0.0.1",
+        port: server.port,
+        messages: ["hi", "über ✓"],
+      });
+      expect(replies.map(text)).toEqual(["Echo=>hi", "Echo=>über ✓"]);
+      await waitFor(
+        () => /^Datagram from 127\.0\.0\.1:\d+$/m.test(server.stdout()) || undefined,
+        5000,
+        "the Datagram from line",
+      );
+    });
+  });
+}
+
+describe(`${RUNTIME} UDP client against Deno with --unstable-net (Deno.listenDatagram)`, () => {
+  const resources = cleanup();
+  afterEach(() => resources.run());
+  const deno = [`${ROOT}node_modules/.bin/deno`, "run", "-A", "--unstable-net", `${ROOT}src/cli.ts`];
+  const start = async (args: string[]) => resources.child(await startDeno(args));
+  async function startDeno(args: string[]): Promise<ChildServer> {
+    // startCliServer runs the plain command; this one adds the flag.
+    const { startChild } = await import("./_utils.ts");
+    const child = startChild([...deno, "echo", "serve", "--udp", "--port", "0", ...args]);
+    const address = await waitFor(() => /listening on (\S+)/.exec(child.stdout())?.[1], 15_000, "deno to listen");
+    return { ...child, address, port: Number(/:(\d+)$/.exec(address)![1]) };
+  }
+
+  test("echoes, refuses the server's own port, rate-limits and caps the size", async () => {
+    const server = await start(["--udp-rate", "2", "--max-datagram", "8"]);
+    const replies = await sendEcho({
+      transport,
+      udp: true,
+      hostname: "127.0.0.1",
+      port: server.port,
+      messages: ["hi"],
+    });
+    expect(replies.map(text)).toEqual(["Echo=>hi"]);
+    const received: string[] = [];
+    const probe = async (hostname: string, port: number) =>
+      resources.add(
+        await transport.bindDatagram!({ hostname, port }, {
+          onMessage: (b) => void received.push(text(b)),
+          onError() {},
+        }),
+      );
+    // From the server's own port on another loopback address: never answered.
+    const twin = await probe("127.0.0.2", server.port);
+    twin.send(bytes("loop?"), "127.0.0.1", server.port);
+    // Too big: never answered.
+    const other = await probe("127.0.0.3", 0);
+    other.send(bytes("123456789"), "127.0.0.1", server.port);
+    // A burst of 10 from one source: 4 at once (2/s, bursts of 4), maybe one more refilled.
+    for (let i = 0; i < 10; i++) other.send(bytes(`r${i}`), "127.0.0.1", server.port);
+    await waitFor(() => received.length >= 4 || undefined, 5000, "the burst's answers");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(received.filter((r) => r.startsWith("Echo=>r")).length).toBeGreaterThanOrEqual(4);
+    expect(received.filter((r) => r.startsWith("Echo=>r")).length).toBeLessThanOrEqual(5);
+    expect(received.filter((r) => !r.startsWith("Echo=>r"))).toEqual([]);
+    // The first drop is reported at once (the rest within 10 s): the twin's, sent first.
+    await waitFor(
+      () => /dropped 1 from refused source ports/.test(server.stdout()) || undefined,
+      5000,
+      "the drop report",
+    );
+  });
+});
+
+describe(`echogate echo send --udp on ${RUNTIME}`, () => {
+  const resources = cleanup();
+  afterEach(() => resources.run());
+
+  test("prints the seed's Client received line per message and exits 0", async () => {
+    const server = resources.add(await serveDatagramEcho({ transport, port: 0 }));
+    const { code, stdout } = await runCommand([
+      ...cliCommand(RUNTIME),
+      "echo",
+      "send",
+      "--udp",
+      "127.0.0.1",
+      "Hello",
+      "network world",
+      "--port",
+      String(server.addr.transport === "udp" ? server.addr.port : 0),
+    ]);
+    expect(stdout).toBe("Client received: 'Echo=>Hello'\nClient received: 'Echo=>network world'\n");
+    expect(code).toBe(0);
+  });
+
+  test("exits 1 with one line when no reply ever came", async () => {
+    // A bound socket that never answers: the port is surely not some other server's.
+    const silent = resources.add(
+      await transport.bindDatagram!({ hostname: "127.0.0.1", port: 0 }, { onMessage() {}, onError() {} }),
+    );
+    const port = silent.addr.transport === "udp" ? silent.addr.port : 0;
+    const { code, stdout, stderr } = await runCommand([
+      ...cliCommand(RUNTIME),
+      "echo",
+      "send",
+      "--udp",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--timeout",
+      "0.2",
+      "--retries",
+      "1",
+    ]);
+    expect(code).toBe(1);
+    expect(stdout).toBe("");
+    expect(stderr).toBe("echogate: No reply to message 1 after 2 tries of 0.2 s each\n");
+  });
+
+  test("--json logs the listening and datagram events; --udp-rate and --max-datagram are taken", async () => {
+    const server = resources.child(
+      await startCliServer(RUNTIME, [
+        "echo",
+        "serve",
+        "--udp",
+        "--port",
+        "0",
+        "--json",
+        "--udp-rate",
+        "50",
+        "--max-datagram",
+        "4",
+      ]),
+    );
+    const listening = JSON.parse(server.stdout().split("\n")[0]!);
+    expect(listening).toMatchObject({ event: "listening", protocol: "echo", transport: "udp" });
+    const replies = await sendEcho({
+      transport,
+      udp: true,
+      hostname: "127.0.0.1",
+      port: server.port,
+      messages: ["abcd"],
+    });
+    expect(replies.map(text)).toEqual(["Echo=>abcd"]);
+    await expect(
+      sendEcho({
+        transport,
+        udp: true,
+        hostname: "127.0.0.1",
+        port: server.port,
+        messages: ["abcde"],
+        timeoutMs: 200,
+        retries: 0,
+      }),
+    ).rejects.toThrow(/No reply/);
+    const events = await waitFor(
+      () => {
+        const lines = server.stdout().trim().split("\n").map((line) => JSON.parse(line));
+        return lines.some((e) => e.event === "datagram-drops") ? lines : undefined;
+      },
+      5000,
+      "a drop report",
+    );
+    expect(events.find((e) => e.event === "datagram")).toMatchObject({
+      remote: expect.stringMatching(/^127\.0\.0\.1:/),
+    });
+    expect(events.find((e) => e.event === "datagram-drops")).toMatchObject({ tooBig: 1 });
+  });
+
+  test("a UDP port in use is an error that says so", async () => {
+    const taken = resources.add(
+      await transport.bindDatagram!({ hostname: "127.0.0.1", port: 0 }, { onMessage() {}, onError() {} }),
+    );
+    const port = taken.addr.transport === "udp" ? taken.addr.port : 0;
+    const { code, stderr } = await runCommand([
+      ...cliCommand(RUNTIME),
+      "echo",
+      "serve",
+      "--udp",
+      "--port",
+      String(port),
+    ]);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/^echogate: .*in use\n$/);
+  });
+
+  test("flags that do not fit --udp are usage errors", async () => {
+    for (
+      const args of [
+        ["echo", "serve", "--udp", "--unix", "/tmp/x.sock"],
+        ["echo", "serve", "--udp", "--mode", "line"],
+        ["echo", "serve", "--udp-rate", "5"],
+        ["echo", "serve", "--udp", "--no-udp-limits", "--udp-budget", "5"],
+        ["echo", "send", "--retries", "2"],
+        ["echo", "send", "--udp", "--retries", "-1"],
+        ["echo", "serve", "--udp", "--tls-cert", "cert.pem", "--tls-key", "key.pem"],
+        ["echo", "send", "--udp", "--tls"],
+        ["bench", "--udp", "--tls"],
+      ]
+    ) {
+      const { code, stderr } = await runCommand([...cliCommand(RUNTIME), ...args]);
+      expect({ args, code }).toEqual({ args, code: 2 });
+      expect(stderr.split("\n")[0]).toMatch(/^echogate: /);
+    }
+  });
+});
