@@ -7,7 +7,8 @@
 //   3. the one test suite (test/*.test.ts) on node, bun and deno, then on Node 22, 24 and 26
 //      (node22, node24, node26: binaries from npm, see scripts/node_matrix.mjs);
 //   4. the packed package (scripts/test_pack.mjs): npx, bunx, deno npm:, ESM, CJS, publint, attw,
-//      on the machine's Node and on each of node22, node24, node26.
+//      on the machine's Node; on each of node22, node24, node26 the checks that depend on the Node
+//      (engine-strict install, ESM, CJS, the adapter by condition, npx);
 //   5. no process the run started is left running (one check; leftovers are listed and killed).
 //
 //   npm test                              all of it
@@ -175,8 +176,10 @@ if (build.code !== 0) {
       const label = name === "node" ? "pack" : `pack ${name}`;
       console.log(`\n=== ${label} ===`);
       const found = name === "node" ? { node: "node", env: process.env } : matrixNode(name);
+      // The extra Nodes rerun only the checks that depend on the Node (install, ESM, CJS, npx, adapter).
+      const env = name === "node" ? found?.env : { ...found?.env, ECHOGATE_PACK_NODE_ONLY: "1" };
       const { code, output } = found
-        ? await run(found.node, [`${root}scripts/test_pack.mjs`], found.env)
+        ? await run(found.node, [`${root}scripts/test_pack.mjs`], env)
         : { code: 1, output: "" };
       const counts = /^(\d+) passed, (\d+) failed$/m.exec(output);
       const packPassed = Number(counts?.[1] ?? 0);
