@@ -365,7 +365,8 @@ class Sender {
   async loop(): Promise<void> {
     const run = this.#run;
     while (!run.stopped) {
-      if (run.pacer) await run.pause(run.pacer.take());
+      // The pacer hands out due times on one schedule for the whole run (rate in total).
+      if (run.pacer) await run.pause(run.pacer.take() - performance.now());
       if (run.stopped) break;
       const seq = ++this.#seq;
       const message = datagram(seq, run.size);
