@@ -99,6 +99,25 @@ describe(`${RUNTIME} UDP client against Deno with --unstable-net (Deno.listenDat
       "the drop report",
     );
   });
+  test("answers many binary datagrams byte-exact, small and big (received datagrams are cut from slabs)", async () => {
+    const server = await start(["--no-udp-limits"]);
+    const received: Uint8Array[] = [];
+    const client = resources.add(
+      await transport.bindDatagram!({ hostname: "127.0.0.1", port: 0 }, {
+        onMessage: (b) => void received.push(b.slice()),
+        onError() {},
+      }),
+    );
+    // 40 × 700 bytes fill more than one 16 KiB slab; 1400 bytes take the own-copy path.
+    const sizes = [...Array.from({ length: 40 }, () => 700), 1, 1400, 1024, 1025];
+    const sent = sizes.map((size, i) => Uint8Array.from({ length: size }, (_, j) => (i * 31 + j * 7) & 0xff));
+    for (const datagram of sent) {
+      client.send(datagram, "127.0.0.1", server.port);
+      await waitFor(() => received.length === sent.indexOf(datagram) + 1 || undefined, 5000, "each echo");
+    }
+    const prefix = bytes("Echo=>");
+    expect(received.map((r) => [...r])).toEqual(sent.map((d) => [...prefix, ...d]));
+  });
 });
 
 describe(`echogate echo send --udp on ${RUNTIME}`, () => {
