@@ -130,18 +130,23 @@ export async function serveGate(options: ServeGateOptions): Promise<EchogateServ
     },
   }, async (socket, context) => {
     const started = Date.now();
-    pending++;
-    context.idle = true;
-    const read = socket.read();
-    let first: Uint8Array | null | typeof TIMED_OUT;
-    try {
-      first = await within(read, timeoutMs);
-    } finally {
-      pending--;
-      context.idle = false;
+    // Behind a proxy the token usually came in the header's chunk: no read, no timer to wait.
+    let first: Uint8Array | null | typeof TIMED_OUT | undefined = socket instanceof ProxiedSocket
+      ? socket.takeBuffered()
+      : undefined;
+    if (first === undefined) {
+      pending++;
+      context.idle = true;
+      const read = socket.read();
+      try {
+        first = await within(read, timeoutMs);
+      } finally {
+        pending--;
+        context.idle = false;
+      }
+      if (first === TIMED_OUT) context.pendingRead = read;
     }
     if (first === TIMED_OUT) {
-      context.pendingRead = read;
       context.logger.log({ event: "timeout", remote: context.remote, durationMs: Date.now() - started });
       penalize(socket, context, "grace-exceeded");
       return;

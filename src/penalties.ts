@@ -247,16 +247,41 @@ export function parseIp(address: string): Uint8Array | undefined {
   return mapped ? v6.slice(12) : v6;
 }
 
+// A loop over the characters, not split and a regex per part: the gate parses its peer's address
+// at every accept (twice behind a PROXY listener: the trust check and the penalty lookup).
 function parseIpv4(text: string): Uint8Array | undefined {
-  const parts = text.split(".");
-  if (parts.length !== 4) return undefined;
-  const bytes = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    if (!/^\d{1,3}$/.test(parts[i]!) || Number(parts[i]) > 255) return undefined;
-    bytes[i] = Number(parts[i]);
+  let packed = 0; // the finished parts, 8 bits each
+  let parts = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code === DOT) {
+      if (digits === 0 || parts === 3) return undefined;
+      packed = packed * 256 + value;
+      parts++;
+      value = 0;
+      digits = 0;
+    } else if (code >= DIGIT_0 && code <= DIGIT_9 && digits < 3) {
+      value = value * 10 + code - DIGIT_0;
+      digits++;
+      if (value > 255) return undefined;
+    } else {
+      return undefined;
+    }
   }
+  if (digits === 0 || parts !== 3) return undefined;
+  const bytes = new Uint8Array(4);
+  bytes[0] = packed >>> 16;
+  bytes[1] = (packed >>> 8) & 0xff;
+  bytes[2] = packed & 0xff;
+  bytes[3] = value;
   return bytes;
 }
+
+const DOT = 0x2e;
+const DIGIT_0 = 0x30;
+const DIGIT_9 = 0x39;
 
 function parseIpv6(text: string): Uint8Array | undefined {
   if (!text.includes(":")) return undefined;

@@ -257,6 +257,26 @@ describe("proxyProtocol on the gate: penalties per client, never for the proxy",
     expect(penalties.every((e) => e.event === "penalty" && e.remote === "192.0.2.7:40000")).toBe(true);
   });
 
+  test("a token sent after the header, in a write of its own, is read; a header alone times out", async () => {
+    const logger = recordingLogger();
+    const server = resources.add(
+      await serveGate({ transport, port: 0, logger, tokens: ["s3cret"], timeoutMs: 300, proxyProtocol: {} }),
+    );
+    const late = await dial(portOf(server));
+    await late.write(v2());
+    await logger.waitForEvent("connect"); // the header is in: the gate now waits for the token
+    await late.write(bytes("s3cret"));
+    expect(text(await readAll(late))).toBe(WELCOME);
+    const silent = await dial(portOf(server));
+    await silent.write(v2(OTHER));
+    expect(text(await readAll(silent))).toBe("");
+    expect(await logger.waitForEvent("timeout")).toMatchObject({ remote: "192.0.2.8:40001" });
+    expect(logger.events.find((e) => e.event === "penalty")).toMatchObject({
+      remote: "192.0.2.8:40001",
+      kind: "grace-exceeded",
+    });
+  });
+
   test("LOCAL, UNKNOWN and headers naming the proxy itself (health checks) accrue nothing", async () => {
     const { logger, port } = await gateServer();
     const self = await dial(port);

@@ -59,10 +59,15 @@ export const DEFAULT_PROXY_TIMEOUT_MS = 5000;
  */
 export function createProxyTrust(trusted: readonly string[] = DEFAULT_PROXY_TRUSTED): (peer: Address) => boolean {
   const blocks: Cidr[] = trusted.map(parseCidr);
+  // Connections come from a few proxies: the last trusted one is remembered, so most accepts
+  // compare one string instead of parsing the address (the blocks never change).
+  let lastTrusted: string | undefined;
   return (peer) => {
-    if (peer.transport === "unix") return true;
+    if (peer.transport === "unix" || peer.hostname === lastTrusted) return true;
     const bytes = parseIp(peer.hostname);
-    return bytes !== undefined && blocks.some((block) => cidrContains(block, bytes));
+    const trusts = bytes !== undefined && blocks.some((block) => cidrContains(block, bytes));
+    if (trusts) lastTrusted = peer.hostname;
+    return trusts;
   };
 }
 
@@ -115,6 +120,17 @@ export class ProxiedSocket implements StreamSocket {
     const a = parseIp(client.hostname);
     const b = parseIp(this.proxy.hostname);
     return a !== undefined && b !== undefined && a.length === b.length && a.every((byte, i) => byte === b[i]);
+  }
+
+  /**
+   * The bytes that followed the header, taken now (the next read then goes to the socket), or
+   * `undefined` when there were none or they were read already: a protocol whose first input
+   * came with the header needs neither a read nor a timer for it.
+   */
+  takeBuffered(): Uint8Array | undefined {
+    const leftover = this.#leftover;
+    this.#leftover = undefined;
+    return leftover;
   }
 
   /** The bytes after the header first, then the socket's own reads. */
