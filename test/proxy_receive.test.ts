@@ -19,6 +19,7 @@ import {
 import {
   bytes,
   cleanup,
+  cliCommand,
   concat,
   portOf,
   readAll,
@@ -32,7 +33,6 @@ import {
   transport,
   waitFor,
 } from "./_utils.ts";
-import { cliCommand } from "./_utils.ts";
 
 const resources = cleanup();
 afterEach(() => resources.run());
