@@ -9,6 +9,7 @@
 import { errorMessage } from "../log.ts";
 import { type Cidr, cidrContains, parseCidr, parseIp } from "../penalties.ts";
 import { TIMED_OUT, within } from "../_timers.ts";
+import { type ChunkListener, ReadQueue } from "../read_queue.ts";
 import type { Address, ChunkResponder, StreamSocket } from "../types.ts";
 import type { ProxyHeader } from "./header.ts";
 import { ProxyHeaderParser, type ProxyParseResult } from "./parser.ts";
@@ -218,8 +219,8 @@ export async function readProxyHeader(
 export type ProxyHeaderOutcome = ProxiedSocket | { reason: string };
 
 /**
- * A listener's header reads: every connection's header is read as its bytes arrive (through
- * {@linkcode StreamSocket.answerEach} where the socket has it: no promise, no async frame), and
+ * A listener's header reads: every connection's header is read as its bytes arrive (from the
+ * socket's data callback where it has a {@linkcode ReadQueue}: no promise, no async frame), and
  * one timer serves every connection's deadline. The timeout is the same for all, so the oldest
  * read always has the nearest deadline: the timer is armed for it alone and, when it fires,
  * refuses whatever is overdue and re-arms for the next. A connection costs a parser and an entry
@@ -269,7 +270,9 @@ export class ProxyHeaderReads {
     const read = new HeaderRead(this, socket, Date.now() + this.#timeoutMs);
     this.#pending.add(read);
     this.#timer ??= setTimeout(this.#expire, this.#timeoutMs);
-    if (socket.answerEach) socket.answerEach(read);
+    // A push-style socket's chunks are its own (not lent, as answerEach's may be): the bytes
+    // after the header are kept as they came, with no copy.
+    if (socket instanceof ReadQueue) socket.subscribe(read);
     else read.readLoop();
   }
 
@@ -305,8 +308,8 @@ export class ProxyHeaderReads {
   };
 }
 
-// One connection's header read: the responder its socket's answerEach reports to.
-class HeaderRead implements ChunkResponder {
+// One connection's header read: the listener its socket's read queue hands chunks to.
+class HeaderRead implements ChunkListener {
   readonly #reads: ProxyHeaderReads;
   readonly socket: StreamSocket;
   readonly deadline: number;
@@ -319,13 +322,17 @@ class HeaderRead implements ChunkResponder {
     this.deadline = deadline;
   }
 
-  answer(chunk: Uint8Array): null | undefined {
-    if (this.settled) return null;
+  /** Takes a chunk; true while the header is incomplete (later chunks then come here too). */
+  onChunk(chunk: Uint8Array | null, error?: unknown): boolean {
+    if (this.settled) return false;
+    if (chunk === null) {
+      this.ended(error);
+      return false;
+    }
     const result = this.#parser.push(chunk);
-    if (result.status === "partial") return undefined;
-    // The chunk is lent (an adapter may reuse its buffer): what the outcome keeps of it is copied.
-    this.#reads.settle(this, outcomeOf(this.socket, result, true));
-    return null;
+    if (result.status === "partial") return true;
+    this.#reads.settle(this, outcomeOf(this.socket, result));
+    return false;
   }
 
   ended(error?: unknown): void {
@@ -338,29 +345,19 @@ class HeaderRead implements ChunkResponder {
     );
   }
 
-  // For a socket without answerEach: read() until the header is complete (or the read is over).
+  // For other sockets: read() until the header is complete (or the input is over), one promise
+  // per read and no async frame.
   readLoop(): void {
-    this.socket.read().then((chunk) => {
-      if (this.settled) return;
-      if (chunk === null) return this.ended();
-      const result = this.#parser.push(chunk);
-      if (result.status === "partial") return this.readLoop();
-      this.#reads.settle(this, outcomeOf(this.socket, result, false));
-    }, (error) => this.ended(error ?? new Error("read failed")));
+    this.socket.read().then(
+      (chunk) => {
+        if (this.onChunk(chunk)) this.readLoop();
+      },
+      (error) => this.ended(error ?? new Error("Read failed")),
+    );
   }
 }
 
-function outcomeOf(
-  socket: StreamSocket,
-  result: Exclude<ProxyParseResult, { status: "partial" }>,
-  lent: boolean,
-): ProxyHeaderOutcome {
+function outcomeOf(socket: StreamSocket, result: Exclude<ProxyParseResult, { status: "partial" }>): ProxyHeaderOutcome {
   if (result.status === "invalid") return { reason: `bad PROXY header: ${result.reason}` };
-  if (!lent) return new ProxiedSocket(socket, result.header, result.rest);
-  const header = result.header;
-  if (header.tlvs.length > 0) {
-    header.tlvs = header.tlvs.map((tlv) => ({ type: tlv.type, value: new Uint8Array(tlv.value) }));
-  }
-  // new Uint8Array(view) copies (a Node Buffer's slice() would not).
-  return new ProxiedSocket(socket, header, result.rest.length > 0 ? new Uint8Array(result.rest) : result.rest);
+  return new ProxiedSocket(socket, result.header, result.rest);
 }
