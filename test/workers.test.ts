@@ -13,6 +13,7 @@ import {
   cleanup,
   cliCommand,
   deadline,
+  listeningPorts,
   readAll,
   readAtLeast,
   runCommand,
@@ -147,6 +148,26 @@ describe(`--workers on ${RUNTIME}`, () => {
       const held = await socketPerWorker(server, 2);
       expect([...held.keys()].sort()).toEqual([1, 2]);
       expect(server.stdout().match(/listening/g)).toHaveLength(1);
+    },
+    30_000,
+  );
+
+  test(
+    "each worker listens on the port itself with reusePort (Bun, Deno, Node 22.12+), else the cluster primary holds it (Node 20)",
+    async () => {
+      const server = await startWorkers(["echo", "serve", "--port", "0", "--workers", "2"]);
+      const workers = await waitFor(
+        () => {
+          const pids = childPids(server.process.pid!);
+          return pids.length === 2 ? pids : undefined;
+        },
+        5000,
+        "two workers",
+      );
+      const [major = 0, minor = 0] = globalThis.process.versions.node.split(".").map(Number);
+      const nodeReusePort = major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
+      const holders = [server.process.pid!, ...workers].filter((pid) => listeningPorts(pid).includes(server.port));
+      expect(holders).toEqual(RUNTIME !== "node" || nodeReusePort ? workers : [server.process.pid!]);
     },
     30_000,
   );
