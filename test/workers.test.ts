@@ -2,11 +2,11 @@
 // reusePort on Bun and Deno), shared penalties, restarts and graceful stops, and all of it over
 // TLS (plain and mutual), with SIGHUP reloading the certificate in every worker.
 
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
+import { afterEach, describe, expect, test } from "vitest";
 import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type StreamSocket, type TlsClientOptions, WELCOME } from "../src/mod.ts";
-import { hasOpenssl, makePki, type TestPki } from "./_pki.ts";
+import { hasOpenssl, usePki } from "./_pki.ts";
 import {
   bytes,
   type ChildServer,
@@ -361,11 +361,7 @@ const opensslMissing = !hasOpenssl();
 if (opensslMissing) console.log("skipping the --workers TLS tests: openssl is not installed (CI installs it)");
 
 describe.skipIf(opensslMissing)(`--workers over TLS on ${RUNTIME}`, () => {
-  let pki: TestPki;
-  beforeAll(() => {
-    pki = makePki();
-  });
-  afterAll(() => pki?.remove());
+  const pki = usePki();
 
   const connectTls = (port: number, tls: TlsClientOptions) =>
     transport.connect({ hostname: "127.0.0.1", port }, { tls });
