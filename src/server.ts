@@ -15,8 +15,8 @@ import {
   createProxyTrust,
   DEFAULT_PROXY_TIMEOUT_MS,
   ProxiedSocket,
+  ProxyHeaderReads,
   type ProxyProtocolOptions,
-  readProxyHeader,
 } from "./proxy_protocol/mod.ts";
 import type { TlsHandshakeFailure, TlsServerOptions } from "./tls.ts";
 import type { Address, ChunkResponder, Endpoint, Listener, StreamSocket, Transport } from "./types.ts";
@@ -272,8 +272,18 @@ export async function serve(
   // With proxyProtocol: connections whose header is still being read (bounded by the header
   // timeout and by maxConns), closed with the server.
   const trustsProxy = options.proxyProtocol ? createProxyTrust(options.proxyProtocol.trusted) : undefined;
-  const proxyTimeoutMs = options.proxyProtocol?.timeoutMs ?? DEFAULT_PROXY_TIMEOUT_MS;
-  const awaitingHeader = new Set<StreamSocket>();
+  const awaitingHeader = new ProxyHeaderReads(
+    options.proxyProtocol?.timeoutMs ?? DEFAULT_PROXY_TIMEOUT_MS,
+    (socket, outcome) => {
+      if ("reason" in outcome) return refuse(socket, stopping ? "shutting down" : outcome.reason);
+      try {
+        admitAndRun(outcome);
+      } catch (error) {
+        socket.close();
+        logger.log({ event: "error", remote: formatAddress(socket.remoteAddr), message: errorMessage(error) });
+      }
+    },
+  );
 
   // Failed TLS handshakes (plain text on a TLS port, scanners, stalled peers) come in bursts too.
   let handshakeLoggedAt = -Infinity;
@@ -323,15 +333,7 @@ export async function serve(
           ? `${maxConns} connections waiting for a PROXY header`
           : undefined;
         if (reason !== undefined) return refuse(socket, reason);
-        awaitingHeader.add(socket);
-        readProxyHeader(socket, proxyTimeoutMs).then((outcome) => {
-          awaitingHeader.delete(socket);
-          if ("reason" in outcome) return refuse(socket, stopping ? "shutting down" : outcome.reason);
-          admitAndRun(outcome);
-        }).catch((error) => {
-          socket.close();
-          logger.log({ event: "error", remote: formatAddress(socket.remoteAddr), message: errorMessage(error) });
-        });
+        awaitingHeader.start(socket);
         return;
       }
       admitAndRun(socket);
@@ -348,7 +350,7 @@ export async function serve(
     stopping = true;
     await listener.close();
     acceptErrors.close();
-    for (const socket of awaitingHeader) socket.close();
+    awaitingHeader.closeAll();
     if (drainMs > 0) {
       for (const connection of connections) {
         connection.stopping = true;

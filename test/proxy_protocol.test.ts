@@ -11,6 +11,7 @@ import {
   PP2_TYPE,
   type ProxyHeader,
   ProxyHeaderParser,
+  ProxyHeaderTemplate,
   type ProxyParseResult,
   type ProxyTlv,
   V1_MAX_BYTES,
@@ -400,6 +401,63 @@ describe("PROXY protocol encoder", () => {
     expect(new TextDecoder().decode(encodeProxyHeader({ version: 1 }))).toBe("PROXY UNKNOWN\r\n");
     expect([...encodeProxyHeader({ version: 2 }).subarray(12)]).toEqual([0x21, 0x00, 0, 0]);
     expect([...encodeProxyHeader({ version: 2, local: true }).subarray(12)]).toEqual([0x20, 0x00, 0, 0]);
+  });
+
+  test("a template writes, for every source port, the bytes encodeProxyHeader does (then the payload)", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(1 as const, 2 as const),
+        fc.oneof(fc.tuple(v4, v4), fc.tuple(v6, v6), fc.tuple(v4, v6)),
+        fc.array(port, { minLength: 1, maxLength: 6 }),
+        port,
+        tlvs,
+        fc.boolean(),
+        fc.constantFrom(false, false, false, true), // sometimes v2 LOCAL
+        fc.uint8Array({ maxLength: 8 }),
+        (version, [s, d], ports, dp, list, crc, local, payload) => {
+          const destination = { transport: "tcp" as const, hostname: d, port: dp };
+          const init = { version, destination, tlvs: list, crc32c: crc, local };
+          const template = new ProxyHeaderTemplate({ ...init, source: { transport: "tcp", hostname: s, port: 1 } });
+          for (const sp of ports) {
+            const expected = encodeProxyHeader({ ...init, source: { transport: "tcp", hostname: s, port: sp } });
+            expect(template.byteLength(sp)).toBe(expected.length);
+            expect([...template.encode(sp)]).toEqual([...expected]);
+            expect([...template.encode(sp, payload)]).toEqual([...expected, ...payload]);
+            // Into a buffer that held another header: every byte is written over.
+            const target = new Uint8Array(3 + expected.length).fill(0xee);
+            expect(template.encodeInto(sp, target, 3)).toBe(3 + expected.length);
+            expect([...target.subarray(3)]).toEqual([...expected]);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+    const unknown = new ProxyHeaderTemplate({ version: 1 });
+    expect(new TextDecoder().decode(unknown.encode(5000))).toBe("PROXY UNKNOWN\r\n");
+    expect(() => unknown.encode(65536)).toThrow(TypeError);
+  });
+
+  test("checking a CRC32C leaves the chunk and the TLV as sent, even where slice() is a view (Node's Buffer)", () => {
+    // Node's Buffer.slice() returns a view, not a copy: a check that zeroed the CRC field in a
+    // "copy" made with it would zero it in the chunk (and in the TLV the header hands out).
+    class ViewSlice extends Uint8Array {
+      override slice(start?: number, end?: number): Uint8Array {
+        return this.subarray(start, end);
+      }
+    }
+    const encoded = encodeProxyHeader({
+      version: 2,
+      source: { transport: "tcp", hostname: "192.0.2.7", port: 40000 },
+      destination: { transport: "tcp", hostname: "198.51.100.1", port: 8001 },
+      crc32c: true,
+    });
+    const chunk = new ViewSlice(encoded.length + 1);
+    chunk.set(encoded);
+    const result = new ProxyHeaderParser().push(chunk);
+    expect(result.status).toBe("header");
+    expect([...chunk.subarray(0, encoded.length)]).toEqual([...encoded]);
+    if (result.status !== "header") return;
+    expect([...result.header.tlvs[0]!.value]).toEqual([...encoded.subarray(-4)]);
   });
 
   test("CRC32C matches the standard check value", () => {

@@ -223,6 +223,27 @@ describe("proxyProtocol: bad peers are refused, with the reason, and harm no one
     expect(refusals(logger.events)[0]?.reason).toContain("no complete PROXY header within 0.6 s");
   });
 
+  test("each slow header is refused at its own deadline, however many wait (one timer serves them all)", async () => {
+    const { logger, port } = await echoServer({ timeoutMs: 600 });
+    const first = await dial(port);
+    await first.write(bytes("PROXY "));
+    const firstAt = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const second = await dial(port);
+    await second.write(bytes("PROXY "));
+    const secondAt = Date.now();
+    expect((await readAll(first)).length).toBe(0);
+    // The first one's deadline has passed, the second one's not yet: it is still open.
+    expect(Date.now() - firstAt).toBeGreaterThanOrEqual(600 - 20);
+    expect(refusals(logger.events)).toHaveLength(1);
+    expect((await readAll(second)).length).toBe(0);
+    expect(Date.now() - secondAt).toBeGreaterThanOrEqual(600 - 20);
+    expect(refusals(logger.events).map((e) => e.reason)).toEqual([
+      "no complete PROXY header within 0.6 s",
+      "no complete PROXY header within 0.6 s",
+    ]);
+  });
+
   test("closing the server closes connections still sending their header", async () => {
     const { server, port } = await echoServer();
     const socket = await dial(port);

@@ -144,3 +144,134 @@ function mapToIpv6(bytes: Uint8Array): Uint8Array {
   mapped.set(bytes, 12);
   return mapped;
 }
+
+/**
+ * Headers that differ only in the source port, as a proxy sends them for one client address
+ * (or a load generator for its one local address): encoded once, then per connection copied
+ * with the port written in, instead of encoded from scratch. Each header is byte for byte what
+ * {@linkcode encodeProxyHeader} returns for `init` with that source port (for v2 with `crc32c`,
+ * the checksum is computed again over the patched header).
+ *
+ * @example
+ * ```ts
+ * import { ProxyHeaderTemplate } from "./mod.ts";
+ *
+ * const template = new ProxyHeaderTemplate({
+ *   version: 2,
+ *   source: { transport: "tcp", hostname: "192.0.2.7", port: 0 },
+ *   destination: { transport: "tcp", hostname: "198.51.100.1", port: 8001 },
+ * });
+ * const first = template.encode(40000, new TextEncoder().encode("1")); // the header, then "1"
+ * console.log(first.length); // 29
+ * ```
+ */
+export class ProxyHeaderTemplate {
+  /** What the template was made from (its source port is replaced in each header). */
+  readonly init: ProxyHeaderInit;
+  // The header with source port 0. v1: the line up to the port (`#head`) and from the space after it (`#tail`).
+  readonly #head: Uint8Array;
+  readonly #tail: Uint8Array;
+  readonly #portAt: number; // v2: the source port's offset; -1 when the header names no port
+  readonly #crcAt: number; // v2: the CRC32C value's offset; -1 without one
+
+  /**
+   * Encodes the header once, with source port 0.
+   *
+   * @param init As for {@linkcode encodeProxyHeader}; `init.source.port` is not used.
+   * @throws {TypeError} As {@linkcode encodeProxyHeader} does.
+   */
+  constructor(init: ProxyHeaderInit) {
+    this.init = init;
+    const source = init.source?.transport === "tcp" ? { ...init.source, port: 0 } : init.source;
+    const bytes = encodeProxyHeader({ ...init, source });
+    const named = !init.local && ipPair(source, init.destination) !== undefined;
+    this.#tail = EMPTY;
+    this.#portAt = -1;
+    this.#crcAt = -1;
+    if (!named) {
+      this.#head = bytes;
+    } else if (init.version === 1) {
+      // "PROXY TCP4 <source> <destination> 0 <port>\r\n": the source port follows the fourth space.
+      let spaces = 0;
+      let at = 0;
+      while (spaces < 4) if (bytes[at++] === 0x20) spaces++;
+      this.#head = bytes.subarray(0, at);
+      this.#tail = bytes.subarray(at + 1);
+    } else {
+      this.#head = bytes;
+      this.#portAt = 16 + 2 * (bytes[13]! >> 4 === 1 ? 4 : 16);
+      if (init.crc32c) this.#crcAt = bytes.length - 4;
+    }
+  }
+
+  /**
+   * The header's size with `sourcePort` (v1's text is as long as the port's digits).
+   *
+   * @param sourcePort The client's port.
+   * @returns The header's length in bytes.
+   */
+  byteLength(sourcePort: number): number {
+    return this.#head.length + (this.#tail.length > 0 ? digits(sourcePort) + this.#tail.length : 0);
+  }
+
+  /**
+   * Writes the header with `sourcePort` into `target` at `offset`.
+   *
+   * @param sourcePort The client's port.
+   * @param target Where to write; it must have {@linkcode byteLength} bytes from `offset`.
+   * @param offset Where the header starts in `target`.
+   * @returns The offset just past the header.
+   * @throws {TypeError} When `sourcePort` is not a port.
+   */
+  encodeInto(sourcePort: number, target: Uint8Array, offset = 0): number {
+    if (!(Number.isInteger(sourcePort) && sourcePort >= 0 && sourcePort <= 65535)) {
+      throw new TypeError(`${sourcePort} is not a port`);
+    }
+    target.set(this.#head, offset);
+    let end = offset + this.#head.length;
+    if (this.#tail.length > 0) {
+      const start = end;
+      end += digits(sourcePort);
+      for (let at = end - 1, rest = sourcePort; at >= start; at--, rest = Math.floor(rest / 10)) {
+        target[at] = 0x30 + (rest % 10);
+      }
+      target.set(this.#tail, end);
+      return end + this.#tail.length;
+    }
+    if (this.#portAt >= 0) {
+      target[offset + this.#portAt] = sourcePort >> 8;
+      target[offset + this.#portAt + 1] = sourcePort & 0xff;
+    }
+    if (this.#crcAt >= 0) {
+      const crcAt = offset + this.#crcAt;
+      target.fill(0, crcAt, crcAt + 4);
+      const crc = crc32c(target.subarray(offset, end));
+      target[crcAt] = crc >>> 24;
+      target[crcAt + 1] = (crc >>> 16) & 0xff;
+      target[crcAt + 2] = (crc >>> 8) & 0xff;
+      target[crcAt + 3] = crc & 0xff;
+    }
+    return end;
+  }
+
+  /**
+   * The header with `sourcePort`, followed by `payload`, in one new buffer: what a proxy writes
+   * when it already holds the client's first bytes.
+   *
+   * @param sourcePort The client's port.
+   * @param payload Bytes to send after the header.
+   * @returns The header and payload.
+   * @throws {TypeError} When `sourcePort` is not a port.
+   */
+  encode(sourcePort: number, payload: Uint8Array = EMPTY): Uint8Array {
+    const bytes = new Uint8Array(this.byteLength(sourcePort) + payload.length);
+    bytes.set(payload, this.encodeInto(sourcePort, bytes));
+    return bytes;
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+function digits(port: number): number {
+  return port < 10 ? 1 : port < 100 ? 2 : port < 1000 ? 3 : port < 10000 ? 4 : 5;
+}

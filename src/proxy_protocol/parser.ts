@@ -118,7 +118,7 @@ export class ProxyHeaderParser {
       const failure = v2FixedFailure(chunk);
       if (failure !== undefined) return this.#settle({ status: "invalid", reason: failure });
       const total = 16 + ((chunk[14]! << 8) | chunk[15]!);
-      if (chunk.length >= total) return this.#settle(v2Header(chunk.subarray(0, total), chunk.subarray(total)));
+      if (chunk.length >= total) return this.#settle(v2Header(chunk, total, chunk.subarray(total)));
     }
     let offset = 0;
     if (this.#v2 === undefined) {
@@ -137,7 +137,7 @@ export class ProxyHeaderParser {
     this.#v2Filled += take;
     offset += take;
     if (this.#v2Filled < v2.length) return PARTIAL;
-    return this.#settle(v2Header(v2, chunk.subarray(offset)));
+    return this.#settle(v2Header(v2, v2.length, chunk.subarray(offset)));
   }
 
   #settle(outcome: ProxyParseResult): ProxyParseResult {
@@ -320,7 +320,8 @@ function validToken(field: number, text: string, family: string): string | undef
   return undefined;
 }
 
-function v2Header(bytes: Uint8Array, rest: Uint8Array): ProxyParseResult {
+// The header is bytes[0, end).
+function v2Header(bytes: Uint8Array, end: number, rest: Uint8Array): ProxyParseResult {
   const command = (bytes[12]! & 0x0f) === 1 ? "proxy" : "local";
   const familyCode = bytes[13]! >> 4;
   const family = V2_FAMILIES[familyCode]!;
@@ -329,16 +330,18 @@ function v2Header(bytes: Uint8Array, rest: Uint8Array): ProxyParseResult {
     // The spec: use the real endpoints and discard the whole block, family included.
     return { status: "header", header: { version: 2, command, family, protocol, tlvs: [] }, rest };
   }
-  const header: ProxyHeader = { version: 2, command, family, protocol, tlvs: [] };
-  if (protocol === "stream" && family !== "unspec") Object.assign(header, v2Addresses(bytes, family));
-  const tlvs: ProxyTlv[] = [];
+  // Built whole (not extended afterwards): one object shape for every header with addresses.
+  const header: ProxyHeader = protocol === "stream" && family !== "unspec"
+    ? v2WithAddresses(bytes, family)
+    : { version: 2, command, family, protocol, tlvs: [] };
+  const tlvs = header.tlvs as ProxyTlv[];
   let sawCrc = false;
-  for (let at = 16 + V2_ADDRESS_BYTES[familyCode]!; at < bytes.length;) {
-    if (bytes.length - at < 3) return { status: "invalid", reason: "v2: truncated TLV at the header's end" };
+  for (let at = 16 + V2_ADDRESS_BYTES[familyCode]!; at < end;) {
+    if (end - at < 3) return { status: "invalid", reason: "v2: truncated TLV at the header's end" };
     const type = bytes[at]!;
     const length = (bytes[at + 1]! << 8) | bytes[at + 2]!;
-    const end = at + 3 + length;
-    if (end > bytes.length) {
+    const tlvEnd = at + 3 + length;
+    if (tlvEnd > end) {
       return { status: "invalid", reason: `v2: TLV 0x${type.toString(16)} runs past the header's end` };
     }
     if (type === PP2_TYPE.CRC32C) {
@@ -346,34 +349,39 @@ function v2Header(bytes: Uint8Array, rest: Uint8Array): ProxyParseResult {
       sawCrc = true;
       if (length !== 4) return { status: "invalid", reason: "v2: a CRC32C TLV holds 4 bytes" };
       const sent = ((bytes[at + 3]! << 24) | (bytes[at + 4]! << 16) | (bytes[at + 5]! << 8) | bytes[at + 6]!) >>> 0;
-      const zeroed = bytes.slice();
-      zeroed.fill(0, at + 3, end);
+      const zeroed = new Uint8Array(bytes.subarray(0, end)); // a copy (a Node Buffer's slice() is a view)
+      zeroed.fill(0, at + 3, tlvEnd);
       if (crc32c(zeroed) !== sent) return { status: "invalid", reason: "v2: CRC32C mismatch" };
     }
-    tlvs.push({ type, value: bytes.subarray(at + 3, end) });
-    at = end;
+    tlvs.push({ type, value: bytes.subarray(at + 3, tlvEnd) });
+    at = tlvEnd;
   }
-  header.tlvs = tlvs;
   return { status: "header", header, rest };
 }
 
-function v2Addresses(
-  bytes: Uint8Array,
-  family: "inet" | "inet6" | "unix",
-): Pick<ProxyHeader, "source" | "destination"> {
+function v2WithAddresses(bytes: Uint8Array, family: "inet" | "inet6" | "unix"): ProxyHeader {
+  let source: Address;
+  let destination: Address;
   if (family === "unix") {
-    return {
-      source: { transport: "unix", path: unixPath(bytes, 16) },
-      destination: { transport: "unix", path: unixPath(bytes, 124) },
+    source = { transport: "unix", path: unixPath(bytes, 16) };
+    destination = { transport: "unix", path: unixPath(bytes, 124) };
+  } else if (family === "inet") {
+    // Formatted in place: a view per address (a Node Buffer's subarray) costs more than the text.
+    source = { transport: "tcp", hostname: ipv4At(bytes, 16), port: (bytes[24]! << 8) | bytes[25]! };
+    destination = { transport: "tcp", hostname: ipv4At(bytes, 20), port: (bytes[26]! << 8) | bytes[27]! };
+  } else {
+    source = { transport: "tcp", hostname: formatIp(bytes.subarray(16, 32)), port: (bytes[48]! << 8) | bytes[49]! };
+    destination = {
+      transport: "tcp",
+      hostname: formatIp(bytes.subarray(32, 48)),
+      port: (bytes[50]! << 8) | bytes[51]!,
     };
   }
-  const size = family === "inet" ? 4 : 16;
-  const ports = 16 + 2 * size;
-  const port = (at: number) => (bytes[at]! << 8) | bytes[at + 1]!;
-  return {
-    source: { transport: "tcp", hostname: formatIp(bytes.subarray(16, 16 + size)), port: port(ports) },
-    destination: { transport: "tcp", hostname: formatIp(bytes.subarray(16 + size, ports)), port: port(ports + 2) },
-  };
+  return { version: 2, command: "proxy", family, protocol: "stream", source, destination, tlvs: [] };
+}
+
+function ipv4At(bytes: Uint8Array, at: number): string {
+  return `${bytes[at]}.${bytes[at + 1]}.${bytes[at + 2]}.${bytes[at + 3]}`;
 }
 
 // A 108-byte, NUL-padded unix path.

@@ -9,9 +9,10 @@
 import { errorMessage } from "../log.ts";
 import { type Cidr, cidrContains, parseCidr, parseIp } from "../penalties.ts";
 import { TIMED_OUT, within } from "../_timers.ts";
+import { type ChunkListener, ReadQueue } from "../read_queue.ts";
 import type { Address, ChunkResponder, StreamSocket } from "../types.ts";
 import type { ProxyHeader } from "./header.ts";
-import { ProxyHeaderParser } from "./parser.ts";
+import { ProxyHeaderParser, type ProxyParseResult } from "./parser.ts";
 
 /**
  * How a listener takes PROXY protocol headers. With this option set, every connection must
@@ -212,4 +213,151 @@ export async function readProxyHeader(
   } catch (error) {
     return { reason: `reading the PROXY header failed: ${errorMessage(error)}` };
   }
+}
+
+/** What reading a connection's header came to: the wrapped socket, or why it is refused. */
+export type ProxyHeaderOutcome = ProxiedSocket | { reason: string };
+
+/**
+ * A listener's header reads: every connection's header is read as its bytes arrive (from the
+ * socket's data callback where it has a {@linkcode ReadQueue}: no promise, no async frame), and
+ * one timer serves every connection's deadline. The timeout is the same for all, so the oldest
+ * read always has the nearest deadline: the timer is armed for it alone and, when it fires,
+ * refuses whatever is overdue and re-arms for the next. A connection costs a parser and an entry
+ * in an insertion-ordered set, never a timer of its own.
+ *
+ * @example
+ * ```ts ignore
+ * import { ProxyHeaderReads } from "./mod.ts";
+ *
+ * const reads = new ProxyHeaderReads(5000, (socket, outcome) => {
+ *   if ("reason" in outcome) socket.close();
+ *   else console.log(`client ${outcome.remoteAddr.transport}`);
+ * });
+ * reads.start(socket);
+ * ```
+ */
+export class ProxyHeaderReads {
+  readonly #timeoutMs: number;
+  readonly #onOutcome: (socket: StreamSocket, outcome: ProxyHeaderOutcome) => void;
+  // In start order, which is deadline order (one timeout for all).
+  readonly #pending = new Set<HeaderRead>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  /**
+   * A listener's reads, none started yet.
+   *
+   * @param timeoutMs How long each connection has for its complete header.
+   * @param onOutcome Called once per connection, with the wrapped socket or the refusal reason
+   *   (from the socket's data callback: the protocol can start at once).
+   */
+  constructor(timeoutMs: number, onOutcome: (socket: StreamSocket, outcome: ProxyHeaderOutcome) => void) {
+    this.#timeoutMs = timeoutMs;
+    this.#onOutcome = onOutcome;
+  }
+
+  /** Connections whose header is still being read. */
+  get size(): number {
+    return this.#pending.size;
+  }
+
+  /**
+   * Starts reading `socket`'s header.
+   *
+   * @param socket An accepted connection, from a trusted proxy.
+   */
+  start(socket: StreamSocket): void {
+    const read = new HeaderRead(this, socket, Date.now() + this.#timeoutMs);
+    this.#pending.add(read);
+    this.#timer ??= setTimeout(this.#expire, this.#timeoutMs);
+    // A push-style socket's chunks are its own (not lent, as answerEach's may be): the bytes
+    // after the header are kept as they came, with no copy.
+    if (socket instanceof ReadQueue) socket.subscribe(read);
+    else read.readLoop();
+  }
+
+  /** Closes every connection still sending its header (without an outcome) and stops the timer. */
+  closeAll(): void {
+    for (const read of this.#pending) {
+      read.settled = true;
+      read.socket.close();
+    }
+    this.#pending.clear();
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** @internal Called by a read once it has its outcome. */
+  settle(read: HeaderRead, outcome: ProxyHeaderOutcome): void {
+    if (read.settled) return;
+    read.settled = true;
+    this.#pending.delete(read);
+    this.#onOutcome(read.socket, outcome);
+  }
+
+  #expire = (): void => {
+    this.#timer = undefined;
+    const now = Date.now();
+    for (const read of this.#pending) {
+      if (read.deadline > now) {
+        this.#timer = setTimeout(this.#expire, read.deadline - now);
+        return;
+      }
+      this.settle(read, { reason: `no complete PROXY header within ${this.#timeoutMs / 1000} s` });
+    }
+  };
+}
+
+// One connection's header read: the listener its socket's read queue hands chunks to.
+class HeaderRead implements ChunkListener {
+  readonly #reads: ProxyHeaderReads;
+  readonly socket: StreamSocket;
+  readonly deadline: number;
+  readonly #parser = new ProxyHeaderParser();
+  settled = false;
+
+  constructor(reads: ProxyHeaderReads, socket: StreamSocket, deadline: number) {
+    this.#reads = reads;
+    this.socket = socket;
+    this.deadline = deadline;
+  }
+
+  /** Takes a chunk; true while the header is incomplete (later chunks then come here too). */
+  onChunk(chunk: Uint8Array | null, error?: unknown): boolean {
+    if (this.settled) return false;
+    if (chunk === null) {
+      this.ended(error);
+      return false;
+    }
+    const result = this.#parser.push(chunk);
+    if (result.status === "partial") return true;
+    this.#reads.settle(this, outcomeOf(this.socket, result));
+    return false;
+  }
+
+  ended(error?: unknown): void {
+    if (this.settled) return;
+    this.#reads.settle(
+      this,
+      error === undefined
+        ? { reason: "closed before a complete PROXY header" }
+        : { reason: `reading the PROXY header failed: ${errorMessage(error)}` },
+    );
+  }
+
+  // For other sockets: read() until the header is complete (or the input is over), one promise
+  // per read and no async frame.
+  readLoop(): void {
+    this.socket.read().then(
+      (chunk) => {
+        if (this.onChunk(chunk)) this.readLoop();
+      },
+      (error) => this.ended(error ?? new Error("Read failed")),
+    );
+  }
+}
+
+function outcomeOf(socket: StreamSocket, result: Exclude<ProxyParseResult, { status: "partial" }>): ProxyHeaderOutcome {
+  if (result.status === "invalid") return { reason: `bad PROXY header: ${result.reason}` };
+  return new ProxiedSocket(socket, result.header, result.rest);
 }
