@@ -302,14 +302,16 @@ function listenTls(
   endpoint: Endpoint,
   handlers: ListenHandlers,
   options: TlsServerOptions,
+  reusePort: boolean | undefined,
 ): Promise<Listener> {
   if ("path" in endpoint) return Promise.reject(new TypeError("TLS is served over TCP only"));
   const known: KnownAddresses = {};
   let socket = tlsServerHandler(known, handlers, options);
   let current = options;
   let listener: ReturnType<BunApi["listen"]>;
+  const share = reusePort ? { reusePort: true } : {};
   try {
-    listener = Bun.listen({ ...endpoint, allowHalfOpen: true, socket, tls: bunServerTls(options) });
+    listener = Bun.listen({ ...endpoint, ...share, allowHalfOpen: true, socket, tls: bunServerTls(options) });
   } catch (error) {
     if ((error as { code?: string }).code === "EADDRINUSE") {
       return Promise.reject(new AddrInUseError(formatEndpoint(endpoint), { cause: error }));
@@ -318,38 +320,42 @@ function listenTls(
   }
   const addr: Address = { transport: "tcp", hostname: listener.hostname ?? "", port: listener.port ?? 0 };
   if (isSpecificIp(addr.hostname)) known.local = addr;
+  const reopen = (handler: BunSocketHandler, tls: TlsServerOptions) =>
+    Bun.listen({
+      ...endpoint,
+      ...share,
+      port: addr.port,
+      allowHalfOpen: true,
+      socket: handler,
+      tls: bunServerTls(tls),
+    });
   return Promise.resolve({
     addr,
     close: () => Promise.resolve(listener.stop(false)),
     maxSockets: socketBudget(),
     reloadTls(next) {
       // Bun's listener.reload() swaps handlers but keeps the old certificate (measured with Bun
-      // 1.4), so the listener is reopened on the same address: open connections stay, and a
-      // connection attempt in the instant between close and bind is refused.
+      // 1.4), so the listener is reopened on the same address: open connections stay. Alone on
+      // the port, a connection attempt in the instant between close and bind is refused; with
+      // reusePort (workers) the new listener binds beside the old one before the old one closes,
+      // and the other workers' listeners stay as they are.
       let replacement: ReturnType<BunApi["listen"]>;
       try {
         // Checked on a throwaway port first, so a bad pair leaves the live listener alone.
         Bun.listen({ hostname: "127.0.0.1", port: 0, allowHalfOpen: true, socket, tls: bunServerTls(next) })
           .stop(true);
         const nextSocket = tlsServerHandler(known, handlers, next);
-        listener.stop(false);
-        try {
-          replacement = Bun.listen({
-            ...endpoint,
-            port: addr.port,
-            allowHalfOpen: true,
-            socket: nextSocket,
-            tls: bunServerTls(next),
-          });
-        } catch (error) {
-          listener = Bun.listen({
-            ...endpoint,
-            port: addr.port,
-            allowHalfOpen: true,
-            socket,
-            tls: bunServerTls(current),
-          });
-          throw error;
+        if (reusePort) {
+          replacement = reopen(nextSocket, next);
+          listener.stop(false);
+        } else {
+          listener.stop(false);
+          try {
+            replacement = reopen(nextSocket, next);
+          } catch (error) {
+            listener = reopen(socket, current);
+            throw error;
+          }
         }
         socket = nextSocket;
         current = next;
@@ -465,7 +471,7 @@ function bunEndpoint(endpoint: Endpoint): BunEndpoint {
 export const transport: Transport = {
   runtime: "bun",
   listen(endpoint, handlers, options) {
-    if (options?.tls) return listenTls(endpoint, handlers, options.tls);
+    if (options?.tls) return listenTls(endpoint, handlers, options.tls, options.reusePort);
     const unixPath = "path" in endpoint ? endpoint.path : undefined;
     const known: KnownAddresses = unixPath !== undefined ? { unix: { transport: "unix", path: unixPath } } : {};
     let listener: ReturnType<BunApi["listen"]>;

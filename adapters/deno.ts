@@ -88,6 +88,7 @@ interface DenoApi {
   listenTls(options: {
     hostname: string;
     port: number;
+    reusePort?: boolean;
     cert: string;
     key: string;
     alpnProtocols?: string[];
@@ -149,6 +150,11 @@ function nextReadSize(size: number, n: number): number {
 
 // --- socket ---
 
+/** Deno's TLS connections (Deno.startTls, Deno.connectTls; Deno 2.9) name their addresses without `transport`. */
+function withTransport(addr: DenoAddr): Address {
+  return "transport" in addr ? addr : { transport: "tcp", ...(addr as { hostname: string; port: number }) };
+}
+
 class DenoStreamSocket implements StreamSocket {
   readonly remoteAddr: Address;
   declare readonly tls?: TlsInfo; // set on TLS connections only
@@ -159,14 +165,14 @@ class DenoStreamSocket implements StreamSocket {
   #closed: Promise<void> | undefined;
   #markClosed: (() => void) | undefined;
 
-  constructor(conn: DenoConn, remoteAddr: Address = conn.remoteAddr, tls?: TlsInfo) {
+  constructor(conn: DenoConn, remoteAddr: Address = withTransport(conn.remoteAddr), tls?: TlsInfo) {
     this.#conn = conn;
     this.remoteAddr = remoteAddr;
     if (tls) (this as { tls?: TlsInfo }).tls = tls;
   }
 
   get localAddr(): Address {
-    return this.#conn.localAddr;
+    return withTransport(this.#conn.localAddr);
   }
 
   get closed(): Promise<void> {
@@ -278,7 +284,12 @@ async function nodeTransport(): Promise<Transport> {
   return (await import("./node.ts")).transport;
 }
 
-function listenTlsNative(endpoint: Endpoint, handlers: ListenHandlers, options: TlsServerOptions): Listener {
+function listenTlsNative(
+  endpoint: Endpoint,
+  handlers: ListenHandlers,
+  options: TlsServerOptions,
+  reusePort: boolean | undefined,
+): Listener {
   if ("path" in endpoint) throw new TypeError("TLS is served over TCP only");
   const timeoutMs = options.handshakeTimeoutMs ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS;
   const open = (tls: TlsServerOptions, port: number): DenoListener => {
@@ -286,6 +297,8 @@ function listenTlsNative(endpoint: Endpoint, handlers: ListenHandlers, options: 
       return Deno.listenTls({
         hostname: endpoint.hostname,
         port,
+        // Unstable, like Deno.listen's: workers run with --unstable-net.
+        ...(reusePort && { reusePort: true }),
         cert: tls.cert,
         key: tls.key,
         ...(tls.alpn && { alpnProtocols: [...tls.alpn] }),
@@ -354,8 +367,10 @@ function listenTlsNative(endpoint: Endpoint, handlers: ListenHandlers, options: 
     },
     async reloadTls(next) {
       // Deno cannot swap a live listener's certificate: the listener is reopened on the same
-      // address. Open connections stay; connection attempts until the new bind are refused.
+      // address. Open connections stay. Alone on the port, connection attempts until the new bind
+      // are refused; with reusePort (workers) the new listener binds beside the old one first.
       open(next, 0).close(); // the pair is checked on a throwaway port first
+      const beside = reusePort ? open(next, addr.port) : undefined;
       let resume!: () => void;
       reopening = new Promise((resolve) => (resume = resolve));
       // The port is free only once the pending accept has given the listener up.
@@ -363,7 +378,7 @@ function listenTlsNative(endpoint: Endpoint, handlers: ListenHandlers, options: 
       closeQuietly(listener);
       await ended;
       try {
-        listener = await bindAgain(() => open(next, addr.port));
+        listener = beside ?? await bindAgain(() => open(next, addr.port));
         options = next;
       } catch (error) {
         listener = await bindAgain(() => open(options, addr.port));
@@ -471,7 +486,7 @@ export const transport: Transport = {
     if (tls && (tls.clientCa !== undefined || tls.stalledHandshakes !== "hold")) {
       return await (await nodeTransport()).listen(endpoint, handlers, options);
     }
-    if (tls) return listenTlsNative(endpoint, handlers, tls);
+    if (tls) return listenTlsNative(endpoint, handlers, tls, options?.reusePort);
     let listener: DenoListener;
     try {
       // reusePort is unstable in Deno: without --unstable-net, Deno exits (the supervisor adds the flag).

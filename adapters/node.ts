@@ -8,7 +8,6 @@
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { createPrivateKey, X509Certificate } from "node:crypto";
-import cluster from "node:cluster";
 import { Buffer } from "node:buffer";
 import { unlink } from "node:fs/promises";
 import {
@@ -34,6 +33,7 @@ import { type CliHost, processHost } from "./_process_host.ts";
 import { socketBudget } from "./_descriptors.ts";
 import { bindNodeDatagram } from "./_dgram.ts";
 import { lookupHost } from "./_lookup.ts";
+import { tcpListenOptions } from "./_reuse_port.ts";
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
@@ -256,11 +256,18 @@ function isHandshakeTimeout(error: NodeJS.ErrnoException): boolean {
     (error.code === undefined && error.message === "TLS handshake timeout");
 }
 
-function listenTls(endpoint: Endpoint, handlers: ListenHandlers, options: TlsServerOptions): Promise<Listener> {
+function listenTls(
+  endpoint: Endpoint,
+  handlers: ListenHandlers,
+  options: TlsServerOptions,
+  reusePort: boolean | undefined,
+): Promise<Listener> {
   if ("path" in endpoint) return Promise.reject(new TypeError("TLS is served over TCP only"));
   let context: tls.TlsOptions;
+  let where: ReturnType<typeof tcpListenOptions>;
   try {
     context = serverContextOptions(options);
+    where = tcpListenOptions(endpoint.hostname, endpoint.port, reusePort);
   } catch (error) {
     return Promise.reject(error);
   }
@@ -290,7 +297,7 @@ function listenTls(endpoint: Endpoint, handlers: ListenHandlers, options: TlsSer
   });
   return new Promise((resolve, reject) => {
     server.once("error", (error) => reject(toListenError(error, endpoint)));
-    server.listen({ host: endpoint.hostname, port: endpoint.port }, () => {
+    server.listen(where, () => {
       server.removeAllListeners("error");
       server.on("error", handlers.onError);
       const bound = server.address() as net.AddressInfo;
@@ -361,7 +368,7 @@ function toListenError(error: NodeJS.ErrnoException, endpoint: Endpoint): Error 
 export const transport: Transport = {
   runtime: "node",
   listen(endpoint, handlers, options) {
-    if (options?.tls) return listenTls(endpoint, handlers, options.tls);
+    if (options?.tls) return listenTls(endpoint, handlers, options.tls, options.reusePort);
     const unixPath = "path" in endpoint ? endpoint.path : undefined;
     const server = net.createServer({ allowHalfOpen: true, noDelay: true });
     // Every accepted socket's local address, when the listener is bound to one.
@@ -384,13 +391,14 @@ export const transport: Transport = {
       };
       if ("path" in endpoint) server.listen({ path: endpoint.path }, ready);
       else {
-        // `reusePort` is for workers: under node:cluster the primary owns the socket and shares it
-        // already. (Node 22.12+/23.1+ `net` has reusePort too; the supervisor uses cluster on every Node.)
-        if (options?.reusePort && !cluster.isWorker) {
-          reject(new Error("reusePort on Node needs a node:cluster worker (echogate --workers starts them)"));
-          return;
+        // `reusePort` is for workers: under node:cluster the primary owns the socket and shares it.
+        let where: ReturnType<typeof tcpListenOptions>;
+        try {
+          where = tcpListenOptions(endpoint.hostname, endpoint.port, options?.reusePort);
+        } catch (error) {
+          return reject(error);
         }
-        server.listen({ host: endpoint.hostname, port: endpoint.port }, ready);
+        server.listen(where, ready);
       }
     });
   },

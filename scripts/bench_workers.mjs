@@ -2,7 +2,12 @@
 // 1, 2 and more workers, and the idle memory per connection with workers.
 //
 //   node scripts/bench_workers.mjs [--seconds 3] [--rounds 3] [--runtimes node,bun,deno] [--idle 2000]
-//       [--only generator|servers|idle]
+//       [--only generator|servers|idle|node-share]
+//
+// `--only node-share` compares Node's two ways to share the port (node:cluster, and child
+// processes listening with reusePort, ECHOGATE_NODE_WORKERS=cluster|reuseport) with --workers 2,
+// on the `node` first on PATH (22.12+ for reusePort): e.g.
+//   node scripts/node_matrix.mjs node22 node scripts/bench_workers.mjs --only node-share
 //
 // Needs `npm run build` (node runs the built package), cc and taskset. Placement on a 2-core
 // machine: a server on CPU 0 and every generator on CPU 1 for the generator check; for the
@@ -25,6 +30,8 @@ const { values } = parseArgs({
     runtimes: { type: "string", default: "node,bun,deno" },
     idle: { type: "string", default: "2000" },
     only: { type: "string" },
+    // node-share: the two arms compared (`cluster,cluster` for an A/A check).
+    arms: { type: "string", default: "cluster,reuseport" },
   },
 });
 const SECONDS = Number(values.seconds);
@@ -164,6 +171,85 @@ async function serverWorkers() {
   }
 }
 
+/** User + system CPU seconds of a process (Linux /proc; 0 once it is gone). */
+function cpuSeconds(pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100 Hz)
+  } catch {
+    return 0;
+  }
+}
+
+async function nodeShare() {
+  const version = execFileSync("node", ["--version"], { encoding: "utf8" }).trim();
+  console.log(
+    `\n## Node ${version}, --workers 2: ${values.arms} (generator on CPU 1; server on any CPU)\n`,
+  );
+  const [a, b] = values.arms.split(",");
+  console.log(`| scenario | ${a} | ${b} | ratio | ${a} CPU µs/op | ${b} CPU µs/op | ratio |`);
+  console.log("| --- | --- | --- | --- | --- | --- | --- |");
+  const connect = { conns: 50, unit: "connections/s" };
+  const scenarios = [
+    ["pingpong", SCENARIOS.pingpong, (port) => cBench(port, "pingpong", 100, 64)],
+    ["stream", SCENARIOS.stream, (port) => cBench(port, "stream", 64, 65536)],
+    ["connect", connect, (port) =>
+      runJson(pinned("1", [
+        ...CLI.bun,
+        "bench",
+        "127.0.0.1",
+        "--port",
+        String(port),
+        "--mode",
+        "connect",
+        "--conns",
+        String(connect.conns),
+        "--duration",
+        String(SECONDS),
+        "--json",
+      ]))],
+  ];
+  for (const [name, s, drive] of scenarios) {
+    const arms = values.arms.split(",");
+    const figures = [[], []];
+    const cpu = [[], []];
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [arm, share] of arms.entries()) {
+        const args = [
+          "echo",
+          "serve",
+          "--port",
+          "0",
+          "--workers",
+          "2",
+          ...(name === "stream" ? ["--mode", "raw"] : []),
+        ];
+        const server = await startServer(["env", `ECHOGATE_NODE_WORKERS=${share}`, ...CLI.node, ...args]);
+        try {
+          const pids = tree(server.child.pid);
+          const before = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+          const report = drive(server.port);
+          const after = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+          const value = name === "stream" ? report.throughputMBps : report.opsPerS;
+          figures[arm].push(value);
+          // CPU per operation (stream: per MB) across the supervisor and its workers, over the whole run.
+          const ops = name === "stream" ? report.bytesEchoed / 1e6 : report.operations;
+          cpu[arm].push(((after - before) / ops) * 1e6);
+        } finally {
+          await stop(server);
+        }
+      }
+    }
+    const [c, r] = figures.map(median);
+    const [cc, rc] = cpu.map(median);
+    console.log(
+      `| ${name} (${s.unit}) | ${c.toFixed(0)} | ${r.toFixed(0)} | ${(r / c).toFixed(2)} | ${cc.toFixed(1)} | ${
+        rc.toFixed(1)
+      } | ${(rc / cc).toFixed(2)} |`,
+    );
+  }
+}
+
 function rssKiB(pid) {
   try {
     return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0);
@@ -242,6 +328,7 @@ try {
   if (!values.only || values.only === "generator") await generatorCheck();
   if (!values.only || values.only === "servers") await serverWorkers();
   if (!values.only || values.only === "idle") await idleMemory();
+  if (values.only === "node-share") await nodeShare();
 } catch (error) {
   console.error(`bench_workers: ${error.message}`);
   process.exitCode = 1;

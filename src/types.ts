@@ -158,7 +158,8 @@ export interface ListenOptions {
   tls?: TlsServerOptions;
   /**
    * Share the port with other processes of this program, as `--workers` does: `SO_REUSEPORT`
-   * (Bun; Deno with `--unstable-net`), or under `node:cluster` the primary's socket (Node 20).
+   * (Bun; Deno with `--unstable-net`; Node 22.12+), or in a `node:cluster` worker the primary's socket
+   * (what `--workers` uses on older Node).
    * @default {false}
    */
   reusePort?: boolean;

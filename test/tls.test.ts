@@ -3,7 +3,7 @@
 
 import * as net from "node:net";
 import * as tls from "node:tls";
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
+import { afterEach, describe, expect, test } from "vitest";
 import {
   type EchoMode,
   knockGate,
@@ -18,7 +18,7 @@ import {
   WELCOME,
 } from "../src/mod.ts";
 import { createEchoHandler } from "../src/echo.ts";
-import { hasOpenssl, makePki, type TestPki } from "./_pki.ts";
+import { hasOpenssl, usePki } from "./_pki.ts";
 import {
   bytes,
   cleanup,
@@ -47,12 +47,8 @@ for (const stalledMode of STALLED_MODES) {
   describe.skipIf(opensslMissing)(
     `TLS on ${RUNTIME}${stalledMode === "hold" ? " (Deno.listenTls: stalled handshakes held)" : ""}`,
     () => {
-      let pki: TestPki;
+      const pki = usePki();
       const resources = cleanup();
-      beforeAll(() => {
-        pki = makePki();
-      });
-      afterAll(() => pki?.remove());
       afterEach(() => resources.run());
 
       const serverTls = () => ({ cert: pki.serverCert, key: pki.serverKey, stalledHandshakes: stalledMode });

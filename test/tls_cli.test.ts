@@ -7,7 +7,7 @@ import { copyFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { sendEcho, serveEcho, type StreamSocket, WELCOME } from "../src/mod.ts";
-import { hasOpenssl, makePki, type TestPki } from "./_pki.ts";
+import { hasOpenssl, usePki } from "./_pki.ts";
 import {
   type ChildServer,
   cleanup,
@@ -38,12 +38,8 @@ const ncatMissing = !has("ncat");
 if (ncatMissing) console.log("skipping the ncat --ssl test: ncat is not installed (CI installs it)");
 
 describe.skipIf(opensslMissing)(`TLS CLI on ${RUNTIME}`, () => {
-  let pki: TestPki;
+  const pki = usePki();
   const resources = cleanup();
-  beforeAll(() => {
-    pki = makePki();
-  });
-  afterAll(() => pki?.remove());
   afterEach(() => resources.run());
   const cli = (args: string[]) => runCommand([...cliCommand(RUNTIME), ...args]);
   const serverFlags = () => ["--tls-cert", pki.files.serverCert, "--tls-key", pki.files.serverKey];
@@ -253,30 +249,30 @@ describe.skipIf(opensslMissing)(`TLS CLI on ${RUNTIME}`, () => {
     expect(got).toBe(`${WELCOME}Echo=>ping`);
   });
 
+  /** A TLS echo server from the CLI and `count` connections that never start their handshake. */
+  async function stalledHandshakes(flags: string[], count: number) {
+    const server = resources.child(await startCliServer(RUNTIME, ["echo", "serve", "--port", "0", ...flags]));
+    const pid = server.process.pid!;
+    const before = fdCount(pid);
+    const stalled: StreamSocket[] = [];
+    for (let i = 0; i < count; i++) {
+      stalled.push(resources.add(await transport.connect({ hostname: "127.0.0.1", port: server.port })));
+    }
+    return { server, pid, before, stalled };
+  }
+
   for (const mutual of [false, true]) {
     test(
       `300 connections stalled in the ${
         mutual ? "mutual-TLS " : ""
       }handshake are cut off: descriptors back to where they were, a healthy client served`,
       async () => {
-        const server = resources.child(
-          await startCliServer(RUNTIME, [
-            "echo",
-            "serve",
-            "--port",
-            "0",
-            "--tls-handshake-timeout",
-            "2",
-            ...serverFlags(),
-            ...(mutual ? ["--tls-client-ca", pki.files.caCert] : []),
-          ]),
-        );
-        const pid = server.process.pid!;
-        const before = fdCount(pid);
-        const stalled: StreamSocket[] = [];
-        for (let i = 0; i < 300; i++) {
-          stalled.push(resources.add(await transport.connect({ hostname: "127.0.0.1", port: server.port })));
-        }
+        const { server, pid, before } = await stalledHandshakes([
+          "--tls-handshake-timeout",
+          "2",
+          ...serverFlags(),
+          ...(mutual ? ["--tls-client-ca", pki.files.caCert] : []),
+        ], 300);
         const tls = mutual ? { ca: pki.caCert, cert: pki.clientCert, key: pki.clientKey } : { ca: pki.caCert };
         const [reply] = await sendEcho({ transport, hostname: "127.0.0.1", port: server.port, tls });
         expect(text(reply!)).toBe("Echo=>Hello network world");
@@ -292,26 +288,10 @@ describe.skipIf(opensslMissing)(`TLS CLI on ${RUNTIME}`, () => {
   test.skipIf(RUNTIME !== "deno")(
     "--tls-stalled-handshakes hold on Deno: Deno.listenTls serves, and a stalled handshake's descriptor returns when its peer leaves",
     async () => {
-      const server = resources.child(
-        await startCliServer(RUNTIME, [
-          "echo",
-          "serve",
-          "--port",
-          "0",
-          "--json",
-          "--tls-handshake-timeout",
-          "1",
-          "--tls-stalled-handshakes",
-          "hold",
-          ...serverFlags(),
-        ]),
+      const { server, pid, before, stalled } = await stalledHandshakes(
+        ["--json", "--tls-handshake-timeout", "1", "--tls-stalled-handshakes", "hold", ...serverFlags()],
+        50,
       );
-      const pid = server.process.pid!;
-      const before = fdCount(pid);
-      const stalled: StreamSocket[] = [];
-      for (let i = 0; i < 50; i++) {
-        stalled.push(resources.add(await transport.connect({ hostname: "127.0.0.1", port: server.port })));
-      }
       const [reply] = await sendEcho({ transport, hostname: "localhost", port: server.port, tls: { ca: pki.caCert } });
       expect(text(reply!)).toBe("Echo=>Hello network world");
       await waitFor(() => /"tls-handshake-failed"/.test(server.stdout()) || undefined, 5000, "the timeout logged");

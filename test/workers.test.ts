@@ -1,15 +1,19 @@
 // `--workers`: one supervisor, several worker processes on one port (node:cluster on Node,
-// reusePort on Bun and Deno), shared penalties, restarts and graceful stops.
+// reusePort on Bun and Deno), shared penalties, restarts and graceful stops, and all of it over
+// TLS (plain and mutual), with SIGHUP reloading the certificate in every worker.
 
 import { afterEach, describe, expect, test } from "vitest";
-import { readFileSync } from "node:fs";
-import type { StreamSocket } from "../src/mod.ts";
+import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { type StreamSocket, type TlsClientOptions, WELCOME } from "../src/mod.ts";
+import { hasOpenssl, usePki } from "./_pki.ts";
 import {
   bytes,
   type ChildServer,
   cleanup,
   cliCommand,
   deadline,
+  listeningPorts,
   readAll,
   readAtLeast,
   runCommand,
@@ -69,19 +73,61 @@ function connect(port: number): Promise<StreamSocket> {
   return transport.connect({ hostname: "127.0.0.1", port });
 }
 
-/** The worker that logged `Server connected by 127.0.0.1:<port>` (human log lines). */
-function workerOf(server: ChildServer, localPort: number): number | undefined {
-  const match = new RegExp(`\\[worker (\\d+)\\] Server connected by 127\\.0\\.0\\.1:${localPort}\\n`).exec(
-    server.stdout(),
-  );
-  return match ? Number(match[1]) : undefined;
+/** A JSON event a worker or the supervisor logged. */
+interface Event {
+  event: string;
+  worker?: number;
+  remote?: string;
+  ok?: boolean;
+  [field: string]: unknown;
 }
 
-/** Opens connections until each of `count` workers holds one; returns one socket per worker. */
-async function socketPerWorker(server: ChildServer, count: number): Promise<Map<number, StreamSocket>> {
+/** The `--json` events named `name` a supervisor has printed so far, in order (stdout, or stderr). */
+function events(server: ChildServer, name: string, stream: "stdout" | "stderr" = "stdout"): Event[] {
+  return server[stream]().split("\n").filter((line) => line.includes(`"event":"${name}"`)).map((line) =>
+    JSON.parse(line) as Event
+  );
+}
+
+/** `gate serve --port 0 --workers 2 --json --token right --penalty-exempt none`, then `extra`. */
+function startGateWorkers(extra: string[] = []): Promise<ChildServer> {
+  return startWorkers([
+    "gate",
+    "serve",
+    "--port",
+    "0",
+    "--workers",
+    "2",
+    "--penalty-exempt",
+    "none",
+    "--json",
+    "--token",
+    "right",
+    ...extra,
+  ]);
+}
+
+/** The worker that logged the connection from 127.0.0.1:<port>: a `[worker N]` line or a JSON `connect` event. */
+function workerOf(server: ChildServer, localPort: number): number | undefined {
+  const match = new RegExp(`\\[worker (\\d+)\\] Server connected by 127\\.0\\.0\\.1:${localPort}[ \\n]`).exec(
+    server.stdout(),
+  );
+  if (match) return Number(match[1]);
+  return events(server, "connect").find((event) => event.remote === `127.0.0.1:${localPort}`)?.worker;
+}
+
+/**
+ * Opens connections until each of `count` workers holds one (each echoes "hi" first); returns one
+ * socket per worker. `open` makes each connection (default: plain TCP to the server's port).
+ */
+async function socketPerWorker(
+  server: ChildServer,
+  count: number,
+  open: () => Promise<StreamSocket> = () => connect(server.port),
+): Promise<Map<number, StreamSocket>> {
   const held = new Map<number, StreamSocket>();
   for (let i = 0; i < 60 && held.size < count; i++) {
-    const socket = resources.add(await connect(server.port));
+    const socket = resources.add(await open());
     await socket.write(bytes("hi"));
     expect(text(await readAtLeast(socket, 8))).toBe("Echo=>hi");
     const port = socket.localAddr.transport === "tcp" ? socket.localAddr.port : 0;
@@ -102,6 +148,26 @@ describe(`--workers on ${RUNTIME}`, () => {
       const held = await socketPerWorker(server, 2);
       expect([...held.keys()].sort()).toEqual([1, 2]);
       expect(server.stdout().match(/listening/g)).toHaveLength(1);
+    },
+    30_000,
+  );
+
+  test(
+    "each worker listens on the port itself with reusePort (Bun, Deno, Node 22.12+), else the cluster primary holds it (Node 20)",
+    async () => {
+      const server = await startWorkers(["echo", "serve", "--port", "0", "--workers", "2"]);
+      const workers = await waitFor(
+        () => {
+          const pids = childPids(server.process.pid!);
+          return pids.length === 2 ? pids : undefined;
+        },
+        5000,
+        "two workers",
+      );
+      const [major = 0, minor = 0] = globalThis.process.versions.node.split(".").map(Number);
+      const nodeReusePort = major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
+      const holders = [server.process.pid!, ...workers].filter((pid) => listeningPorts(pid).includes(server.port));
+      expect(holders).toEqual(RUNTIME !== "node" || nodeReusePort ? workers : [server.process.pid!]);
     },
     30_000,
   );
@@ -185,23 +251,8 @@ describe(`--workers on ${RUNTIME}`, () => {
   test(
     "gate serve --workers 2: wrong knocks count the same on every worker, and every worker refuses the source",
     async () => {
-      const server = await startWorkers([
-        "gate",
-        "serve",
-        "--port",
-        "0",
-        "--workers",
-        "2",
-        "--penalty-exempt",
-        "none",
-        "--json",
-        "--token",
-        "right",
-      ]);
-      const penalties = () =>
-        server.stdout().split("\n").filter((line) => line.includes('"event":"penalty"')).map((line) =>
-          JSON.parse(line) as { worker: number; accruedSeconds: number }
-        );
+      const server = await startGateWorkers();
+      const penalties = () => events(server, "penalty") as (Event & { accruedSeconds: number })[];
       // Four wrong knocks (5 s each; over 15 s is refused), a moment apart so each penalty has reached the other worker.
       for (let i = 0; i < 4; i++) {
         const socket = resources.add(await connect(server.port));
@@ -218,14 +269,12 @@ describe(`--workers on ${RUNTIME}`, () => {
         const socket = resources.add(await connect(server.port));
         await socket.write(bytes("right")).catch(() => {});
         expect(text(await readAll(socket).catch(() => new Uint8Array()))).toBe("");
-        await waitFor(
-          () => {
-            const refusals = server.stdout().split("\n").filter((line) => line.includes('"event":"refused"'));
-            return refusals.length === i + 1 ? refusals : undefined;
-          },
+        const refusals = await waitFor(
+          () => (events(server, "refused").length === i + 1 ? events(server, "refused") : undefined),
           5000,
           "the refusal",
-        ).then((refusals) => refusedBy.add((JSON.parse(refusals[i]!) as { worker: number }).worker));
+        );
+        refusedBy.add(refusals[i]!.worker!);
       }
       expect([...refusedBy].sort()).toEqual([1, 2]);
     },
@@ -235,42 +284,22 @@ describe(`--workers on ${RUNTIME}`, () => {
   test(
     "a worker started again after a death knows the penalties the others gave: it refuses the source too",
     async () => {
-      const server = await startWorkers([
-        "gate",
-        "serve",
-        "--port",
-        "0",
-        "--workers",
-        "2",
-        "--penalty-exempt",
-        "none",
-        "--json",
-        "--token",
-        "right",
-      ]);
-      const events = (name: string) =>
-        server.stdout().split("\n").filter((line) => line.includes(`"event":"${name}"`)).map((line) =>
-          JSON.parse(line) as { worker: number }
-        );
+      const server = await startGateWorkers();
       for (let i = 0; i < 4; i++) {
         const socket = resources.add(await connect(server.port));
         await socket.write(bytes("wrong"));
         expect(text(await readAll(socket))).toBe("please go out!");
-        await waitFor(() => (events("penalty").length === i + 1 ? true : undefined), 5000, `penalty ${i + 1}`);
+        await waitFor(() => (events(server, "penalty").length === i + 1 ? true : undefined), 5000, `penalty ${i + 1}`);
         await new Promise((resolve) => setTimeout(resolve, 150));
       }
       const [victim] = childPids(server.process.pid!);
       globalThis.process.kill(victim!, "SIGKILL");
-      const dead = Number(
-        (await waitFor(
-          () =>
-            /"event":"worker-exit","worker":(\d+),"code":null,"signal":"SIGKILL"/.exec(server.stderr()) ?? undefined,
-          5000,
-          "the death",
-        ))[
-          1
-        ],
+      const death = await waitFor(
+        () => events(server, "worker-exit", "stderr").find((event) => event.signal === "SIGKILL"),
+        5000,
+        "the death",
       );
+      const dead = death.worker;
       await waitFor(
         () => {
           const pids = childPids(server.process.pid!);
@@ -283,11 +312,11 @@ describe(`--workers on ${RUNTIME}`, () => {
       // The right token now: only a worker that forgot the penalties would let it in.
       let refusedByRestarted = false;
       for (let i = 0; i < 60 && !refusedByRestarted; i++) {
-        const before = events("refused").length;
+        const before = events(server, "refused").length;
         const socket = resources.add(await connect(server.port));
         await socket.write(bytes("right")).catch(() => {});
         expect(text(await readAll(socket).catch(() => new Uint8Array()))).toBe("");
-        const refusal = await waitFor(() => events("refused")[before], 5000, "the refusal");
+        const refusal = await waitFor(() => events(server, "refused")[before], 5000, "the refusal");
         refusedByRestarted = refusal.worker === dead;
       }
       expect(refusedByRestarted).toBe(true);
@@ -326,4 +355,292 @@ describe(`--workers on ${RUNTIME}`, () => {
     expect(zero.code).toBe(2);
     expect(zero.stderr).toMatch(/^echogate: Invalid value for "--workers"/);
   }, 30_000);
+});
+
+const opensslMissing = !hasOpenssl();
+if (opensslMissing) console.log("skipping the --workers TLS tests: openssl is not installed (CI installs it)");
+
+describe.skipIf(opensslMissing)(`--workers over TLS on ${RUNTIME}`, () => {
+  const pki = usePki();
+
+  const connectTls = (port: number, tls: TlsClientOptions) =>
+    transport.connect({ hostname: "127.0.0.1", port }, { tls });
+  /** Whether a TLS connection trusting only `ca` is accepted, and by which worker (echoing "hi" first). */
+  async function handshakeWith(server: ChildServer, ca: string): Promise<number | undefined> {
+    let socket: StreamSocket;
+    try {
+      socket = await connectTls(server.port, { ca });
+    } catch {
+      return undefined; // the certificate served is not signed by `ca`
+    }
+    try {
+      await socket.write(bytes("hi"));
+      expect(text(await readAtLeast(socket, 8))).toBe("Echo=>hi");
+      const port = socket.localAddr.transport === "tcp" ? socket.localAddr.port : 0;
+      return await waitFor(() => workerOf(server, port), 5000, "the connect event");
+    } finally {
+      socket.close();
+    }
+  }
+  /** Certificate and key files the test may replace (copies of the server pair). */
+  function livePair(name: string): { cert: string; key: string; flags: string[] } {
+    const cert = join(pki.dir, `${name}-${RUNTIME}.crt`);
+    const key = join(pki.dir, `${name}-${RUNTIME}.key`);
+    copyFileSync(pki.files.serverCert, cert);
+    copyFileSync(pki.files.serverKey, key);
+    return { cert, key, flags: ["--tls-cert", cert, "--tls-key", key] };
+  }
+
+  // On Deno, TLS servers run on its node:tls by default and on Deno.listenTls with
+  // --tls-stalled-handshakes hold (docs/tls.md): the listener and its reload differ, so both are tested.
+  const modes: [string, string[]][] = RUNTIME === "deno"
+    ? [["", []], [" (Deno.listenTls: --tls-stalled-handshakes hold)", ["--tls-stalled-handshakes", "hold"]]]
+    : [["", []]];
+  for (const [title, extra] of modes) {
+    test(
+      `echo serve --workers 2 --tls-cert --alpn${title}: one listening line, TLS echo through both workers`,
+      async () => {
+        const server = await startWorkers([
+          "echo",
+          "serve",
+          "--port",
+          "0",
+          "--workers",
+          "2",
+          "--json",
+          "--tls-cert",
+          pki.files.serverCert,
+          "--tls-key",
+          pki.files.serverKey,
+          "--alpn",
+          "echo",
+          ...extra,
+        ]);
+        expect(events(server, "listening")).toEqual([expect.objectContaining({ workers: 2 })]);
+        const held = await socketPerWorker(
+          server,
+          2,
+          () => connectTls(server.port, { ca: pki.caCert, alpn: ["echo"] }),
+        );
+        expect([...held.keys()].sort()).toEqual([1, 2]);
+        // Each worker agreed on the ALPN protocol.
+        for (const worker of [1, 2]) {
+          const connect = events(server, "connect").find((event) => event.worker === worker);
+          expect((connect?.tls as { alpn?: string } | undefined)?.alpn).toBe("echo");
+        }
+        expect(events(server, "listening")).toHaveLength(1);
+      },
+      40_000,
+    );
+  }
+
+  test("mutual TLS (--tls-client-ca) through both workers: a client certificate is required by each", async () => {
+    const server = await startWorkers([
+      "echo",
+      "serve",
+      "--port",
+      "0",
+      "--workers",
+      "2",
+      "--json",
+      "--tls-cert",
+      pki.files.serverCert,
+      "--tls-key",
+      pki.files.serverKey,
+      "--tls-client-ca",
+      pki.files.caCert,
+    ]);
+    const held = await socketPerWorker(
+      server,
+      2,
+      () => connectTls(server.port, { ca: pki.caCert, cert: pki.clientCert, key: pki.clientKey }),
+    );
+    expect([...held.keys()].sort()).toEqual([1, 2]);
+    for (const worker of [1, 2]) {
+      const connect = events(server, "connect").find((event) => event.worker === worker);
+      expect((connect?.tls as { peerSubject?: string } | undefined)?.peerSubject).toMatch(/echogate test client/);
+    }
+    // Without a client certificate no worker lets a client in (TLS 1.3 may report it on the first read).
+    for (let i = 0; i < 6; i++) {
+      const socket = await connectTls(server.port, { ca: pki.caCert }).catch(() => undefined);
+      if (!socket) continue;
+      resources.add(socket);
+      await socket.write(bytes("hi")).catch(() => {});
+      expect(text(await readAll(socket).catch(() => new Uint8Array()))).toBe("");
+    }
+    await waitFor(
+      () => (events(server, "tls-handshake-failed").length > 0 ? true : undefined),
+      5000,
+      "a refusal logged",
+    );
+    expect(
+      events(server, "connect").filter((event) => !event.tls || !(event.tls as { peerSubject?: string }).peerSubject),
+    )
+      .toEqual([]);
+  }, 40_000);
+
+  test("gate serve --workers 2 over TLS: gate knock --tls is welcomed through both workers", async () => {
+    const server = await startGateWorkers(["--tls-cert", pki.files.serverCert, "--tls-key", pki.files.serverKey]);
+    const welcomedBy = new Set<number>();
+    for (let i = 0; i < 40 && welcomedBy.size < 2; i++) {
+      const knock = await runCommand([
+        ...cliCommand(RUNTIME),
+        "gate",
+        "knock",
+        "127.0.0.1",
+        "--port",
+        String(server.port),
+        "--token",
+        "right",
+        "--delay",
+        "0",
+        "--tls",
+        "--ca",
+        pki.files.caCert,
+      ]);
+      expect(knock.code).toBe(0);
+      expect(knock.stdout).toContain(WELCOME);
+      const knocks = await waitFor(
+        () => (events(server, "knock").length === i + 1 ? events(server, "knock") : undefined),
+        5000,
+        "the knock event",
+      );
+      expect(knocks[i]!.welcomed).toBe(true);
+      welcomedBy.add(knocks[i]!.worker!);
+    }
+    expect([...welcomedBy].sort()).toEqual([1, 2]);
+  }, 90_000);
+
+  for (const [title, extra] of modes) {
+    test(
+      `SIGHUP to the supervisor reloads every worker${title}: a bad file keeps the old certificate, a good one serves new connections through each, open ones go on`,
+      async () => {
+        const live = livePair("live");
+        const server = await startWorkers([
+          "echo",
+          "serve",
+          "--port",
+          "0",
+          "--workers",
+          "2",
+          "--json",
+          ...live.flags,
+          ...extra,
+        ]);
+        const held = await socketPerWorker(server, 2, () => connectTls(server.port, { ca: pki.caCert }));
+        expect(held.size).toBe(2);
+        const reloads = () => events(server, "tls-reload");
+
+        writeFileSync(live.cert, "garbage");
+        globalThis.process.kill(server.process.pid!, "SIGHUP");
+        await waitFor(
+          () => ((server.stderr().match(/TLS reload failed/g) ?? []).length === 2 ? true : undefined),
+          10_000,
+          "both workers to log the failed reload",
+        );
+        const oldSeenBy = new Set<number>();
+        for (let i = 0; i < 40 && oldSeenBy.size < 2; i++) {
+          const worker = await handshakeWith(server, pki.caCert);
+          expect(worker).toBeDefined(); // every worker kept the old certificate
+          oldSeenBy.add(worker!);
+        }
+        expect(oldSeenBy.size).toBe(2);
+
+        copyFileSync(pki.files.otherServerCert, live.cert);
+        copyFileSync(pki.files.otherServerKey, live.key);
+        globalThis.process.kill(server.process.pid!, "SIGHUP");
+        await waitFor(
+          () => (new Set(reloads().filter((event) => event.ok).map((event) => event.worker)).size === 2
+            ? true
+            : undefined),
+          10_000,
+          "both workers to reload",
+        );
+        const newSeenBy = new Set<number>();
+        for (let i = 0; i < 40 && newSeenBy.size < 2; i++) {
+          const worker = await handshakeWith(server, pki.otherCaCert);
+          expect(worker).toBeDefined(); // every worker serves the new certificate
+          newSeenBy.add(worker!);
+        }
+        expect(newSeenBy.size).toBe(2);
+        for (let i = 0; i < 4; i++) expect(await handshakeWith(server, pki.caCert)).toBeUndefined();
+        // The connections opened before the reloads are untouched.
+        for (const socket of held.values()) {
+          await socket.write(bytes("again"));
+          expect(text(await readAtLeast(socket, 11))).toBe("Echo=>again");
+        }
+        expect(server.process.exitCode).toBeNull();
+      },
+      90_000,
+    );
+
+    test(`a reload in one worker leaves the other serving${title}: SIGHUP to one worker alone`, async () => {
+      const live = livePair("one");
+      const server = await startWorkers([
+        "echo",
+        "serve",
+        "--port",
+        "0",
+        "--workers",
+        "2",
+        "--json",
+        ...live.flags,
+        ...extra,
+      ]);
+      const workers = await waitFor(
+        () => {
+          const pids = childPids(server.process.pid!);
+          return pids.length === 2 ? pids : undefined;
+        },
+        5000,
+        "two workers",
+      );
+      await socketPerWorker(server, 2, () => connectTls(server.port, { ca: pki.caCert })); // both listen
+      copyFileSync(pki.files.otherServerCert, live.cert);
+      copyFileSync(pki.files.otherServerKey, live.key);
+      globalThis.process.kill(workers[0]!, "SIGHUP");
+      const reloaded = (await waitFor(() => events(server, "tls-reload")[0], 10_000, "the reload")).worker;
+      // New certificate only from the reloaded worker, the old one only from the other; both accept.
+      const servedNew = new Set<number>();
+      const servedOld = new Set<number>();
+      for (let i = 0; i < 60 && (servedNew.size === 0 || servedOld.size === 0); i++) {
+        const fresh = await handshakeWith(server, pki.otherCaCert);
+        if (fresh !== undefined) servedNew.add(fresh);
+        const old = await handshakeWith(server, pki.caCert);
+        if (old !== undefined) servedOld.add(old);
+      }
+      expect([...servedNew]).toEqual([reloaded]);
+      expect(servedOld.size).toBe(1);
+      expect(servedOld.has(reloaded!)).toBe(false);
+      expect(events(server, "tls-reload")).toHaveLength(1);
+    }, 90_000);
+  }
+
+  test("SIGTERM drains every TLS worker: each open TLS connection ends cleanly, the supervisor exits 0", async () => {
+    const server = await startWorkers([
+      "echo",
+      "serve",
+      "--port",
+      "0",
+      "--workers",
+      "2",
+      "--drain-timeout",
+      "10",
+      "--tls-cert",
+      pki.files.serverCert,
+      "--tls-key",
+      pki.files.serverKey,
+    ]);
+    const held = await socketPerWorker(server, 2, () => connectTls(server.port, { ca: pki.caCert }));
+    expect(held.size).toBe(2);
+    const workers = childPids(server.process.pid!);
+    globalThis.process.kill(server.process.pid!, "SIGTERM");
+    for (const socket of held.values()) {
+      expect(await readAll(socket)).toHaveLength(0);
+      socket.close();
+    }
+    expect(await deadline(server.exited, 15_000, "the supervisor to exit")).toBe(0);
+    expect(workers.filter(alive)).toEqual([]);
+    expect(server.stderr()).not.toMatch(/exited|Error/);
+  }, 40_000);
 });

@@ -198,7 +198,12 @@ async function echoServe(host: CliHost, positionals: string[], options: Options)
   const workers = workersOption(host, options);
   const worker = workerNumber(host);
   if (workers !== undefined && worker === undefined) {
-    return await supervise(host, { count: workers, protocol: "echo", json: options.json === true });
+    return await supervise(host, {
+      count: workers,
+      protocol: "echo",
+      json: options.json === true,
+      reload: serverTlsFiles(options) !== undefined,
+    });
   }
   const channel = worker === undefined ? undefined : new WorkerChannel(host, worker);
   const tlsFiles = serverTlsFiles(options);
@@ -214,7 +219,8 @@ async function echoServe(host: CliHost, positionals: string[], options: Options)
     reusePort: channel !== undefined,
     logger: workerLogger(host, options, worker),
   }).catch(explainTlsConfigError(tlsFiles)).catch(explainListenError);
-  if (tlsFiles) reloadOnSighup(host, server, tlsFiles, options);
+  const reload = tlsFiles && reloadOnSighup(host, server, tlsFiles, options);
+  if (reload) channel?.onReload(reload);
   return channel ? await channel.run(server, drain) : await untilSignal(host, server, drain);
 }
 

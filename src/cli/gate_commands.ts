@@ -176,11 +176,17 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
   // Workers read the token themselves, quietly: their supervisor has warned once.
   const tokens = await resolveTokens(host, options, channel !== undefined);
   if (workers !== undefined && worker === undefined) {
-    return await supervise(host, { count: workers, protocol: "gate", json: options.json === true });
+    return await supervise(host, {
+      count: workers,
+      protocol: "gate",
+      json: options.json === true,
+      reload: serverTlsFiles(options) !== undefined,
+    });
   }
   const server = await serveGate({ ...settings, ...(tls && { tls }), tokens })
     .catch(explainTlsConfigError(tlsFiles)).catch(explainListenError);
-  if (tlsFiles) reloadOnSighup(host, server, tlsFiles, options);
+  const reload = tlsFiles && reloadOnSighup(host, server, tlsFiles, options);
+  if (reload) channel?.onReload(reload);
   return channel ? await channel.run(server, drain) : await untilSignal(host, server, drain);
 }
 

@@ -124,16 +124,20 @@ export function explainTlsConfigError(files: ServerTlsFiles | undefined): (error
   };
 }
 
-/** On SIGHUP, re-reads the certificate, key and client CA; a bad file is logged and the old ones kept. */
+/**
+ * On SIGHUP, re-reads the certificate, key and client CA; a bad file is logged and the old ones kept.
+ * Returns the reload itself (for a worker, whose supervisor passes SIGHUP on as a message), or
+ * undefined when the server cannot reload.
+ */
 export function reloadOnSighup(
   host: CliHost,
   server: EchogateServer,
   files: ServerTlsFiles,
   options: Options,
-): void {
-  if (!server.reloadTls) return;
+): (() => void) | undefined {
+  if (!server.reloadTls) return undefined;
   let reloading = false;
-  host.onSignal("SIGHUP", () => {
+  const reload = () => {
     if (reloading) return;
     reloading = true;
     readServerTls(host, files, options)
@@ -145,7 +149,9 @@ export function reloadOnSighup(
         }
       })
       .finally(() => (reloading = false));
-  });
+  };
+  host.onSignal("SIGHUP", reload);
+  return reload;
 }
 
 /** Reads the client TLS flags; `undefined` when none is given. */

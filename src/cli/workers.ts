@@ -41,7 +41,8 @@ const REPLAY_MS = 600_000;
 type Message =
   | { t: "listening"; address: string; port?: number }
   | { t: "penalty"; address: string; kind: PenaltyKind; at: number }
-  | { t: "stop" };
+  | { t: "stop" }
+  | { t: "reload" };
 
 const PENALTY_KINDS: readonly string[] = ["authfail", "grace-exceeded", "noauth"];
 
@@ -58,7 +59,7 @@ function decode(line: string): Message | undefined {
         ? message
         : undefined;
     }
-    return message.t === "listening" || message.t === "stop" ? message : undefined;
+    return message.t === "listening" || message.t === "stop" || message.t === "reload" ? message : undefined;
   } catch {
     return undefined;
   }
@@ -89,10 +90,6 @@ export function workersOption(host: CliHost, options: Options): number | undefin
     throw new UsageError(
       `"--workers" needs a TCP port: a unix socket takes one listener (drop "--unix" or "--workers")`,
     );
-  }
-  if (str(options, "tls-cert") !== undefined) {
-    // Not built yet: the TLS listeners do not take reusePort, and TLS under workers is untested.
-    throw new UsageError(`"--workers" and "--tls-cert" cannot be used together yet`);
   }
   if (options.udp === true) {
     throw new UsageError(`"--workers" serves TCP: it does not apply with "--udp"`);
@@ -127,6 +124,8 @@ export class WorkerChannel {
   #early: { address: string; kind: PenaltyKind; at: number }[] = [];
   #onStop: (() => void) | undefined;
   #stopAsked = false;
+  #onReload: (() => void) | undefined;
+  #reloadAsked = false;
 
   /**
    * @param host The CLI host (its standard input is the supervisor's channel).
@@ -158,6 +157,10 @@ export class WorkerChannel {
           if (this.#apply) this.#apply(message.address, message.kind, message.at);
           else if (this.#early.length < MAX_REPLAY) this.#early.push(message);
         } else if (message?.t === "stop") this.#stop();
+        else if (message?.t === "reload") {
+          if (this.#onReload) this.#onReload();
+          else this.#reloadAsked = true;
+        }
       }
     } catch {
       // A broken pipe reads as the end.
@@ -168,6 +171,22 @@ export class WorkerChannel {
   #stop(): void {
     this.#stopAsked = true;
     this.#onStop?.();
+  }
+
+  /**
+   * What to run when the supervisor passes on a SIGHUP: re-read the TLS files. (A worker that
+   * starts meanwhile reads the files as they are then, so it needs no message.)
+   *
+   * @example
+   * ```ts ignore
+   * channel.onReload(() => console.log("reloading"));
+   * ```
+   */
+  onReload(reload: () => void): void {
+    this.#onReload = reload;
+    // Asked before this worker could: it may have read the files before they changed.
+    if (this.#reloadAsked) reload();
+    this.#reloadAsked = false;
   }
 
   /**
@@ -210,6 +229,8 @@ export interface SuperviseOptions {
   protocol: "echo" | "gate";
   /** Log JSON events. */
   json: boolean;
+  /** Pass SIGHUP on to every worker, which re-reads its TLS files (set when serving TLS). */
+  reload?: boolean;
 }
 
 interface Slot {
@@ -336,6 +357,9 @@ export async function supervise(host: CliHost, options: SuperviseOptions): Promi
   };
   host.onSignal("SIGINT", onSignal);
   host.onSignal("SIGTERM", onSignal);
+  // Over the channel rather than as a signal: a worker still starting has no SIGHUP handler yet,
+  // and SIGHUP would kill it; it reads the files as they are when it starts anyway.
+  if (options.reload) host.onSignal("SIGHUP", () => !stopping && broadcast(0, { t: "reload" }));
 
   // The first worker alone: a bad flag, a port in use or a bad token file shows once, from it.
   const first = slots[0]!;
