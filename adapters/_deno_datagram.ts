@@ -34,7 +34,11 @@ class DenoDatagramSocket implements DatagramSocket {
   #drainWaiters: (() => void)[] = [];
   #closed = false;
   #from: UdpAddr | undefined;
-  #sending: Promise<void> | undefined;
+  // While onMessage runs, the first send() it makes is the answer, awaited by the receive loop.
+  #inMessage = false;
+  #answer: Promise<number> | undefined;
+  #answerHost = "";
+  #answerPort = 0;
   #sent = (): void => {
     this.#inFlight--;
     if (this.#drainWaiters.length > 0 && this.#inFlight <= MAX_IN_FLIGHT / 2) {
@@ -50,8 +54,10 @@ class DenoDatagramSocket implements DatagramSocket {
   }
 
   async #receive(): Promise<void> {
-    // One buffer for every receive; each datagram is copied out at its own size (handlers may keep it).
+    // One buffer for every receive. Each datagram is copied out at its own size (handlers may
+    // keep it), unless the handlers said they copy what they keep (`lent`).
     const buffer = new Uint8Array(MAX_PAYLOAD);
+    const lent = this.#handlers.lent === true;
     while (!this.#closed) {
       let data: Uint8Array;
       let from: UdpAddr;
@@ -64,18 +70,35 @@ class DenoDatagramSocket implements DatagramSocket {
       }
       if (this.#closed) return;
       this.#from = from;
-      this.#handlers.onMessage(this.#copyOut(data), from.hostname, from.port);
+      this.#inMessage = true;
+      try {
+        this.#handlers.onMessage(lent ? data : this.#copyOut(data), from.hostname, from.port);
+      } finally {
+        this.#inMessage = false;
+      }
       // Receive the next datagram once the answer to this one was sent, as the baseline does:
       // one op at a time costs less CPU per datagram than a receive and sends in flight together.
-      const sending = this.#sending;
-      if (sending !== undefined) {
-        this.#sending = undefined;
+      // The answer's own promise is awaited here (no then(), no closure, no extra turn).
+      const answer = this.#answer;
+      if (answer !== undefined) {
+        this.#answer = undefined;
         try {
-          await sending;
-        } catch {
-          // a throwing error handler: reported by the runtime as unhandled before; never stop receiving
+          await answer;
+        } catch (error) {
+          this.#failed(error, this.#answerHost, this.#answerPort);
         }
+        this.#sent();
       }
+    }
+  }
+
+  // A send error goes to the handlers with its peer; a throwing handler never stops receiving.
+  #failed(error: unknown, hostname: string, port: number): void {
+    if (this.#closed) return;
+    try {
+      this.#handlers.onError(error, hostname, port);
+    } catch {
+      // the handler's own problem: the socket goes on
     }
   }
 
@@ -104,10 +127,18 @@ class DenoDatagramSocket implements DatagramSocket {
     const to = from !== undefined && from.port === port && from.hostname === hostname
       ? from
       : { transport: "udp" as const, hostname, port };
-    this.#sending = this.#conn.send(bytes, to).then(this.#sent, (error) => {
-      this.#sent();
-      if (!this.#closed) this.#handlers.onError(error, hostname, port);
-    });
+    const sending = this.#conn.send(bytes, to);
+    if (this.#inMessage && this.#answer === undefined) {
+      // The answer to the datagram being handled: the receive loop awaits it.
+      this.#answer = sending;
+      this.#answerHost = hostname;
+      this.#answerPort = port;
+    } else {
+      sending.then(this.#sent, (error) => {
+        this.#sent();
+        this.#failed(error, hostname, port);
+      });
+    }
     return true;
   }
 

@@ -271,9 +271,16 @@ export interface Transport {
 export interface DatagramHandlers {
   /**
    * One datagram arrived from `hostname` (an IP address, IPv4-mapped on a dual-stack socket)
-   * and `port`. The bytes are the caller's to keep: adapters hand over a fresh array.
+   * and `port`. The bytes are the caller's to keep (adapters hand over a fresh array), unless `lent`.
    */
   onMessage(bytes: Uint8Array, hostname: string, port: number): void;
+  /**
+   * True when `onMessage` copies what it keeps past the call. An adapter may then hand over a view
+   * into its receive buffer instead of a fresh array, a copy per datagram saved; that view stays
+   * unchanged until the first `send()` made during the call has completed, so an answer made of
+   * the bytes themselves is safe. @default {false}
+   */
+  readonly lent?: boolean;
   /**
    * A send failed (`hostname` and `port` say to whom, where the runtime tells), or the socket
    * reported an error of its own: an ICMP port unreachable arriving as `ECONNREFUSED` (Bun

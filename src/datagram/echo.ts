@@ -183,6 +183,9 @@ export async function serveDatagramEcho(options: DatagramEchoOptions): Promise<D
   }, {
     onMessage,
     onError,
+    // An answer is prefix + datagram copied into a reply slab, or the datagram itself (sent during
+    // onMessage): nothing is kept past the call.
+    lent: true,
   });
   ownPort = socket.addr.transport === "udp" ? socket.addr.port : -1;
   const url = formatAddress(socket.addr);
