@@ -183,6 +183,8 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
       reload: serverTlsFiles(options) !== undefined,
     });
   }
+  // A worker started again first learns the penalties the others gave meanwhile.
+  await channel?.synced;
   const server = await serveGate({ ...settings, ...(tls && { tls }), tokens })
     .catch(explainTlsConfigError(tlsFiles)).catch(explainListenError);
   const reload = tlsFiles && reloadOnSighup(host, server, tlsFiles, options);

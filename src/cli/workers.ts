@@ -42,7 +42,8 @@ type Message =
   | { t: "listening"; address: string; port?: number }
   | { t: "penalty"; address: string; kind: PenaltyKind; at: number }
   | { t: "stop" }
-  | { t: "reload" };
+  | { t: "reload" }
+  | { t: "synced" }; // every penalty given before this worker started has been sent
 
 const PENALTY_KINDS: readonly string[] = ["authfail", "grace-exceeded", "noauth"];
 
@@ -59,7 +60,7 @@ function decode(line: string): Message | undefined {
         ? message
         : undefined;
     }
-    return message.t === "listening" || message.t === "stop" || message.t === "reload" ? message : undefined;
+    return ["listening", "stop", "reload", "synced"].includes(message.t) ? message : undefined;
   } catch {
     return undefined;
   }
@@ -126,6 +127,12 @@ export class WorkerChannel {
   #stopAsked = false;
   #onReload: (() => void) | undefined;
   #reloadAsked = false;
+  #markSynced!: () => void;
+  /**
+   * Settles once the penalties given before this worker started have arrived: a gate worker waits
+   * for it before it listens, so a worker started again never admits a source the others refuse.
+   */
+  readonly synced: Promise<void> = new Promise((resolve) => (this.#markSynced = resolve));
 
   /**
    * @param host The CLI host (its standard input is the supervisor's channel).
@@ -148,7 +155,7 @@ export class WorkerChannel {
 
   async #read(): Promise<void> {
     const input = this.#host.readInput?.();
-    if (!input) return;
+    if (!input) return this.#markSynced();
     try {
       for await (const line of lines(input)) {
         if (!line.startsWith(CONTROL)) continue;
@@ -156,7 +163,8 @@ export class WorkerChannel {
         if (message?.t === "penalty") {
           if (this.#apply) this.#apply(message.address, message.kind, message.at);
           else if (this.#early.length < MAX_REPLAY) this.#early.push(message);
-        } else if (message?.t === "stop") this.#stop();
+        } else if (message?.t === "synced") this.#markSynced();
+        else if (message?.t === "stop") this.#stop();
         else if (message?.t === "reload") {
           if (this.#onReload) this.#onReload();
           else this.#reloadAsked = true;
@@ -165,6 +173,7 @@ export class WorkerChannel {
     } catch {
       // A broken pipe reads as the end.
     }
+    this.#markSynced();
     this.#stop(); // the supervisor is gone: stop rather than outlive it
   }
 
@@ -282,7 +291,7 @@ export async function supervise(host: CliHost, options: SuperviseOptions): Promi
     // A worker started again learns the penalties given while it was away, oldest first.
     const since = Date.now() - REPLAY_MS;
     while (given.length > 0 && given[0]!.at < since) given.shift();
-    if (given.length > 0) worker.send(given.map(encode).join(""));
+    worker.send([...given, { t: "synced" } as const].map(encode).join(""));
     if (slot.number === 1) firstExit = worker.exited;
     slot.process = worker;
     slot.startedAt = Date.now();
