@@ -21,9 +21,11 @@
 // (/proc), a probe's round trip (a one-byte echo on a connection kept for it; a knock on the gate)
 // as the event-loop delay, and the counts since the previous sample.
 //
-// Verdict, over the second half of the run (the first half is warm-up): RSS grows less than
-// 1 MiB/min and descriptors less than 1/min (least-squares slope), no probe took 1 s or more, no byte
-// was lost or corrupted, no unexpected error on either side, and every server exits 0 on SIGTERM.
+// Verdict: RSS's warm-up, measured from the data (see warmupEnd), is over by mid-run and RSS grows
+// less than 1 MiB/min after it; descriptors grow less than 1/min over the second half (least-squares
+// slopes); no probe took 1 s or more; no byte was lost or corrupted; no unexpected error on either
+// side; every server exits 0 on SIGTERM; with --heap, the live heap after the load and a full GC is
+// within 2 MiB of what it was before.
 
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -819,7 +821,6 @@ async function main() {
         `${name}: RSS slope after warm-up ${s.rssSlopeAfterWarmupMiBPerMin} MiB/min < ${RSS_SLOPE_LIMIT}`,
         warmSlope < RSS_SLOPE_LIMIT,
       ],
-      [`${name}: RSS slope, 2nd half ${s.rssSlopeMiBPerMin} MiB/min < ${RSS_SLOPE_LIMIT}`, rssSlope < RSS_SLOPE_LIMIT],
       [`${name}: descriptor slope ${s.fdSlopePerMin}/min < ${FD_SLOPE_LIMIT}`, fdSlope < FD_SLOPE_LIMIT],
       [`${name}: slowest probe ${s.probeMaxMs} ms < ${PROBE_LIMIT_MS}`, s.probeMaxMs < PROBE_LIMIT_MS],
       [`${name}: no unexpected server error (${s.unexpectedCount})`, s.unexpectedCount === 0],
@@ -870,7 +871,13 @@ async function main() {
   writeFileSync(`${base}.json`, JSON.stringify(result, null, 1) + "\n");
   writeFileSync(
     `${base}.svg`,
-    plot(samples, names, `echogate soak on ${options.runtime}: ${options.minutes} min, RSS and descriptors per server`),
+    plot(
+      samples,
+      names,
+      `echogate soak on ${options.runtime}: ${options.minutes} min, RSS${
+        options.heap ? ", V8 heap" : ""
+      } and descriptors per server`,
+    ),
   );
   const table = summaryTable(result, names);
   writeFileSync(`${base}.md`, table);
@@ -928,7 +935,7 @@ function summaryTable(result, names) {
   const lines = [
     `### ${result.runtime}: ${result.minutes} min (${result.startedAt}), verdict: **${result.verdict}**`,
     "",
-    "| server | RSS first / max / last (MiB) | RSS warm-up ends | RSS slope after it | RSS slope, 2nd half | fds first / max / last | fd slope, 2nd half | probe median / max (ms) | log lines | exit |",
+    "| server | RSS first / max / last (MiB) | RSS warm-up ends | RSS slope after it | RSS slope, 2nd half (not judged) | fds first / max / last | fd slope, 2nd half | probe median / max (ms) | log lines | exit |",
     "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ...names.map((name) => {
       const s = result.servers[name];
