@@ -14,7 +14,7 @@ export function inspectorUrl(line) {
 
 /** Lines the runtimes print on standard error about the inspector itself. */
 export const INSPECTOR_NOTICE =
-  /^(Debugger listening on |Visit chrome:\/\/inspect|For help, see: https:\/\/nodejs\.org|Debugger session (started|ended)|Debugger attached|Waiting for the debugger to disconnect)/;
+  /^(Debugger listening on |Visit chrome:\/\/inspect|For help, see: https:\/\/nodejs\.org|Debugger session (started|ended)|Debugger attached|Debugger ending on |Waiting for the debugger to disconnect)/;
 
 /**
  * Opens a session on `url` (ws://host:port/path).
