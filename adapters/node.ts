@@ -273,10 +273,12 @@ function listenTls(endpoint: Endpoint, handlers: ListenHandlers, options: TlsSer
   let local: Address | undefined;
   server.on("secureConnection", (socket) => handlers.onSocket(new NodeStreamSocket(socket, local)));
   server.on("tlsClientError", (error: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
+    // Deno's node:tls has no peer address on a TLS socket whose handshake failed; its TCP socket does.
+    const peer = socket.remoteAddress === undefined ? (socket as { _parent?: net.Socket })._parent ?? socket : socket;
     const remoteAddr: Address = {
       transport: "tcp",
-      hostname: socket.remoteAddress ?? "",
-      port: socket.remotePort ?? 0,
+      hostname: peer.remoteAddress ?? "",
+      port: peer.remotePort ?? 0,
     };
     socket.destroy();
     handlers.onHandshakeError?.({

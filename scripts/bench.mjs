@@ -35,11 +35,13 @@ const USAGE = `Usage: node scripts/bench.mjs [options]
 
 Options:
   --runtimes LIST      node,deno,bun (default all three)
-  --scenarios LIST     stream,pingpong,idle,connect,connect-proxy,tls-stream,tls-pingpong,tls-connect,udp
+  --scenarios LIST     stream,pingpong,idle,connect,connect-proxy,tls-stream,tls-pingpong,tls-connect,
+                       tls-stream-close,tls-pingpong-close,tls-connect-close,udp
                        (default all); connect-proxy compares echogate's gate with and without
                        --proxy-protocol; the tls- ones are the same over TLS (a throwaway EC P-256
-                       certificate made with openssl), tls-connect a full handshake per knock; udp a
-                       UDP pingpong
+                       certificate made with openssl), tls-connect a full handshake per knock; on Deno
+                       they run echogate with --tls-stalled-handshakes hold (Deno.listenTls, as the
+                       baseline) and the -close ones (Deno only) with its default; udp a UDP pingpong
   --seconds S          length of one measurement (default 2.5)
   --rounds N           rounds per cell, alternating the order (default 4)
   --idle-conns N       connections held in the idle scenario (default 5000)
@@ -60,7 +62,8 @@ try {
       runtimes: { type: "string", default: "node,deno,bun" },
       scenarios: {
         type: "string",
-        default: "stream,pingpong,idle,connect,connect-proxy,tls-stream,tls-pingpong,tls-connect,udp",
+        default: "stream,pingpong,idle,connect,connect-proxy,tls-stream,tls-pingpong,tls-connect," +
+          "tls-stream-close,tls-pingpong-close,tls-connect-close,udp",
       },
       seconds: { type: "string", default: "2.5" },
       rounds: { type: "string", default: "4" },
@@ -87,7 +90,20 @@ if (options.help) {
 const RUNTIMES = list(options.runtimes, ["node", "deno", "bun"], "--runtimes");
 const SCENARIO_NAMES = list(
   options.scenarios,
-  ["stream", "pingpong", "idle", "connect", "connect-proxy", "tls-stream", "tls-pingpong", "tls-connect", "udp"],
+  [
+    "stream",
+    "pingpong",
+    "idle",
+    "connect",
+    "connect-proxy",
+    "tls-stream",
+    "tls-pingpong",
+    "tls-connect",
+    "tls-stream-close",
+    "tls-pingpong-close",
+    "tls-connect-close",
+    "udp",
+  ],
   "--scenarios",
 );
 const SECONDS = positive(options.seconds, "--seconds");
@@ -282,10 +298,11 @@ function baselineCommand(runtime, protocolArgs, scenario = {}) {
 const ECHOGATE_ROOT = options.echogate === undefined ? ROOT : resolve(options.echogate);
 
 function echogateCommand(runtime, cliArgs, scenario = {}) {
+  const args = [...cliArgs, ...(scenario.echogateArgs?.[runtime] ?? [])];
   if (runtime === "deno" && scenario.echogateDenoFlags) {
-    return [...runScript(runtime, join(ECHOGATE_ROOT, "src/cli.ts"), scenario.echogateDenoFlags), ...cliArgs];
+    return [...runScript(runtime, join(ECHOGATE_ROOT, "src/cli.ts"), scenario.echogateDenoFlags), ...args];
   }
-  return [...cliCommand(runtime, ECHOGATE_ROOT), ...cliArgs];
+  return [...cliCommand(runtime, ECHOGATE_ROOT), ...args];
 }
 
 /** A CA and a server certificate for localhost / 127.0.0.1, made in the scratch folder, for the TLS cells. */
@@ -313,14 +330,19 @@ function makeBenchPki() {
 }
 const PKI = SCENARIO_NAMES.some((name) => name.startsWith("tls-")) ? makeBenchPki() : undefined;
 
-/** The scenario over TLS: the same servers with a certificate, the generator verifying it. */
-function overTls(scenario) {
+/**
+ * The scenario over TLS: the same servers with a certificate, the generator verifying it. On Deno
+ * echogate runs with `--tls-stalled-handshakes hold`, on Deno.listenTls like the baseline (its
+ * default, Deno's node:tls, is measured by the `*-close` cells).
+ */
+function overTls(scenario, stalled = "hold") {
   const serverTls = ["--tls-cert", PKI?.cert ?? "", "--tls-key", PKI?.key ?? ""];
   return {
     ...scenario,
-    what: `${scenario.what}, over TLS`,
+    what: `${scenario.what}, over TLS${stalled === "close" ? " (Deno: echogate's default, on node:tls)" : ""}`,
     baseline: [...scenario.baseline, ...serverTls],
     echogate: [...scenario.echogate, ...serverTls],
+    echogateArgs: { deno: ["--tls-stalled-handshakes", stalled] },
     generator: [...scenario.generator, "--tls", "--ca", PKI?.ca ?? ""],
   };
 }
@@ -386,6 +408,10 @@ const SCENARIOS = {
 SCENARIOS["tls-stream"] = overTls(SCENARIOS.stream);
 SCENARIOS["tls-pingpong"] = overTls(SCENARIOS.pingpong);
 SCENARIOS["tls-connect"] = { ...overTls(SCENARIOS.connect), unit: "handshakes/s" };
+// Deno only: echogate's default there, whose handshake timeout frees stalled connections.
+SCENARIOS["tls-stream-close"] = overTls(SCENARIOS.stream, "close");
+SCENARIOS["tls-pingpong-close"] = overTls(SCENARIOS.pingpong, "close");
+SCENARIOS["tls-connect-close"] = { ...overTls(SCENARIOS.connect, "close"), unit: "handshakes/s" };
 
 /** One throughput measurement of a running server. */
 async function measureThroughput(server, scenario, seconds) {
@@ -606,6 +632,8 @@ function goal(cell) {
     case "connect-proxy":
     case "tls-stream":
     case "tls-pingpong":
+    case "tls-stream-close":
+    case "tls-pingpong-close":
     case "udp":
       return cell.ratio >= 0.95 ? "met (≥ 0.95)" : "missed (≥ 0.95)";
     case "idle":
@@ -684,6 +712,8 @@ async function main() {
   const cells = [];
   for (const runtime of RUNTIMES) {
     for (const name of SCENARIO_NAMES) {
+      // Elsewhere "close" is what the plain TLS cells already measure.
+      if (name.endsWith("-close") && runtime !== "deno") continue;
       console.log(`${runtime} ${name}: ${SCENARIOS[name].what}`);
       cells.push(await runCell(runtime, name));
     }

@@ -3,6 +3,7 @@
 // leaf. Leaves are CA:FALSE with a SAN (rustls, under Deno, rejects CA:TRUE leaves and CN-only names).
 
 import { execFileSync } from "node:child_process";
+import { afterAll, beforeAll } from "vitest";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -144,4 +145,12 @@ export function makePki(): TestPki {
     files,
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+/** A PKI made before the enclosing suite's tests and removed after them; its fields fill in at `beforeAll`. */
+export function usePki(): TestPki {
+  const pki = {} as TestPki;
+  beforeAll(() => void Object.assign(pki, makePki()));
+  afterAll(() => pki.remove?.());
+  return pki;
 }

@@ -1,16 +1,16 @@
 // Resident memory and descriptors of an echogate TLS server while N connections stall in the handshake
 // (--tls-handshake-timeout 4), then after the timeout. Node runs the built package (npm run build).
 //
-//   node bench/tls/stall_memory.mjs node|bun|deno N server.crt server.key
+//   node bench/tls/stall_memory.mjs node|bun|deno N server.crt server.key [SERVER FLAGS...]
 import { spawn } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
 import * as net from "node:net";
-const [runtime, nStr, cert, key] = process.argv.slice(2);
+const [runtime, nStr, cert, key, ...flags] = process.argv.slice(2);
 const N = Number(nStr);
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const cmd = { node: ["node", ROOT + "npm/bin/echogate.mjs"], deno: [ROOT + "node_modules/.bin/deno", "run", "-A", ROOT + "src/cli.ts"], bun: [ROOT + "node_modules/.bin/bun", ROOT + "src/cli.ts"] }[runtime];
-const child = spawn(cmd[0], [...cmd.slice(1), "echo", "serve", "--port", "0", "--tls-cert", cert, "--tls-key", key, "--tls-handshake-timeout", "4"], { stdio: ["ignore", "pipe", "inherit"] });
+const child = spawn(cmd[0], [...cmd.slice(1), "echo", "serve", "--port", "0", "--tls-cert", cert, "--tls-key", key, "--tls-handshake-timeout", "4", ...flags], { stdio: ["ignore", "pipe", "inherit"] });
 let out = ""; child.stdout.on("data", (c) => (out += c));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 while (!/listening on \S+:(\d+)/.test(out)) await sleep(50);

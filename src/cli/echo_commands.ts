@@ -55,7 +55,8 @@ export const echoServeCommand: Command = {
   usage: `echogate echo serve [--host 127.0.0.1] [--port 50007] [--unix PATH] [--mode chunk|line|raw]
                     [--prefix 'Echo=>'] [--idle-timeout S] [--max-line BYTES] [--max-conns N]
                     [--drain-timeout 5] [--workers N|auto] [--json]
-                    [--tls-cert F --tls-key F [--tls-client-ca F] [--alpn L] [--tls-handshake-timeout 10]]
+                    [--tls-cert F --tls-key F [--tls-client-ca F] [--alpn L] [--tls-handshake-timeout 10]
+                    [--tls-stalled-handshakes close|hold]]
                     [--proxy-protocol [--proxy-from CIDR,...] [--proxy-timeout 5]]
                     [--udp [--max-datagram 1472] [--udp-rate 10] [--udp-budget 1000] [--no-udp-limits]]`,
   help: `Usage: echogate echo serve [options]

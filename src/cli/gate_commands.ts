@@ -53,7 +53,8 @@ export const gateServeCommand: Command = {
                     [--timeout 5] [--max-conns N] [--max-pending N] [--penalty-exempt CIDR,... | none]
                     [--no-penalties] [--then echo | --then HOST:PORT | --then tls://HOST:PORT [--then-ca F]]
                     [--drain-timeout 5] [--workers N|auto] [--json]
-                    [--tls-cert F --tls-key F [--tls-client-ca F] [--alpn L] [--tls-handshake-timeout 10]]
+                    [--tls-cert F --tls-key F [--tls-client-ca F] [--alpn L] [--tls-handshake-timeout 10]
+                    [--tls-stalled-handshakes close|hold]]
                     [--then-proxy-protocol v1|v2] [--proxy-protocol [--proxy-from CIDR,...] [--proxy-timeout 5]]
                     (env ECHOGATE_TOKEN also sets the token)`,
   help: `Usage: echogate gate serve [options]

@@ -1,5 +1,5 @@
 // The TLS flags of the servers (--tls-cert, --tls-key, --tls-client-ca, --alpn,
-// --tls-handshake-timeout) and of the clients (--tls, --ca, --servername, --tls-cert, --tls-key,
+// --tls-handshake-timeout, --tls-stalled-handshakes) and of the clients (--tls, --ca, --servername, --tls-cert, --tls-key,
 // --insecure), and SIGHUP reloading for servers.
 
 import { UsageError } from "../errors.ts";
@@ -17,6 +17,7 @@ export const SERVER_TLS_FLAGS = {
   "tls-client-ca": "string",
   alpn: "string",
   "tls-handshake-timeout": "string",
+  "tls-stalled-handshakes": "string",
 } as const;
 
 /** The client side's option specs. */
@@ -35,6 +36,8 @@ export const SERVER_TLS_HELP = `  --tls-cert F         Serve TLS with this PEM c
   --tls-client-ca F    Require a client certificate signed by this PEM CA (mutual TLS)
   --alpn LIST          Comma-separated ALPN protocols to offer
   --tls-handshake-timeout S  Close connections that have not finished the handshake in S seconds (default 10)
+  --tls-stalled-handshakes close|hold  hold: on Deno, serve with Deno.listenTls (faster), whose timed-out
+                       handshakes keep their descriptors until the peer leaves (default close)
                        SIGHUP re-reads the certificate, key and client CA for new connections`;
 
 /** Help lines for the client flags. */
@@ -74,7 +77,7 @@ export function serverTlsFiles(options: Options): ServerTlsFiles | undefined {
   const key = str(options, "tls-key");
   const clientCa = str(options, "tls-client-ca");
   if (cert === undefined && key === undefined) {
-    for (const flag of ["tls-client-ca", "alpn", "tls-handshake-timeout"]) {
+    for (const flag of ["tls-client-ca", "alpn", "tls-handshake-timeout", "tls-stalled-handshakes"]) {
       if (options[flag] !== undefined) throw new UsageError(`Option "--${flag}" needs --tls-cert and --tls-key`);
     }
     return undefined;
@@ -94,6 +97,10 @@ export async function readServerTls(host: CliHost, files: ServerTlsFiles, option
   }
   const handshakeTimeoutMs = timeout === undefined ? undefined : parseSeconds("tls-handshake-timeout", timeout);
   if (handshakeTimeoutMs === 0) throw new UsageError(`Invalid value for "--tls-handshake-timeout": it must be above 0`);
+  const stalled = str(options, "tls-stalled-handshakes");
+  if (stalled !== undefined && stalled !== "close" && stalled !== "hold") {
+    throw new UsageError(`Invalid value for "--tls-stalled-handshakes": "${stalled}" (use close or hold)`);
+  }
   return {
     cert: await readPem(host, "tls-cert", files.cert, "certificate"),
     key: await readPem(host, "tls-key", files.key, "key"),
@@ -101,6 +108,7 @@ export async function readServerTls(host: CliHost, files: ServerTlsFiles, option
       { clientCa: await readPem(host, "tls-client-ca", files.clientCa, "certificate") }),
     ...(protocols && { alpn: protocols }),
     ...(handshakeTimeoutMs !== undefined && { handshakeTimeoutMs }),
+    ...(stalled !== undefined && { stalledHandshakes: stalled }),
   };
 }
 
