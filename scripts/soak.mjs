@@ -21,36 +21,59 @@
 // (/proc), a probe's round trip (a one-byte echo on a connection kept for it; a knock on the gate)
 // as the event-loop delay, and the counts since the previous sample.
 //
-// Verdict, over the second half of the run (the first half is warm-up): RSS grows less than
-// 1 MiB/min and descriptors less than 1/min (least-squares slope), no probe took 1 s or more, no byte
-// was lost or corrupted, no unexpected error on either side, and every server exits 0 on SIGTERM.
+// Verdict: RSS's warm-up, measured from the data (see warmupEnd), is over by mid-run and RSS grows
+// less than 1 MiB/min after it; descriptors grow less than 1/min over the second half (least-squares
+// slopes); no probe took 1 s or more; no byte was lost or corrupted; no unexpected error on either
+// side; every server exits 0 on SIGTERM; with --heap, the live heap after the load and a full GC is
+// within 2 MiB of what it was before.
 
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { fileURLToPath } from "node:url";
+import { heapSample, INSPECTOR_NOTICE, inspectorUrl, openInspector } from "./_inspector.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = `${root}node_modules/.bin`;
 
 // --- options ---
 
+const PEERS = ["pingpong", "stream", "churn", "reset", "slow", "overlong", "knock"];
+
 function parseOptions(argv) {
-  const options = { minutes: 10, runtime: "node", interval: 5, out: `${root}bench/soak` };
+  const options = {
+    minutes: 10,
+    runtime: "node",
+    interval: 5,
+    out: `${root}bench/soak`,
+    heap: false,
+    only: PEERS.join(","),
+    "server-flags": "",
+  };
+  const strings = ["runtime", "out", "only", "server-flags"];
   for (let i = 0; i < argv.length; i++) {
     const name = argv[i].replace(/^--/, "");
+    if (name === "heap") {
+      options.heap = true;
+      continue;
+    }
     const value = argv[++i];
     if (!(name in options) || value === undefined) usage(`unknown option or missing value: ${argv[i - 1]}`);
-    options[name] = name === "runtime" || name === "out" ? value : Number(value);
+    options[name] = strings.includes(name) ? value : Number(value);
   }
   if (!["node", "deno", "bun"].includes(options.runtime)) usage(`--runtime must be node, deno or bun`);
   if (!(options.minutes > 0) || !(options.interval > 0)) usage("--minutes and --interval must be positive numbers");
+  if (options.heap && options.runtime === "bun") usage("--heap reads the V8 inspector: node or deno only");
+  options.peers = options.only.split(",").filter(Boolean);
+  const unknown = options.peers.filter((peer) => !PEERS.includes(peer));
+  if (unknown.length > 0 || options.peers.length === 0) usage(`--only takes a list of ${PEERS.join(",")}`);
   return options;
 }
 
 function usage(message) {
   console.error(
-    `soak: ${message}\nUsage: npm run soak -- --minutes M --runtime node|deno|bun [--interval S] [--out DIR]`,
+    `soak: ${message}\nUsage: npm run soak -- --minutes M --runtime node|deno|bun [--interval S] [--out DIR]\n` +
+      `       [--heap] [--only ${PEERS.join(",")}] [--server-flags "RUNTIME FLAGS"]`,
   );
   process.exit(2);
 }
@@ -61,17 +84,24 @@ const MiB = 1024 * 1024;
 const RSS_SLOPE_LIMIT = 1; // MiB per minute
 const FD_SLOPE_LIMIT = 1; // descriptors per minute
 const PROBE_LIMIT_MS = 1000;
+const LIVE_HEAP_SLACK_MIB = 2; // code compiled and caches filled by the load; a per-connection leak is far more
 
-function cliCommand(runtime) {
+/** The CLI's command line; `flags` go to the runtime (e.g. `--v8-flags=…`, `--inspect=…`). */
+function cliCommand(runtime, flags) {
   switch (runtime) {
     case "node":
-      return ["node", `${root}npm/bin/echogate.mjs`];
+      return ["node", ...flags, `${root}npm/bin/echogate.mjs`];
     case "deno":
-      return [`${bin}/deno`, "run", "-A", `${root}src/cli.ts`];
+      return [`${bin}/deno`, "run", ...flags, "-A", `${root}src/cli.ts`];
     case "bun":
-      return [`${bin}/bun`, `${root}src/cli.ts`];
+      return [`${bin}/bun`, ...flags, `${root}src/cli.ts`];
   }
 }
+
+const runtimeFlags = () => [
+  ...options["server-flags"].split(" ").filter(Boolean),
+  ...(options.heap ? ["--inspect=127.0.0.1:0"] : []),
+];
 
 // --- servers ---
 
@@ -79,7 +109,8 @@ const EXPECTED_SERVER_ERROR = /ECONNRESET|EPIPE|reset by peer|Broken pipe|Connec
 
 /** Starts one CLI server with --json, counting its events and keeping unexpected errors. */
 function startServer(name, args) {
-  const child = spawn(cliCommand(options.runtime)[0], [...cliCommand(options.runtime).slice(1), ...args, "--json"], {
+  const [command, ...rest] = cliCommand(options.runtime, runtimeFlags());
+  const child = spawn(command, [...rest, ...args, "--json"], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, NO_COLOR: "1", ECHOGATE_TOKEN: TOKEN },
   });
@@ -87,6 +118,7 @@ function startServer(name, args) {
     name,
     child,
     port: 0,
+    inspector: undefined, // the inspector's ws:// URL with --heap
     events: {},
     lines: 0,
     unexpected: [],
@@ -118,8 +150,11 @@ function startServer(name, args) {
       rest = lines.pop();
       for (const line of lines) {
         if (stream === child.stderr && !line.startsWith("{")) {
+          server.inspector ??= inspectorUrl(line);
           // Warnings are fine; anything else on stderr that is not an event is not.
-          if (line !== "" && !/^echogate: warning:/.test(line)) server.unexpected.push(line.slice(0, 300));
+          if (line !== "" && !/^echogate: warning:/.test(line) && !INSPECTOR_NOTICE.test(line)) {
+            server.unexpected.push(line.slice(0, 300));
+          }
         } else onEvent(line);
       }
     });
@@ -129,7 +164,7 @@ function startServer(name, args) {
 
 async function waitListening(server) {
   const end = Date.now() + 30_000;
-  while (server.port === 0) {
+  while (server.port === 0 || (options.heap && server.inspector === undefined)) {
     if (server.child.exitCode !== null || Date.now() > end) throw new Error(`${server.name} did not start`);
     await sleep(20);
   }
@@ -143,6 +178,18 @@ function rssMiB(pid) {
 }
 
 const fdCount = (pid) => readdirSync(`/proc/${pid}/fd`).length;
+
+const MALLOC_TRIM =
+  `Deno.dlopen("libc.so.6", { malloc_trim: { parameters: ["usize"], result: "i32" } }).symbols.malloc_trim(0n)`;
+
+/** RSS split into anonymous memory (heaps, buffers) and file-backed pages (the binary), in MiB. */
+function rssParts(pid) {
+  const text = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
+  const kb = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? NaN);
+  return { anon: round(kb("Anonymous") / 1024, 1), file: round((kb("Rss") - kb("Anonymous")) / 1024, 1) };
+}
+
+const threadCount = (pid) => Number(/Threads:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]);
 
 // --- verification ---
 
@@ -480,13 +527,39 @@ function slope(xs, ys) {
   return den === 0 ? 0 : num / den;
 }
 
+/**
+ * When RSS stopped warming up: the earliest sample time after which its peak rose by less than
+ * the growth limit allows over the rest of the run (a leak never lets that happen before the end;
+ * a heap or an allocator reaching its working size does, once). In seconds from the start.
+ */
+function warmupEnd(ts, values, limitPerMinute) {
+  const end = ts.at(-1);
+  let peakBefore = -Infinity;
+  const peakAfter = values.map((_, i) => Math.max(...values.slice(i)));
+  for (let i = 0; i < values.length; i++) {
+    peakBefore = Math.max(peakBefore, values[i]);
+    if (peakAfter[i] - peakBefore < limitPerMinute * ((end - ts[i]) / 60)) return ts[i];
+  }
+  return end;
+}
+
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c"];
 
 /** An SVG of RSS and descriptors over time, one line per server, hand-written (no dependency). */
 function plot(samples, servers, title) {
   const width = 760;
   const panel = { left: 60, right: 150, top: 40, height: 170, gap: 60 };
-  const height = panel.top + 2 * panel.height + panel.gap + 40;
+  const panels = [
+    { key: "rss", label: "RSS (MiB)" },
+    ...(samples[0]?.servers[servers[0]].heapCommitted !== undefined
+      ? [
+        { key: "heapCommitted", label: "V8 heap committed (MiB)" },
+        { key: "external", label: "V8 external memory: ArrayBuffers and the like (MiB)" },
+      ]
+      : []),
+    { key: "fds", label: "open descriptors" },
+  ].map((p, i) => ({ ...p, top: panel.top + i * (panel.height + panel.gap) }));
+  const height = panel.top + panels.length * panel.height + (panels.length - 1) * panel.gap + 40;
   const tMax = Math.max(1, samples.at(-1)?.t ?? 1);
   const plotWidth = width - panel.left - panel.right;
   const x = (t) => panel.left + (t / tMax) * plotWidth;
@@ -495,12 +568,8 @@ function plot(samples, servers, title) {
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="${width / 2}" y="20" text-anchor="middle" font-size="14">${escapeXml(title)}</text>`,
   ];
-  const panels = [
-    { key: "rss", label: "RSS (MiB)", top: panel.top },
-    { key: "fds", label: "open descriptors", top: panel.top + panel.height + panel.gap },
-  ];
   for (const { key, label, top } of panels) {
-    const values = samples.flatMap((s) => servers.map((server) => s.servers[server][key]));
+    const values = samples.flatMap((s) => servers.map((server) => s.servers[server][key])).filter(Number.isFinite);
     const vMax = niceCeiling(Math.max(1, ...values));
     const y = (v) => top + panel.height - (v / vMax) * panel.height;
     parts.push(
@@ -527,7 +596,8 @@ function plot(samples, servers, title) {
       `<text x="${panel.left}" y="${top - 6}">${label}</text>`,
     );
     servers.forEach((server, i) => {
-      const points = samples.map((s) => `${round(x(s.t), 1)},${round(y(s.servers[server][key]), 1)}`).join(" ");
+      const points = samples.filter((s) => Number.isFinite(s.servers[server][key]))
+        .map((s) => `${round(x(s.t), 1)},${round(y(s.servers[server][key]), 1)}`).join(" ");
       parts.push(`<polyline fill="none" stroke="${COLORS[i % COLORS.length]}" stroke-width="1.5" points="${points}"/>`);
       parts.push(
         `<line x1="${width - panel.right + 12}" x2="${width - panel.right + 30}" y1="${top + 14 + i * 16}" y2="${
@@ -562,6 +632,13 @@ async function main() {
     gate: startServer("gate", ["gate", "serve", "--port", "0"]),
   };
   const names = Object.keys(servers);
+  // Interrupted (Ctrl-C, a timeout's SIGTERM): the servers go too, not left running.
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+    process.once(signal, () => {
+      for (const server of Object.values(servers)) server.child.kill("SIGKILL");
+      process.exit(130);
+    });
+  }
   try {
     for (const server of Object.values(servers)) await waitListening(server);
   } catch (error) {
@@ -579,15 +656,46 @@ async function main() {
     `soak: ${options.runtime}, ${options.minutes} min, a sample every ${options.interval} s; servers ` +
       names.map((name) => `${servers[name].name} (pid ${servers[name].child.pid})`).join(", "),
   );
-  const workers = [
-    ...Array.from({ length: 4 }, () => loop("pingpong", () => pingpong(echoPort))),
-    ...Array.from({ length: 2 }, () => loop("stream", () => stream(echoPort))),
-    ...Array.from({ length: 2 }, () => loop("churn", () => churn(echoPort), 10)),
-    loop("reset", () => reset(echoPort), 20),
-    loop("slow", () => slowReader(echoPort)),
-    loop("overlong", () => overlong(servers.line.port), 50),
-    loop("knock", () => knock(servers.gate.port), 20),
-  ];
+  const inspectors = {};
+  const baseline = {};
+  if (options.heap) {
+    for (const name of names) {
+      inspectors[name] = await openInspector(servers[name].inspector);
+      await inspectors[name].send("HeapProfiler.collectGarbage");
+      baseline[name] = await memoryOf(name);
+    }
+  }
+  const peers = {
+    pingpong: () => Array.from({ length: 4 }, () => loop("pingpong", () => pingpong(echoPort))),
+    stream: () => Array.from({ length: 2 }, () => loop("stream", () => stream(echoPort))),
+    churn: () => Array.from({ length: 2 }, () => loop("churn", () => churn(echoPort), 10)),
+    reset: () => [loop("reset", () => reset(echoPort), 20)],
+    slow: () => [loop("slow", () => slowReader(echoPort))],
+    overlong: () => [loop("overlong", () => overlong(servers.line.port), 50)],
+    knock: () => [loop("knock", () => knock(servers.gate.port), 20)],
+  };
+  const workers = options.peers.flatMap((peer) => peers[peer]());
+
+  /** RSS, its parts, descriptors, threads and (with --heap) the V8 heap of one server. */
+  async function memoryOf(name) {
+    const pid = servers[name].child.pid;
+    const sample = { rss: NaN, fds: NaN };
+    try {
+      sample.rss = round(rssMiB(pid), 1);
+      sample.fds = fdCount(pid);
+      Object.assign(sample, rssParts(pid), { threads: threadCount(pid) });
+    } catch {
+      fail("errors", `${name} server is gone`);
+    }
+    if (options.heap) {
+      try {
+        Object.assign(sample, await heapSample(inspectors[name], options.runtime));
+      } catch (error) {
+        fail("errors", `heap of ${name}: ${error.message}`);
+      }
+    }
+    return sample;
+  }
 
   const samples = [];
   const started = Date.now();
@@ -601,7 +709,6 @@ async function main() {
     await sleep(Math.min(options.interval * 1000, end - Date.now()));
     const sample = { t: (Date.now() - started) / 1000, servers: {}, counts: {} };
     for (const name of names) {
-      const pid = servers[name].child.pid;
       let probeMs;
       try {
         probeMs = await probes[name].measure();
@@ -609,15 +716,7 @@ async function main() {
         classify(error, `probe ${name}`);
         probeMs = NaN;
       }
-      let rss = NaN;
-      let fds = NaN;
-      try {
-        rss = rssMiB(pid);
-        fds = fdCount(pid);
-      } catch {
-        fail("errors", `${name} server is gone`);
-      }
-      sample.servers[name] = { rss: round(rss, 1), fds, probeMs: round(probeMs, 2) };
+      sample.servers[name] = { ...(await memoryOf(name)), probeMs: round(probeMs, 2) };
     }
     for (const key of Object.keys(totals)) sample.counts[key] = totals[key] - previous[key];
     previous = { ...totals };
@@ -628,7 +727,8 @@ async function main() {
       `${(sample.t / 60).toFixed(2).padStart(6)}m ` +
         names.map((n) => {
           const s = sample.servers[n];
-          return `${String(s.rss).padStart(10)} ${String(s.fds).padStart(4)} ${String(s.probeMs).padStart(5)}`;
+          const heap = options.heap ? ` heap ${s.heapUsed}/${s.heapCommitted} ext ${s.external} anon ${s.anon}` : "";
+          return `${String(s.rss).padStart(10)} ${String(s.fds).padStart(4)} ${String(s.probeMs).padStart(5)}${heap}`;
         }).join(" | ") +
         ` | ${String(c.pingpong).padStart(8)} ${(c.streamBytes / 1e6).toFixed(1).padStart(9)} ${
           String(c.churn).padStart(5)
@@ -641,6 +741,33 @@ async function main() {
   running = false;
   await Promise.race([Promise.all(workers), sleep(30_000)]);
   for (const probe of Object.values(probes)) await probe.close();
+  // With --heap: the servers' memory once the load has stopped, then again after a full GC. What a
+  // GC gives back was garbage; what stays in the heap is live; RSS that stays above the heap is
+  // native memory (buffers, the allocator).
+  const afterLoad = {};
+  if (options.heap) {
+    await sleep(options.interval * 1000);
+    for (const name of names) afterLoad[name] = { idle: await memoryOf(name) };
+    for (const name of names) {
+      await inspectors[name].send("HeapProfiler.collectGarbage").catch((error) =>
+        fail("errors", `GC of ${name}: ${error.message}`)
+      );
+    }
+    await sleep(options.interval * 1000);
+    for (const name of names) afterLoad[name].afterGc = await memoryOf(name);
+    if (options.runtime === "deno") {
+      // Then glibc's malloc_trim(0) (through Deno's FFI): what RSS gives back now was freed memory
+      // the allocator kept (Deno allocates with glibc malloc), not memory anything still holds.
+      for (const name of names) {
+        await inspectors[name].send("Runtime.evaluate", { expression: MALLOC_TRIM, returnByValue: true })
+          .catch((error) => fail("errors", `malloc_trim of ${name}: ${error.message}`));
+      }
+      await sleep(options.interval * 1000);
+      for (const name of names) afterLoad[name].afterTrim = await memoryOf(name);
+    }
+    for (const name of names) inspectors[name].close();
+    console.log(`after the load: ${JSON.stringify(afterLoad)}`);
+  }
   const exits = {};
   for (const name of names) {
     servers[name].child.kill("SIGTERM");
@@ -656,6 +783,9 @@ async function main() {
   const checks = [];
   for (const name of names) {
     const rssSlope = slope(minutes, second.map((s) => s.servers[name].rss));
+    const warmup = warmupEnd(samples.map((s) => s.t), samples.map((s) => s.servers[name].rss), RSS_SLOPE_LIMIT);
+    const afterWarmup = samples.filter((s) => s.t >= warmup);
+    const warmSlope = slope(afterWarmup.map((s) => s.t / 60), afterWarmup.map((s) => s.servers[name].rss));
     const fdSlope = slope(minutes, second.map((s) => s.servers[name].fds));
     const rss = samples.map((s) => s.servers[name].rss);
     const probesMs = samples.map((s) => s.servers[name].probeMs).filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
@@ -664,6 +794,8 @@ async function main() {
       rssMax: Math.max(...rss),
       rssLast: rss.at(-1),
       rssSlopeMiBPerMin: round(rssSlope, 3),
+      rssWarmupEndMin: round(warmup / 60, 2),
+      rssSlopeAfterWarmupMiBPerMin: round(warmSlope, 3),
       fdsFirst: samples[0].servers[name].fds,
       fdsMax: Math.max(...samples.map((s) => s.servers[name].fds)),
       fdsLast: samples.at(-1).servers[name].fds,
@@ -676,21 +808,45 @@ async function main() {
       unexpected: servers[name].unexpected.slice(0, 10),
       unexpectedCount: servers[name].unexpected.length,
       exit: exits[name],
+      ...(options.heap && { heapBaseline: baseline[name], afterLoad: afterLoad[name] }),
     };
     const s = perServer[name];
+    const half = samples.at(-1).t / 2;
     checks.push(
-      [`${name}: RSS slope ${s.rssSlopeMiBPerMin} MiB/min < ${RSS_SLOPE_LIMIT}`, rssSlope < RSS_SLOPE_LIMIT],
+      [
+        `${name}: RSS warm-up over by mid-run (its peak stopped rising at ${s.rssWarmupEndMin} min)`,
+        warmup <= half,
+      ],
+      [
+        `${name}: RSS slope after warm-up ${s.rssSlopeAfterWarmupMiBPerMin} MiB/min < ${RSS_SLOPE_LIMIT}`,
+        warmSlope < RSS_SLOPE_LIMIT,
+      ],
       [`${name}: descriptor slope ${s.fdSlopePerMin}/min < ${FD_SLOPE_LIMIT}`, fdSlope < FD_SLOPE_LIMIT],
       [`${name}: slowest probe ${s.probeMaxMs} ms < ${PROBE_LIMIT_MS}`, s.probeMaxMs < PROBE_LIMIT_MS],
       [`${name}: no unexpected server error (${s.unexpectedCount})`, s.unexpectedCount === 0],
       [`${name}: exits 0 on SIGTERM (${s.exit})`, s.exit === 0],
     );
+    if (options.heap) {
+      // The leak test proper: what the heap still holds after a full GC, before and after the load.
+      const live = afterLoad[name].afterGc.heapUsed;
+      checks.push([
+        `${name}: live V8 heap after the load and a GC ${live} MiB <= ${
+          baseline[name].heapUsed
+        } + ${LIVE_HEAP_SLACK_MIB} MiB (before the load)`,
+        live <= baseline[name].heapUsed + LIVE_HEAP_SLACK_MIB,
+      ]);
+    }
   }
   checks.push(
     [`no lost byte (${totals.lost})`, totals.lost === 0],
     [`no corrupted byte (${totals.corrupted})`, totals.corrupted === 0],
     [`no unexpected client error (${totals.errors})`, totals.errors === 0],
-    [`every peer kind ran`, ["pingpong", "churn", "resets", "slow", "overlong", "knocks"].every((k) => totals[k] > 0)],
+    [
+      `every peer kind ran`,
+      options.peers.every((peer) =>
+        totals[{ stream: "streamBytes", reset: "resets", knock: "knocks" }[peer] ?? peer] > 0
+      ),
+    ],
   );
   const pass = checks.every(([, ok]) => ok);
 
@@ -701,6 +857,8 @@ async function main() {
     runtime: options.runtime,
     minutes: options.minutes,
     intervalS: options.interval,
+    peers: options.peers,
+    serverFlags: runtimeFlags(),
     startedAt: new Date(started).toISOString(),
     load: readFileSync("/proc/loadavg", "utf8").trim(),
     totals,
@@ -713,7 +871,13 @@ async function main() {
   writeFileSync(`${base}.json`, JSON.stringify(result, null, 1) + "\n");
   writeFileSync(
     `${base}.svg`,
-    plot(samples, names, `echogate soak on ${options.runtime}: ${options.minutes} min, RSS and descriptors per server`),
+    plot(
+      samples,
+      names,
+      `echogate soak on ${options.runtime}: ${options.minutes} min, RSS${
+        options.heap ? ", V8 heap" : ""
+      } and descriptors per server`,
+    ),
   );
   const table = summaryTable(result, names);
   writeFileSync(`${base}.md`, table);
@@ -743,16 +907,39 @@ async function lineProbe(port) {
   };
 }
 
+/** With --heap: where each server's memory was at the end of the load, and what a GC and malloc_trim gave back. */
+function heapTable(result, names) {
+  const row = (name, what, m) =>
+    m
+      ? `| ${name} | ${what} | ${m.rss} | ${m.anon} | ${m.file} | ${m.heapUsed} / ${m.heapCommitted} | ${m.external} |`
+      : undefined;
+  return [
+    "| server | when | RSS | anonymous | file-backed | V8 heap used / committed | V8 external |",
+    "| --- | --- | --- | --- | --- | --- | --- |",
+    ...names.flatMap((name) => {
+      const s = result.servers[name];
+      const first = result.samples[0].servers[name];
+      return [
+        row(name, "first sample", first),
+        row(name, "before the load, after a GC", s.heapBaseline),
+        row(name, "load stopped", s.afterLoad.idle),
+        row(name, "then a full GC", s.afterLoad.afterGc),
+        row(name, "then malloc_trim(0)", s.afterLoad.afterTrim),
+      ].filter(Boolean);
+    }),
+  ].join("\n");
+}
+
 function summaryTable(result, names) {
   const t = result.totals;
   const lines = [
     `### ${result.runtime}: ${result.minutes} min (${result.startedAt}), verdict: **${result.verdict}**`,
     "",
-    "| server | RSS first / max / last (MiB) | RSS slope, 2nd half | fds first / max / last | fd slope, 2nd half | probe median / max (ms) | log lines | exit |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    "| server | RSS first / max / last (MiB) | RSS warm-up ends | RSS slope after it | RSS slope, 2nd half (not judged) | fds first / max / last | fd slope, 2nd half | probe median / max (ms) | log lines | exit |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ...names.map((name) => {
       const s = result.servers[name];
-      return `| ${name} | ${s.rssFirst} / ${s.rssMax} / ${s.rssLast} | ${s.rssSlopeMiBPerMin} MiB/min | ${s.fdsFirst} / ${s.fdsMax} / ${s.fdsLast} | ${s.fdSlopePerMin}/min | ${s.probeMedianMs} / ${s.probeMaxMs} | ${s.logLines} | ${s.exit} |`;
+      return `| ${name} | ${s.rssFirst} / ${s.rssMax} / ${s.rssLast} | ${s.rssWarmupEndMin} min | ${s.rssSlopeAfterWarmupMiBPerMin} MiB/min | ${s.rssSlopeMiBPerMin} MiB/min | ${s.fdsFirst} / ${s.fdsMax} / ${s.fdsLast} | ${s.fdSlopePerMin}/min | ${s.probeMedianMs} / ${s.probeMaxMs} | ${s.logLines} | ${s.exit} |`;
     }),
     "",
     `Traffic: ${t.pingpong} ping-pongs, ${
@@ -764,6 +951,7 @@ function summaryTable(result, names) {
     `server errors expected from the resets: ${names.map((n) => result.servers[n].expectedErrors).join(" / ")}. ` +
     `Load average at the end: ${result.load}.`,
     "",
+    ...(result.servers[names[0]].afterLoad ? [heapTable(result, names), ""] : []),
     ...result.checks.map((c) => `- ${c.ok ? "✓" : "✗"} ${c.what}`),
     "",
   ];

@@ -1,8 +1,13 @@
 import { parseIp } from "./penalties.ts";
 import type { Address, Endpoint } from "./types.ts";
 
+/** How {@linkcode formatAddress} prints a peer whose address the runtime could not tell. */
+export const UNKNOWN_ADDRESS = "unknown address";
+
 /**
- * Formats an address for logs: `127.0.0.1:8001`, `[::1]:8001`, or `unix:/path`.
+ * Formats an address for logs: `127.0.0.1:8001`, `[::1]:8001`, or `unix:/path`; a TCP peer with
+ * no hostname (the runtime could not ask for it: the peer reset the connection while it waited in
+ * the accept queue) is {@linkcode UNKNOWN_ADDRESS}, not `:0`.
  *
  * @param addr The address to format.
  * @returns The printable form.
@@ -13,10 +18,12 @@ import type { Address, Endpoint } from "./types.ts";
  *
  * console.log(formatAddress({ transport: "tcp", hostname: "::1", port: 50007 })); // "[::1]:50007"
  * console.log(formatAddress({ transport: "unix", path: "/tmp/echo.sock" })); // "unix:/tmp/echo.sock"
+ * console.log(formatAddress({ transport: "tcp", hostname: "", port: 0 })); // "unknown address"
  * ```
  */
 export function formatAddress(addr: Address): string {
   if (addr.transport === "unix") return `unix:${addr.path}`;
+  if (addr.hostname === "") return UNKNOWN_ADDRESS;
   return addr.hostname.includes(":") ? `[${addr.hostname}]:${addr.port}` : `${addr.hostname}:${addr.port}`;
 }
 

@@ -181,6 +181,48 @@ describe(`log output on ${RUNTIME}`, () => {
     180_000,
   );
 
+  test(
+    "with its stderr never read, error lines beyond the queue are dropped and counted, and reported once it resumes",
+    async () => {
+      const { server, reader, port, events } = await startPipedServer("stderr");
+      const RESETS = 12_000; // one error line each, 107-144 bytes: well over the 1 MiB queue and the pipe
+      globalThis.process.kill(reader.process.pid!, "SIGSTOP");
+      let resets;
+      try {
+        // Each client gets its one-byte echo, then resets: the server's next read fails, one error line.
+        const script = `
+        const net = require("node:net");
+        const one = () => new Promise((resolve) => {
+          const s = net.connect(${port}, "127.0.0.1", () => s.write("x"));
+          s.once("data", () => { s.resetAndDestroy(); resolve(); });
+          s.on("error", resolve);
+        });
+        (async () => { for (let i = 0; i < ${
+          RESETS / 100
+        }; i++) await Promise.all(Array.from({ length: 100 }, one)); })();
+      `;
+        resets = await runCommand(["node", "-e", script], { ms: 150_000 });
+        await exchanges(port, 50); // answered while standard error is full
+      } finally {
+        globalThis.process.kill(reader.process.pid!, "SIGCONT");
+      }
+      expect(resets.code).toBe(0);
+      const dropped = () =>
+        events().filter((e) => e.event === "log-dropped" && e.stream === "stderr").reduce((n, e) => n + e.lines!, 0);
+      const errors = () => events().filter((e) => e.event === "error").length;
+      // Every error line arrives or is counted in a log-dropped event written in the gap's place.
+      await waitFor(
+        () => (errors() + dropped() >= RESETS ? true : undefined),
+        30_000,
+        "every error line accounted for",
+      );
+      expect(dropped()).toBeGreaterThan(0);
+      expect(errors() + dropped()).toBe(RESETS);
+      expect(server.process.exitCode).toBeNull();
+    },
+    240_000,
+  );
+
   test("LineOutput: a full queue drops and counts lines, and reports them in their place once half drained", async () => {
     const writes: string[] = [];
     let release: (() => void) | undefined;
