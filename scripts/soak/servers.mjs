@@ -1,0 +1,108 @@
+// The soak's servers: echogate's CLI in child processes, each with --json, and what /proc says of them.
+
+import { spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { INSPECTOR_NOTICE, inspectorUrl } from "../_inspector.mjs";
+import { round, sleep } from "./analysis.mjs";
+
+const root = fileURLToPath(new URL("../..", import.meta.url));
+const bin = `${root}node_modules/.bin`;
+
+/** The CLI's command line; `flags` go to the runtime (e.g. `--v8-flags=…`, `--inspect=…`). */
+export function cliCommand(runtime, flags) {
+  switch (runtime) {
+    case "node":
+      return ["node", ...flags, `${root}npm/bin/echogate.mjs`];
+    case "deno":
+      return [`${bin}/deno`, "run", ...flags, "-A", `${root}src/cli.ts`];
+    case "bun":
+      return [`${bin}/bun`, ...flags, `${root}src/cli.ts`];
+  }
+}
+
+// --- servers ---
+
+const EXPECTED_SERVER_ERROR = /ECONNRESET|EPIPE|reset by peer|Broken pipe|Connection reset|Socket is closed/i;
+
+/** Starts one CLI server with --json, counting its events and keeping unexpected errors. */
+export function startServer(name, args, { runtime, flags, token }) {
+  const [command, ...rest] = cliCommand(runtime, flags);
+  const child = spawn(command, [...rest, ...args, "--json"], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NO_COLOR: "1", ECHOGATE_TOKEN: token },
+  });
+  const server = {
+    name,
+    child,
+    port: 0,
+    inspector: undefined, // the inspector's ws:// URL with --heap
+    events: {},
+    lines: 0,
+    unexpected: [],
+    expectedErrors: 0,
+    exited: new Promise((resolve) => child.on("close", (code, signal) => resolve(code ?? signal))),
+  };
+  const onEvent = (line) => {
+    if (line === "") return;
+    server.lines++;
+    let event;
+    try {
+      event = JSON.parse(line);
+    } catch {
+      server.unexpected.push(`not a JSON line: ${line.slice(0, 200)}`);
+      return;
+    }
+    server.events[event.event] = (server.events[event.event] ?? 0) + 1;
+    if (event.event === "listening") server.port = Number(/:(\d+)$/.exec(event.address)?.[1]);
+    if (event.event === "error" || event.event === "accept-error" || event.event === "log-dropped") {
+      if (event.event === "error" && EXPECTED_SERVER_ERROR.test(event.message)) server.expectedErrors++;
+      else server.unexpected.push(line.slice(0, 300));
+    }
+  };
+  for (const stream of [child.stdout, child.stderr]) {
+    let rest = "";
+    stream.setEncoding("utf8");
+    stream.on("data", (chunk) => {
+      const lines = (rest + chunk).split("\n");
+      rest = lines.pop();
+      for (const line of lines) {
+        if (stream === child.stderr && !line.startsWith("{")) {
+          server.inspector ??= inspectorUrl(line);
+          // Warnings are fine; anything else on stderr that is not an event is not.
+          if (line !== "" && !/^echogate: warning:/.test(line) && !INSPECTOR_NOTICE.test(line)) {
+            server.unexpected.push(line.slice(0, 300));
+          }
+        } else onEvent(line);
+      }
+    });
+  }
+  return server;
+}
+
+export async function waitListening(server, heap) {
+  const end = Date.now() + 30_000;
+  while (server.port === 0 || (heap && server.inspector === undefined)) {
+    if (server.child.exitCode !== null || Date.now() > end) throw new Error(`${server.name} did not start`);
+    await sleep(20);
+  }
+}
+
+export function rssMiB(pid) {
+  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0);
+  return kb / 1024;
+}
+
+export const fdCount = (pid) => readdirSync(`/proc/${pid}/fd`).length;
+
+export const MALLOC_TRIM =
+  `Deno.dlopen("libc.so.6", { malloc_trim: { parameters: ["usize"], result: "i32" } }).symbols.malloc_trim(0n)`;
+
+/** RSS split into anonymous memory (heaps, buffers) and file-backed pages (the binary), in MiB. */
+export function rssParts(pid) {
+  const text = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
+  const kb = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? NaN);
+  return { anon: round(kb("Anonymous") / 1024, 1), file: round((kb("Rss") - kb("Anonymous")) / 1024, 1) };
+}
+
+export const threadCount = (pid) => Number(/Threads:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]);
