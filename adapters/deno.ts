@@ -351,8 +351,7 @@ function listenTlsNative(
           continue;
         }
         if (stopped || error instanceof Deno.errors.BadResource) return;
-        handlers.onError(error);
-        await new Promise((resolve) => setTimeout(resolve, 100));
+        await afterAcceptError(error, handlers);
         continue;
       }
       handshake(conn);
@@ -401,6 +400,17 @@ async function bindAgain(bind: () => DenoListener): Promise<DenoListener> {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
+}
+
+/**
+ * Reports a failed accept and waits as its kind asks. A connection reset while it waited
+ * (ENOTCONN here) is gone: accept the next at once. Out of descriptors, the next accept would
+ * fail too: back off instead of spinning.
+ */
+async function afterAcceptError(error: unknown, handlers: ListenHandlers): Promise<void> {
+  handlers.onError(error);
+  const kind = acceptErrorKind(error);
+  if (kind !== "connection") await sleep(kind === "exhaustion" ? ACCEPT_BACKOFF_MS : 0);
 }
 
 function closeQuietly(resource: { close(): void }): void {
@@ -504,11 +514,7 @@ export const transport: Transport = {
           conn = await listener.accept();
         } catch (error) {
           if (stopped || error instanceof Deno.errors.BadResource) return;
-          handlers.onError(error);
-          // A connection reset while it waited (ENOTCONN here) is gone: accept the next at once.
-          // Out of descriptors, the next accept would fail too: back off instead of spinning.
-          const kind = acceptErrorKind(error);
-          if (kind !== "connection") await sleep(kind === "exhaustion" ? ACCEPT_BACKOFF_MS : 0);
+          await afterAcceptError(error, handlers);
           continue;
         }
         if ("path" in endpoint) {
