@@ -90,6 +90,11 @@ function events(server: ChildServer, name: string, stream: "stdout" | "stderr" =
 }
 
 /** `gate serve --port 0 --workers 2 --json --token right --penalty-exempt none`, then `extra`. */
+/** `echo serve --port 0 --workers 2` and `flags`. */
+function startEchoWorkers(...flags: string[]): Promise<ChildServer> {
+  return startWorkers(["echo", "serve", "--port", "0", "--workers", "2", ...flags]);
+}
+
 function startGateWorkers(extra: string[] = []): Promise<ChildServer> {
   return startWorkers([
     "gate",
@@ -142,7 +147,7 @@ describe(`--workers on ${RUNTIME}`, () => {
   test(
     "echo serve --workers 2: one listening line, both workers answer on the one port, lines carry the worker",
     async () => {
-      const server = await startWorkers(["echo", "serve", "--port", "0", "--workers", "2"]);
+      const server = await startEchoWorkers();
       expect(server.stdout()).toMatch(/^echo server listening on 127\.0\.0\.1:\d+ \(2 workers\)\n/);
       await waitFor(() => (childPids(server.process.pid!).length === 2 ? true : undefined), 5000, "two workers");
       const held = await socketPerWorker(server, 2);
@@ -155,7 +160,7 @@ describe(`--workers on ${RUNTIME}`, () => {
   test(
     "each worker listens on the port itself with reusePort (Bun, Deno, Node 22.12+), else the cluster primary holds it (Node 20)",
     async () => {
-      const server = await startWorkers(["echo", "serve", "--port", "0", "--workers", "2"]);
+      const server = await startEchoWorkers();
       const workers = await waitFor(
         () => {
           const pids = childPids(server.process.pid!);
@@ -175,7 +180,7 @@ describe(`--workers on ${RUNTIME}`, () => {
   test(
     "SIGTERM drains every worker: each open connection gets a FIN, the supervisor exits 0, no worker is left",
     async () => {
-      const server = await startWorkers(["echo", "serve", "--port", "0", "--workers", "2", "--drain-timeout", "10"]);
+      const server = await startEchoWorkers("--drain-timeout", "10");
       const held = await socketPerWorker(server, 2);
       const workers = childPids(server.process.pid!);
       expect(workers).toHaveLength(2);
@@ -192,7 +197,7 @@ describe(`--workers on ${RUNTIME}`, () => {
   );
 
   test("a worker that dies is logged and started again; the port keeps answering", async () => {
-    const server = await startWorkers(["echo", "serve", "--port", "0", "--workers", "2"]);
+    const server = await startEchoWorkers();
     const before = await waitFor(
       () => {
         const pids = childPids(server.process.pid!);
@@ -224,7 +229,7 @@ describe(`--workers on ${RUNTIME}`, () => {
   }, 40_000);
 
   test("a second signal ends the supervisor and every worker at once", async () => {
-    const server = await startWorkers(["echo", "serve", "--port", "0", "--workers", "2", "--drain-timeout", "30"]);
+    const server = await startEchoWorkers("--drain-timeout", "30");
     await socketPerWorker(server, 2); // open connections keep the drain waiting
     const workers = childPids(server.process.pid!);
     globalThis.process.kill(server.process.pid!, "SIGTERM");
@@ -235,7 +240,7 @@ describe(`--workers on ${RUNTIME}`, () => {
   }, 30_000);
 
   test("workers stop by themselves when their supervisor is killed", async () => {
-    const server = await startWorkers(["echo", "serve", "--port", "0", "--workers", "2"]);
+    const server = await startEchoWorkers();
     const workers = await waitFor(
       () => {
         const pids = childPids(server.process.pid!);
@@ -362,6 +367,8 @@ if (opensslMissing) console.log("skipping the --workers TLS tests: openssl is no
 
 describe.skipIf(opensslMissing)(`--workers over TLS on ${RUNTIME}`, () => {
   const pki = usePki();
+  /** The flags of the test PKI's server certificate and key. */
+  const serverPair = () => ["--tls-cert", pki.files.serverCert, "--tls-key", pki.files.serverKey];
 
   const connectTls = (port: number, tls: TlsClientOptions) =>
     transport.connect({ hostname: "127.0.0.1", port }, { tls });
@@ -400,22 +407,13 @@ describe.skipIf(opensslMissing)(`--workers over TLS on ${RUNTIME}`, () => {
     test(
       `echo serve --workers 2 --tls-cert --alpn${title}: one listening line, TLS echo through both workers`,
       async () => {
-        const server = await startWorkers([
-          "echo",
-          "serve",
-          "--port",
-          "0",
-          "--workers",
-          "2",
+        const server = await startEchoWorkers(
           "--json",
-          "--tls-cert",
-          pki.files.serverCert,
-          "--tls-key",
-          pki.files.serverKey,
+          ...serverPair(),
           "--alpn",
           "echo",
           ...extra,
-        ]);
+        );
         expect(events(server, "listening")).toEqual([expect.objectContaining({ workers: 2 })]);
         const held = await socketPerWorker(
           server,
@@ -435,21 +433,12 @@ describe.skipIf(opensslMissing)(`--workers over TLS on ${RUNTIME}`, () => {
   }
 
   test("mutual TLS (--tls-client-ca) through both workers: a client certificate is required by each", async () => {
-    const server = await startWorkers([
-      "echo",
-      "serve",
-      "--port",
-      "0",
-      "--workers",
-      "2",
+    const server = await startEchoWorkers(
       "--json",
-      "--tls-cert",
-      pki.files.serverCert,
-      "--tls-key",
-      pki.files.serverKey,
+      ...serverPair(),
       "--tls-client-ca",
       pki.files.caCert,
-    ]);
+    );
     const held = await socketPerWorker(
       server,
       2,
@@ -480,7 +469,7 @@ describe.skipIf(opensslMissing)(`--workers over TLS on ${RUNTIME}`, () => {
   }, 40_000);
 
   test("gate serve --workers 2 over TLS: gate knock --tls is welcomed through both workers", async () => {
-    const server = await startGateWorkers(["--tls-cert", pki.files.serverCert, "--tls-key", pki.files.serverKey]);
+    const server = await startGateWorkers(serverPair());
     const welcomedBy = new Set<number>();
     for (let i = 0; i < 40 && welcomedBy.size < 2; i++) {
       const knock = await runCommand([
@@ -516,17 +505,11 @@ describe.skipIf(opensslMissing)(`--workers over TLS on ${RUNTIME}`, () => {
       `SIGHUP to the supervisor reloads every worker${title}: a bad file keeps the old certificate, a good one serves new connections through each, open ones go on`,
       async () => {
         const live = livePair("live");
-        const server = await startWorkers([
-          "echo",
-          "serve",
-          "--port",
-          "0",
-          "--workers",
-          "2",
+        const server = await startEchoWorkers(
           "--json",
           ...live.flags,
           ...extra,
-        ]);
+        );
         const held = await socketPerWorker(server, 2, () => connectTls(server.port, { ca: pki.caCert }));
         expect(held.size).toBe(2);
         const reloads = () => events(server, "tls-reload");
@@ -576,17 +559,11 @@ describe.skipIf(opensslMissing)(`--workers over TLS on ${RUNTIME}`, () => {
 
     test(`a reload in one worker leaves the other serving${title}: SIGHUP to one worker alone`, async () => {
       const live = livePair("one");
-      const server = await startWorkers([
-        "echo",
-        "serve",
-        "--port",
-        "0",
-        "--workers",
-        "2",
+      const server = await startEchoWorkers(
         "--json",
         ...live.flags,
         ...extra,
-      ]);
+      );
       const workers = await waitFor(
         () => {
           const pids = childPids(server.process.pid!);
@@ -617,20 +594,11 @@ describe.skipIf(opensslMissing)(`--workers over TLS on ${RUNTIME}`, () => {
   }
 
   test("SIGTERM drains every TLS worker: each open TLS connection ends cleanly, the supervisor exits 0", async () => {
-    const server = await startWorkers([
-      "echo",
-      "serve",
-      "--port",
-      "0",
-      "--workers",
-      "2",
+    const server = await startEchoWorkers(
       "--drain-timeout",
       "10",
-      "--tls-cert",
-      pki.files.serverCert,
-      "--tls-key",
-      pki.files.serverKey,
-    ]);
+      ...serverPair(),
+    );
     const held = await socketPerWorker(server, 2, () => connectTls(server.port, { ca: pki.caCert }));
     expect(held.size).toBe(2);
     const workers = childPids(server.process.pid!);
