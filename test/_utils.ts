@@ -200,7 +200,7 @@ export function listeningPorts(pid: number): number[] {
 
 /** Starts one of the seed's Python servers on a free port and waits until it listens. */
 export async function startSeedServer(script: "echo_server.py" | "gate_server.py"): Promise<Child & { port: number }> {
-  const child = startChild(["python3", "-u", `${ROOT}../shared/seed/${script}`, "0"]);
+  const child = startChild(["python3", "-u", `${ROOT}test/seed/${script}`, "0"]);
   try {
     const port = await waitFor(
       () => {
