@@ -131,6 +131,21 @@ describe(`UDP echo on ${RUNTIME}`, () => {
       { event: "datagram", remote: `127.0.0.1:${local}` },
     ]);
   });
+
+  test("clients sharing an address are each logged once as a new peer, however their datagrams interleave", async () => {
+    const logger = recordingLogger();
+    const server = await udpServer({ logger });
+    const clients = [await peer(), await peer()];
+    for (let round = 1; round <= 3; round++) {
+      for (const client of clients) {
+        client.send(`m${round}`, portOf(server));
+        await client.waitFor(round);
+      }
+    }
+    const ports = clients.map((c) => (c.socket.addr.transport === "udp" ? c.socket.addr.port : 0));
+    const peers = logger.events.filter((e) => e.event === "datagram").map((e) => (e as { remote: string }).remote);
+    expect(peers).toEqual(ports.map((port) => `127.0.0.1:${port}`));
+  });
 });
 
 describe(`UDP safety on ${RUNTIME}`, () => {

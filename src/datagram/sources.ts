@@ -52,8 +52,9 @@ export const OVER_BUDGET = 2;
  */
 export class SourceTable {
   /**
-   * True when the last datagram came from a source not seen (recently) before, or from another
-   * port of it than its previous datagram (a new client program, most likely).
+   * True when the last datagram came from a peer (an address and port) not seen in the last
+   * {@linkcode PEER_QUIET_MS}: a new client program, most likely. Peers are tracked in a table
+   * of `sources` slots of their own; past that many at once, some are reported again.
    */
   newPeer = false;
   readonly #limited: boolean;
@@ -66,7 +67,10 @@ export class SourceTable {
   readonly #seen: Float64Array;
   readonly #tokens: Float64Array;
   readonly #errorLogged: Uint8Array;
-  readonly #ports: Uint16Array;
+  // The peer log's own table, keyed by address and port: clients sharing an address (and a
+  // bucket) are each a peer, however their datagrams interleave.
+  readonly #peerTags: Uint32Array;
+  readonly #peerSeen: Float64Array;
   #budget: number;
   #budgetAt = 0;
 
@@ -95,7 +99,8 @@ export class SourceTable {
     this.#seen = new Float64Array(size);
     this.#tokens = new Float64Array(size);
     this.#errorLogged = new Uint8Array(size);
-    this.#ports = new Uint16Array(size);
+    this.#peerTags = new Uint32Array(size);
+    this.#peerSeen = new Float64Array(size);
   }
 
   /**
@@ -105,13 +110,19 @@ export class SourceTable {
   admit(hostname: string, port: number, now: number): number {
     const hash = sourceHash(hostname);
     const slot = hash & this.#mask;
-    const tag = (hash >>> 0) | 1; // never 0, which marks a free slot
+    const tag = (hash | 1) >>> 0; // never 0, which marks a free slot; unsigned, as the table stores it
     const tags = this.#tags;
     const seen = this.#seen;
     const tokens = this.#tokens;
     const quiet = now - seen[slot]!;
     const refilled = Math.min(this.#burst, tokens[slot]! + quiet * this.#rate);
-    this.newPeer = false;
+    // A peer is an address and port (an IPv6 address whole, not its /64).
+    const peer = mix((hostname.includes(":") ? fnv(hostname, 0) : hash) ^ port);
+    const peerSlot = peer & this.#mask;
+    const peerTag = (peer | 1) >>> 0;
+    this.newPeer = this.#peerTags[peerSlot] !== peerTag || now - this.#peerSeen[peerSlot]! >= PEER_QUIET_MS;
+    this.#peerTags[peerSlot] = peerTag;
+    this.#peerSeen[peerSlot] = now;
     if (tags[slot] !== tag) {
       // Another source's slot: take it over only once its owner's bucket is full again (a taken-
       // over bucket starts full, so eviction never hands a limited source fresh tokens); until
@@ -120,16 +131,13 @@ export class SourceTable {
         tags[slot] = tag;
         tokens[slot] = this.#burst;
         this.#errorLogged[slot] = 0;
-        this.newPeer = true;
       } else {
         tokens[slot] = refilled;
       }
     } else {
       tokens[slot] = refilled;
-      if (quiet >= PEER_QUIET_MS || this.#ports[slot] !== port) this.newPeer = true;
     }
     seen[slot] = now;
-    this.#ports[slot] = port;
     if (!this.#limited) return ADMITTED;
     if (tokens[slot]! < 1) return RATE_LIMITED;
     this.#budget = Math.min(this.#budgetBurst, this.#budget + (now - this.#budgetAt) * this.#budgetRate);
@@ -166,9 +174,13 @@ function sourceHash(hostname: string): number {
       return mix(hash);
     }
   }
+  return mix(fnv(hostname, start));
+}
+
+function fnv(text: string, start: number): number {
   let hash = 0x811c9dc5;
-  for (let i = start; i < hostname.length; i++) hash = Math.imul(hash ^ hostname.charCodeAt(i), 0x01000193);
-  return mix(hash);
+  for (let i = start; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+  return hash;
 }
 
 // FNV's low bits are weak for short keys; a finalizer spreads every input bit over the index.
