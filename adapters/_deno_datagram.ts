@@ -25,6 +25,7 @@ const MAX_PAYLOAD = 65_535;
 // ArrayBuffer of their own); bigger ones get their own copy. As ReplySlabs does for replies.
 const SLAB_VIEW_MAX = 1024;
 const SLAB_BYTES = 16 * 1024;
+const EMPTY = new Uint8Array(0);
 
 class DenoDatagramSocket implements DatagramSocket {
   readonly addr: UdpAddr;
@@ -55,14 +56,19 @@ class DenoDatagramSocket implements DatagramSocket {
 
   async #receive(): Promise<void> {
     // One buffer for every receive. Each datagram is copied out at its own size (handlers may
-    // keep it), unless the handlers said they copy what they keep (`lent`).
-    const buffer = new Uint8Array(MAX_PAYLOAD);
+    // keep it), unless the handlers said they copy what they keep (`lent`); then it lands right
+    // behind their headroom, written once, so an echo's answer is one view of the buffer.
     const lent = this.#handlers.lent === true;
+    const headroom = lent ? this.#handlers.headroom ?? EMPTY : EMPTY;
+    const buffer = new Uint8Array(headroom.length + MAX_PAYLOAD);
+    buffer.set(headroom);
+    const space = buffer.subarray(headroom.length);
+    const afterHeadroom = headroom.length > 0;
     while (!this.#closed) {
       let data: Uint8Array;
       let from: UdpAddr;
       try {
-        [data, from] = await this.#conn.receive(buffer);
+        [data, from] = await this.#conn.receive(space);
       } catch (error) {
         if (this.#closed) return;
         this.#handlers.onError(error);
@@ -72,7 +78,8 @@ class DenoDatagramSocket implements DatagramSocket {
       this.#from = from;
       this.#inMessage = true;
       try {
-        this.#handlers.onMessage(lent ? data : this.#copyOut(data), from.hostname, from.port);
+        if (lent) this.#handlers.onMessage(data, from.hostname, from.port, afterHeadroom);
+        else this.#handlers.onMessage(this.#copyOut(data), from.hostname, from.port);
       } finally {
         this.#inMessage = false;
       }

@@ -273,7 +273,7 @@ export interface DatagramHandlers {
    * One datagram arrived from `hostname` (an IP address, IPv4-mapped on a dual-stack socket)
    * and `port`. The bytes are the caller's to keep (adapters hand over a fresh array), unless `lent`.
    */
-  onMessage(bytes: Uint8Array, hostname: string, port: number): void;
+  onMessage(bytes: Uint8Array, hostname: string, port: number, afterHeadroom?: boolean): void;
   /**
    * True when `onMessage` copies what it keeps past the call. An adapter may then hand over a view
    * into its receive buffer instead of a fresh array, a copy per datagram saved; that view stays
@@ -281,6 +281,13 @@ export interface DatagramHandlers {
    * the bytes themselves is safe. @default {false}
    */
   readonly lent?: boolean;
+  /**
+   * With `lent`: what the handler puts before a datagram in its answer (an echo's prefix). An
+   * adapter may keep these bytes in its receive buffer right before where each datagram lands,
+   * and then passes `afterHeadroom` true: the bytes just before the view, in its buffer, are the
+   * headroom, lent like the view, so headroom + datagram goes out as one view with no copy.
+   */
+  readonly headroom?: Uint8Array;
   /**
    * A send failed (`hostname` and `port` say to whom, where the runtime tells), or the socket
    * reported an error of its own: an ICMP port unreachable arriving as `ECONNREFUSED` (Bun

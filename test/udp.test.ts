@@ -209,6 +209,26 @@ describe(`UDP safety on ${RUNTIME}`, () => {
     expect(text(other.received[0]!.bytes)).toBe("Echo=>me too");
   });
 
+  test("under steady traffic a source is answered at its rate: the server's clock keeps moving", async () => {
+    // The clock is read once per tick while datagrams flow; with no gap between datagrams it
+    // must still move, or a limited source would never be answered again after its burst.
+    const server = await udpServer({ limits: { rate: 20, burst: 1 } });
+    const client = await peer();
+    const started = performance.now();
+    let sent = 0;
+    while (performance.now() - started < 1000) {
+      client.send(`s${sent++}`, portOf(server));
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const elapsedS = (performance.now() - started) / 1000;
+    await waitFor(() => server.stats.received === sent || undefined, 5000, "every datagram in");
+    await settle();
+    // 1 at once, then 20/s: about 21 over the second (not 1, as with a clock that stood still).
+    expect(client.received.length).toBeGreaterThanOrEqual(10);
+    expect(client.received.length).toBeLessThanOrEqual(1 + Math.ceil(20 * (elapsedS + 0.2)));
+    expect(server.stats.rateLimited).toBe(sent - client.received.length);
+  });
+
   test("the global budget caps answers over all sources, and one source never gets more than half", async () => {
     const logger = recordingLogger();
     // Per-source asks for 100/s, but is held to half the budget: 3 at once.

@@ -63,6 +63,60 @@ console.log(JSON.stringify(firstSeenLater));
     expect(result).toEqual({ kept: "first", lent: "later" });
   });
 
+  test("a lent datagram lands right behind the handlers' headroom, and the echo answers with one view of it", async () => {
+    const result = await inDeno(
+      "headroom",
+      `import { serveDatagramEcho, type Transport } from "${ROOT}src/mod.ts";
+// What the adapter hands over: the flag, and the bytes before the view in its buffer.
+const before: string[] = [];
+const got: boolean[] = [];
+const adapter = await bind({
+  lent: true,
+  headroom: encode("Echo=>"),
+  onMessage(b, _hostname, _port, afterHeadroom) {
+    got.push(afterHeadroom === true);
+    before.push(decode(new Uint8Array(b.buffer, b.byteOffset - 6, 6)) + decode(b));
+  },
+  onError() {},
+});
+// The echo core on this adapter: is each answer a view of the buffer the datagram came in?
+let receivedIn: ArrayBufferLike | undefined;
+const sameBuffer: boolean[] = [];
+const transport = {
+  runtime: "deno",
+  bindDatagram: async (endpoint, handlers) => {
+    const socket = await bindDenoDatagram(listen, endpoint, {
+      ...handlers,
+      onMessage(b, hostname, port, afterHeadroom) {
+        receivedIn = b.buffer;
+        handlers.onMessage(b, hostname, port, afterHeadroom);
+      },
+    }, Deno.errors.AddrInUse);
+    const send = socket.send.bind(socket);
+    socket.send = (bytes, hostname, port) => (sameBuffer.push(bytes.buffer === receivedIn), send(bytes, hostname, port));
+    return socket;
+  },
+} as Transport;
+const echo = await serveDatagramEcho({ transport, port: 0, limits: false });
+const echoes: string[] = [];
+const client = await bind({ onMessage: (b) => void echoes.push(decode(b)), onError() {} });
+for (const [i, message] of ["one", "two", ""].entries()) {
+  client.send(encode(message), "127.0.0.1", portOf(adapter));
+  client.send(encode(message), "127.0.0.1", (echo.addr as { port: number }).port);
+  await until(() => before.length > i && echoes.length > i, "the datagram and its echo");
+}
+for (const s of [adapter, client, echo]) await s.close();
+console.log(JSON.stringify({ got, before, echoes, sameBuffer }));
+`,
+    );
+    expect(result).toEqual({
+      got: [true, true, true],
+      before: ["Echo=>one", "Echo=>two", "Echo=>"],
+      echoes: ["Echo=>one", "Echo=>two", "Echo=>"],
+      sameBuffer: [true, true, true],
+    });
+  });
+
   test("a failed send, the answer's or a later one's, is reported with its peer; a throwing handler stops nothing", async () => {
     const result = await inDeno(
       "send_errors",

@@ -12,6 +12,7 @@ import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "../echo.ts";
 import { errorMessage, type Logger, silentLogger } from "../log.ts";
 import type { EchogateServer } from "../server.ts";
 import type { DatagramSocket, Transport } from "../types.ts";
+import { TickClock } from "./clock.ts";
 import { ADMITTED, type DatagramLimits, RATE_LIMITED, SourceTable } from "./sources.ts";
 
 /** The largest datagram answered by default: an Ethernet MTU's worth of UDP payload over IPv4. */
@@ -144,21 +145,27 @@ export async function serveDatagramEcho(options: DatagramEchoOptions): Promise<D
     sendBufferFull: 0,
     sendErrors: 0,
   };
-  const reporter = new Reporter(logger, stats);
+  const clock = new TickClock();
+  const reporter = new Reporter(logger, stats, clock);
   let ownPort = -1;
   // Assigned once bound; the handlers below may in principle run before the await resumes.
   // deno-lint-ignore prefer-const
   let socket: DatagramSocket | undefined;
   let closed = false;
 
-  function onMessage(bytes: Uint8Array, hostname: string, port: number): void {
+  function onMessage(bytes: Uint8Array, hostname: string, port: number, afterHeadroom?: boolean): void {
     stats.received++;
     if (port === ownPort || port === 0 || port === 7 || port === 19) return reporter.drop("refusedPort");
     if (bytes.length > maxDatagram) return reporter.drop("tooBig");
-    const verdict = sources.admit(hostname, port, performance.now());
+    const verdict = sources.admit(hostname, port, clock.now());
     if (sources.newPeer) reporter.peer(hostname, port);
     if (verdict !== ADMITTED) return reporter.drop(verdict === RATE_LIMITED ? "rateLimited" : "overBudget");
-    const reply = prefix.length === 0 ? bytes : slabs.join(prefix, bytes);
+    // After the headroom, the prefix is already in place before the datagram: one view, no copy.
+    const reply = prefix.length === 0
+      ? bytes
+      : afterHeadroom === true
+      ? new Uint8Array(bytes.buffer, bytes.byteOffset - prefix.length, prefix.length + bytes.length)
+      : slabs.join(prefix, bytes);
     if (socket === undefined) return;
     if (socket.send(reply, hostname, port)) stats.answered++;
     else reporter.drop("sendBufferFull");
@@ -183,9 +190,11 @@ export async function serveDatagramEcho(options: DatagramEchoOptions): Promise<D
   }, {
     onMessage,
     onError,
-    // An answer is prefix + datagram copied into a reply slab, or the datagram itself (sent during
-    // onMessage): nothing is kept past the call.
+    // An answer is prefix + datagram copied into a reply slab, the datagram itself, or a view of
+    // the prefix in the headroom and the datagram behind it (sent during onMessage): nothing is
+    // kept past the call.
     lent: true,
+    headroom: prefix,
   });
   ownPort = socket.addr.transport === "udp" ? socket.addr.port : -1;
   const url = formatAddress(socket.addr);
@@ -199,6 +208,7 @@ export async function serveDatagramEcho(options: DatagramEchoOptions): Promise<D
     stats,
     close() {
       closed = true;
+      clock.close();
       return closing ??= socket!.close().then(() => reporter.stop());
     },
   };
@@ -238,13 +248,16 @@ class Reporter {
   #peerSecond = 0;
   #peerLines = 0;
 
-  constructor(logger: Logger, stats: DatagramEchoStats) {
+  #clock: TickClock;
+
+  constructor(logger: Logger, stats: DatagramEchoStats, clock: TickClock) {
     this.#logger = logger;
     this.#stats = stats;
+    this.#clock = clock;
   }
 
   peer(hostname: string, port: number): void {
-    const second = Math.floor(performance.now() / 1000);
+    const second = Math.floor(this.#clock.now() / 1000);
     if (second !== this.#peerSecond) {
       this.#peerSecond = second;
       this.#peerLines = 0;
