@@ -148,6 +148,14 @@ function nextReadSize(size: number, n: number): number {
   return n < size / 4 && size > MIN_READ ? Math.max(MIN_READ, size / 4) : size;
 }
 
+/** A read buffer of `size` bytes, behind a copy of `prefix` when there is one. */
+function withPrefix(size: number, prefix: Uint8Array | undefined): Uint8Array {
+  if (prefix === undefined) return new Uint8Array(size);
+  const buffer = new Uint8Array(prefix.length + size);
+  buffer.set(prefix);
+  return buffer;
+}
+
 // --- socket ---
 
 /** Deno's TLS connections (Deno.startTls, Deno.connectTls; Deno 2.9) name their addresses without `transport`. */
@@ -197,23 +205,34 @@ class DenoStreamSocket implements StreamSocket {
     try {
       // One buffer, reused for every read (answerEach lends its chunks). It starts at the floor,
       // not at FIRST_READ: small exchanges then never allocate (and leave as garbage) a bigger one.
-      let buffer = new Uint8Array(MIN_READ);
+      // With a reply prefix, chunks are read right behind a copy of it, so prefix + chunk is
+      // answered from this buffer too: no reply buffer per chunk, which Deno would leave to GC
+      // and glibc to hold (docs/reliability.md).
+      const prefix = responder.replyPrefix;
+      const offset = prefix?.length ?? 0;
+      let buffer = withPrefix(MIN_READ, prefix);
+      let readInto = offset === 0 ? buffer : buffer.subarray(offset);
       while (!this.#isClosed) {
         // #readInto's work, inline: its async frame would stay alive on every idle connection.
         let n: number | null;
         try {
-          n = await this.#conn.read(buffer);
+          n = await this.#conn.read(readInto);
         } catch (error) {
           if (this.#isClosed || isTruncation(error)) break; // closed by us while the read was pending
           throw error;
         }
         if (n === null) break;
-        const reply = responder.answer(buffer.subarray(0, n));
+        const reply = offset === 0
+          ? responder.answer(buffer.subarray(0, n))
+          : responder.answer(readInto.subarray(0, n), buffer.subarray(0, offset + n));
         if (reply === null) break;
         // Awaited before the next read, which may overwrite a reply that is the lent chunk itself.
         if (reply !== undefined && reply.length > 0) await this.write(reply);
-        const size = nextReadSize(buffer.length, n);
-        if (size !== buffer.length) buffer = new Uint8Array(size);
+        const size = nextReadSize(readInto.length, n);
+        if (size !== readInto.length) {
+          buffer = withPrefix(size, prefix);
+          readInto = offset === 0 ? buffer : buffer.subarray(offset);
+        }
       }
     } catch (error) {
       failure = error;
