@@ -697,6 +697,17 @@ export const host: CliHost = {
   exit(code) {
     void output.close(EXIT_FLUSH_MS).then(() => Deno.exit(code));
   },
+  onFatal(handler) {
+    // preventDefault keeps Deno from printing the error and exiting at once.
+    globalThis.addEventListener("error", (event) => {
+      event.preventDefault();
+      handler(event.error);
+    });
+    globalThis.addEventListener("unhandledrejection", (event) => {
+      event.preventDefault();
+      handler(event.reason);
+    });
+  },
   onSignal: (signal, handler) => Deno.addSignalListener(signal, handler),
   readTextFile: (path) => Deno.readTextFile(path),
   fileDescriptors() {
