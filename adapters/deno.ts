@@ -148,6 +148,11 @@ function nextReadSize(size: number, n: number): number {
   return n < size / 4 && size > MIN_READ ? Math.max(MIN_READ, size / 4) : size;
 }
 
+// answerEach keeps one buffer and cuts it only after this many reads in a row used under a
+// quarter of it: a stream's reads vary in size, and cutting at the first small one traded the
+// buffer for a new one every few reads (garbage that Deno's heap and glibc then keep).
+const SHRINK_AFTER = 8;
+
 /** A read buffer of `size` bytes, behind a copy of `prefix` when there is one. */
 function withPrefix(size: number, prefix: Uint8Array | undefined): Uint8Array {
   if (prefix === undefined) return new Uint8Array(size);
@@ -168,7 +173,7 @@ class DenoStreamSocket implements StreamSocket {
   declare readonly tls?: TlsInfo; // set on TLS connections only
   #conn: DenoConn;
   #readSize = FIRST_READ;
-  #writing: Promise<void> | undefined;
+  #writing: Promise<unknown> | undefined; // the last write, which closeWrite() lets finish first
   #isClosed = false;
   #closed: Promise<void> | undefined;
   #markClosed: (() => void) | undefined;
@@ -212,6 +217,7 @@ class DenoStreamSocket implements StreamSocket {
       const offset = prefix?.length ?? 0;
       let buffer = withPrefix(MIN_READ, prefix);
       let readInto = offset === 0 ? buffer : buffer.subarray(offset);
+      let smallReads = 0;
       while (!this.#isClosed) {
         // #readInto's work, inline: its async frame would stay alive on every idle connection.
         let n: number | null;
@@ -227,9 +233,16 @@ class DenoStreamSocket implements StreamSocket {
           : responder.answer(readInto.subarray(0, n), buffer.subarray(0, offset + n));
         if (reply === null) break;
         // Awaited before the next read, which may overwrite a reply that is the lent chunk itself.
-        if (reply !== undefined && reply.length > 0) await this.write(reply);
-        const size = nextReadSize(readInto.length, n);
+        // conn.write() itself, not write(): no promise of our own per chunk.
+        if (reply !== undefined && reply.length > 0) {
+          const written = await (this.#writing = this.#conn.write(reply));
+          if (written < reply.length) await this.write(reply.subarray(written));
+        }
+        let size = nextReadSize(readInto.length, n);
+        if (size >= readInto.length) smallReads = 0;
+        else if (++smallReads < SHRINK_AFTER) size = readInto.length;
         if (size !== readInto.length) {
+          smallReads = 0;
           buffer = withPrefix(size, prefix);
           readInto = offset === 0 ? buffer : buffer.subarray(offset);
         }
@@ -256,7 +269,7 @@ class DenoStreamSocket implements StreamSocket {
 
   async #writeAll(bytes: Uint8Array): Promise<void> {
     // conn.write() may take only part of the data.
-    let written = 0;
+    let written = await this.#conn.write(bytes);
     while (written < bytes.length) written += await this.#conn.write(bytes.subarray(written));
   }
 
