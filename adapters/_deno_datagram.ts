@@ -34,7 +34,11 @@ class DenoDatagramSocket implements DatagramSocket {
   #inFlight = 0;
   #drainWaiters: (() => void)[] = [];
   #closed = false;
+  // The sender of the datagram last received, its address read once (a megamorphic load each:
+  // Deno makes a new address object per datagram).
   #from: UdpAddr | undefined;
+  #fromHost = "";
+  #fromPort = -1;
   // While onMessage runs, the first send() it makes is the answer, awaited by the receive loop.
   #inMessage = false;
   #answer: Promise<number> | undefined;
@@ -57,13 +61,13 @@ class DenoDatagramSocket implements DatagramSocket {
   async #receive(): Promise<void> {
     // One buffer for every receive. Each datagram is copied out at its own size (handlers may
     // keep it), unless the handlers said they copy what they keep (`lent`); then it lands right
-    // behind their headroom, written once, so an echo's answer is one view of the buffer.
+    // behind a copy of their reply prefix, written once, and prefix + datagram is one view.
     const lent = this.#handlers.lent === true;
-    const headroom = lent ? this.#handlers.headroom ?? EMPTY : EMPTY;
-    const buffer = new Uint8Array(headroom.length + MAX_PAYLOAD);
-    buffer.set(headroom);
-    const space = buffer.subarray(headroom.length);
-    const afterHeadroom = headroom.length > 0;
+    const prefix = lent ? this.#handlers.replyPrefix ?? EMPTY : EMPTY;
+    const buffer = new Uint8Array(prefix.length + MAX_PAYLOAD);
+    buffer.set(prefix);
+    const space = buffer.subarray(prefix.length);
+    const framed = prefix.length > 0;
     while (!this.#closed) {
       let data: Uint8Array;
       let from: UdpAddr;
@@ -75,11 +79,17 @@ class DenoDatagramSocket implements DatagramSocket {
         continue;
       }
       if (this.#closed) return;
+      const hostname = from.hostname;
+      const port = from.port;
       this.#from = from;
+      this.#fromHost = hostname;
+      this.#fromPort = port;
       this.#inMessage = true;
       try {
-        if (lent) this.#handlers.onMessage(data, from.hostname, from.port, afterHeadroom);
-        else this.#handlers.onMessage(this.#copyOut(data), from.hostname, from.port);
+        if (!lent) this.#handlers.onMessage(this.#copyOut(data), hostname, port);
+        else if (framed) {
+          this.#handlers.onMessage(data, hostname, port, buffer.subarray(0, prefix.length + data.length));
+        } else this.#handlers.onMessage(data, hostname, port);
       } finally {
         this.#inMessage = false;
       }
@@ -130,9 +140,8 @@ class DenoDatagramSocket implements DatagramSocket {
     if (this.#inFlight >= MAX_IN_FLIGHT || this.#closed) return false;
     this.#inFlight++;
     // An answer goes to the sender of the datagram just received: its address object serves again.
-    const from = this.#from;
-    const to = from !== undefined && from.port === port && from.hostname === hostname
-      ? from
+    const to = port === this.#fromPort && hostname === this.#fromHost && this.#from !== undefined
+      ? this.#from
       : { transport: "udp" as const, hostname, port };
     const sending = this.#conn.send(bytes, to);
     if (this.#inMessage && this.#answer === undefined) {
@@ -141,12 +150,17 @@ class DenoDatagramSocket implements DatagramSocket {
       this.#answerHost = hostname;
       this.#answerPort = port;
     } else {
-      sending.then(this.#sent, (error) => {
-        this.#sent();
-        this.#failed(error, hostname, port);
-      });
+      this.#track(sending, hostname, port);
     }
     return true;
+  }
+
+  // Any other send: settles on its own (out of send(), which stays small for the answer's path).
+  #track(sending: Promise<number>, hostname: string, port: number): void {
+    sending.then(this.#sent, (error) => {
+      this.#sent();
+      this.#failed(error, hostname, port);
+    });
   }
 
   onDrain(callback: () => void): void {

@@ -281,7 +281,7 @@ export interface DatagramHandlers {
    * One datagram arrived from `hostname` (an IP address, IPv4-mapped on a dual-stack socket)
    * and `port`. The bytes are the caller's to keep (adapters hand over a fresh array), unless `lent`.
    */
-  onMessage(bytes: Uint8Array, hostname: string, port: number, afterHeadroom?: boolean): void;
+  onMessage(bytes: Uint8Array, hostname: string, port: number, framed?: Uint8Array): void;
   /**
    * True when `onMessage` copies what it keeps past the call. An adapter may then hand over a view
    * into its receive buffer instead of a fresh array, a copy per datagram saved; that view stays
@@ -290,12 +290,13 @@ export interface DatagramHandlers {
    */
   readonly lent?: boolean;
   /**
-   * With `lent`: what the handler puts before a datagram in its answer (an echo's prefix). An
-   * adapter may keep these bytes in its receive buffer right before where each datagram lands,
-   * and then passes `afterHeadroom` true: the bytes just before the view, in its buffer, are the
-   * headroom, lent like the view, so headroom + datagram goes out as one view with no copy.
+   * With `lent`: bytes every answer begins with, when each answer is exactly these bytes and then
+   * the datagram (echo's prefix), as {@linkcode ChunkResponder.replyPrefix} for streams. An
+   * adapter that receives into one buffer of its own may keep a copy of them in front of where
+   * each datagram lands and pass both as one view, `framed`, to `onMessage`: the answer costs no
+   * copy and no allocation. `framed` is lent like the datagram. Adapters may ignore it.
    */
-  readonly headroom?: Uint8Array;
+  readonly replyPrefix?: Uint8Array;
   /**
    * A send failed (`hostname` and `port` say to whom, where the runtime tells), or the socket
    * reported an error of its own: an ICMP port unreachable arriving as `ECONNREFUSED` (Bun

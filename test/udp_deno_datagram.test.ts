@@ -63,19 +63,19 @@ console.log(JSON.stringify(firstSeenLater));
     expect(result).toEqual({ kept: "first", lent: "later" });
   });
 
-  test("a lent datagram lands right behind the handlers' headroom, and the echo answers with one view of it", async () => {
+  test("a lent datagram lands right behind the handlers' reply prefix, and the echo answers with that one view", async () => {
     const result = await inDeno(
-      "headroom",
+      "reply_prefix",
       `import { serveDatagramEcho, type Transport } from "${ROOT}src/mod.ts";
-// What the adapter hands over: the flag, and the bytes before the view in its buffer.
-const before: string[] = [];
-const got: boolean[] = [];
+// What the adapter hands over: the framed view, and whether it shares the datagram's buffer.
+const framedSeen: string[] = [];
+const sharesBuffer: boolean[] = [];
 const adapter = await bind({
   lent: true,
-  headroom: encode("Echo=>"),
-  onMessage(b, _hostname, _port, afterHeadroom) {
-    got.push(afterHeadroom === true);
-    before.push(decode(new Uint8Array(b.buffer, b.byteOffset - 6, 6)) + decode(b));
+  replyPrefix: encode("Echo=>"),
+  onMessage(b, _hostname, _port, framed) {
+    framedSeen.push(framed === undefined ? "none" : decode(framed));
+    sharesBuffer.push(framed?.buffer === b.buffer && framed.byteOffset + 6 === b.byteOffset);
   },
   onError() {},
 });
@@ -87,9 +87,9 @@ const transport = {
   bindDatagram: async (endpoint, handlers) => {
     const socket = await bindDenoDatagram(listen, endpoint, {
       ...handlers,
-      onMessage(b, hostname, port, afterHeadroom) {
+      onMessage(b, hostname, port, framed) {
         receivedIn = b.buffer;
-        handlers.onMessage(b, hostname, port, afterHeadroom);
+        handlers.onMessage(b, hostname, port, framed);
       },
     }, Deno.errors.AddrInUse);
     const send = socket.send.bind(socket);
@@ -103,15 +103,15 @@ const client = await bind({ onMessage: (b) => void echoes.push(decode(b)), onErr
 for (const [i, message] of ["one", "two", ""].entries()) {
   client.send(encode(message), "127.0.0.1", portOf(adapter));
   client.send(encode(message), "127.0.0.1", (echo.addr as { port: number }).port);
-  await until(() => before.length > i && echoes.length > i, "the datagram and its echo");
+  await until(() => framedSeen.length > i && echoes.length > i, "the datagram and its echo");
 }
 for (const s of [adapter, client, echo]) await s.close();
-console.log(JSON.stringify({ got, before, echoes, sameBuffer }));
+console.log(JSON.stringify({ framedSeen, sharesBuffer, echoes, sameBuffer }));
 `,
     );
     expect(result).toEqual({
-      got: [true, true, true],
-      before: ["Echo=>one", "Echo=>two", "Echo=>"],
+      framedSeen: ["Echo=>one", "Echo=>two", "Echo=>"],
+      sharesBuffer: [true, true, true],
       echoes: ["Echo=>one", "Echo=>two", "Echo=>"],
       sameBuffer: [true, true, true],
     });

@@ -153,19 +153,15 @@ export async function serveDatagramEcho(options: DatagramEchoOptions): Promise<D
   let socket: DatagramSocket | undefined;
   let closed = false;
 
-  function onMessage(bytes: Uint8Array, hostname: string, port: number, afterHeadroom?: boolean): void {
+  function onMessage(bytes: Uint8Array, hostname: string, port: number, framed?: Uint8Array): void {
     stats.received++;
     if (port === ownPort || port === 0 || port === 7 || port === 19) return reporter.drop("refusedPort");
     if (bytes.length > maxDatagram) return reporter.drop("tooBig");
     const verdict = sources.admit(hostname, port, clock.now());
     if (sources.newPeer) reporter.peer(hostname, port);
     if (verdict !== ADMITTED) return reporter.drop(verdict === RATE_LIMITED ? "rateLimited" : "overBudget");
-    // After the headroom, the prefix is already in place before the datagram: one view, no copy.
-    const reply = prefix.length === 0
-      ? bytes
-      : afterHeadroom === true
-      ? new Uint8Array(bytes.buffer, bytes.byteOffset - prefix.length, prefix.length + bytes.length)
-      : slabs.join(prefix, bytes);
+    // `framed` is prefix + datagram in the adapter's buffer already: no copy.
+    const reply = prefix.length === 0 ? bytes : framed ?? slabs.join(prefix, bytes);
     if (socket === undefined) return;
     if (socket.send(reply, hostname, port)) stats.answered++;
     else reporter.drop("sendBufferFull");
@@ -190,11 +186,10 @@ export async function serveDatagramEcho(options: DatagramEchoOptions): Promise<D
   }, {
     onMessage,
     onError,
-    // An answer is prefix + datagram copied into a reply slab, the datagram itself, or a view of
-    // the prefix in the headroom and the datagram behind it (sent during onMessage): nothing is
-    // kept past the call.
+    // An answer is prefix + datagram copied into a reply slab, the datagram itself, or the
+    // adapter's framed view (sent during onMessage): nothing is kept past the call.
     lent: true,
-    headroom: prefix,
+    replyPrefix: prefix,
   });
   ownPort = socket.addr.transport === "udp" ? socket.addr.port : -1;
   const url = formatAddress(socket.addr);

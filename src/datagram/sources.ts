@@ -108,7 +108,8 @@ export class SourceTable {
    * the tokens when it does.
    */
   admit(hostname: string, port: number, now: number): number {
-    const hash = sourceHash(hostname);
+    const v6 = hostname.includes(":");
+    const hash = sourceHash(hostname, v6);
     const slot = hash & this.#mask;
     const tag = (hash | 1) >>> 0; // never 0, which marks a free slot; unsigned, as the table stores it
     const tags = this.#tags;
@@ -117,7 +118,7 @@ export class SourceTable {
     const quiet = now - seen[slot]!;
     const refilled = Math.min(this.#burst, tokens[slot]! + quiet * this.#rate);
     // A peer is an address and port (an IPv6 address whole, not its /64).
-    const peer = mix((hostname.includes(":") ? fnv(hostname, 0) : hash) ^ port);
+    const peer = mix((v6 ? fnv(hostname, 0) : hash) ^ port);
     const peerSlot = peer & this.#mask;
     const peerTag = (peer | 1) >>> 0;
     this.newPeer = this.#peerTags[peerSlot] !== peerTag || now - this.#peerSeen[peerSlot]! >= PEER_QUIET_MS;
@@ -153,7 +154,7 @@ export class SourceTable {
    * send errors are logged once.
    */
   firstError(hostname: string): boolean {
-    const slot = sourceHash(hostname) & this.#mask;
+    const slot = sourceHash(hostname, hostname.includes(":")) & this.#mask;
     if (this.#errorLogged[slot]) return false;
     this.#errorLogged[slot] = 1;
     return true;
@@ -162,9 +163,9 @@ export class SourceTable {
 
 // FNV-1a over the source's key: an IPv4 address as it is written, an IPv6 address by its /64
 // (one host usually owns a whole /64), an IPv4-mapped IPv6 address as the IPv4 address.
-function sourceHash(hostname: string): number {
+function sourceHash(hostname: string, v6: boolean): number {
   let start = 0;
-  if (hostname.includes(":")) {
+  if (v6) {
     if (hostname.startsWith("::ffff:") && hostname.includes(".")) {
       start = 7;
     } else {
