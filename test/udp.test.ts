@@ -223,8 +223,9 @@ describe(`UDP safety on ${RUNTIME}`, () => {
     const elapsedS = (performance.now() - started) / 1000;
     await waitFor(() => server.stats.received === sent || undefined, 5000, "every datagram in");
     await settle();
-    // 1 at once, then 20/s: about 21 over the second (not 1, as with a clock that stood still).
-    expect(client.received.length).toBeGreaterThanOrEqual(10);
+    // 1 at once, then 20/s: about 21 over the second (not 1, as with a clock that stood still);
+    // at least 5 even if a loaded machine sent only a few datagrams, each more than 50 ms apart.
+    expect(client.received.length).toBeGreaterThanOrEqual(5);
     expect(client.received.length).toBeLessThanOrEqual(1 + Math.ceil(20 * (elapsedS + 0.2)));
     expect(server.stats.rateLimited).toBe(sent - client.received.length);
   });
