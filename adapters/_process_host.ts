@@ -43,6 +43,10 @@ export function processHost(transport: Transport): CliHost {
     exit(code) {
       void output.close(EXIT_FLUSH_MS).then(() => process.exit(code));
     },
+    onFatal(handler) {
+      process.on("uncaughtException", handler);
+      process.on("unhandledRejection", handler);
+    },
     onSignal: (signal, handler) => void process.on(signal, handler),
     readTextFile: (path) => readFile(path, "utf8"),
     fileDescriptors: fileDescriptorUsage,

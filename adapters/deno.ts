@@ -148,6 +148,19 @@ function nextReadSize(size: number, n: number): number {
   return n < size / 4 && size > MIN_READ ? Math.max(MIN_READ, size / 4) : size;
 }
 
+// answerEach keeps one buffer and cuts it only after this many reads in a row used under a
+// quarter of it: a stream's reads vary in size, and cutting at the first small one traded the
+// buffer for a new one every few reads (garbage that Deno's heap and glibc then keep).
+const SHRINK_AFTER = 8;
+
+/** A read buffer of `size` bytes, behind a copy of `prefix` when there is one. */
+function withPrefix(size: number, prefix: Uint8Array | undefined): Uint8Array {
+  if (prefix === undefined) return new Uint8Array(size);
+  const buffer = new Uint8Array(prefix.length + size);
+  buffer.set(prefix);
+  return buffer;
+}
+
 // --- socket ---
 
 /** Deno's TLS connections (Deno.startTls, Deno.connectTls; Deno 2.9) name their addresses without `transport`. */
@@ -160,7 +173,7 @@ class DenoStreamSocket implements StreamSocket {
   declare readonly tls?: TlsInfo; // set on TLS connections only
   #conn: DenoConn;
   #readSize = FIRST_READ;
-  #writing: Promise<void> | undefined;
+  #writing: Promise<unknown> | undefined; // the last write, which closeWrite() lets finish first
   #isClosed = false;
   #closed: Promise<void> | undefined;
   #markClosed: (() => void) | undefined;
@@ -197,23 +210,42 @@ class DenoStreamSocket implements StreamSocket {
     try {
       // One buffer, reused for every read (answerEach lends its chunks). It starts at the floor,
       // not at FIRST_READ: small exchanges then never allocate (and leave as garbage) a bigger one.
-      let buffer = new Uint8Array(MIN_READ);
+      // With a reply prefix, chunks are read right behind a copy of it, so prefix + chunk is
+      // answered from this buffer too: no reply buffer per chunk, which Deno would leave to GC
+      // and glibc to hold (docs/reliability.md).
+      const prefix = responder.replyPrefix;
+      const offset = prefix?.length ?? 0;
+      let buffer = withPrefix(MIN_READ, prefix);
+      let readInto = offset === 0 ? buffer : buffer.subarray(offset);
+      let smallReads = 0;
       while (!this.#isClosed) {
         // #readInto's work, inline: its async frame would stay alive on every idle connection.
         let n: number | null;
         try {
-          n = await this.#conn.read(buffer);
+          n = await this.#conn.read(readInto);
         } catch (error) {
           if (this.#isClosed || isTruncation(error)) break; // closed by us while the read was pending
           throw error;
         }
         if (n === null) break;
-        const reply = responder.answer(buffer.subarray(0, n));
+        const reply = offset === 0
+          ? responder.answer(buffer.subarray(0, n))
+          : responder.answer(readInto.subarray(0, n), buffer.subarray(0, offset + n));
         if (reply === null) break;
         // Awaited before the next read, which may overwrite a reply that is the lent chunk itself.
-        if (reply !== undefined && reply.length > 0) await this.write(reply);
-        const size = nextReadSize(buffer.length, n);
-        if (size !== buffer.length) buffer = new Uint8Array(size);
+        // conn.write() itself, not write(): no promise of our own per chunk.
+        if (reply !== undefined && reply.length > 0) {
+          const written = await (this.#writing = this.#conn.write(reply));
+          if (written < reply.length) await this.write(reply.subarray(written));
+        }
+        let size = nextReadSize(readInto.length, n);
+        if (size >= readInto.length) smallReads = 0;
+        else if (++smallReads < SHRINK_AFTER) size = readInto.length;
+        if (size !== readInto.length) {
+          smallReads = 0;
+          buffer = withPrefix(size, prefix);
+          readInto = offset === 0 ? buffer : buffer.subarray(offset);
+        }
       }
     } catch (error) {
       failure = error;
@@ -237,7 +269,7 @@ class DenoStreamSocket implements StreamSocket {
 
   async #writeAll(bytes: Uint8Array): Promise<void> {
     // conn.write() may take only part of the data.
-    let written = 0;
+    let written = await this.#conn.write(bytes);
     while (written < bytes.length) written += await this.#conn.write(bytes.subarray(written));
   }
 
@@ -677,6 +709,17 @@ export const host: CliHost = {
   writeErr: output.err,
   exit(code) {
     void output.close(EXIT_FLUSH_MS).then(() => Deno.exit(code));
+  },
+  onFatal(handler) {
+    // preventDefault keeps Deno from printing the error and exiting at once.
+    globalThis.addEventListener("error", (event) => {
+      event.preventDefault();
+      handler(event.error);
+    });
+    globalThis.addEventListener("unhandledrejection", (event) => {
+      event.preventDefault();
+      handler(event.reason);
+    });
   },
   onSignal: (signal, handler) => Deno.addSignalListener(signal, handler),
   readTextFile: (path) => Deno.readTextFile(path),

@@ -134,10 +134,8 @@ export function createEchoHandler(options: EchoOptions = {}): ConnectionHandler 
   if (mode === "line") {
     return withIdleTimeout((socket, context) => echoLines(socket, context, prefix, maxLine), idleTimeoutMs);
   }
-  const answerChunk = chunkAnswerer(
-    mode === "raw" || prefix.length === 0 ? undefined : prefix,
-    new ReplySlabs(options.allocate),
-  );
+  const replyPrefix = mode === "raw" || prefix.length === 0 ? undefined : prefix;
+  const answerChunk = chunkAnswerer(replyPrefix, new ReplySlabs(options.allocate));
   const echoChunks: ConnectionHandler = (socket, context) => {
     // Every chunk is answered before the next is read, so nothing is ever left unanswered here:
     // a graceful shutdown may send FIN at any time (queued answers go first).
@@ -145,15 +143,16 @@ export function createEchoHandler(options: EchoOptions = {}): ConnectionHandler 
     return answerAll(socket, (chunk) => answerChunk(chunk, context));
   };
   // Without an idle timeout, the server may run it chunk by chunk (see ChunkAnswering).
-  if (!Number.isFinite(idleTimeoutMs)) return Object.assign(echoChunks, { answerChunk });
+  if (!Number.isFinite(idleTimeoutMs)) return Object.assign(echoChunks, { answerChunk, replyPrefix });
   return withIdleTimeout(echoChunks, idleTimeoutMs);
 }
 
 /** Echo's answer to one chunk in `chunk` and `raw` modes: prefix + chunk, or the chunk itself. */
 function chunkAnswerer(prefix: Uint8Array | undefined, slabs: ReplySlabs): ChunkAnswering["answerChunk"] {
-  return (chunk, context) => {
+  return (chunk, context, framed) => {
     if (context.stopping) return null;
-    const reply = prefix ? slabs.join(prefix, chunk) : chunk;
+    // `framed` is the prefix and the chunk already side by side in the socket's read buffer.
+    const reply = prefix ? framed ?? slabs.join(prefix, chunk) : chunk;
     context.bytesIn += chunk.length;
     context.bytesOut += reply.length;
     context.lastActivity = Date.now();

@@ -153,7 +153,9 @@ export interface ChunkAnswering {
    * Returns the answer to `chunk` (see {@linkcode ChunkResponder.answer}): bytes to write,
    * `undefined` for none, `null` to stop reading. Must not throw for bad input: answer or stop.
    */
-  answerChunk(chunk: Uint8Array, context: ConnectionContext): Uint8Array | null | undefined;
+  answerChunk(chunk: Uint8Array, context: ConnectionContext, framed?: Uint8Array): Uint8Array | null | undefined;
+  /** What every answer begins with, where `answerChunk` can take `framed` (see {@linkcode ChunkResponder.replyPrefix}). */
+  replyPrefix?: Uint8Array;
 }
 
 /**
@@ -191,7 +193,13 @@ export async function serve(
   let stopping = false;
   let emptied: { promise: Promise<void>; resolve(): void } | undefined;
 
-  const hooks: ConnectionHooks = { logger, startedAt: Date.now(), answerChunk: handler.answerChunk, finish };
+  const hooks: ConnectionHooks = {
+    logger,
+    startedAt: Date.now(),
+    answerChunk: handler.answerChunk,
+    replyPrefix: handler.replyPrefix,
+    finish,
+  };
 
   function run(socket: StreamSocket): void {
     const connection = new Connection(socket, hooks, stopping);
@@ -391,6 +399,7 @@ interface ConnectionHooks {
   /** `Date.now()` when the server was created. */
   readonly startedAt: number;
   readonly answerChunk: ChunkAnswering["answerChunk"] | undefined;
+  readonly replyPrefix: Uint8Array | undefined;
   finish(connection: Connection): Promise<void>;
 }
 
@@ -446,8 +455,12 @@ class Connection implements ConnectionContext, ChunkResponder {
     return this.socket instanceof ProxiedSocket ? { proxy: formatAddress(this.socket.proxy) } : undefined;
   }
 
-  answer(chunk: Uint8Array): Uint8Array | null | undefined {
-    return this.#hooks.answerChunk!(chunk, this);
+  get replyPrefix(): Uint8Array | undefined {
+    return this.#hooks.replyPrefix;
+  }
+
+  answer(chunk: Uint8Array, framed?: Uint8Array): Uint8Array | null | undefined {
+    return this.#hooks.answerChunk!(chunk, this, framed);
   }
 
   ended(error?: unknown): void {

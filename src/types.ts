@@ -109,7 +109,15 @@ export interface ChunkResponder {
    * `read()`. The chunk is lent: it is valid only until `answer` returns (an adapter may read
    * every chunk into one reused buffer), unless it is returned as the answer.
    */
-  answer(chunk: Uint8Array): Uint8Array | null | undefined;
+  answer(chunk: Uint8Array, framed?: Uint8Array): Uint8Array | null | undefined;
+  /**
+   * Bytes every answer begins with, when each answer is exactly these bytes and then the chunk
+   * (echo's prefix). An adapter that reads every chunk into one buffer of its own may keep a copy
+   * of them in front of where it reads and pass both as one view, `framed`, to `answer`, which
+   * then returns it: the answer costs no copy and no allocation. `framed` is lent like the chunk.
+   * Adapters may ignore it.
+   */
+  readonly replyPrefix?: Uint8Array;
   /**
    * Called once when answering is over: at end of input, after `answer` returned `null`, or
    * with the error when the socket failed or `answer` threw.

@@ -4,7 +4,9 @@
 
 import { afterEach, describe, expect, test } from "vitest";
 import { execFileSync } from "node:child_process";
-import { rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { LineOutput } from "../src/cli/output.ts";
 import {
   bytes,
@@ -13,6 +15,7 @@ import {
   cliCommand,
   deadline,
   readAtLeast,
+  ROOT,
   rssBytes,
   runCommand,
   RUNTIME,
@@ -222,6 +225,41 @@ describe(`log output on ${RUNTIME}`, () => {
     },
     240_000,
   );
+
+  for (const kind of ["an uncaught exception", "an unhandled rejection"]) {
+    test(`${kind} flushes the queued lines, prints one line and exits 70, with no stack trace`, async () => {
+      // The CLI's own host and fatal handler, in a script that queues lines and then fails.
+      const dir = mkdtempSync(join(tmpdir(), "echogate-fatal-"));
+      resources.add({ close: () => rmSync(dir, { recursive: true, force: true }) });
+      const from = RUNTIME === "node" ? `${ROOT}npm/esm/` : ROOT;
+      const ext = RUNTIME === "node" ? "js" : "ts";
+      const failure = kind === "an uncaught exception"
+        ? `setTimeout(() => { throw new Error("boom"); });`
+        : `void Promise.reject(new Error("boom"));`;
+      const script = `${dir}/fatal.mjs`;
+      writeFileSync(
+        script,
+        `import { loadAdapter } from "${from}adapters/mod.${ext}";
+import { exitOnFatal } from "${from}src/cli/main.${ext}";
+const { host } = await loadAdapter();
+exitOnFatal(host);
+for (let i = 0; i < 5000; i++) host.writeOut(\`line \${i} \${"x".repeat(90)}\`);
+${failure}
+`,
+      );
+      const command = RUNTIME === "node"
+        ? ["node"]
+        : RUNTIME === "deno"
+        ? [cliCommand("deno")[0]!, "run", "-A"]
+        : [cliCommand("bun")[0]!];
+      const { code, stdout, stderr } = await runCommand([...command, script]);
+      expect(stderr).toBe("echogate: fatal: boom\n");
+      const lines = stdout.split("\n").filter((line) => line !== "");
+      expect(lines.length).toBe(5000);
+      expect(lines.at(-1)).toMatch(/^line 4999 x+$/);
+      expect(code).toBe(70);
+    });
+  }
 
   test("LineOutput: a full queue drops and counts lines, and reports them in their place once half drained", async () => {
     const writes: string[] = [];

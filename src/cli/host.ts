@@ -25,6 +25,11 @@ export interface CliHost {
   writeErr(line: string): void;
   /** Ends the process with `code`. */
   exit(code: number): void;
+  /**
+   * Runs `handler` instead of the runtime's default for an error nothing caught (an uncaught
+   * exception or an unhandled rejection); the handler must end the process.
+   */
+  onFatal?(handler: (error: unknown) => void): void;
   /** Runs `handler` on every delivery of `signal`. */
   onSignal(signal: "SIGINT" | "SIGTERM" | "SIGHUP", handler: () => void): void;
   /** Reads a UTF-8 text file. */

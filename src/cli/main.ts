@@ -54,6 +54,7 @@ Options:
  * ```
  */
 export async function runCli(host: CliHost): Promise<number> {
+  exitOnFatal(host);
   try {
     return await dispatch(host);
   } catch (error) {
@@ -104,4 +105,34 @@ async function dispatch(host: CliHost): Promise<number> {
     return 0;
   }
   return await command.run(host, parsed.positionals, parsed.options);
+}
+
+/** The exit code after an error nothing caught (EX_SOFTWARE, sysexits.h). */
+export const FATAL_EXIT_CODE = 70;
+
+/**
+ * Makes an error nothing caught end the process the way the CLI's own errors do: one line on
+ * standard error, what is queued for output flushed (bounded, see {@linkcode CliHost.exit}), exit
+ * code {@linkcode FATAL_EXIT_CODE}. The runtime's default would print a stack trace and drop the
+ * queued lines. A second error while exiting changes nothing. {@linkcode runCli} calls it.
+ *
+ * @param host The runtime's host; without `onFatal` nothing changes.
+ *
+ * @example
+ * ```ts ignore
+ * import { exitOnFatal } from "./main.ts";
+ * import { host } from "../../adapters/node.ts";
+ *
+ * exitOnFatal(host);
+ * setTimeout(() => { throw new Error("boom"); }); // "echogate: fatal: boom", exit code 70
+ * ```
+ */
+export function exitOnFatal(host: CliHost): void {
+  let exiting = false;
+  host.onFatal?.((error) => {
+    if (exiting) return;
+    exiting = true;
+    host.writeErr(`echogate: fatal: ${errorMessage(error)}`);
+    host.exit(FATAL_EXIT_CODE);
+  });
 }
