@@ -36,12 +36,15 @@ const USAGE = `Usage: node scripts/bench.mjs [options]
 Options:
   --runtimes LIST      node,deno,bun (default all three)
   --scenarios LIST     stream,pingpong,idle,connect,connect-proxy,tls-stream,tls-pingpong,tls-connect,
-                       tls-stream-close,tls-pingpong-close,tls-connect-close,udp
+                       tls-stream-close,tls-pingpong-close,tls-connect-close,tls-stream-close-nodetls,
+                       tls-pingpong-close-nodetls,tls-connect-close-nodetls,udp
                        (default all); connect-proxy compares echogate's gate with and without
                        --proxy-protocol; the tls- ones are the same over TLS (a throwaway EC P-256
                        certificate made with openssl), tls-connect a full handshake per knock; on Deno
                        they run echogate with --tls-stalled-handshakes hold (Deno.listenTls, as the
-                       baseline) and the -close ones (Deno only) with its default; udp a UDP pingpong
+                       baseline) and the -close ones (Deno only) with its default; the -close-nodetls
+                       ones (Deno only) the same against a node:tls baseline
+                       (bench/baseline/node.mjs run on Deno); udp a UDP pingpong
   --seconds S          length of one measurement (default 2.5)
   --rounds N           rounds per cell, alternating the order (default 4)
   --idle-conns N       connections held in the idle scenario (default 5000)
@@ -63,7 +66,8 @@ try {
       scenarios: {
         type: "string",
         default: "stream,pingpong,idle,connect,connect-proxy,tls-stream,tls-pingpong,tls-connect," +
-          "tls-stream-close,tls-pingpong-close,tls-connect-close,udp",
+          "tls-stream-close,tls-pingpong-close,tls-connect-close,tls-stream-close-nodetls," +
+          "tls-pingpong-close-nodetls,tls-connect-close-nodetls,udp",
       },
       seconds: { type: "string", default: "2.5" },
       rounds: { type: "string", default: "4" },
@@ -102,6 +106,9 @@ const SCENARIO_NAMES = list(
     "tls-stream-close",
     "tls-pingpong-close",
     "tls-connect-close",
+    "tls-stream-close-nodetls",
+    "tls-pingpong-close-nodetls",
+    "tls-connect-close-nodetls",
     "udp",
   ],
   "--scenarios",
@@ -412,6 +419,15 @@ SCENARIOS["tls-connect"] = { ...overTls(SCENARIOS.connect), unit: "handshakes/s"
 SCENARIOS["tls-stream-close"] = overTls(SCENARIOS.stream, "close");
 SCENARIOS["tls-pingpong-close"] = overTls(SCENARIOS.pingpong, "close");
 SCENARIOS["tls-connect-close"] = { ...overTls(SCENARIOS.connect, "close"), unit: "handshakes/s" };
+// The same, against a node:tls baseline run on Deno (bench/baseline/node.mjs): what is Deno's node:tls, what is echogate's.
+for (const name of ["tls-stream-close", "tls-pingpong-close", "tls-connect-close"]) {
+  const scenario = SCENARIOS[name];
+  SCENARIOS[`${name}-nodetls`] = {
+    ...scenario,
+    what: `${scenario.what}; baseline: bench/baseline/node.mjs (node:tls) on Deno`,
+    baselineFiles: { deno: "node.mjs" },
+  };
+}
 
 /** One throughput measurement of a running server. */
 async function measureThroughput(server, scenario, seconds) {
@@ -634,6 +650,8 @@ function goal(cell) {
     case "tls-pingpong":
     case "tls-stream-close":
     case "tls-pingpong-close":
+    case "tls-stream-close-nodetls":
+    case "tls-pingpong-close-nodetls":
     case "udp":
       return cell.ratio >= 0.95 ? "met (≥ 0.95)" : "missed (≥ 0.95)";
     case "idle":
@@ -713,7 +731,7 @@ async function main() {
   for (const runtime of RUNTIMES) {
     for (const name of SCENARIO_NAMES) {
       // Elsewhere "close" is what the plain TLS cells already measure.
-      if (name.endsWith("-close") && runtime !== "deno") continue;
+      if (name.includes("-close") && runtime !== "deno") continue;
       console.log(`${runtime} ${name}: ${SCENARIOS[name].what}`);
       cells.push(await runCell(runtime, name));
     }
