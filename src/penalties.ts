@@ -166,6 +166,8 @@ export class PenaltyBox {
    * @returns True while its source's penalty is active and not yet expired.
    */
   isBlocked(address: string): boolean {
+    // Asked at every accept, mostly with nobody penalised: then nothing to parse or look up.
+    if (this.#tables.ipv4.size === 0 && this.#tables.ipv6.size === 0) return false;
     const source = sourceOf(address);
     if (!source) return false;
     const table = this.#tables[source.family];

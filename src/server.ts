@@ -205,11 +205,17 @@ export async function serve(
     const connection = new Connection(socket, hooks, stopping);
     connections.add(connection);
     const tls = socket.tls;
-    const proxy = connection.proxy;
+    const proxy = socket instanceof ProxiedSocket ? formatAddress(socket.proxy) : undefined;
+    // Built whole, not spread: one object shape per kind of connection (a spread copies
+    // property by property).
     logger.log(
-      tls || proxy
-        ? { event: "connect", remote: connection.remote, ...proxy, ...(tls && { tls }) }
-        : { event: "connect", remote: connection.remote },
+      tls
+        ? proxy === undefined
+          ? { event: "connect", remote: connection.remote, tls }
+          : { event: "connect", remote: connection.remote, proxy, tls }
+        : proxy === undefined
+        ? { event: "connect", remote: connection.remote }
+        : { event: "connect", remote: connection.remote, proxy },
     );
     if (handler.answerChunk && socket.answerEach) {
       // Answered chunk by chunk, each before the next is read: never anything unanswered here.
@@ -232,14 +238,21 @@ export async function serve(
 
   async function finish(connection: Connection): Promise<void> {
     await closeGracefully(connection.socket, { lingerMs, pendingRead: connection.pendingRead });
-    logger.log({
-      event: "close",
-      remote: connection.remote,
-      ...connection.proxy,
-      bytesIn: connection.bytesIn,
-      bytesOut: connection.bytesOut,
-      durationMs: Date.now() - connection.connectedAt,
-    });
+    const socket = connection.socket;
+    const durationMs = Date.now() - connection.connectedAt;
+    const { bytesIn, bytesOut } = connection;
+    logger.log(
+      socket instanceof ProxiedSocket
+        ? {
+          event: "close",
+          remote: connection.remote,
+          proxy: formatAddress(socket.proxy),
+          bytesIn,
+          bytesOut,
+          durationMs,
+        }
+        : { event: "close", remote: connection.remote, bytesIn, bytesOut, durationMs },
+    );
     connections.delete(connection);
     if (connections.size === 0 && emptied) {
       emptied.resolve();
@@ -448,11 +461,6 @@ class Connection implements ConnectionContext, ChunkResponder {
   // Formatted when logged, not kept: a string per idle connection adds up.
   get remote(): string {
     return formatAddress(this.socket.remoteAddr);
-  }
-
-  // `{ proxy }` for events, when the connection came through a PROXY protocol header.
-  get proxy(): { proxy: string } | undefined {
-    return this.socket instanceof ProxiedSocket ? { proxy: formatAddress(this.socket.proxy) } : undefined;
   }
 
   get replyPrefix(): Uint8Array | undefined {

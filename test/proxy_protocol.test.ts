@@ -247,6 +247,32 @@ describe("PROXY protocol parser: random and damaged bytes", () => {
     );
   });
 
+  test("parseWhole (a first chunk alone, no parser): the outcome of a parser fed byte by byte, or undefined only when that is partial or a v1 line", () => {
+    const byByte = (bytes: Uint8Array) => consumed(bytes, Array.from({ length: bytes.length }, (_, i) => i));
+    fc.assert(
+      fc.property(
+        fc.oneof(inputs, fc.tuple(anyValid, payload).map(([c, body]) => concat([c.bytes, body]))),
+        (bytes) => {
+          const whole = ProxyHeaderParser.parseWhole(bytes);
+          const reference = byByte(bytes);
+          if (whole === undefined) {
+            // Not decided by the chunk alone: an incomplete v2 header, or not v2 at all (v1, noise).
+            const v2Start = bytes.length >= 16 && bytes[0] === V2_SIGNATURE[0];
+            expect(v2Start ? reference.result.status : "not v2").toBe(v2Start ? "partial" : "not v2");
+            return;
+          }
+          expect(whole.status).toBe(reference.result.status);
+          if (whole.status === "header" && reference.result.status === "header") {
+            expect(whole.header).toEqual(reference.result.header);
+            expect(bytes.length - whole.rest.length).toBe(reference.used);
+            expect(whole.rest.buffer).toBe(bytes.buffer); // a view of the chunk, not a copy
+          }
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
   test("pushing after the outcome says so instead of parsing again", () => {
     const parser = new ProxyHeaderParser();
     expect(parser.push(enc.encode("PROXY UNKNOWN\r\n")).status).toBe("header");

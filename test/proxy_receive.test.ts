@@ -244,6 +244,28 @@ describe("proxyProtocol: bad peers are refused, with the reason, and harm no one
     ]);
   });
 
+  test("a header completed while older and newer ones still wait: served, and the others still refused at their deadlines", async () => {
+    const { logger, port } = await echoServer({ timeoutMs: 800 });
+    const [first, middle, last] = [await dial(port), await dial(port), await dial(port)];
+    for (const socket of [first, middle, last]) await socket.write(bytes("PROXY "));
+    const started = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // The middle one of three reads in the listener's list finishes its header (v1, split).
+    await middle.write(bytes("TCP4 192.0.2.7 198.51.100.1 40000 8001\r\nhi"));
+    expect(text(await readAtLeast(middle, 8))).toBe("Echo=>hi");
+    expect(refusals(logger.events)).toEqual([]);
+    expect((await readAll(first)).length).toBe(0);
+    expect((await readAll(last)).length).toBe(0);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(800 - 20);
+    expect(refusals(logger.events).map((e) => e.reason)).toEqual([
+      "no complete PROXY header within 0.8 s",
+      "no complete PROXY header within 0.8 s",
+    ]);
+    // The served one stays open and answers.
+    await middle.write(bytes("again"));
+    expect(text(await readAtLeast(middle, 11))).toBe("Echo=>again");
+  });
+
   test("closing the server closes connections still sending their header", async () => {
     const { server, port } = await echoServer();
     const socket = await dial(port);

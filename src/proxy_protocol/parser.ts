@@ -114,11 +114,9 @@ export class ProxyHeaderParser {
   push(chunk: Uint8Array): ProxyParseResult {
     if (this.#outcome) return { status: "invalid", reason: "the header was already read" };
     // The common case, a whole v2 header at the start of one read: checked and parsed in place.
-    if (this.#startLength === 0 && chunk.length >= 16 && chunk[0] === V2_SIGNATURE[0]) {
-      const failure = v2FixedFailure(chunk);
-      if (failure !== undefined) return this.#settle({ status: "invalid", reason: failure });
-      const total = 16 + ((chunk[14]! << 8) | chunk[15]!);
-      if (chunk.length >= total) return this.#settle(v2Header(chunk, total, chunk.subarray(total)));
+    if (this.#startLength === 0) {
+      const whole = ProxyHeaderParser.parseWhole(chunk);
+      if (whole !== undefined) return this.#settle(whole);
     }
     let offset = 0;
     if (this.#v2 === undefined) {
@@ -138,6 +136,36 @@ export class ProxyHeaderParser {
     offset += take;
     if (this.#v2Filled < v2.length) return PARTIAL;
     return this.#settle(v2Header(v2, v2.length, chunk.subarray(offset)));
+  }
+
+  /**
+   * The outcome for a connection's first chunk when it decides one by itself: it begins with a
+   * whole v2 header (or with v2's fixed 16 bytes, already invalid). `undefined` otherwise (v1, or
+   * a header still incomplete): then push the chunk to a parser. What a proxy sends first is
+   * usually a whole header, so most connections never need a parser of their own.
+   *
+   * @param chunk A connection's first bytes.
+   * @returns `header` or `invalid` as {@linkcode push} would return them, or `undefined`.
+   *
+   * @example
+   * ```ts
+   * import { encodeProxyHeader, ProxyHeaderParser } from "./mod.ts";
+   *
+   * const header = encodeProxyHeader({
+   *   version: 2,
+   *   source: { transport: "tcp", hostname: "192.0.2.7", port: 40000 },
+   *   destination: { transport: "tcp", hostname: "198.51.100.1", port: 8001 },
+   * });
+   * console.log(ProxyHeaderParser.parseWhole(header)?.status); // "header"
+   * console.log(ProxyHeaderParser.parseWhole(header.subarray(0, 20))); // undefined
+   * ```
+   */
+  static parseWhole(chunk: Uint8Array): Exclude<ProxyParseResult, { status: "partial" }> | undefined {
+    if (chunk.length < 16 || chunk[0] !== V2_SIGNATURE[0]) return undefined;
+    const failure = v2FixedFailure(chunk);
+    if (failure !== undefined) return { status: "invalid", reason: failure };
+    const total = 16 + ((chunk[14]! << 8) | chunk[15]!);
+    return chunk.length >= total ? v2Header(chunk, total, chunk.subarray(total)) : undefined;
   }
 
   #settle(outcome: ProxyParseResult): ProxyParseResult {
@@ -321,7 +349,11 @@ function validToken(field: number, text: string, family: string): string | undef
 }
 
 // The header is bytes[0, end).
-function v2Header(bytes: Uint8Array, end: number, rest: Uint8Array): ProxyParseResult {
+function v2Header(
+  bytes: Uint8Array,
+  end: number,
+  rest: Uint8Array,
+): Exclude<ProxyParseResult, { status: "partial" }> {
   const command = (bytes[12]! & 0x0f) === 1 ? "proxy" : "local";
   const familyCode = bytes[13]! >> 4;
   const family = V2_FAMILIES[familyCode]!;

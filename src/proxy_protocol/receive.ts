@@ -223,8 +223,9 @@ export type ProxyHeaderOutcome = ProxiedSocket | { reason: string };
  * socket's data callback where it has a {@linkcode ReadQueue}: no promise, no async frame), and
  * one timer serves every connection's deadline. The timeout is the same for all, so the oldest
  * read always has the nearest deadline: the timer is armed for it alone and, when it fires,
- * refuses whatever is overdue and re-arms for the next. A connection costs a parser and an entry
- * in an insertion-ordered set, never a timer of its own.
+ * refuses whatever is overdue and re-arms for the next. A connection costs one small object,
+ * linked into the listener's list of reads, never a timer of its own; it gets a parser only when
+ * its first chunk does not hold a whole v2 header.
  *
  * @example
  * ```ts ignore
@@ -240,8 +241,11 @@ export type ProxyHeaderOutcome = ProxiedSocket | { reason: string };
 export class ProxyHeaderReads {
   readonly #timeoutMs: number;
   readonly #onOutcome: (socket: StreamSocket, outcome: ProxyHeaderOutcome) => void;
-  // In start order, which is deadline order (one timeout for all).
-  readonly #pending = new Set<HeaderRead>();
+  // In start order, which is deadline order (one timeout for all): linked through the reads
+  // themselves, oldest first, so a read joins and leaves with no table to hash into or grow.
+  #oldest: HeaderRead | undefined;
+  #newest: HeaderRead | undefined;
+  #size = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
 
   /**
@@ -258,7 +262,7 @@ export class ProxyHeaderReads {
 
   /** Connections whose header is still being read. */
   get size(): number {
-    return this.#pending.size;
+    return this.#size;
   }
 
   /**
@@ -268,7 +272,11 @@ export class ProxyHeaderReads {
    */
   start(socket: StreamSocket): void {
     const read = new HeaderRead(this, socket, Date.now() + this.#timeoutMs);
-    this.#pending.add(read);
+    read.previous = this.#newest;
+    if (this.#newest) this.#newest.next = read;
+    else this.#oldest = read;
+    this.#newest = read;
+    this.#size++;
     this.#timer ??= setTimeout(this.#expire, this.#timeoutMs);
     // A push-style socket's chunks are its own (not lent, as answerEach's may be): the bytes
     // after the header are kept as they came, with no copy.
@@ -278,11 +286,12 @@ export class ProxyHeaderReads {
 
   /** Closes every connection still sending its header (without an outcome) and stops the timer. */
   closeAll(): void {
-    for (const read of this.#pending) {
+    for (let read = this.#oldest; read; read = read.next) {
       read.settled = true;
       read.socket.close();
     }
-    this.#pending.clear();
+    this.#oldest = this.#newest = undefined;
+    this.#size = 0;
     clearTimeout(this.#timer);
     this.#timer = undefined;
   }
@@ -291,14 +300,24 @@ export class ProxyHeaderReads {
   settle(read: HeaderRead, outcome: ProxyHeaderOutcome): void {
     if (read.settled) return;
     read.settled = true;
-    this.#pending.delete(read);
+    this.#unlink(read);
     this.#onOutcome(read.socket, outcome);
+  }
+
+  #unlink(read: HeaderRead): void {
+    const { previous, next } = read;
+    if (previous) previous.next = next;
+    else this.#oldest = next;
+    if (next) next.previous = previous;
+    else this.#newest = previous;
+    read.previous = read.next = undefined;
+    this.#size--;
   }
 
   #expire = (): void => {
     this.#timer = undefined;
     const now = Date.now();
-    for (const read of this.#pending) {
+    for (let read = this.#oldest; read; read = this.#oldest) {
       if (read.deadline > now) {
         this.#timer = setTimeout(this.#expire, read.deadline - now);
         return;
@@ -313,8 +332,12 @@ class HeaderRead implements ChunkListener {
   readonly #reads: ProxyHeaderReads;
   readonly socket: StreamSocket;
   readonly deadline: number;
-  readonly #parser = new ProxyHeaderParser();
+  // Made at the first chunk that does not hold a whole header (most never need one).
+  #parser: ProxyHeaderParser | undefined = undefined;
   settled = false;
+  // Links in the listener's list of reads, in start order.
+  previous: HeaderRead | undefined = undefined;
+  next: HeaderRead | undefined = undefined;
 
   constructor(reads: ProxyHeaderReads, socket: StreamSocket, deadline: number) {
     this.#reads = reads;
@@ -329,7 +352,16 @@ class HeaderRead implements ChunkListener {
       this.ended(error);
       return false;
     }
-    const result = this.#parser.push(chunk);
+    let parser = this.#parser;
+    if (parser === undefined) {
+      const whole = ProxyHeaderParser.parseWhole(chunk);
+      if (whole !== undefined) {
+        this.#reads.settle(this, outcomeOf(this.socket, whole));
+        return false;
+      }
+      parser = this.#parser = new ProxyHeaderParser();
+    }
+    const result = parser.push(chunk);
     if (result.status === "partial") return true;
     this.#reads.settle(this, outcomeOf(this.socket, result));
     return false;

@@ -1,0 +1,132 @@
+// `npm run bench`'s options: parsed once from the command line, shared by every part of the run.
+
+import { execFileSync } from "node:child_process";
+import { join, resolve } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+
+export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+export const BIN = join(ROOT, "node_modules/.bin");
+export const DENO = join(BIN, "deno");
+export const BUN = join(BIN, "bun");
+
+export const USAGE = `Usage: node scripts/bench.mjs [options]
+
+Options:
+  --runtimes LIST      node,deno,bun (default all three)
+  --scenarios LIST     stream,pingpong,idle,connect,connect-proxy,tls-stream,tls-pingpong,tls-connect,
+                       tls-stream-close,tls-pingpong-close,tls-connect-close,tls-stream-close-nodetls,
+                       tls-pingpong-close-nodetls,tls-connect-close-nodetls,udp
+                       (default all); connect-proxy compares echogate's gate with and without
+                       --proxy-protocol; the tls- ones are the same over TLS (a throwaway EC P-256
+                       certificate made with openssl), tls-connect a full handshake per knock; on Deno
+                       they run echogate with --tls-stalled-handshakes hold (Deno.listenTls, as the
+                       baseline) and the -close ones (Deno only) with its default; the -close-nodetls
+                       ones (Deno only) the same against a node:tls baseline
+                       (bench/baseline/node.mjs run on Deno); udp a UDP pingpong
+  --seconds S          length of one measurement (default 2.5)
+  --rounds N           rounds per cell, alternating the order (default 4)
+  --idle-conns N       connections held in the idle scenario (default 5000)
+  --idle-settle S      seconds the idle scenario's server stays quiet after its warm-up, before the
+                       first reading (default 6)
+  --generator RT       runtime that runs the load generator: bun, node or deno (default bun)
+  --check-generator    first measure the generator against a C epoll server (needs cc)
+  --no-pin             do not pin servers and generator to separate CPUs
+  --skip-build         do not run the npm build first (node runs echogate from npm/)
+  --out DIR            where results.json and results.md go (default bench)
+  --echogate DIR       run echogate's servers from another checkout (built, for node), e.g. to
+                       measure a change; the baselines and the generator stay this checkout's`;
+
+export let options;
+try {
+  options = parseArgs({
+    options: {
+      runtimes: { type: "string", default: "node,deno,bun" },
+      scenarios: {
+        type: "string",
+        default: "stream,pingpong,idle,connect,connect-proxy,tls-stream,tls-pingpong,tls-connect," +
+          "tls-stream-close,tls-pingpong-close,tls-connect-close,tls-stream-close-nodetls," +
+          "tls-pingpong-close-nodetls,tls-connect-close-nodetls,udp",
+      },
+      seconds: { type: "string", default: "2.5" },
+      rounds: { type: "string", default: "4" },
+      "idle-conns": { type: "string", default: "5000" },
+      "idle-settle": { type: "string", default: "6" },
+      generator: { type: "string", default: "bun" },
+      "check-generator": { type: "boolean", default: false },
+      "no-pin": { type: "boolean", default: false },
+      "skip-build": { type: "boolean", default: false },
+      out: { type: "string", default: "bench" },
+      echogate: { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  }).values;
+} catch (error) {
+  console.error(`bench: ${error.message}\n\n${USAGE}`);
+  process.exit(2);
+}
+if (options.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+
+export const RUNTIMES = list(options.runtimes, ["node", "deno", "bun"], "--runtimes");
+export const SCENARIO_NAMES = list(
+  options.scenarios,
+  [
+    "stream",
+    "pingpong",
+    "idle",
+    "connect",
+    "connect-proxy",
+    "tls-stream",
+    "tls-pingpong",
+    "tls-connect",
+    "tls-stream-close",
+    "tls-pingpong-close",
+    "tls-connect-close",
+    "tls-stream-close-nodetls",
+    "tls-pingpong-close-nodetls",
+    "tls-connect-close-nodetls",
+    "udp",
+  ],
+  "--scenarios",
+);
+export const SECONDS = positive(options.seconds, "--seconds");
+export const ROUNDS = Math.round(positive(options.rounds, "--rounds"));
+export const IDLE_CONNS = Math.round(positive(options["idle-conns"], "--idle-conns"));
+export const IDLE_SETTLE_SECONDS = positive(options["idle-settle"], "--idle-settle");
+export const GENERATOR = list(options.generator, ["node", "deno", "bun"], "--generator")[0];
+export const OUT = resolve(ROOT, options.out);
+export const WARMUP_SECONDS = Math.min(0.5, SECONDS);
+// Descriptors for the idle scenario's server and holder (hard limit permitting).
+export const FD_LIMIT = IDLE_CONNS + 1000;
+if (SCENARIO_NAMES.includes("idle")) {
+  // Said up front: past the hard limit, `ulimit -n` fails quietly and the holder dies midway with EMFILE.
+  const hard = execFileSync("bash", ["-c", "ulimit -Hn"], { encoding: "utf8" }).trim();
+  if (hard !== "unlimited" && Number(hard) < FD_LIMIT) {
+    console.error(
+      `bench: --idle-conns ${IDLE_CONNS} needs ${FD_LIMIT} descriptors per process; the hard limit here is ${hard}`,
+    );
+    process.exit(2);
+  }
+}
+
+export function list(value, allowed, flag) {
+  const items = value.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const item of items) {
+    if (!allowed.includes(item)) usageError(`${flag}: "${item}" is not one of ${allowed.join(", ")}`);
+  }
+  if (items.length === 0) usageError(`${flag}: empty`);
+  return items;
+}
+export function positive(value, flag) {
+  const n = Number(value);
+  if (!(n > 0)) usageError(`${flag}: "${value}" is not a positive number`);
+  return n;
+}
+export function usageError(message) {
+  console.error(`bench: ${message}\n\n${USAGE}`);
+  process.exit(2);
+}
