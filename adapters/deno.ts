@@ -33,6 +33,7 @@ import { bindDenoDatagram } from "./_deno_datagram.ts";
 import { Deno, type DenoAddr, type DenoConn, type DenoListener } from "./_deno_api.ts";
 import { denoHost } from "./_deno_host.ts";
 import { lookupHost } from "./_lookup.ts";
+import { prefixedBuffer } from "./_prefixed_buffer.ts";
 
 // Read buffers adapt: 4 KiB at first (a gate token over 1 KiB shows in the first read), doubled
 // while reads fill them, cut to a quarter (down to 512 bytes, so idle connections stay cheap) while
@@ -50,14 +51,6 @@ function nextReadSize(size: number, n: number): number {
 // quarter of it: a stream's reads vary in size, and cutting at the first small one traded the
 // buffer for a new one every few reads (garbage that Deno's heap and glibc then keep).
 const SHRINK_AFTER = 8;
-
-/** A read buffer of `size` bytes, behind a copy of `prefix` when there is one. */
-function withPrefix(size: number, prefix: Uint8Array | undefined): Uint8Array {
-  if (prefix === undefined) return new Uint8Array(size);
-  const buffer = new Uint8Array(prefix.length + size);
-  buffer.set(prefix);
-  return buffer;
-}
 
 // --- socket ---
 
@@ -113,7 +106,7 @@ class DenoStreamSocket implements StreamSocket {
       // and glibc to hold (docs/reliability.md).
       const prefix = responder.replyPrefix;
       const offset = prefix?.length ?? 0;
-      let buffer = withPrefix(MIN_READ, prefix);
+      let buffer = prefixedBuffer(prefix, MIN_READ);
       let readInto = offset === 0 ? buffer : buffer.subarray(offset);
       let smallReads = 0;
       while (!this.#isClosed) {
@@ -141,7 +134,7 @@ class DenoStreamSocket implements StreamSocket {
         else if (++smallReads < SHRINK_AFTER) size = readInto.length;
         if (size !== readInto.length) {
           smallReads = 0;
-          buffer = withPrefix(size, prefix);
+          buffer = prefixedBuffer(prefix, size);
           readInto = offset === 0 ? buffer : buffer.subarray(offset);
         }
       }
