@@ -107,7 +107,7 @@ class DenoStreamSocket implements StreamSocket {
       const prefix = responder.replyPrefix;
       const offset = prefix?.length ?? 0;
       let buffer = prefixedBuffer(prefix, MIN_READ);
-      let readInto = offset === 0 ? buffer : buffer.subarray(offset);
+      let readInto = buffer.subarray(offset);
       let smallReads = 0;
       while (!this.#isClosed) {
         // #readInto's work, inline: its async frame would stay alive on every idle connection.
@@ -135,7 +135,7 @@ class DenoStreamSocket implements StreamSocket {
         if (size !== readInto.length) {
           smallReads = 0;
           buffer = prefixedBuffer(prefix, size);
-          readInto = offset === 0 ? buffer : buffer.subarray(offset);
+          readInto = buffer.subarray(offset);
         }
       }
     } catch (error) {
