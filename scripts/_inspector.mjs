@@ -89,7 +89,10 @@ export function openInspector(url) {
         message = [];
         const reply = JSON.parse(text);
         const waiter = pending.get(reply.id);
-        if (waiter === undefined) continue; // an event, not a reply
+        if (waiter === undefined) {
+          if (reply.method !== undefined) session.onEvent?.(reply.method, reply.params); // an event, not a reply
+          continue;
+        }
         pending.delete(reply.id);
         if (reply.error) waiter.reject(new Error(`inspector: ${reply.error.message}`));
         else waiter.resolve(reply.result);
@@ -156,5 +159,31 @@ export async function heapSample(session, runtime) {
     heapCommitted: r(usage.totalSize),
     external: r(memory.external ?? 0),
     ...(memory.arrayBuffers !== undefined && { arrayBuffers: r(memory.arrayBuffers) }),
+    ...await spaceSample(session, r),
+  };
+}
+
+// Which part of the heap holds the committed memory: V8's spaces through node:v8 (Deno has it
+// too), as `newSpace`, `oldSpace`, `largeObjects` (old and new large-object spaces) and `otherSpaces`
+// (code, trusted, …), each committed (physical) MiB; `newUsed` and `oldUsed` next to them.
+const SPACES = `JSON.stringify(globalThis.process?.getBuiltinModule?.("node:v8")?.getHeapSpaceStatistics())`;
+
+async function spaceSample(session, r) {
+  const evaluated = await session.send("Runtime.evaluate", {
+    expression: SPACES,
+    returnByValue: true,
+  });
+  if (evaluated.exceptionDetails || typeof evaluated.result?.value !== "string") return {};
+  const spaces = JSON.parse(evaluated.result.value);
+  const sum = (test, key = "physical_space_size") =>
+    r(spaces.filter((s) => test(s.space_name)).reduce((n, s) => n + s[key], 0));
+  const large = (name) => /lo_space$/.test(name);
+  return {
+    newSpace: sum((n) => n === "new_space"),
+    newUsed: sum((n) => n === "new_space", "space_used_size"),
+    oldSpace: sum((n) => n === "old_space"),
+    oldUsed: sum((n) => n === "old_space", "space_used_size"),
+    largeObjects: sum(large),
+    otherSpaces: sum((n) => n !== "new_space" && n !== "old_space" && !large(n)),
   };
 }

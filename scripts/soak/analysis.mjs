@@ -45,6 +45,9 @@ export function plot(samples, servers, title) {
     ...(samples[0]?.servers[servers[0]].heapCommitted !== undefined
       ? [
         { key: "heapCommitted", label: "V8 heap committed (MiB)" },
+        ...(samples[0]?.servers[servers[0]].newSpace !== undefined
+          ? [{ key: "newSpace", label: "of which the young generation (new space, MiB)" }]
+          : []),
         { key: "external", label: "V8 external memory: ArrayBuffers and the like (MiB)" },
       ]
       : []),
@@ -114,11 +117,13 @@ const escapeXml = (s) => s.replace(/[<>&"]/g, (c) => ({ "<": "&lt;", ">": "&gt;"
 export function heapTable(result, names) {
   const row = (name, what, m) =>
     m
-      ? `| ${name} | ${what} | ${m.rss} | ${m.anon} | ${m.file} | ${m.heapUsed} / ${m.heapCommitted} | ${m.external} |`
+      ? `| ${name} | ${what} | ${m.rss} | ${m.anon} | ${m.file} | ${m.heapUsed} / ${m.heapCommitted} | ${
+        m.newSpace ?? "–"
+      } / ${m.oldSpace ?? "–"} | ${m.external} |`
       : undefined;
   return [
-    "| server | when | RSS | anonymous | file-backed | V8 heap used / committed | V8 external |",
-    "| --- | --- | --- | --- | --- | --- | --- |",
+    "| server | when | RSS | anonymous | file-backed | V8 heap used / committed | of it new / old space | V8 external |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ...names.flatMap((name) => {
       const s = result.servers[name];
       const first = result.samples[0].servers[name];

@@ -73,14 +73,16 @@ function parseOptions(argv) {
     interval: 5,
     out: `${root}bench/soak`,
     heap: false,
+    baseline: false,
     only: PEERS.join(","),
     "server-flags": "",
+    "server-output": "",
   };
-  const strings = ["runtime", "out", "only", "server-flags"];
+  const strings = ["runtime", "out", "only", "server-flags", "server-output"];
   for (let i = 0; i < argv.length; i++) {
     const name = argv[i].replace(/^--/, "");
-    if (name === "heap") {
-      options.heap = true;
+    if (name === "heap" || name === "baseline") {
+      options[name] = true;
       continue;
     }
     const value = argv[++i];
@@ -99,7 +101,8 @@ function parseOptions(argv) {
 function usage(message) {
   console.error(
     `soak: ${message}\nUsage: npm run soak -- --minutes M --runtime node|deno|bun [--interval S] [--out DIR]\n` +
-      `       [--heap] [--only ${PEERS.join(",")}] [--server-flags "RUNTIME FLAGS"]`,
+      `       [--heap] [--only ${PEERS.join(",")}] [--server-flags "RUNTIME FLAGS"] [--baseline]\n` +
+      `       [--server-output DIR]`,
   );
   process.exit(2);
 }
@@ -114,8 +117,14 @@ const runtimeFlags = () => [
   ...options["server-flags"].split(" ").filter(Boolean),
   ...(options.heap ? ["--inspect=127.0.0.1:0"] : []),
 ];
-const startServer = (name, args) =>
-  startCliServer(name, args, { runtime: options.runtime, flags: runtimeFlags(), token: TOKEN });
+const startServer = (name, args, baseline = false) =>
+  startCliServer(name, args, {
+    runtime: options.runtime,
+    flags: runtimeFlags(),
+    token: TOKEN,
+    baseline,
+    output: options["server-output"] || undefined,
+  });
 
 // --- the run ---
 
@@ -123,8 +132,12 @@ async function main() {
   if (options.runtime === "node" && !existsSync(`${root}npm/bin/echogate.mjs`)) {
     usage("the node CLI runs the built package: run `npm run build` first");
   }
+  if (options["server-output"]) mkdirSync(options["server-output"], { recursive: true });
   const servers = {
-    echo: startServer("echo", ["echo", "serve", "--port", "0"]),
+    // --baseline: the echo server is the runtime's plain one (bench/baseline/), under the same load.
+    echo: options.baseline
+      ? startServer("echo (baseline)", ["echo", "--port", "0"], true)
+      : startServer("echo", ["echo", "serve", "--port", "0"]),
     line: startServer("echo --mode line", ["echo", "serve", "--port", "0", "--mode", "line", "--max-line", "1024"]),
     gate: startServer("gate", ["gate", "serve", "--port", "0"]),
   };
@@ -224,7 +237,9 @@ async function main() {
       `${(sample.t / 60).toFixed(2).padStart(6)}m ` +
         names.map((n) => {
           const s = sample.servers[n];
-          const heap = options.heap ? ` heap ${s.heapUsed}/${s.heapCommitted} ext ${s.external} anon ${s.anon}` : "";
+          const heap = options.heap
+            ? ` heap ${s.heapUsed}/${s.heapCommitted} new ${s.newSpace} ext ${s.external} anon ${s.anon}`
+            : "";
           return `${String(s.rss).padStart(10)} ${String(s.fds).padStart(4)} ${String(s.probeMs).padStart(5)}${heap}`;
         }).join(" | ") +
         ` | ${String(c.pingpong).padStart(8)} ${(c.streamBytes / 1e6).toFixed(1).padStart(9)} ${

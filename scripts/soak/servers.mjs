@@ -1,7 +1,7 @@
 // The soak's servers: echogate's CLI in child processes, each with --json, and what /proc says of them.
 
 import { spawn } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { appendFileSync, readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { INSPECTOR_NOTICE, inspectorUrl } from "../_inspector.mjs";
 import { round, sleep } from "./analysis.mjs";
@@ -10,7 +10,8 @@ const root = fileURLToPath(new URL("../..", import.meta.url));
 const bin = `${root}node_modules/.bin`;
 
 /** The CLI's command line; `flags` go to the runtime (e.g. `--v8-flags=…`, `--inspect=…`). */
-export function cliCommand(runtime, flags) {
+export function cliCommand(runtime, flags, baseline = false) {
+  if (baseline) return baselineCommand(runtime, flags);
   switch (runtime) {
     case "node":
       return ["node", ...flags, `${root}npm/bin/echogate.mjs`];
@@ -21,14 +22,31 @@ export function cliCommand(runtime, flags) {
   }
 }
 
+/** The plain server on the runtime's own API that `npm run bench` compares echogate with. */
+function baselineCommand(runtime, flags) {
+  switch (runtime) {
+    case "node":
+      return ["node", ...flags, `${root}bench/baseline/node.mjs`];
+    case "deno":
+      return [`${bin}/deno`, "run", ...flags, "-A", `${root}bench/baseline/deno.ts`];
+    case "bun":
+      return [`${bin}/bun`, ...flags, `${root}bench/baseline/bun.ts`];
+  }
+}
+
 // --- servers ---
 
 const EXPECTED_SERVER_ERROR = /ECONNRESET|EPIPE|reset by peer|Broken pipe|Connection reset|Socket is closed/i;
 
-/** Starts one CLI server with --json, counting its events and keeping unexpected errors. */
-export function startServer(name, args, { runtime, flags, token }) {
-  const [command, ...rest] = cliCommand(runtime, flags);
-  const child = spawn(command, [...rest, ...args, "--json"], {
+/**
+ * Starts one CLI server with --json, counting its events and keeping unexpected errors; with
+ * `baseline`, the plain server of bench/baseline/ instead (it logs nothing but where it listens).
+ * With `output` (a directory), lines on standard output that are not events go to `output/NAME.txt`
+ * instead of counting as unexpected: what `--v8-flags=--trace-gc-nvp` prints, for one.
+ */
+export function startServer(name, args, { runtime, flags, token, baseline = false, output }) {
+  const [command, ...rest] = cliCommand(runtime, flags, baseline);
+  const child = spawn(command, [...rest, ...args, ...(baseline ? [] : ["--json"])], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, NO_COLOR: "1", ECHOGATE_TOKEN: token },
   });
@@ -47,9 +65,12 @@ export function startServer(name, args, { runtime, flags, token }) {
     if (line === "") return;
     server.lines++;
     let event;
+    const listening = baseline ? / listening on \S+:(\d+)$/.exec(line) : null;
+    if (listening) return void (server.port = Number(listening[1]));
     try {
       event = JSON.parse(line);
     } catch {
+      if (output !== undefined) return void appendFileSync(`${output}/${name.replace(/\W+/g, "-")}.txt`, `${line}\n`);
       server.unexpected.push(`not a JSON line: ${line.slice(0, 200)}`);
       return;
     }
