@@ -10,6 +10,7 @@ import { errorMessage } from "../log.ts";
 import { type Cidr, cidrContains, parseCidr, parseIp } from "../penalties.ts";
 import { TIMED_OUT, within } from "../_timers.ts";
 import { type ChunkListener, ReadQueue } from "../read_queue.ts";
+import type { TlsInfo } from "../tls.ts";
 import type { Address, ChunkResponder, StreamSocket } from "../types.ts";
 import type { ProxyHeader } from "./header.ts";
 import { ProxyHeaderParser, type ProxyParseResult } from "./parser.ts";
@@ -160,6 +161,11 @@ export class ProxiedSocket implements StreamSocket {
   /** Resolves once the socket is closed. */
   get closed(): Promise<void> {
     return this.#socket.closed;
+  }
+
+  /** The TLS session, when the connection went on in TLS after its header. */
+  get tls(): TlsInfo | undefined {
+    return this.#socket.tls;
   }
 
   /** Answers the bytes after the header as the first chunk, then hands over to the socket's own fast path. */
