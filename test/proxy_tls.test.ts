@@ -368,7 +368,7 @@ async function coalescingRelay(port: number, header: Uint8Array) {
     onSocket(client) {
       open.add(client);
       void (async () => {
-        let held = new Uint8Array(0);
+        let held: Uint8Array = new Uint8Array(0);
         // A TLS record: 5 bytes of header, the last two its length.
         while (held.length < 5 || held.length < 5 + ((held[3]! << 8) | held[4]!)) {
           const chunk = await client.read();
