@@ -503,10 +503,6 @@ describe("the CLI's --proxy-protocol flags", () => {
     [["gate", "serve", "--then-proxy-protocol", "v2"], '"--then-proxy-protocol" applies only with "--then HOST:PORT"'],
     [["echo", "send", "--proxy-header", "v3"], "is not one of v1, v2"],
     [["bench", "--tls", "--proxy-header", "v1"], '"--proxy-header" does not combine with "--tls" here'],
-    [
-      ["gate", "serve", "--then", "tls://127.0.0.1:1", "--then-proxy-protocol", "v2"],
-      'does not combine with "--then tls://"',
-    ],
     [["gate", "knock", "--proxy-header", "v1", "--proxy-source", "example.com:80"], "is not IP:PORT"],
   ])("bad flags: %j", async (args, message) => {
     const result = await runCommand([...cliCommand(RUNTIME), ...args]);

@@ -6,6 +6,7 @@ import { copyFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, test } from "vitest";
 import {
+  createProxyHandler,
   encodeProxyHeader,
   knockGate,
   type LogEvent,
@@ -14,14 +15,17 @@ import {
   serveGate,
   type StreamSocket,
   type TlsServerOptions,
+  WELCOME,
 } from "../src/mod.ts";
 import { hasOpenssl, usePki } from "./_pki.ts";
 import {
+  bytes,
   cleanup,
   cliCommand,
   concat,
   portOf,
   readAll,
+  readAtLeast,
   recordingLogger,
   runCommand,
   RUNTIME,
@@ -146,6 +150,31 @@ describe.skipIf(opensslMissing)(`PROXY protocol then TLS on ${RUNTIME}`, () => {
       expect.objectContaining({ remote: "192.0.2.7:40000", welcomed: true }),
       expect.objectContaining({ remote: "192.0.2.7:40000", welcomed: false }),
     ]);
+  });
+
+  test("a gate forwarding over TLS with a header (--then tls:// --then-proxy-protocol): the upstream logs the client", async () => {
+    const upstream = await echoServer();
+    const gate = resources.add(
+      await serveGate({
+        transport,
+        port: 0,
+        tokens: ["t"],
+        proxyProtocol: {},
+        handoff: createProxyHandler(transport, { hostname: "127.0.0.1", port: upstream.port }, {
+          tls: { ca: pki.caCert },
+        }, { proxyProtocol: 2 }),
+      }),
+    );
+    const socket = await dial(portOf(gate));
+    await socket.write(concat([encodeProxyHeader({ version: 1, source: CLIENT, destination: SERVER }), bytes("t")]));
+    expect(text(await readAtLeast(socket, WELCOME.length))).toBe(WELCOME);
+    await socket.write(bytes("behind two hops"));
+    expect(text(await readAtLeast(socket, 21))).toBe("Echo=>behind two hops");
+    expect(await upstream.logger.waitForEvent("connect")).toMatchObject({
+      remote: "192.0.2.7:40000",
+      proxy: expect.stringMatching(/^127\.0\.0\.1:/),
+      tls: { version: expect.stringMatching(/^TLSv1/) },
+    });
   });
 
   test("a client certificate is asked for and checked after the header (--tls-client-ca)", async () => {

@@ -288,11 +288,8 @@ async function handoff(host: CliHost, options: Options): Promise<ConnectionHandl
   }
   const upstream = { hostname: match[1] ?? match[2]!, port: parsePort("then", match[3]!) };
   if (!overTls) return createProxyHandler(host.transport, upstream, undefined, { proxyProtocol });
-  if (proxyProtocol) {
-    throw new UsageError(`"--then-proxy-protocol" does not combine with "--then tls://" (the header precedes TLS)`);
-  }
   const ca = thenCa === undefined ? undefined : await readPem(host, "then-ca", thenCa, "certificate");
-  return createProxyHandler(host.transport, upstream, { tls: ca === undefined ? {} : { ca } });
+  return createProxyHandler(host.transport, upstream, { tls: ca === undefined ? {} : { ca } }, { proxyProtocol });
 }
 
 async function gateKnock(host: CliHost, positionals: string[], options: Options): Promise<number> {
