@@ -4,6 +4,7 @@
 // its heap grows with the number of peers.
 
 import { AddrInUseError, type DatagramHandlers, type DatagramSocket, formatEndpoint } from "../src/mod.ts";
+import { prefixedBuffer } from "./_prefixed_buffer.ts";
 
 type UdpAddr = { transport: "udp"; hostname: string; port: number };
 
@@ -64,8 +65,7 @@ class DenoDatagramSocket implements DatagramSocket {
     // behind a copy of their reply prefix, written once, and prefix + datagram is one view.
     const lent = this.#handlers.lent === true;
     const prefix = lent ? this.#handlers.replyPrefix ?? EMPTY : EMPTY;
-    const buffer = new Uint8Array(prefix.length + MAX_PAYLOAD);
-    buffer.set(prefix);
+    const buffer = prefixedBuffer(prefix, MAX_PAYLOAD);
     const space = buffer.subarray(prefix.length);
     const framed = prefix.length > 0;
     while (!this.#closed) {

@@ -27,115 +27,14 @@ import {
   type TlsServerOptions,
   type Transport,
 } from "../src/mod.ts";
-import type { CliHost, WorkerSpawner } from "../src/cli/host.ts";
-import { EXIT_FLUSH_MS, LineOutput, type WriteText } from "../src/cli/output.ts";
+import type { CliHost } from "../src/cli/host.ts";
 import { sleep } from "../src/_timers.ts";
-import { softOpenFilesLimit } from "./_proc_limits.ts";
 import { bindNodeDatagram } from "./_dgram.ts";
-import { bindDenoDatagram, type ListenDatagram } from "./_deno_datagram.ts";
+import { bindDenoDatagram } from "./_deno_datagram.ts";
+import { Deno, type DenoAddr, type DenoConn, type DenoListener } from "./_deno_api.ts";
+import { denoHost } from "./_deno_host.ts";
 import { lookupHost } from "./_lookup.ts";
-
-// --- types (a structural copy of what we use; no dependency on Deno's global types) ---
-
-/** @see https://docs.deno.com/api/deno/~/Deno.Conn */
-interface DenoConn {
-  readonly remoteAddr: DenoAddr;
-  readonly localAddr: DenoAddr;
-  read(buffer: Uint8Array): Promise<number | null>;
-  write(bytes: Uint8Array): Promise<number>;
-  closeWrite(): Promise<void>;
-  close(): void;
-  setNoDelay?(noDelay?: boolean): void;
-  /** TLS connections only. */
-  handshake?(): Promise<{ alpnProtocol: string | null }>;
-}
-type DenoAddr = { transport: "tcp"; hostname: string; port: number } | { transport: "unix"; path: string };
-/** @see https://docs.deno.com/api/deno/~/Deno.Listener */
-interface DenoListener {
-  readonly addr: DenoAddr;
-  accept(): Promise<DenoConn>;
-  close(): void;
-}
-/** @see https://docs.deno.com/api/deno/~/Deno.stdout */
-interface DenoOutputStream {
-  write(bytes: Uint8Array): Promise<number>;
-  writeSync(bytes: Uint8Array): number;
-  isTerminal(): boolean;
-}
-/** @see https://docs.deno.com/api/deno/~/Deno.CommandOptions */
-interface DenoCommandOptions {
-  args: string[];
-  env: Record<string, string>;
-  stdin: "piped";
-  stdout: "piped";
-  stderr: "inherit";
-}
-/** @see https://docs.deno.com/api/deno/~/Deno.ChildProcess */
-interface DenoChild {
-  readonly pid: number;
-  readonly stdin: WritableStream<Uint8Array>;
-  readonly stdout: ReadableStream<Uint8Array>;
-  readonly status: Promise<{ code: number; signal: string | null }>;
-  kill(signal: string): void;
-}
-/** @see https://docs.deno.com/api/deno/~/Deno */
-interface DenoApi {
-  /** Only with --unstable-net. */
-  listenDatagram?: ListenDatagram;
-  listen(
-    options: { hostname: string; port: number; reusePort?: boolean } | { transport: "unix"; path: string },
-  ): DenoListener;
-  connect(options: { hostname: string; port: number } | { transport: "unix"; path: string }): Promise<DenoConn>;
-  listenTls(options: {
-    hostname: string;
-    port: number;
-    reusePort?: boolean;
-    cert: string;
-    key: string;
-    alpnProtocols?: string[];
-  }): DenoListener;
-  connectTls(options: {
-    hostname: string;
-    port: number;
-    caCerts?: string[];
-    alpnProtocols?: string[];
-    cert?: string;
-    key?: string;
-  }): Promise<DenoConn>;
-  startTls(conn: DenoConn, options: {
-    hostname: string;
-    caCerts?: string[];
-    alpnProtocols?: string[];
-  }): Promise<DenoConn>;
-  remove(path: string): Promise<void>;
-  readTextFile(path: string): Promise<string>;
-  writeTextFile(path: string, text: string): Promise<void>;
-  args: string[];
-  env: { get(name: string): string | undefined };
-  exit(code: number): never;
-  addSignalListener(signal: "SIGINT" | "SIGTERM" | "SIGHUP", handler: () => void): void;
-  readTextFileSync(path: string): string;
-  readDirSync(path: string): Iterable<unknown>;
-  statSync(path: string): { isFile: boolean };
-  stdout: DenoOutputStream;
-  stderr: DenoOutputStream;
-  execPath(): string;
-  readonly mainModule: string;
-  readonly pid: number;
-  Command: new (command: string, options: DenoCommandOptions) => { spawn(): DenoChild };
-  permissions: { querySync(descriptor: { name: string }): { state: string } };
-  stdin: { readable: ReadableStream<Uint8Array> };
-  errors: {
-    AddrInUse: new () => Error;
-    BadResource: new () => Error;
-    Interrupted: new () => Error;
-    NotFound: new () => Error;
-    UnexpectedEof: new () => Error;
-  };
-}
-
-const Deno: DenoApi = (globalThis as unknown as { Deno: DenoApi }).Deno;
-if (!Deno) throw new Error("[echogate] Using the Deno adapter in a runtime without Deno");
+import { prefixedBuffer } from "./_prefixed_buffer.ts";
 
 // Read buffers adapt: 4 KiB at first (a gate token over 1 KiB shows in the first read), doubled
 // while reads fill them, cut to a quarter (down to 512 bytes, so idle connections stay cheap) while
@@ -153,14 +52,6 @@ function nextReadSize(size: number, n: number): number {
 // quarter of it: a stream's reads vary in size, and cutting at the first small one traded the
 // buffer for a new one every few reads (garbage that Deno's heap and glibc then keep).
 const SHRINK_AFTER = 8;
-
-/** A read buffer of `size` bytes, behind a copy of `prefix` when there is one. */
-function withPrefix(size: number, prefix: Uint8Array | undefined): Uint8Array {
-  if (prefix === undefined) return new Uint8Array(size);
-  const buffer = new Uint8Array(prefix.length + size);
-  buffer.set(prefix);
-  return buffer;
-}
 
 // --- socket ---
 
@@ -216,8 +107,8 @@ class DenoStreamSocket implements StreamSocket {
       // and glibc to hold (docs/reliability.md).
       const prefix = responder.replyPrefix;
       const offset = prefix?.length ?? 0;
-      let buffer = withPrefix(MIN_READ, prefix);
-      let readInto = offset === 0 ? buffer : buffer.subarray(offset);
+      let buffer = prefixedBuffer(prefix, MIN_READ);
+      let readInto = buffer.subarray(offset);
       let smallReads = 0;
       while (!this.#isClosed) {
         // #readInto's work, inline: its async frame would stay alive on every idle connection.
@@ -244,8 +135,8 @@ class DenoStreamSocket implements StreamSocket {
         else if (++smallReads < SHRINK_AFTER) size = readInto.length;
         if (size !== readInto.length) {
           smallReads = 0;
-          buffer = withPrefix(size, prefix);
-          readInto = offset === 0 ? buffer : buffer.subarray(offset);
+          buffer = prefixedBuffer(prefix, size);
+          readInto = buffer.subarray(offset);
         }
       }
     } catch (error) {
@@ -610,95 +501,6 @@ export const transport: Transport = {
   lookup: lookupHost,
 };
 
-const encoder = new TextEncoder();
-
-/**
- * How text goes to standard output or error: written at once to a terminal or a file, as before
- * (writeSync never waits on a reader there), and to a pipe or socket with the async write, which
- * runs off the event loop: writeSync on a full pipe blocks the whole server until its reader reads.
- */
-function writerFor(name: "stdout" | "stderr"): WriteText {
-  const stream = Deno[name];
-  let direct = stream.isTerminal();
-  try {
-    direct ||= Deno.statSync(`/proc/self/fd/${name === "stdout" ? 1 : 2}`).isFile;
-  } catch {
-    // Not Linux, or no permission: treat it as a pipe.
-  }
-  if (direct) {
-    return (text) => {
-      const bytes = encoder.encode(text);
-      for (let written = 0; written < bytes.length;) written += stream.writeSync(bytes.subarray(written));
-    };
-  }
-  return async (text) => {
-    const bytes = encoder.encode(text);
-    for (let written = 0; written < bytes.length;) written += await stream.write(bytes.subarray(written));
-  };
-}
-
-async function* textOf(stream: ReadableStream<Uint8Array>): AsyncIterable<string> {
-  const decoder = new TextDecoder();
-  for await (const bytes of stream) yield decoder.decode(bytes, { stream: true });
-}
-
-// The permissions a worker is started with: those this process holds in full.
-const PERMISSIONS = ["read", "write", "net", "env", "run", "sys", "ffi", "import"];
-
-function permissionFlags(): string[] {
-  const granted = PERMISSIONS.filter((name) => {
-    try {
-      return Deno.permissions.querySync({ name }).state === "granted";
-    } catch {
-      return false; // a permission this Deno does not know
-    }
-  });
-  return granted.length === PERMISSIONS.length ? ["--allow-all"] : granted.map((name) => `--allow-${name}`);
-}
-
-/**
- * Deno's workers: this script again under `Deno.execPath()` with the permissions this process
- * holds and `--unstable-net`, which `Deno.listen({ reusePort: true })` needs.
- */
-const denoWorkers: WorkerSpawner = {
-  sharedSocket: false,
-  cores: () => (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1,
-  spawn(args, env) {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...permissionFlags(), "--unstable-net", Deno.mainModule, ...args],
-      env,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    const writer = child.stdin.getWriter();
-    let gone = false;
-    const exited = child.status.then((status) => {
-      gone = true;
-      writer.close().catch(() => {});
-      return { code: status.signal === null ? status.code : null, signal: status.signal };
-    });
-    return {
-      pid: child.pid,
-      output: textOf(child.stdout),
-      send(text) {
-        if (!gone) writer.write(encoder.encode(text)).catch(() => {});
-      },
-      kill(signal) {
-        if (gone) return;
-        try {
-          child.kill(signal);
-        } catch {
-          // Exited meanwhile.
-        }
-      },
-      exited,
-    };
-  },
-};
-
-const output = new LineOutput(writerFor("stdout"), writerFor("stderr"));
-
 /**
  * What the CLI needs from Deno: arguments, environment, output, exit, signals and files.
  *
@@ -710,41 +512,4 @@ const output = new LineOutput(writerFor("stdout"), writerFor("stderr"));
  * host.exit(await runCli(host));
  * ```
  */
-export const host: CliHost = {
-  transport,
-  get args() {
-    return Deno.args;
-  },
-  env: (name) => Deno.env.get(name),
-  writeOut: output.out,
-  writeErr: output.err,
-  exit(code) {
-    void output.close(EXIT_FLUSH_MS).then(() => Deno.exit(code));
-  },
-  onFatal(handler) {
-    // preventDefault keeps Deno from printing the error and exiting at once.
-    globalThis.addEventListener("error", (event) => {
-      event.preventDefault();
-      handler(event.error);
-    });
-    globalThis.addEventListener("unhandledrejection", (event) => {
-      event.preventDefault();
-      handler(event.reason);
-    });
-  },
-  onSignal: (signal, handler) => Deno.addSignalListener(signal, handler),
-  readTextFile: (path) => Deno.readTextFile(path),
-  fileDescriptors() {
-    try {
-      const limit = softOpenFilesLimit(Deno.readTextFileSync("/proc/self/limits"));
-      return limit === undefined ? undefined : { limit, open: [...Deno.readDirSync("/proc/self/fd")].length };
-    } catch {
-      return undefined; // not Linux, or no read permission
-    }
-  },
-  isTerminal: (stream) => Deno[stream].isTerminal(),
-  onOutputDropped: (reporter) => output.onDropped(reporter),
-  writeTextFile: (path, text) => Deno.writeTextFile(path, text),
-  workers: denoWorkers,
-  readInput: () => textOf(Deno.stdin.readable),
-};
+export const host: CliHost = denoHost(transport);

@@ -9,7 +9,7 @@
 import { AcceptErrorReport } from "./accept_errors.ts";
 import { formatAddress } from "./address.ts";
 import { AddrInUseError } from "./errors.ts";
-import { errorMessage, type Logger, silentLogger } from "./log.ts";
+import { errorMessage, type LogEvent, type Logger, silentLogger } from "./log.ts";
 import { TIMED_OUT, within } from "./_timers.ts";
 import {
   createProxyTrust,
@@ -18,7 +18,7 @@ import {
   ProxyHeaderReads,
   type ProxyProtocolOptions,
 } from "./proxy_protocol/mod.ts";
-import { TlsHandshakeError, type TlsHandshakeFailure, type TlsServerOptions } from "./tls.ts";
+import { TlsHandshakeError, type TlsHandshakeFailure, type TlsInfo, type TlsServerOptions } from "./tls.ts";
 import type { Address, ChunkResponder, Endpoint, Listener, ListenOptions, StreamSocket, Transport } from "./types.ts";
 
 /**
@@ -202,17 +202,7 @@ export async function serve(
     connections.add(connection);
     const tls = socket.tls;
     const proxy = socket instanceof ProxiedSocket ? formatAddress(socket.proxy) : undefined;
-    // Built whole, not spread: one object shape per kind of connection (a spread copies
-    // property by property).
-    logger.log(
-      tls
-        ? proxy === undefined
-          ? { event: "connect", remote: connection.remote, tls }
-          : { event: "connect", remote: connection.remote, proxy, tls }
-        : proxy === undefined
-        ? { event: "connect", remote: connection.remote }
-        : { event: "connect", remote: connection.remote, proxy },
-    );
+    logger.log(connectEvent(connection.remote, proxy, tls));
     if (handler.answerChunk && socket.answerEach) {
       // Answered chunk by chunk, each before the next is read: never anything unanswered here.
       connection.idle = true;
@@ -507,6 +497,17 @@ class Connection implements ConnectionContext, ChunkResponder {
     }
     void this.#hooks.finish(this);
   }
+}
+
+/**
+ * The `connect` event, built whole for each kind of connection, not spread: one object shape per
+ * kind (a spread copies property by property).
+ */
+function connectEvent(remote: string, proxy: string | undefined, tls: TlsInfo | undefined): LogEvent {
+  if (tls && proxy !== undefined) return { event: "connect", remote, proxy, tls };
+  if (tls) return { event: "connect", remote, tls };
+  if (proxy !== undefined) return { event: "connect", remote, proxy };
+  return { event: "connect", remote };
 }
 
 // HAProxy ends each health check with a reset once it has its answer: from a balancer's own

@@ -34,20 +34,24 @@ export async function measureThroughput(server, scenario, seconds) {
   const run = await runGenerator([...scenario.generator, "--port", String(server.port), "--duration", String(seconds)]);
   const serverCpuS = cpuSeconds(server.pid) - before;
   const { report } = run;
+  // CPU seconds the server spent per operation: the cost the generator cannot hide.
+  const serverCpuPerOpUs = report.operations > 0 ? (serverCpuS / report.operations) * 1e6 : NaN;
+  // A cell held at a rate is only valid while the server keeps it.
+  const rateMissed = scenario.rate !== undefined && report.opsPerS < 0.97 * scenario.rate;
   return {
     server: server.name,
-    value: scenario.value(report),
+    value: scenario.value(report, serverCpuPerOpUs),
     operations: report.operations,
     durationS: report.durationS,
-    errors: report.errors,
+    errors: report.errors + (rateMissed ? 1 : 0),
     mismatches: report.mismatches,
-    firstProblem: report.firstMismatch ?? report.firstError,
+    firstProblem: report.firstMismatch ?? report.firstError ??
+      (rateMissed ? `held ${Math.round(report.opsPerS)} of ${scenario.rate} ops/s` : undefined),
     // UDP: datagrams never echoed (the TCP report has no such field).
     ...(report.lost === undefined ? {} : { lost: report.lost, lossRate: report.lossRate }),
     latencyMs: report.latencyMs,
     serverCpuS,
-    // CPU seconds the server spent per operation: the cost the generator cannot hide.
-    serverCpuPerOpUs: report.operations > 0 ? (serverCpuS / report.operations) * 1e6 : NaN,
+    serverCpuPerOpUs,
     generatorCpuShare: run.cpuS / run.wallS,
   };
 }
@@ -156,14 +160,16 @@ export async function runCell(runtime, name) {
     const line = order.map((role) => `${role} ${format(measured[role].value, scenario.unit)}`).join(", ");
     console.log(`  ${runtime} ${name} round ${round + 1}/${ROUNDS}: ${line}`);
   }
-  // Throughput: echogate / baseline (higher is better). Idle memory is near zero for some
-  // servers, so there the difference echogate - baseline is reported instead, in KiB.
-  const ratio = (a, b) => (name === "idle" ? b - a : b / a);
+  // Throughput: echogate / baseline (higher is better); a cost: baseline / echogate (the same
+  // sense). Idle memory is near zero for some servers, so there the difference echogate -
+  // baseline is reported instead, in KiB.
+  const ratio = (a, b) => (name === "idle" ? b - a : scenario.cost ? a / b : b / a);
   const problems = rounds.flatMap((r) => Object.values(r)).filter((m) => m.errors > 0 || m.mismatches > 0);
   return {
     runtime,
     scenario: name,
     unit: scenario.unit,
+    cost: scenario.cost === true,
     what: scenario.what,
     baseline: median(rounds.map((r) => r.baseline.value)),
     echogate: median(rounds.map((r) => r.echogate.value)),

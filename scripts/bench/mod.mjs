@@ -68,7 +68,8 @@ async function main() {
   console.log(`\n${renderText(rows)}\n`);
   const explanation = [
     "ratio: median over rounds of echogate / baseline in the same round (above 1: echogate is faster); for idle",
-    "memory, the median of echogate - baseline per connection. A/A: the same for a second copy of the baseline,",
+    "memory, the median of echogate - baseline per connection; for a cost in µs/conn, baseline / echogate (above 1:",
+    "echogate spends less). A/A: the same for a second copy of the baseline,",
     "measured in the same rounds: the noise floor.",
     "cpu ratio: baseline / echogate server CPU time per operation (above 1: echogate spends less).",
     "gen CPU: the load generator's highest CPU use in the cell, in cores; near 100% it, not the server, set the pace.",

@@ -15,11 +15,14 @@ export const USAGE = `Usage: node scripts/bench.mjs [options]
 
 Options:
   --runtimes LIST      node,deno,bun (default all three)
-  --scenarios LIST     stream,pingpong,idle,connect,connect-proxy,tls-stream,tls-pingpong,tls-connect,
+  --scenarios LIST     stream,pingpong,idle,connect,connect-proxy,connect-proxy-cpu,tls-stream,
+                       tls-pingpong,tls-connect,
                        tls-stream-close,tls-pingpong-close,tls-connect-close,tls-stream-close-nodetls,
                        tls-pingpong-close-nodetls,tls-connect-close-nodetls,udp
                        (default all); connect-proxy compares echogate's gate with and without
-                       --proxy-protocol; the tls- ones are the same over TLS (a throwaway EC P-256
+                       --proxy-protocol, connect-proxy-cpu the server CPU per connection of the
+                       same two at a fixed rate both hold (the header's cost where the generator
+                       sets the pace at saturation); the tls- ones are the same over TLS (a throwaway EC P-256
                        certificate made with openssl), tls-connect a full handshake per knock; on Deno
                        they run echogate with --tls-stalled-handshakes hold (Deno.listenTls, as the
                        baseline) and the -close ones (Deno only) with its default; the -close-nodetls
@@ -45,7 +48,7 @@ try {
       runtimes: { type: "string", default: "node,deno,bun" },
       scenarios: {
         type: "string",
-        default: "stream,pingpong,idle,connect,connect-proxy,tls-stream,tls-pingpong,tls-connect," +
+        default: "stream,pingpong,idle,connect,connect-proxy,connect-proxy-cpu,tls-stream,tls-pingpong,tls-connect," +
           "tls-stream-close,tls-pingpong-close,tls-connect-close,tls-stream-close-nodetls," +
           "tls-pingpong-close-nodetls,tls-connect-close-nodetls,udp",
       },
@@ -80,6 +83,7 @@ export const SCENARIO_NAMES = list(
     "idle",
     "connect",
     "connect-proxy",
+    "connect-proxy-cpu",
     "tls-stream",
     "tls-pingpong",
     "tls-connect",

@@ -18,6 +18,7 @@ export function goal(cell) {
     case "stream":
     case "pingpong":
     case "connect-proxy":
+    case "connect-proxy-cpu":
     case "tls-stream":
     case "tls-pingpong":
     case "tls-stream-close":
@@ -47,7 +48,7 @@ export function table(cells) {
     percent(cell.generatorCpuMax),
     goal(cell),
   ]);
-  const throughput = cells.filter((c) => c.scenario !== "idle");
+  const throughput = cells.filter((c) => c.scenario !== "idle" && !c.cost);
   if (throughput.length === 0) return [header, ...rows];
   rows.push([
     "geomean",

@@ -123,6 +123,25 @@ export const SCENARIOS = {
     value: (report) => report.opsPerS,
   },
 };
+// The same two gates held at one rate that every runtime's gate and the generator sustain: at
+// saturation the generator sets Bun's pace (it pays for both ends of each loopback handshake), and
+// a server's CPU per connection then depends on how idle it is (fewer events per wakeup). At one
+// rate both do the same work per second, so their CPU per connection is the header's cost alone.
+const COST_RATE = 2500;
+SCENARIOS["connect-proxy-cpu"] = {
+  what: `server CPU per connection at ${COST_RATE.toLocaleString("en-US")} conns/s (connect-proxy's two gates ` +
+    "at a rate both hold); ratio: CPU without / with --proxy-protocol",
+  unit: "µs/conn",
+  cost: true,
+  rate: COST_RATE,
+  reference: {
+    echogate: SCENARIOS["connect-proxy"].reference.echogate,
+    generator: [...SCENARIOS["connect-proxy"].reference.generator, "--rate", String(COST_RATE)],
+  },
+  echogate: SCENARIOS["connect-proxy"].echogate,
+  generator: [...SCENARIOS["connect-proxy"].generator, "--rate", String(COST_RATE)],
+  value: (_report, serverCpuPerOpUs) => serverCpuPerOpUs,
+};
 SCENARIOS["tls-stream"] = overTls(SCENARIOS.stream);
 SCENARIOS["tls-pingpong"] = overTls(SCENARIOS.pingpong);
 SCENARIOS["tls-connect"] = { ...overTls(SCENARIOS.connect), unit: "handshakes/s" };
