@@ -304,7 +304,7 @@ export async function serve(
     socket.startTls(proxied.takeBuffered()).then((secure) => {
       handshaking.delete(socket);
       try {
-        admitAndRun(new ProxiedSocket(secure, proxied.header, NO_BYTES));
+        admitAndRun(new ProxiedSocket(secure, proxied.header, NO_BYTES, secure.tls));
       } catch (error) {
         secure.close();
         logger.log({ event: "error", remote: formatAddress(proxied.remoteAddr), message: errorMessage(error) });
