@@ -430,6 +430,13 @@ async function connectTls(endpoint: Endpoint, options: TlsClientOptions): Promis
 
 // --- transport ---
 
+// TLS after a clear-text prefix (a PROXY header) runs on Bun's node:net and node:tls, with the Node
+// adapter's code: Bun.listen and Bun.connect start TLS at once, and Bun's node:tls adopts an
+// accepted connection into a server-side TLS socket, the bytes already read first.
+async function nodeTransport(): Promise<Transport> {
+  return (await import("./node.ts")).transport;
+}
+
 /** Addresses shared by every socket of a listener rather than built per socket. */
 interface KnownAddresses {
   /** A unix socket's path, reported as both ends' address. */
@@ -471,6 +478,10 @@ function bunEndpoint(endpoint: Endpoint): BunEndpoint {
 export const transport: Transport = {
   runtime: "bun",
   listen(endpoint, handlers, options) {
+    // Bun.listen's TLS starts at accept; node:tls runs it after a clear-text header, in place.
+    if (options?.tls && options.deferTls) {
+      return nodeTransport().then((node) => node.listen(endpoint, handlers, options));
+    }
     if (options?.tls) return listenTls(endpoint, handlers, options.tls, options.reusePort);
     const unixPath = "path" in endpoint ? endpoint.path : undefined;
     const known: KnownAddresses = unixPath !== undefined ? { unix: { transport: "unix", path: unixPath } } : {};
@@ -496,6 +507,7 @@ export const transport: Transport = {
     return Promise.resolve({ addr, close: () => Promise.resolve(listener.stop(false)), maxSockets: socketBudget() });
   },
   async connect(endpoint, options) {
+    if (options?.tls && options.beforeTls) return await (await nodeTransport()).connect(endpoint, options);
     if (options?.tls) return await connectTls(endpoint, options.tls);
     const unixPath = "path" in endpoint ? endpoint.path : undefined;
     const known: KnownAddresses = unixPath !== undefined ? { unix: { transport: "unix", path: unixPath } } : {};

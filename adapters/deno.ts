@@ -14,6 +14,7 @@ import {
   type Address,
   AddrInUseError,
   type ChunkResponder,
+  type ConnectOptions,
   DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
   type Endpoint,
   formatEndpoint,
@@ -344,7 +345,11 @@ function closeQuietly(resource: { close(): void }): void {
   }
 }
 
-async function connectTlsNative(endpoint: Endpoint, options: TlsClientOptions): Promise<StreamSocket> {
+async function connectTlsNative(
+  endpoint: Endpoint,
+  options: TlsClientOptions,
+  beforeTls?: ConnectOptions["beforeTls"],
+): Promise<StreamSocket> {
   if ("path" in endpoint) throw new TypeError("TLS over a unix socket is not supported on Deno");
   if (options.cert !== undefined) {
     // Only connectTls presents a client certificate; it verifies the host connected to.
@@ -369,6 +374,11 @@ async function connectTlsNative(endpoint: Endpoint, options: TlsClientOptions): 
   let conn: DenoConn;
   let info: { alpnProtocol: string | null };
   try {
+    if (beforeTls) {
+      // In clear text, ahead of the ClientHello (a PROXY header).
+      const prefix = beforeTls({ localAddr: withTransport(tcp.localAddr), remoteAddr: withTransport(tcp.remoteAddr) });
+      for (let written = 0; written < prefix.length;) written += await tcp.write(prefix.subarray(written));
+    }
     // startTls over a TCP connection: the name verified (and sent as SNI) may differ from the host.
     conn = await Deno.startTls(tcp, {
       hostname: options.servername ?? endpoint.hostname,
@@ -416,7 +426,8 @@ export const transport: Transport = {
     const tls = options?.tls;
     // Deno.listenTls can neither ask for client certificates nor close a connection whose handshake
     // stalls (docs/tls.md): those run on Deno's node:tls, unless the caller chose to hold them.
-    if (tls && (tls.clientCa !== undefined || tls.stalledHandshakes !== "hold")) {
+    // So do listeners that defer the handshake (Deno has no server-side startTls).
+    if (tls && (options?.deferTls || tls.clientCa !== undefined || tls.stalledHandshakes !== "hold")) {
       return await (await nodeTransport()).listen(endpoint, handlers, options);
     }
     if (tls) return listenTlsNative(endpoint, handlers, tls, options?.reusePort);
@@ -466,13 +477,13 @@ export const transport: Transport = {
     const tls = options?.tls;
     if (
       tls &&
-      (tls.insecure ||
+      (tls.insecure || (tls.cert !== undefined && options?.beforeTls !== undefined) ||
         (tls.cert !== undefined && !("path" in endpoint) &&
           (tls.servername ?? endpoint.hostname) !== endpoint.hostname))
     ) {
       return await (await nodeTransport()).connect(endpoint, options);
     }
-    if (options?.tls) return await connectTlsNative(endpoint, options.tls);
+    if (options?.tls) return await connectTlsNative(endpoint, options.tls, options.beforeTls);
     const conn = await Deno.connect(denoEndpoint(endpoint));
     if (!("path" in endpoint)) conn.setNoDelay?.(true);
     return new DenoStreamSocket(conn);

@@ -13,6 +13,7 @@ import { unlink } from "node:fs/promises";
 import {
   type Address,
   AddrInUseError,
+  type ConnectOptions,
   DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
   type Endpoint,
   formatEndpoint,
@@ -22,8 +23,10 @@ import {
   type ListenHandlers,
   PushStreamSocket,
   type ReadQueueSource,
+  type StreamSocket,
   type TlsClientOptions,
   TlsConfigError,
+  TlsHandshakeError,
   type TlsInfo,
   type TlsServerOptions,
   toRetainable,
@@ -162,6 +165,22 @@ class NodeStreamSocket extends PushStreamSocket {
     this.#socket.destroy();
     this.end();
   }
+
+  /**
+   * Hands the connection over to another reader (a TLS handshake): our data listener off, input
+   * paused, and `buffered` plus whatever was queued put back in front of the socket's input,
+   * where a TLSSocket wrapping it reads first. Error and end listeners stay: they only settle this
+   * wrapper, and keep a late error from going unhandled.
+   */
+  release(buffered: Uint8Array | undefined): net.Socket {
+    const socket = this.#socket;
+    socket.pause();
+    socket.off("data", NodeStreamSocket.#onData);
+    const queued = this.takeQueued();
+    if (buffered !== undefined && buffered.length > 0) queued.unshift(buffered);
+    if (queued.length > 0) socket.unshift(Buffer.concat(queued));
+    return socket;
+  }
 }
 
 /** The one listener for `event` on `socket`, if there is exactly one. */
@@ -256,11 +275,55 @@ function isHandshakeTimeout(error: NodeJS.ErrnoException): boolean {
     (error.code === undefined && error.message === "TLS handshake timeout");
 }
 
+/** A TCP connection whose TLS handshake waits for `startTls` (a listener with `deferTls`). */
+class NodeDeferredTlsSocket extends NodeStreamSocket {
+  #tlsServer: tls.Server;
+  #local: Address | undefined;
+
+  constructor(socket: net.Socket, local: Address | undefined, tlsServer: tls.Server) {
+    super(socket, local);
+    this.#local = local;
+    this.#tlsServer = tlsServer;
+  }
+
+  startTls(buffered?: Uint8Array): Promise<StreamSocket> {
+    const socket = this.release(buffered) as PendingUpgrade;
+    return new Promise((resolve, reject) => {
+      const local = this.#local;
+      socket[UPGRADE] = {
+        resolve: (secure) => resolve(new NodeStreamSocket(secure, local)),
+        reject,
+      };
+      socket.once(
+        "close",
+        () => settleUpgrade(socket)?.reject(new TlsHandshakeError("failed", "closed during the TLS handshake")),
+      );
+      // The TLS server's own path for a connection: its context (reloaded or not), client CA, ALPN
+      // and handshake timeout; the bytes put back in front of the socket are read first.
+      this.#tlsServer.emit("connection", socket);
+    });
+  }
+}
+
+const UPGRADE: unique symbol = Symbol("echogate.upgrade");
+type PendingUpgrade = net.Socket & {
+  [UPGRADE]?: { resolve(secure: tls.TLSSocket): void; reject(error: Error): void };
+};
+
+/** The pending `startTls` of the TCP connection under `socket` (a TLSSocket or that connection), taken once. */
+function settleUpgrade(socket: net.Socket): PendingUpgrade[typeof UPGRADE] {
+  const raw = ((socket as { _parent?: net.Socket })._parent ?? socket) as PendingUpgrade;
+  const pending = raw[UPGRADE];
+  raw[UPGRADE] = undefined;
+  return pending;
+}
+
 function listenTls(
   endpoint: Endpoint,
   handlers: ListenHandlers,
   options: TlsServerOptions,
   reusePort: boolean | undefined,
+  deferTls: boolean | undefined,
 ): Promise<Listener> {
   if ("path" in endpoint) return Promise.reject(new TypeError("TLS is served over TCP only"));
   let context: tls.TlsOptions;
@@ -278,7 +341,16 @@ function listenTls(
     handshakeTimeout: options.handshakeTimeoutMs ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
   } as tls.TlsOptions);
   let local: Address | undefined;
-  server.on("secureConnection", (socket) => handlers.onSocket(new NodeStreamSocket(socket, local)));
+  server.on(
+    "secureConnection",
+    deferTls
+      ? (socket) => {
+        const pending = settleUpgrade(socket);
+        if (pending) pending.resolve(socket);
+        else socket.destroy(); // its TCP connection closed meanwhile, its startTls rejected
+      }
+      : (socket) => handlers.onSocket(new NodeStreamSocket(socket, local)),
+  );
   server.on("tlsClientError", (error: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
     // Deno's node:tls has no peer address on a TLS socket whose handshake failed; its TCP socket does.
     const peer = socket.remoteAddress === undefined ? (socket as { _parent?: net.Socket })._parent ?? socket : socket;
@@ -288,24 +360,28 @@ function listenTls(
       port: peer.remotePort ?? 0,
     };
     socket.destroy();
-    handlers.onHandshakeError?.({
-      remoteAddr,
-      reason: isHandshakeTimeout(error) ? "timeout" : "failed",
-      // OpenSSL's message carries its file and line; its reason is the useful part.
-      message: (error as { reason?: string }).reason ?? error.message.split("\n")[0]!,
-    });
+    const reason = isHandshakeTimeout(error) ? "timeout" : "failed";
+    // OpenSSL's message carries its file and line; its reason is the useful part.
+    const message = (error as { reason?: string }).reason ?? error.message.split("\n")[0]!;
+    if (deferTls) settleUpgrade(socket)?.reject(new TlsHandshakeError(reason, message));
+    else handlers.onHandshakeError?.({ remoteAddr, reason, message });
   });
+  // Deferred: a plain TCP listener accepts, and each connection is handed to the TLS server later.
+  const listening: net.Server = deferTls ? net.createServer({ allowHalfOpen: true, noDelay: true }) : server;
+  if (deferTls) {
+    listening.on("connection", (socket) => handlers.onSocket(new NodeDeferredTlsSocket(socket, local, server)));
+  }
   return new Promise((resolve, reject) => {
-    server.once("error", (error) => reject(toListenError(error, endpoint)));
-    server.listen(where, () => {
-      server.removeAllListeners("error");
-      server.on("error", handlers.onError);
-      const bound = server.address() as net.AddressInfo;
+    listening.once("error", (error) => reject(toListenError(error, endpoint)));
+    listening.listen(where, () => {
+      listening.removeAllListeners("error");
+      listening.on("error", handlers.onError);
+      const bound = listening.address() as net.AddressInfo;
       const addr: Address = { transport: "tcp", hostname: bound.address, port: bound.port };
       if (isSpecificIp(addr.hostname)) local = addr;
       resolve({
         addr,
-        close: () => Promise.resolve(void server.close()),
+        close: () => Promise.resolve(void listening.close()),
         maxSockets: socketBudget(),
         reloadTls(next) {
           try {
@@ -320,13 +396,49 @@ function listenTls(
   });
 }
 
-function connectTls(endpoint: Endpoint, options: TlsClientOptions): Promise<NodeStreamSocket> {
+/** A TCP (or unix) connection with `prefix` written in clear text on it, for a TLS handshake to follow. */
+function connectWithPrefix(endpoint: Endpoint, prefix: NonNullable<ConnectOptions["beforeTls"]>): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
+    const socket = "path" in endpoint
+      ? net.createConnection({ path: endpoint.path, allowHalfOpen: true })
+      : net.createConnection({ host: endpoint.hostname, port: endpoint.port, allowHalfOpen: true, noDelay: true });
+    socket.once("error", reject);
+    socket.once("connect", () => {
+      socket.off("error", reject);
+      const local: Address = "path" in endpoint
+        ? { transport: "unix", path: endpoint.path }
+        : { transport: "tcp", hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 };
+      const remote: Address = "path" in endpoint
+        ? local
+        : { transport: "tcp", hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
+      let bytes: Uint8Array;
+      try {
+        bytes = prefix({ localAddr: local, remoteAddr: remote });
+      } catch (error) {
+        socket.destroy();
+        return reject(error);
+      }
+      // Written out before the handshake starts: Deno's node:tls writes its ClientHello past
+      // whatever the socket still holds.
+      socket.write(bytes, (error) => error ? reject(error) : resolve(socket));
+    });
+  });
+}
+
+async function connectTls(
+  endpoint: Endpoint,
+  options: TlsClientOptions,
+  beforeTls?: ConnectOptions["beforeTls"],
+): Promise<NodeStreamSocket> {
+  // The clear-text prefix goes out first; the ClientHello follows on the same connection.
+  const tcp = beforeTls ? await connectWithPrefix(endpoint, beforeTls) : undefined;
+  return await new Promise((resolve, reject) => {
     const where = "path" in endpoint ? { path: endpoint.path } : { host: endpoint.hostname, port: endpoint.port };
     const servername = options.servername ??
       ("path" in endpoint || net.isIP(endpoint.hostname) !== 0 ? undefined : endpoint.hostname);
     const socket = tls.connect({
       ...where,
+      ...(tcp && { socket: tcp }),
       allowHalfOpen: true,
       // Trusted in addition to the system roots, not instead of them.
       ...(options.ca !== undefined && { ca: [...tls.rootCertificates, options.ca] }),
@@ -336,9 +448,13 @@ function connectTls(endpoint: Endpoint, options: TlsClientOptions): Promise<Node
       ...(options.alpn && { ALPNProtocols: [...options.alpn] }),
       rejectUnauthorized: options.insecure !== true,
     } as unknown as tls.ConnectionOptions);
-    socket.once("error", reject);
+    const failed = (error: Error) => {
+      tcp?.destroy();
+      reject(error);
+    };
+    socket.once("error", failed);
     socket.once("secureConnect", () => {
-      socket.off("error", reject);
+      socket.off("error", failed);
       if (!("path" in endpoint)) socket.setNoDelay(true);
       resolve(
         new NodeStreamSocket(socket, "path" in endpoint ? { transport: "unix", path: endpoint.path } : undefined),
@@ -368,7 +484,7 @@ function toListenError(error: NodeJS.ErrnoException, endpoint: Endpoint): Error 
 export const transport: Transport = {
   runtime: "node",
   listen(endpoint, handlers, options) {
-    if (options?.tls) return listenTls(endpoint, handlers, options.tls, options.reusePort);
+    if (options?.tls) return listenTls(endpoint, handlers, options.tls, options.reusePort, options.deferTls);
     const unixPath = "path" in endpoint ? endpoint.path : undefined;
     const server = net.createServer({ allowHalfOpen: true, noDelay: true });
     // Every accepted socket's local address, when the listener is bound to one.
@@ -403,7 +519,7 @@ export const transport: Transport = {
     });
   },
   connect(endpoint, options) {
-    if (options?.tls) return connectTls(endpoint, options.tls);
+    if (options?.tls) return connectTls(endpoint, options.tls, options.beforeTls);
     return new Promise((resolve, reject) => {
       const socket = "path" in endpoint
         ? net.createConnection({ path: endpoint.path, allowHalfOpen: true })

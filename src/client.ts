@@ -39,6 +39,7 @@ export interface ClientOptions {
   /**
    * Send a PROXY protocol header first, as a load balancer would (to try a `proxyProtocol`
    * server without one). `source` and `destination` default to this connection's own endpoints.
+   * With `tls`, it goes in clear text before the handshake.
    */
   proxyHeader?: ProxyHeaderInit;
 }
@@ -270,7 +271,13 @@ export async function knockGate(options: KnockGateOptions): Promise<KnockResult>
 
 /** Connects, and sends the PROXY header first when asked to. */
 async function connectClient(options: ClientOptions, defaultPort: number): Promise<StreamSocket> {
-  if (options.proxyHeader && options.tls) throw new TypeError("proxyHeader cannot be combined with tls yet");
+  const { proxyHeader, tls } = options;
+  if (proxyHeader && tls) {
+    // In clear text before the handshake, as a TLS-passthrough balancer sends it.
+    const beforeTls = (connection: Pick<StreamSocket, "localAddr" | "remoteAddr">) =>
+      proxyHeaderFor(connection, proxyHeader);
+    return await options.transport.connect(endpointOf(options, defaultPort), { tls, beforeTls });
+  }
   const socket = await options.transport.connect(endpointOf(options, defaultPort), connectOptionsOf(options));
   if (!options.proxyHeader) return socket;
   try {
@@ -297,7 +304,10 @@ async function connectClient(options: ClientOptions, defaultPort: number): Promi
  * await socket.write(proxyHeaderFor(socket, { version: 2 }));
  * ```
  */
-export function proxyHeaderFor(socket: StreamSocket, init: ProxyHeaderInit): Uint8Array {
+export function proxyHeaderFor(
+  socket: Pick<StreamSocket, "localAddr" | "remoteAddr">,
+  init: ProxyHeaderInit,
+): Uint8Array {
   return encodeProxyHeader({
     ...init,
     source: init.source ?? socket.localAddr,

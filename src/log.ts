@@ -21,7 +21,14 @@ import type { TlsInfo } from "./tls.ts";
 export type LogEvent =
   | { event: "listening"; protocol: "echo" | "gate"; address: string; transport?: "udp"; workers?: number }
   | { event: "connect"; remote: string; proxy?: string; tls?: TlsInfo }
-  | { event: "tls-handshake-failed"; remote: string; reason: "timeout" | "failed"; message: string; more?: number }
+  | {
+    event: "tls-handshake-failed";
+    remote: string;
+    proxy?: string;
+    reason: "timeout" | "failed";
+    message: string;
+    more?: number;
+  }
   | { event: "tls-reload"; ok: boolean; message?: string }
   | { event: "close"; remote: string; proxy?: string; bytesIn: number; bytesOut: number; durationMs: number }
   | { event: "knock"; remote: string; welcomed: boolean; durationMs: number }

@@ -24,7 +24,8 @@ export interface ProxyHandlerOptions {
   /**
    * Send the upstream a PROXY protocol header (v1 or v2) naming the client first, so that it
    * sees the real client too. Behind a PROXY listener the client is the one its header named,
-   * so a chain of gates keeps it.
+   * so a chain of gates keeps it. Over TLS (`connectOptions.tls`) it goes in clear text before
+   * the handshake, as a TLS-passthrough balancer sends it.
    */
   proxyProtocol?: 1 | 2;
 }
@@ -54,23 +55,23 @@ export function createProxyHandler(
   connectOptions?: ConnectOptions,
   options: ProxyHandlerOptions = {},
 ): (socket: StreamSocket, context: ConnectionContext) => Promise<void> {
+  const version = options.proxyProtocol;
   return async (client, context) => {
+    const header = () =>
+      encodeProxyHeader({ version: version!, source: client.remoteAddr, destination: client.localAddr });
+    // Over TLS the header goes in clear text before the handshake, as HAProxy sends it.
+    const headerFirst = version !== undefined && connectOptions?.tls !== undefined;
     let server: StreamSocket;
     try {
-      server = await transport.connect(upstream, connectOptions);
+      server = await transport.connect(
+        upstream,
+        headerFirst ? { ...connectOptions, beforeTls: header } : connectOptions,
+      );
     } catch (error) {
       throw new Error(`Cannot reach the upstream: ${errorMessage(error)}`);
     }
     try {
-      if (options.proxyProtocol) {
-        await server.write(
-          encodeProxyHeader({
-            version: options.proxyProtocol,
-            source: client.remoteAddr,
-            destination: client.localAddr,
-          }),
-        );
-      }
+      if (version !== undefined && !headerFirst) await server.write(header());
       await Promise.all([
         relay(client, server, (n) => (context.bytesIn += n)),
         relay(server, client, (n) => (context.bytesOut += n)),

@@ -147,6 +147,28 @@ export class ReadQueue {
     return chunk;
   }
 
+  /**
+   * Takes every queued chunk now, in order (for handing the connection over to another reader,
+   * as a TLS handshake after a clear-text header does). The source is resumed if it was paused.
+   *
+   * @returns The chunks not read yet (none: an empty array).
+   *
+   * @example
+   * ```ts
+   * import { ReadQueue } from "./mod.ts";
+   *
+   * const queue = new ReadQueue({ pause() {}, resume() {} });
+   * queue.push(new Uint8Array([1]));
+   * queue.push(new Uint8Array([2]));
+   * console.log(queue.takeQueued().length); // 2
+   * ```
+   */
+  takeQueued(): Uint8Array[] {
+    const taken: Uint8Array[] = [];
+    while (this.#head < this.#chunks.length) taken.push(this.#take());
+    return taken;
+  }
+
   /** Bytes buffered and not yet read. */
   get bufferedBytes(): number {
     return this.#bytes;

@@ -18,8 +18,8 @@ import {
   ProxyHeaderReads,
   type ProxyProtocolOptions,
 } from "./proxy_protocol/mod.ts";
-import type { TlsHandshakeFailure, TlsInfo, TlsServerOptions } from "./tls.ts";
-import type { Address, ChunkResponder, Endpoint, Listener, StreamSocket, Transport } from "./types.ts";
+import { TlsHandshakeError, type TlsHandshakeFailure, type TlsInfo, type TlsServerOptions } from "./tls.ts";
+import type { Address, ChunkResponder, Endpoint, Listener, ListenOptions, StreamSocket, Transport } from "./types.ts";
 
 /**
  * Where and how a server listens. Give `path` for a unix socket, else `hostname`/`port`.
@@ -182,10 +182,6 @@ export async function serve(
   handler: ConnectionHandler & Partial<ChunkAnswering>,
   protocol: "echo" | "gate",
 ): Promise<EchogateServer> {
-  if (options.proxyProtocol && options.tls) {
-    // The header precedes the TLS handshake, which the transport runs at accept.
-    throw new TypeError("proxyProtocol cannot be combined with tls yet");
-  }
   const logger = options.logger ?? silentLogger;
   const maxConns = options.maxConns ?? Infinity;
   const lingerMs = options.lingerMs ?? 2000;
@@ -288,7 +284,8 @@ export async function serve(
     (socket, outcome) => {
       if ("reason" in outcome) return refuse(socket, stopping ? "shutting down" : outcome.reason);
       try {
-        admitAndRun(outcome);
+        if (deferredTls) startTlsAfterHeader(socket, outcome);
+        else admitAndRun(outcome);
       } catch (error) {
         socket.close();
         logger.log({ event: "error", remote: formatAddress(socket.remoteAddr), message: errorMessage(error) });
@@ -296,16 +293,46 @@ export async function serve(
     },
   );
 
+  // With proxyProtocol and tls: the header comes in clear text, then the TLS handshake runs over
+  // the same connection, from the bytes that followed the header. Handshakes under way are
+  // bounded like header reads and closed with the server.
+  const deferredTls = options.proxyProtocol !== undefined && options.tls !== undefined;
+  const handshaking = new Set<StreamSocket>();
+  function startTlsAfterHeader(socket: StreamSocket, proxied: ProxiedSocket): void {
+    if (!socket.startTls) throw new TypeError(`The ${options.transport.runtime} transport cannot defer TLS`);
+    handshaking.add(socket);
+    socket.startTls(proxied.takeBuffered()).then((secure) => {
+      handshaking.delete(socket);
+      try {
+        admitAndRun(new ProxiedSocket(secure, proxied.header, NO_BYTES, secure.tls));
+      } catch (error) {
+        secure.close();
+        logger.log({ event: "error", remote: formatAddress(proxied.remoteAddr), message: errorMessage(error) });
+      }
+    }, (error) => {
+      handshaking.delete(socket);
+      socket.close();
+      if (stopping) return;
+      // Logged under the client's address, as everything after the header is.
+      reportHandshakeError({
+        remoteAddr: proxied.remoteAddr,
+        reason: error instanceof TlsHandshakeError ? error.reason : "failed",
+        message: errorMessage(error),
+      }, formatAddress(proxied.proxy));
+    });
+  }
+
   // Failed TLS handshakes (plain text on a TLS port, scanners, stalled peers) come in bursts too.
   let handshakeLoggedAt = -Infinity;
   let handshakesSuppressed = 0;
-  function reportHandshakeError(failure: TlsHandshakeFailure): void {
+  function reportHandshakeError(failure: TlsHandshakeFailure, proxy?: string): void {
     const now = Date.now();
     if (now - handshakeLoggedAt >= ACCEPT_ERROR_LOG_INTERVAL_MS) {
       const more = handshakesSuppressed > 0 ? handshakesSuppressed : undefined;
       logger.log({
         event: "tls-handshake-failed",
         remote: formatAddress(failure.remoteAddr),
+        ...(proxy !== undefined ? { proxy } : {}),
         reason: failure.reason,
         message: failure.message,
         ...(more ? { more } : {}),
@@ -324,7 +351,7 @@ export async function serve(
   let maxSockets = Infinity; // known once bound
   const listener = await bind(options, {
     onSocket(socket) {
-      if (connections.size + awaitingHeader.size >= maxSockets) {
+      if (connections.size + awaitingHeader.size + handshaking.size >= maxSockets) {
         // Out of descriptors soon: refuse as an accept failure would, and say so (throttled).
         socket.close();
         reportAcceptError(
@@ -340,8 +367,8 @@ export async function serve(
           ? "shutting down"
           : !trustsProxy(socket.remoteAddr)
           ? "not a trusted proxy (this listener takes PROXY protocol headers)"
-          : awaitingHeader.size >= maxConns
-          ? `${maxConns} connections waiting for a PROXY header`
+          : awaitingHeader.size + handshaking.size >= maxConns
+          ? `${maxConns} connections waiting for a PROXY header${deferredTls ? " or TLS handshake" : ""}`
           : undefined;
         if (reason !== undefined) return refuse(socket, reason);
         awaitingHeader.start(socket);
@@ -350,7 +377,7 @@ export async function serve(
       admitAndRun(socket);
     },
     onError: reportAcceptError,
-    onHandshakeError: reportHandshakeError,
+    onHandshakeError: (failure) => reportHandshakeError(failure),
   });
   maxSockets = listener.maxSockets ?? Infinity;
   const url = formatAddress(listener.addr);
@@ -362,6 +389,7 @@ export async function serve(
     await listener.close();
     acceptErrors.close();
     awaitingHeader.closeAll();
+    for (const socket of handshaking) socket.close();
     if (drainMs > 0) {
       for (const connection of connections) {
         connection.stopping = true;
@@ -530,6 +558,8 @@ class ConnectionList {
   }
 }
 
+const NO_BYTES = new Uint8Array(0);
+
 const ACCEPT_ERROR_LOG_INTERVAL_MS = 10_000; // TLS handshake failures' report interval
 
 /** Listens, replacing a stale unix socket file (one nothing listens on) if need be. */
@@ -540,8 +570,11 @@ async function bind(options: ServerOptions, handlers: Parameters<Transport["list
     : { hostname: options.hostname ?? "127.0.0.1", port: options.port ?? 0 };
   if (tls) {
     if ("path" in endpoint) throw new TypeError("TLS is served over TCP only, not on a unix socket");
-    // A certificate or key the runtime refuses rejects with a TlsConfigError.
-    return await transport.listen(endpoint, handlers, options.reusePort ? { tls, reusePort: true } : { tls });
+    // A certificate or key the runtime refuses rejects with a TlsConfigError. Behind a PROXY
+    // header, the handshake waits for the header (startTls).
+    const listenOptions: ListenOptions = options.proxyProtocol ? { tls, deferTls: true } : { tls };
+    if (options.reusePort) listenOptions.reusePort = true;
+    return await transport.listen(endpoint, handlers, listenOptions);
   }
   try {
     return await transport.listen(endpoint, handlers, options.reusePort ? { reusePort: true } : undefined);

@@ -109,6 +109,35 @@ export class TlsConfigError extends Error {
 }
 
 /**
+ * Why `StreamSocket.startTls` rejected: the handshake failed or timed out.
+ *
+ * @example
+ * ```ts
+ * import { TlsHandshakeError } from "./mod.ts";
+ *
+ * const error = new TlsHandshakeError("timeout", "no TLS handshake within 10 s");
+ * console.log(error.reason); // "timeout"
+ * ```
+ */
+export class TlsHandshakeError extends Error {
+  /** Always `"TlsHandshakeError"`. */
+  override name = "TlsHandshakeError";
+  /** `timeout` when the handshake did not finish in time, else `failed`. */
+  readonly reason: "timeout" | "failed";
+
+  /**
+   * A failed or timed-out handshake.
+   *
+   * @param reason `timeout` or `failed`.
+   * @param message The runtime's words for it.
+   */
+  constructor(reason: "timeout" | "failed", message: string) {
+    super(message);
+    this.reason = reason;
+  }
+}
+
+/**
  * A connection whose handshake failed or timed out, as a listener reports it.
  *
  * @example

@@ -86,6 +86,15 @@ export interface StreamSocket {
   answerEach?(responder: ChunkResponder): void;
   /** The TLS session, on a TLS socket (its handshake is done before the socket is handed out). */
   readonly tls?: TlsInfo;
+  /**
+   * On a connection accepted by a listener with `tls` and `deferTls` (see {@linkcode ListenOptions}):
+   * runs the listener's TLS handshake over it now, `buffered` (bytes already read past what came
+   * in clear text) first. Resolves with the TLS socket, which replaces this one; rejects with a
+   * {@linkcode TlsHandshakeError}, the connection closed, when the handshake fails or times out.
+   * The listener's handshake timeout, client CA, ALPN and current certificate apply. No read may
+   * be pending, nor `answerEach` running.
+   */
+  startTls?(buffered?: Uint8Array): Promise<StreamSocket>;
 }
 
 /**
@@ -165,6 +174,13 @@ export interface ListenOptions {
   /** Serve TLS with this certificate and key. */
   tls?: TlsServerOptions;
   /**
+   * With `tls`: hand connections out before their handshake, as plain TCP sockets that have
+   * {@linkcode StreamSocket.startTls}, so the server can first read what a proxy sends in clear
+   * text (a PROXY protocol header). Handshake failures then reject `startTls` instead of
+   * reaching `onHandshakeError`. @default {false}
+   */
+  deferTls?: boolean;
+  /**
    * Share the port with other processes of this program, as `--workers` does: `SO_REUSEPORT`
    * (Bun; Deno with `--unstable-net`; Node 22.12+), or in a `node:cluster` worker the primary's socket
    * (what `--workers` uses on older Node).
@@ -186,6 +202,11 @@ export interface ListenOptions {
 export interface ConnectOptions {
   /** Speak TLS, verifying the server as these options say. */
   tls?: TlsClientOptions;
+  /**
+   * With `tls`: bytes to send in clear text before the handshake, as a TLS-passthrough balancer
+   * sends a PROXY protocol header; made from the connection's addresses once it is open.
+   */
+  beforeTls?: (connection: { readonly localAddr: Address; readonly remoteAddr: Address }) => Uint8Array;
 }
 
 /**

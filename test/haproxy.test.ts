@@ -1,19 +1,23 @@
 // End to end behind real HAProxy: examples/haproxy.cfg (ports filled in) in front of two echo
-// servers (send-proxy-v2) and two gates (send-proxy, balance source) running on this runtime.
+// servers (send-proxy-v2), two gates (send-proxy, balance source) and a TLS echo server (TLS
+// passthrough, send-proxy-v2) running on this runtime.
 // Clients connect from their own loopback addresses (127.0.0.2, 127.0.0.3) and HAProxy from
 // 127.0.0.9, so the servers' logs show whose address they took.
 
 import { spawnSync } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
+import tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { REFUSAL, WELCOME } from "../src/mod.ts";
+import { hasOpenssl, usePki } from "./_pki.ts";
 import { type Child, type ChildServer, ROOT, RUNTIME, startChild, startCliServer, waitFor } from "./_utils.ts";
 
 const HAPROXY_SOURCE = "127.0.0.9";
 const haproxyMissing = (() => {
   const probe = spawnSync("haproxy", ["-v"], { encoding: "utf8" });
-  return probe.status === 0 ? undefined : "haproxy is not installed (apt-get install -y haproxy)";
+  if (probe.status !== 0) return "haproxy is not installed (apt-get install -y haproxy)";
+  return hasOpenssl() ? undefined : "openssl is not installed (apt-get install -y openssl), for the test certificates";
 })();
 if (haproxyMissing) console.log(`test/haproxy.test.ts skipped: ${haproxyMissing}`);
 
@@ -83,7 +87,10 @@ const events = (server: Child): JsonEvent[] =>
 const ip = (address: string | undefined) => address?.replace(/:\d+$/, "");
 
 describe.skipIf(haproxyMissing !== undefined)(`behind HAProxy (servers on ${RUNTIME})`, () => {
+  const pki = usePki();
   const children: Child[] = [];
+  let tlsServer: ChildServer;
+  let tlsPort = 0;
   let echoServers: ChildServer[] = [];
   let gates: ChildServer[] = [];
   let echoPort = 0;
@@ -101,11 +108,15 @@ describe.skipIf(haproxyMissing !== undefined)(`behind HAProxy (servers on ${RUNT
         })
       ),
     );
-    children.push(...echoServers, ...gates);
+    tlsServer = await startCliServer(RUNTIME, [
+      ...["echo", "serve", ...serverArgs],
+      ...["--tls-cert", pki.files.serverCert, "--tls-key", pki.files.serverKey],
+    ]);
+    children.push(...echoServers, ...gates, tlsServer);
     const example = readFileSync(`${ROOT}examples/haproxy.cfg`, "utf8");
     // A free port can be taken between the probe and HAProxy's bind: try again with new ones.
     for (let attempt = 1;; attempt++) {
-      [echoPort, gatePort] = [await freePort(), await freePort()];
+      [echoPort, gatePort, tlsPort] = [await freePort(), await freePort(), await freePort()];
       const config = example
         .replace("global\n", `global\n    stats socket ${statsPath} level admin\n`)
         .replace("source 127.0.0.1", `source ${HAPROXY_SOURCE}`)
@@ -115,7 +126,9 @@ describe.skipIf(haproxyMissing !== undefined)(`behind HAProxy (servers on ${RUNT
         .replace("127.0.0.1:50017", `127.0.0.1:${echoServers[0]!.port}`)
         .replace("127.0.0.1:50018", `127.0.0.1:${echoServers[1]!.port}`)
         .replace("127.0.0.1:8011", `127.0.0.1:${gates[0]!.port}`)
-        .replace("127.0.0.1:8012", `127.0.0.1:${gates[1]!.port}`);
+        .replace("127.0.0.1:8012", `127.0.0.1:${gates[1]!.port}`)
+        .replace("bind 127.0.0.1:50443", `bind 127.0.0.1:${tlsPort}`)
+        .replace("127.0.0.1:50447", `127.0.0.1:${tlsServer.port}`);
       writeFileSync(configPath, config);
       const haproxy = startChild(["haproxy", "-db", "-f", configPath]);
       children.push(haproxy);
@@ -133,7 +146,7 @@ describe.skipIf(haproxyMissing !== undefined)(`behind HAProxy (servers on ${RUNT
     while (true) {
       const rows = await showStat(statsPath).catch(() => []);
       const servers = rows.filter((r) => r.svname !== "FRONTEND" && r.svname !== "BACKEND");
-      if (servers.length === 4 && servers.every((r) => r.status === "UP" && r.check_status === "L7OK")) break;
+      if (servers.length === 5 && servers.every((r) => r.status === "UP" && r.check_status === "L7OK")) break;
       if (Date.now() > deadline) throw new Error(`health checks did not pass: ${JSON.stringify(servers)}`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -145,13 +158,14 @@ describe.skipIf(haproxyMissing !== undefined)(`behind HAProxy (servers on ${RUNT
     rmSync(statsPath, { force: true });
   });
 
-  test("tcp-check health checks pass on all four servers (v2 LOCAL to the echo servers, v1 to the gates)", async () => {
+  test("tcp-check health checks pass on all five servers (v2 LOCAL to the echo servers, v1 to the gates, v2 LOCAL then TLS to the TLS one)", async () => {
     const rows = (await showStat(statsPath)).filter((r) => r.svname !== "FRONTEND" && r.svname !== "BACKEND");
     expect(rows.map((r) => [r.pxname, r.svname, r.status, r.check_status])).toEqual([
       ["echo_servers", "echo1", "UP", "L7OK"],
       ["echo_servers", "echo2", "UP", "L7OK"],
       ["gates", "gate1", "UP", "L7OK"],
       ["gates", "gate2", "UP", "L7OK"],
+      ["echo_tls_servers", "echo_tls1", "UP", "L7OK"],
     ]);
   });
 
@@ -196,5 +210,38 @@ describe.skipIf(haproxyMissing !== undefined)(`behind HAProxy (servers on ${RUNT
     expect(penalties().every((e) => ip(e.remote) === "127.0.0.2")).toBe(true);
     const rows = (await showStat(statsPath)).filter((r) => r.pxname === "gates" && r.svname?.startsWith("gate"));
     expect(rows.every((r) => r.status === "UP")).toBe(true);
+  });
+
+  test("TLS passthrough: a TLS client through HAProxy (send-proxy-v2) gets its echo, and the server logs the client", async () => {
+    const message = "through HAProxy, encrypted end to end";
+    const reply = await new Promise<string>((resolve, reject) => {
+      // From the client's own address (passed on to the TCP connection; not in the TLS typings).
+      const options = {
+        host: "127.0.0.1",
+        port: tlsPort,
+        localAddress: "127.0.0.3",
+        ca: pki.caCert,
+        servername: "localhost",
+      };
+      const socket = tls.connect(options);
+      let got = "";
+      const timer = setTimeout(() => (socket.destroy(), reject(new Error("no reply within 10 s"))), 10_000);
+      socket.on("secureConnect", () => socket.write(message));
+      socket.on("data", (chunk) => {
+        got += chunk;
+        if (got.length >= 6 + message.length) (clearTimeout(timer), socket.end(), resolve(got));
+      });
+      socket.on("error", (error) => (clearTimeout(timer), reject(error)));
+    });
+    expect(reply).toBe(`Echo=>${message}`);
+    const fromClient = () =>
+      events(tlsServer).find((e) => e.event === "connect" && ip(e.remote) === "127.0.0.3") as
+        | (JsonEvent & { tls?: { version?: string } })
+        | undefined;
+    const connect = await waitFor(fromClient, 5000, "the client's connect logged");
+    expect(ip(connect.proxy)).toBe(HAPROXY_SOURCE);
+    expect(connect.tls?.version).toMatch(/^TLSv1\.[23]$/);
+    // The health checks' handshakes (after their LOCAL header) fail nothing either.
+    expect(events(tlsServer).filter((e) => e.event === "tls-handshake-failed" || e.event === "refused")).toEqual([]);
   });
 });

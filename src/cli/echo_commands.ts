@@ -29,7 +29,6 @@ import {
 import type { CliHost } from "./host.ts";
 import { supervise, WorkerChannel, workerLogger, workerNumber, workersOption } from "./workers.ts";
 import {
-  noProxyProtocolWithTls,
   PROXY_CLIENT_HELP,
   PROXY_CLIENT_OPTIONS,
   PROXY_SERVE_HELP,
@@ -208,7 +207,6 @@ async function echoServe(host: CliHost, positionals: string[], options: Options)
   const channel = worker === undefined ? undefined : new WorkerChannel(host, worker);
   const tlsFiles = serverTlsFiles(options);
   if (udp.udp && tlsFiles) throw new UsageError(`TLS does not apply with --udp`);
-  noProxyProtocolWithTls(proxyProtocol, tlsFiles);
   const tls = tlsFiles && await readServerTls(host, tlsFiles, options);
   const server = await serveEcho({
     transport: host.transport,
@@ -243,7 +241,7 @@ async function echoSend(host: CliHost, positionals: string[], options: Options):
     udp: options.udp === true,
     retries: retries === undefined ? undefined : Number(retries),
     messages: rest.length > 0 ? rest : undefined,
-    proxyHeader: proxyHeaderOption(options),
+    proxyHeader: proxyHeaderOption(options, { tls: true }),
     onReply: (reply) => host.writeOut(`Client received: ${pythonRepr(reply)}`),
   });
   return 0;

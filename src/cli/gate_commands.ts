@@ -24,7 +24,6 @@ import {
 import type { CliHost } from "./host.ts";
 import { supervise, WorkerChannel, workerLogger, workerNumber, workersOption } from "./workers.ts";
 import {
-  noProxyProtocolWithTls,
   PROXY_CLIENT_HELP,
   PROXY_CLIENT_OPTIONS,
   PROXY_SERVE_HELP,
@@ -171,7 +170,6 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
   };
   const drain = drainMs(options);
   const tlsFiles = serverTlsFiles(options);
-  noProxyProtocolWithTls(settings.proxyProtocol, tlsFiles);
   const tls = tlsFiles && await readServerTls(host, tlsFiles, options);
   // Workers read the token themselves, quietly: their supervisor has warned once.
   const tokens = await resolveTokens(host, options, channel !== undefined);
@@ -290,11 +288,8 @@ async function handoff(host: CliHost, options: Options): Promise<ConnectionHandl
   }
   const upstream = { hostname: match[1] ?? match[2]!, port: parsePort("then", match[3]!) };
   if (!overTls) return createProxyHandler(host.transport, upstream, undefined, { proxyProtocol });
-  if (proxyProtocol) {
-    throw new UsageError(`"--then-proxy-protocol" does not combine with "--then tls://" (the header precedes TLS)`);
-  }
   const ca = thenCa === undefined ? undefined : await readPem(host, "then-ca", thenCa, "certificate");
-  return createProxyHandler(host.transport, upstream, { tls: ca === undefined ? {} : { ca } });
+  return createProxyHandler(host.transport, upstream, { tls: ca === undefined ? {} : { ca } }, { proxyProtocol });
 }
 
 async function gateKnock(host: CliHost, positionals: string[], options: Options): Promise<number> {
@@ -309,7 +304,7 @@ async function gateKnock(host: CliHost, positionals: string[], options: Options)
     ...(tls && { tls }),
     token: token ?? DEFAULT_TOKEN,
     delayMs: delay === undefined ? undefined : parseSeconds("delay", delay),
-    proxyHeader: proxyHeaderOption(options),
+    proxyHeader: proxyHeaderOption(options, { tls: true }),
   });
   if (result.reply === "") {
     host.writeErr("echogate: the gate closed without a reply (timed out?)");

@@ -60,25 +60,19 @@ export function proxyProtocolOptions(options: Options): ProxyProtocolOptions | u
   return { trusted, timeoutMs };
 }
 
-/** --proxy-protocol is read before TLS would be: the two do not combine (yet). */
-export function noProxyProtocolWithTls(proxyProtocol: ProxyProtocolOptions | undefined, tls: unknown): void {
-  if (proxyProtocol && tls) {
-    throw new UsageError(
-      `"--proxy-protocol" and "--tls-cert" cannot be combined yet (the PROXY header comes before the TLS handshake)`,
-    );
-  }
-}
-
-/** Reads --proxy-header and --proxy-source. */
-export function proxyHeaderOption(options: Options): ProxyHeaderInit | undefined {
+/**
+ * Reads --proxy-header and --proxy-source. With `--tls` the header goes in clear text before the
+ * handshake, as HAProxy sends it in front of TLS servers, where the client can (`tls: true`).
+ */
+export function proxyHeaderOption(options: Options, can: { tls?: boolean } = {}): ProxyHeaderInit | undefined {
   const version = str(options, "proxy-header");
   const source = str(options, "proxy-source");
   if (version === undefined) {
     if (source !== undefined) throw new UsageError(`Option "--proxy-source" applies only with "--proxy-header"`);
     return undefined;
   }
-  if (options.tls === true) {
-    throw new UsageError(`"--proxy-header" does not combine with "--tls" (the header precedes the TLS handshake)`);
+  if (options.tls === true && can.tls !== true) {
+    throw new UsageError(`"--proxy-header" does not combine with "--tls" here`);
   }
   const init: ProxyHeaderInit = { version: parseChoice("proxy-header", version, VERSIONS) === "v1" ? 1 : 2 };
   if (source !== undefined) init.source = parseIpPort("proxy-source", source);

@@ -10,6 +10,7 @@ import { errorMessage } from "../log.ts";
 import { type Cidr, cidrContains, parseCidr, parseIp } from "../penalties.ts";
 import { TIMED_OUT, within } from "../_timers.ts";
 import { type ChunkListener, ReadQueue } from "../read_queue.ts";
+import type { TlsInfo } from "../tls.ts";
 import type { Address, ChunkResponder, StreamSocket } from "../types.ts";
 import type { ProxyHeader } from "./header.ts";
 import { ProxyHeaderParser, type ProxyParseResult } from "./parser.ts";
@@ -93,6 +94,8 @@ export class ProxiedSocket implements StreamSocket {
   readonly proxy: Address;
   /** The header as parsed. */
   readonly header: ProxyHeader;
+  /** The TLS session, when the connection went on in TLS after its header (set only then). */
+  declare readonly tls?: TlsInfo;
   readonly #socket: StreamSocket;
   #leftover: Uint8Array | undefined;
 
@@ -102,14 +105,16 @@ export class ProxiedSocket implements StreamSocket {
    * @param socket The accepted connection.
    * @param header Its parsed header.
    * @param leftover The bytes that followed the header in the same read.
+   * @param tls The TLS session of `socket`, when TLS ran after the header.
    */
-  constructor(socket: StreamSocket, header: ProxyHeader, leftover: Uint8Array) {
+  constructor(socket: StreamSocket, header: ProxyHeader, leftover: Uint8Array, tls?: TlsInfo) {
     this.#socket = socket;
     this.header = header;
     this.proxy = socket.remoteAddr;
     this.localAddr = socket.localAddr;
     this.remoteAddr = header.source ?? socket.remoteAddr;
     this.#leftover = leftover.length > 0 ? leftover : undefined;
+    if (tls) (this as { tls?: TlsInfo }).tls = tls;
     // Keep the fast path only where the transport has one, so answerAll falls back the same way.
     if (!socket.answerEach) Object.defineProperty(this, "answerEach", { value: undefined });
   }
