@@ -502,7 +502,6 @@ describe("the CLI's --proxy-protocol flags", () => {
     [["gate", "serve", "--proxy-protocol", "--proxy-from", "10.0.0.0/33"], "is not a CIDR block"],
     [["gate", "serve", "--then-proxy-protocol", "v2"], '"--then-proxy-protocol" applies only with "--then HOST:PORT"'],
     [["echo", "send", "--proxy-header", "v3"], "is not one of v1, v2"],
-    [["bench", "--tls", "--proxy-header", "v1"], '"--proxy-header" does not combine with "--tls" here'],
     [["gate", "knock", "--proxy-header", "v1", "--proxy-source", "example.com:80"], "is not IP:PORT"],
   ])("bad flags: %j", async (args, message) => {
     const result = await runCommand([...cliCommand(RUNTIME), ...args]);

@@ -322,6 +322,27 @@ describe.skipIf(opensslMissing)(`PROXY protocol then TLS on ${RUNTIME}`, () => {
       await waitFor(() => gate.stdout().includes('"remote":"[2001:db8::9]:7"') || undefined, 5000, "the v6 client");
     });
 
+    test("bench --tls --proxy-header v2 loads a PROXY + TLS listener: every exchange echoed, each as the header's client", async () => {
+      const server = resources.child(
+        await startCliServer(RUNTIME, ["echo", "serve", "--port", "0", "--proxy-protocol", "--json", ...tlsFlags()]),
+      );
+      for (const mode of ["pingpong", "connect"]) {
+        const run = await runCommand([
+          ...cliCommand(RUNTIME),
+          ...["bench", "localhost", "--port", String(server.port), "--mode", mode, "--conns", "2", "--duration", "0.5"],
+          ...["--tls", "--ca", pki.files.caCert, "--proxy-header", "v2", "--proxy-source", "192.0.2.10:9", "--json"],
+        ]);
+        expect(run.code, run.stderr).toBe(0);
+        const report = JSON.parse(run.stdout);
+        expect(report).toMatchObject({ mode, errors: 0, mismatches: 0 });
+        expect(report.operations).toBeGreaterThan(0);
+      }
+      const connects = server.stdout().split("\n").filter((line) => line.includes('"event":"connect"'));
+      expect(connects.length).toBeGreaterThan(2);
+      for (const line of connects) expect(JSON.parse(line)).toMatchObject({ remote: "192.0.2.10:9", tls: {} });
+      expect(server.stdout()).not.toContain('"event":"refused"');
+    });
+
     test("SIGHUP re-reads the certificate of a PROXY + TLS listener", async () => {
       const cert = join(pki.dir, `proxy-live-${RUNTIME}.crt`);
       const key = join(pki.dir, `proxy-live-${RUNTIME}.key`);

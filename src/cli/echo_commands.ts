@@ -241,7 +241,7 @@ async function echoSend(host: CliHost, positionals: string[], options: Options):
     udp: options.udp === true,
     retries: retries === undefined ? undefined : Number(retries),
     messages: rest.length > 0 ? rest : undefined,
-    proxyHeader: proxyHeaderOption(options, { tls: true }),
+    proxyHeader: proxyHeaderOption(options),
     onReply: (reply) => host.writeOut(`Client received: ${pythonRepr(reply)}`),
   });
   return 0;

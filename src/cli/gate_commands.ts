@@ -304,7 +304,7 @@ async function gateKnock(host: CliHost, positionals: string[], options: Options)
     ...(tls && { tls }),
     token: token ?? DEFAULT_TOKEN,
     delayMs: delay === undefined ? undefined : parseSeconds("delay", delay),
-    proxyHeader: proxyHeaderOption(options, { tls: true }),
+    proxyHeader: proxyHeaderOption(options),
   });
   if (result.reply === "") {
     host.writeErr("echogate: the gate closed without a reply (timed out?)");

@@ -62,17 +62,14 @@ export function proxyProtocolOptions(options: Options): ProxyProtocolOptions | u
 
 /**
  * Reads --proxy-header and --proxy-source. With `--tls` the header goes in clear text before the
- * handshake, as HAProxy sends it in front of TLS servers, where the client can (`tls: true`).
+ * handshake, as HAProxy sends it in front of TLS servers.
  */
-export function proxyHeaderOption(options: Options, can: { tls?: boolean } = {}): ProxyHeaderInit | undefined {
+export function proxyHeaderOption(options: Options): ProxyHeaderInit | undefined {
   const version = str(options, "proxy-header");
   const source = str(options, "proxy-source");
   if (version === undefined) {
     if (source !== undefined) throw new UsageError(`Option "--proxy-source" applies only with "--proxy-header"`);
     return undefined;
-  }
-  if (options.tls === true && can.tls !== true) {
-    throw new UsageError(`"--proxy-header" does not combine with "--tls" here`);
   }
   const init: ProxyHeaderInit = { version: parseChoice("proxy-header", version, VERSIONS) === "v1" ? 1 : 2 };
   if (source !== undefined) init.source = parseIpPort("proxy-source", source);
