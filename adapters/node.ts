@@ -396,8 +396,8 @@ function listenTls(
   });
 }
 
-/** A TCP (or unix) connection with `prefix` written in clear text on it, for a TLS handshake to follow. */
-function connectWithPrefix(endpoint: Endpoint, prefix: NonNullable<ConnectOptions["beforeTls"]>): Promise<net.Socket> {
+/** A plain TCP (or unix) connection to `endpoint`, once it is open. */
+function openConnection(endpoint: Endpoint): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const socket = "path" in endpoint
       ? net.createConnection({ path: endpoint.path, allowHalfOpen: true })
@@ -405,24 +405,34 @@ function connectWithPrefix(endpoint: Endpoint, prefix: NonNullable<ConnectOption
     socket.once("error", reject);
     socket.once("connect", () => {
       socket.off("error", reject);
-      const local: Address = "path" in endpoint
-        ? { transport: "unix", path: endpoint.path }
-        : { transport: "tcp", hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 };
-      const remote: Address = "path" in endpoint
-        ? local
-        : { transport: "tcp", hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
-      let bytes: Uint8Array;
-      try {
-        bytes = prefix({ localAddr: local, remoteAddr: remote });
-      } catch (error) {
-        socket.destroy();
-        return reject(error);
-      }
-      // Written out before the handshake starts: Deno's node:tls writes its ClientHello past
-      // whatever the socket still holds.
-      socket.write(bytes, (error) => error ? reject(error) : resolve(socket));
+      resolve(socket);
     });
   });
+}
+
+/** A TCP (or unix) connection with `prefix` written in clear text on it, for a TLS handshake to follow. */
+async function connectWithPrefix(
+  endpoint: Endpoint,
+  prefix: NonNullable<ConnectOptions["beforeTls"]>,
+): Promise<net.Socket> {
+  const socket = await openConnection(endpoint);
+  const local: Address = "path" in endpoint
+    ? { transport: "unix", path: endpoint.path }
+    : { transport: "tcp", hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 };
+  const remote: Address = "path" in endpoint
+    ? local
+    : { transport: "tcp", hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
+  let bytes: Uint8Array;
+  try {
+    bytes = prefix({ localAddr: local, remoteAddr: remote });
+  } catch (error) {
+    socket.destroy();
+    throw error;
+  }
+  // Written out before the handshake starts: Deno's node:tls writes its ClientHello past
+  // whatever the socket still holds.
+  await new Promise<void>((resolve, reject) => socket.write(bytes, (error) => error ? reject(error) : resolve()));
+  return socket;
 }
 
 async function connectTls(
@@ -520,18 +530,8 @@ export const transport: Transport = {
   },
   connect(endpoint, options) {
     if (options?.tls) return connectTls(endpoint, options.tls, options.beforeTls);
-    return new Promise((resolve, reject) => {
-      const socket = "path" in endpoint
-        ? net.createConnection({ path: endpoint.path, allowHalfOpen: true })
-        : net.createConnection({ host: endpoint.hostname, port: endpoint.port, allowHalfOpen: true, noDelay: true });
-      socket.once("error", reject);
-      socket.once("connect", () => {
-        socket.off("error", reject);
-        resolve(
-          new NodeStreamSocket(socket, "path" in endpoint ? { transport: "unix", path: endpoint.path } : undefined),
-        );
-      });
-    });
+    const local: Address | undefined = "path" in endpoint ? { transport: "unix", path: endpoint.path } : undefined;
+    return openConnection(endpoint).then((socket) => new NodeStreamSocket(socket, local));
   },
   async removeSocketFile(path) {
     await unlink(path).catch((error: NodeJS.ErrnoException) => {

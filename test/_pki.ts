@@ -3,10 +3,12 @@
 // leaf. Leaves are CA:FALSE with a SAN (rustls, under Deno, rejects CA:TRUE leaves and CN-only names).
 
 import { execFileSync } from "node:child_process";
-import { afterAll, beforeAll } from "vitest";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { afterAll, beforeAll, expect } from "vitest";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import process from "node:process";
+import { type Child, waitFor } from "./_utils.ts";
 
 /** PEM strings and the files they were read from. */
 export interface TestPki {
@@ -153,4 +155,28 @@ export function usePki(): TestPki {
   beforeAll(() => void Object.assign(pki, makePki()));
   afterAll(() => pki.remove?.());
   return pki;
+}
+
+/**
+ * SIGHUP to a CLI TLS server whose certificate and key are the files `live`: a bad file keeps the
+ * old certificate (and is reported), then the other CA's files replace it for new connections.
+ * `trusts(ca)` says whether a connection verified against `ca` gets through.
+ */
+export async function expectSighupReload(
+  server: Child,
+  live: { cert: string; key: string },
+  pki: TestPki,
+  trusts: (ca: string) => Promise<boolean>,
+): Promise<void> {
+  expect(await trusts(pki.caCert)).toBe(true);
+  writeFileSync(live.cert, "garbage");
+  process.kill(server.process.pid!, "SIGHUP");
+  await waitFor(() => /TLS reload failed/.test(server.stderr()) || undefined, 5000, "the failed reload logged");
+  expect(await trusts(pki.caCert)).toBe(true);
+  copyFileSync(pki.files.otherServerCert, live.cert);
+  copyFileSync(pki.files.otherServerKey, live.key);
+  process.kill(server.process.pid!, "SIGHUP");
+  await waitFor(() => /TLS certificate reloaded/.test(server.stdout()) || undefined, 5000, "the reload logged");
+  expect(await trusts(pki.otherCaCert)).toBe(true);
+  expect(await trusts(pki.caCert)).toBe(false);
 }

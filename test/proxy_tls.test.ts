@@ -2,7 +2,7 @@
 // header in clear text, then the client's TLS bytes. The header is read and checked as on plain
 // TCP, then the handshake runs over the same connection from the bytes that followed it.
 
-import { copyFileSync, writeFileSync } from "node:fs";
+import { copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, test } from "vitest";
 import {
@@ -17,7 +17,7 @@ import {
   type TlsServerOptions,
   WELCOME,
 } from "../src/mod.ts";
-import { hasOpenssl, usePki } from "./_pki.ts";
+import { expectSighupReload, hasOpenssl, usePki } from "./_pki.ts";
 import {
   bytes,
   cleanup,
@@ -362,17 +362,7 @@ describe.skipIf(opensslMissing)(`PROXY protocol then TLS on ${RUNTIME}`, () => {
           proxyHeader: { version: 2, source: CLIENT },
           timeoutMs: 3000,
         }).then(() => true, () => false);
-      expect(await trusts(pki.caCert)).toBe(true);
-      writeFileSync(cert, "garbage");
-      process.kill(server.process.pid!, "SIGHUP");
-      await waitFor(() => /TLS reload failed/.test(server.stderr()) || undefined, 5000, "the failed reload logged");
-      expect(await trusts(pki.caCert)).toBe(true);
-      copyFileSync(pki.files.otherServerCert, cert);
-      copyFileSync(pki.files.otherServerKey, key);
-      process.kill(server.process.pid!, "SIGHUP");
-      await waitFor(() => /TLS certificate reloaded/.test(server.stdout()) || undefined, 5000, "the reload logged");
-      expect(await trusts(pki.otherCaCert)).toBe(true);
-      expect(await trusts(pki.caCert)).toBe(false);
+      await expectSighupReload(server, { cert, key }, pki, trusts);
     });
 
     test("--workers 2: each worker reads the header, then serves TLS", async () => {

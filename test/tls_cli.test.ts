@@ -3,11 +3,11 @@
 // s_client, ncat --ssl).
 
 import { execFileSync } from "node:child_process";
-import { copyFileSync, writeFileSync } from "node:fs";
+import { copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { sendEcho, serveEcho, type StreamSocket, WELCOME } from "../src/mod.ts";
-import { hasOpenssl, usePki } from "./_pki.ts";
+import { expectSighupReload, hasOpenssl, usePki } from "./_pki.ts";
 import {
   type ChildServer,
   cleanup,
@@ -206,17 +206,7 @@ describe.skipIf(opensslMissing)(`TLS CLI on ${RUNTIME}`, () => {
     );
     const trusts = (ca: string) =>
       sendEcho({ transport, hostname: "127.0.0.1", port: server.port, tls: { ca } }).then(() => true, () => false);
-    expect(await trusts(pki.caCert)).toBe(true);
-    writeFileSync(cert, "garbage");
-    process.kill(server.process.pid!, "SIGHUP");
-    await waitFor(() => /TLS reload failed/.test(server.stderr()) || undefined, 5000, "the failed reload logged");
-    expect(await trusts(pki.caCert)).toBe(true);
-    copyFileSync(pki.files.otherServerCert, cert);
-    copyFileSync(pki.files.otherServerKey, key);
-    process.kill(server.process.pid!, "SIGHUP");
-    await waitFor(() => /TLS certificate reloaded/.test(server.stdout()) || undefined, 5000, "the reload logged");
-    expect(await trusts(pki.otherCaCert)).toBe(true);
-    expect(await trusts(pki.caCert)).toBe(false);
+    await expectSighupReload(server, { cert, key }, pki, trusts);
   });
 
   test("gate serve --then tls://HOST:PORT --then-ca forwards welcomed connections over TLS", async () => {
