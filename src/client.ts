@@ -8,10 +8,13 @@ import { concatAll, utf8 } from "./_bytes.ts";
 import { sleep, TIMED_OUT, within } from "./_timers.ts";
 import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "./echo.ts";
 import { DEFAULT_GATE_PORT, DEFAULT_TOKEN, WELCOME } from "./gate.ts";
-import { encodeProxyHeader, type ProxyHeaderInit } from "./proxy_protocol/mod.ts";
+import type { ProxyHeaderInit } from "./proxy_protocol/mod.ts";
+import { connectOptionsFor, proxyHeaderFor } from "./_client_connect.ts";
 import type { TlsClientOptions } from "./tls.ts";
-import type { ConnectOptions, Endpoint, StreamSocket, Transport } from "./types.ts";
+import type { Endpoint, StreamSocket, Transport } from "./types.ts";
 import { DEFAULT_UDP_TIMEOUT_MS, sendDatagrams } from "./datagram/client.ts";
+
+export { proxyHeaderFor };
 
 /**
  * Where a client connects. Give `path` for a unix socket, else `hostname`/`port`.
@@ -271,15 +274,10 @@ export async function knockGate(options: KnockGateOptions): Promise<KnockResult>
 
 /** Connects, and sends the PROXY header first when asked to. */
 async function connectClient(options: ClientOptions, defaultPort: number): Promise<StreamSocket> {
-  const { proxyHeader, tls } = options;
-  if (proxyHeader && tls) {
-    // In clear text before the handshake, as a TLS-passthrough balancer sends it.
-    const beforeTls = (connection: Pick<StreamSocket, "localAddr" | "remoteAddr">) =>
-      proxyHeaderFor(connection, proxyHeader);
-    return await options.transport.connect(endpointOf(options, defaultPort), { tls, beforeTls });
-  }
-  const socket = await options.transport.connect(endpointOf(options, defaultPort), connectOptionsOf(options));
-  if (!options.proxyHeader) return socket;
+  const connectOptions = connectOptionsFor(options.tls, options.proxyHeader);
+  const socket = await options.transport.connect(endpointOf(options, defaultPort), connectOptions);
+  // Over TLS the header went out before the handshake (connectOptions.beforeTls).
+  if (!options.proxyHeader || options.tls) return socket;
   try {
     await socket.write(proxyHeaderFor(socket, options.proxyHeader));
   } catch (error) {
@@ -289,37 +287,7 @@ async function connectClient(options: ClientOptions, defaultPort: number): Promi
   return socket;
 }
 
-/**
- * The PROXY header a client sends on `socket`: `init`, with `source` and `destination` defaulting
- * to the connection's own endpoints.
- *
- * @param socket The connected socket.
- * @param init The version and any addresses to name instead.
- * @returns The header bytes.
- *
- * @example
- * ```ts ignore
- * import { proxyHeaderFor } from "./mod.ts";
- *
- * await socket.write(proxyHeaderFor(socket, { version: 2 }));
- * ```
- */
-export function proxyHeaderFor(
-  socket: Pick<StreamSocket, "localAddr" | "remoteAddr">,
-  init: ProxyHeaderInit,
-): Uint8Array {
-  return encodeProxyHeader({
-    ...init,
-    source: init.source ?? socket.localAddr,
-    destination: init.destination ?? socket.remoteAddr,
-  });
-}
-
 function endpointOf(options: ClientOptions, defaultPort: number): Endpoint {
   if (options.path !== undefined) return { path: options.path };
   return { hostname: options.hostname ?? "localhost", port: options.port ?? defaultPort };
-}
-
-function connectOptionsOf(options: ClientOptions): ConnectOptions | undefined {
-  return options.tls ? { tls: options.tls } : undefined;
 }

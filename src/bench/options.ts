@@ -7,7 +7,7 @@
 
 import { utf8 } from "../_bytes.ts";
 import { formatEndpoint } from "../address.ts";
-import { proxyHeaderFor } from "../client.ts";
+import { connectOptionsFor } from "../_client_connect.ts";
 import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "../echo.ts";
 import { DEFAULT_GATE_PORT } from "../gate.ts";
 import type { ProxyHeaderInit } from "../proxy_protocol/mod.ts";
@@ -107,15 +107,6 @@ export interface Settings {
   proxyHeader: ProxyHeaderInit | undefined;
 }
 
-/** TLS, with a PROXY header in clear text before each handshake as a TLS-passthrough balancer sends it. */
-function connectOptionsOf(
-  tls: TlsClientOptions | undefined,
-  header: ProxyHeaderInit | undefined,
-): ConnectOptions | undefined {
-  if (!tls) return undefined;
-  return header ? { tls, beforeTls: (connection) => proxyHeaderFor(connection, header) } : { tls };
-}
-
 export function settle(options: BenchOptions): Settings {
   const mode = options.mode ?? "pingpong";
   if (!BENCH_MODES.includes(mode)) throw new TypeError(`Unknown bench mode "${mode}"`);
@@ -139,7 +130,7 @@ export function settle(options: BenchOptions): Settings {
     rate: options.rate,
     timeoutMs: options.timeoutMs ?? 5000,
     intervalMs: options.intervalMs ?? 1000,
-    connectOptions: connectOptionsOf(options.tls, options.proxyHeader),
+    connectOptions: connectOptionsFor(options.tls, options.proxyHeader),
     // Over TLS the header goes in clear text before the handshake (connectOptions), not after it.
     proxyHeader: options.tls ? undefined : options.proxyHeader,
   };
