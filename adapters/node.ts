@@ -60,7 +60,7 @@ class NodeStreamSocket extends PushStreamSocket {
     super(readSource(socket));
     this.#socket = socket;
     if (local?.transport !== "unix") void socket.remotePort; // makes Node cache the peer's address now, while it is known
-    this.localAddr = local ?? { transport: "tcp", hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 };
+    this.localAddr = local ?? localTcpAddress(socket);
     // Listeners shared by all sockets (they find this object through the socket), so an idle
     // connection holds no closures.
     (socket as TaggedSocket)[WRAPPER] = this;
@@ -114,9 +114,7 @@ class NodeStreamSocket extends PushStreamSocket {
   // fewer per idle connection.
   get remoteAddr(): Address {
     const socket = this.#socket;
-    return this.localAddr.transport === "unix"
-      ? this.localAddr
-      : { transport: "tcp", hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
+    return this.localAddr.transport === "unix" ? this.localAddr : remoteTcpAddress(socket);
   }
 
   // Only TLS sockets have a session to report.
@@ -181,6 +179,16 @@ class NodeStreamSocket extends PushStreamSocket {
     if (queued.length > 0) socket.unshift(Buffer.concat(queued));
     return socket;
   }
+}
+
+/** This end of a TCP socket, from what Node caches on it. */
+function localTcpAddress(socket: net.Socket): Address {
+  return { transport: "tcp", hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 };
+}
+
+/** The peer of a TCP socket, from what Node caches on it. */
+function remoteTcpAddress(socket: net.Socket): Address {
+  return { transport: "tcp", hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
 }
 
 /** The one listener for `event` on `socket`, if there is exactly one. */
@@ -354,11 +362,7 @@ function listenTls(
   server.on("tlsClientError", (error: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
     // Deno's node:tls has no peer address on a TLS socket whose handshake failed; its TCP socket does.
     const peer = socket.remoteAddress === undefined ? (socket as { _parent?: net.Socket })._parent ?? socket : socket;
-    const remoteAddr: Address = {
-      transport: "tcp",
-      hostname: peer.remoteAddress ?? "",
-      port: peer.remotePort ?? 0,
-    };
+    const remoteAddr = remoteTcpAddress(peer);
     socket.destroy();
     const reason = isHandshakeTimeout(error) ? "timeout" : "failed";
     // OpenSSL's message carries its file and line; its reason is the useful part.
@@ -416,12 +420,8 @@ async function connectWithPrefix(
   prefix: NonNullable<ConnectOptions["beforeTls"]>,
 ): Promise<net.Socket> {
   const socket = await openConnection(endpoint);
-  const local: Address = "path" in endpoint
-    ? { transport: "unix", path: endpoint.path }
-    : { transport: "tcp", hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 };
-  const remote: Address = "path" in endpoint
-    ? local
-    : { transport: "tcp", hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
+  const local: Address = "path" in endpoint ? { transport: "unix", path: endpoint.path } : localTcpAddress(socket);
+  const remote: Address = "path" in endpoint ? local : remoteTcpAddress(socket);
   let bytes: Uint8Array;
   try {
     bytes = prefix({ localAddr: local, remoteAddr: remote });
