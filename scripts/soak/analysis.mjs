@@ -42,6 +42,9 @@ export function plot(samples, servers, title) {
   const panel = { left: 60, right: 150, top: 40, height: 170, gap: 60 };
   const panels = [
     { key: "rss", label: "RSS (MiB)" },
+    ...(samples[0]?.servers[servers[0]].rssLessYoung !== undefined
+      ? [{ key: "rssLessYoung", label: "RSS less the young generation: what the verdict judges (MiB)" }]
+      : []),
     ...(samples[0]?.servers[servers[0]].heapCommitted !== undefined
       ? [
         { key: "heapCommitted", label: "V8 heap committed (MiB)" },
@@ -140,14 +143,25 @@ export function heapTable(result, names) {
 
 export function summaryTable(result, names) {
   const t = result.totals;
+  const young = names.every((name) => result.servers[name].youngMax !== undefined);
   const lines = [
     `### ${result.runtime}: ${result.minutes} min (${result.startedAt}), verdict: **${result.verdict}**`,
     "",
-    "| server | RSS first / max / last (MiB) | RSS warm-up ends | RSS slope after it | RSS slope, 2nd half (not judged) | fds first / max / last | fd slope, 2nd half | probe median / max (ms) | log lines | exit |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ...(young
+      ? [
+        "| server | RSS first / max / last (MiB) | young generation first / max / last | judged: RSS less it, first / max / last | its warm-up ends (RSS's own) | its slope after it | its slope, 2nd half (not judged) | fds first / max / last | fd slope, 2nd half | probe median / max (ms) | log lines | exit |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+      ]
+      : [
+        "| server | RSS first / max / last (MiB) | RSS warm-up ends | RSS slope after it | RSS slope, 2nd half (not judged) | fds first / max / last | fd slope, 2nd half | probe median / max (ms) | log lines | exit |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+      ]),
     ...names.map((name) => {
       const s = result.servers[name];
-      return `| ${name} | ${s.rssFirst} / ${s.rssMax} / ${s.rssLast} | ${s.rssWarmupEndMin} min | ${s.rssSlopeAfterWarmupMiBPerMin} MiB/min | ${s.rssSlopeMiBPerMin} MiB/min | ${s.fdsFirst} / ${s.fdsMax} / ${s.fdsLast} | ${s.fdSlopePerMin}/min | ${s.probeMedianMs} / ${s.probeMaxMs} | ${s.logLines} | ${s.exit} |`;
+      const growth = young
+        ? `${s.youngFirst} / ${s.youngMax} / ${s.youngLast} | ${s.judgedFirst} / ${s.judgedMax} / ${s.judgedLast} | ${s.rssWarmupEndMin} min (${s.rawRssWarmupEndMin} min)`
+        : `${s.rssWarmupEndMin} min`;
+      return `| ${name} | ${s.rssFirst} / ${s.rssMax} / ${s.rssLast} | ${growth} | ${s.rssSlopeAfterWarmupMiBPerMin} MiB/min | ${s.rssSlopeMiBPerMin} MiB/min | ${s.fdsFirst} / ${s.fdsMax} / ${s.fdsLast} | ${s.fdSlopePerMin}/min | ${s.probeMedianMs} / ${s.probeMaxMs} | ${s.logLines} | ${s.exit} |`;
     }),
     "",
     `Traffic: ${t.pingpong} ping-pongs, ${
