@@ -144,18 +144,29 @@ export function heapTable(result, names) {
 export function summaryTable(result, names) {
   const t = result.totals;
   const young = names.every((name) => result.servers[name].youngMax !== undefined);
+  const columns = [
+    "server",
+    "RSS first / max / last (MiB)",
+    ...(young
+      ? [
+        "young generation first / max / last",
+        "judged: RSS less it, first / max / last",
+        "its warm-up ends (RSS's own)",
+        "its slope after it",
+        "its slope, 2nd half (not judged)",
+      ]
+      : ["RSS warm-up ends", "RSS slope after it", "RSS slope, 2nd half (not judged)"]),
+    "fds first / max / last",
+    "fd slope, 2nd half",
+    "probe median / max (ms)",
+    "log lines",
+    "exit",
+  ];
   const lines = [
     `### ${result.runtime}: ${result.minutes} min (${result.startedAt}), verdict: **${result.verdict}**`,
     "",
-    ...(young
-      ? [
-        "| server | RSS first / max / last (MiB) | young generation first / max / last | judged: RSS less it, first / max / last | its warm-up ends (RSS's own) | its slope after it | its slope, 2nd half (not judged) | fds first / max / last | fd slope, 2nd half | probe median / max (ms) | log lines | exit |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-      ]
-      : [
-        "| server | RSS first / max / last (MiB) | RSS warm-up ends | RSS slope after it | RSS slope, 2nd half (not judged) | fds first / max / last | fd slope, 2nd half | probe median / max (ms) | log lines | exit |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-      ]),
+    `| ${columns.join(" | ")} |`,
+    `|${" --- |".repeat(columns.length)}`,
     ...names.map((name) => {
       const s = result.servers[name];
       const growth = young
