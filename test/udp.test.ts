@@ -276,6 +276,16 @@ describe(`UDP safety on ${RUNTIME}`, () => {
     expect(server.stats).toMatchObject({ received: 2, answered: 1, tooBig: 1 });
   });
 
+  test("a prefix over 56 bytes is refused while the limits are on (an answer at most 3 times its request)", async () => {
+    await expect(udpServer({ prefix: "x".repeat(57) })).rejects.toThrow(/57 bytes is over 56/);
+    await expect(udpServer({ prefix: "x".repeat(57), limits: { rate: 1000 } })).rejects.toThrow(RangeError);
+    const server = await udpServer({ prefix: "x".repeat(1400), limits: false });
+    const client = await peer();
+    client.send(new Uint8Array(0), portOf(server));
+    await client.waitFor(1);
+    expect(client.received[0]!.bytes.length).toBe(1400);
+  });
+
   test("the default size cap is 1472 bytes", async () => {
     const server = await udpServer({ limits: false });
     const client = await peer();

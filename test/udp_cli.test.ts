@@ -232,6 +232,36 @@ describe(`echogate echo send --udp on ${RUNTIME}`, () => {
     expect(stderr).toMatch(/^echogate: .*in use\n$/);
   });
 
+  test("a --prefix over the amplification bound exits 2 with --udp, unless --no-udp-limits", async () => {
+    const long = "x".repeat(1400);
+    const refused = await runCommand([
+      ...cliCommand(RUNTIME),
+      "echo",
+      "serve",
+      "--udp",
+      "--port",
+      "0",
+      "--prefix",
+      long,
+    ]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr.split("\n")[0]).toMatch(/^echogate: .*1400 bytes.*at most 56 .*--no-udp-limits$/);
+    // The bound itself is allowed, and --no-udp-limits lifts it (a lab).
+    for (const [prefix, extra] of [["y".repeat(56), []], [long, ["--no-udp-limits"]]] as const) {
+      const server = resources.child(
+        await startCliServer(RUNTIME, ["echo", "serve", "--udp", "--port", "0", "--prefix", prefix, ...extra]),
+      );
+      const [reply] = await sendEcho({
+        transport,
+        udp: true,
+        hostname: "127.0.0.1",
+        port: server.port,
+        messages: ["!"],
+      });
+      expect(text(reply!)).toBe(`${prefix}!`);
+    }
+  });
+
   test("flags that do not fit --udp are usage errors", async () => {
     for (
       const args of [

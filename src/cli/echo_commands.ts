@@ -1,6 +1,6 @@
 // The `echo serve` and `echo send` commands.
 
-import { pythonRepr } from "../_bytes.ts";
+import { pythonRepr, utf8 } from "../_bytes.ts";
 import { sendEcho } from "../client.ts";
 import {
   DEFAULT_ECHO_PORT,
@@ -10,7 +10,7 @@ import {
   type EchoOptions,
   serveEcho,
 } from "../echo.ts";
-import { DEFAULT_MAX_DATAGRAM } from "../datagram/echo.ts";
+import { DEFAULT_MAX_DATAGRAM, MAX_UDP_PREFIX } from "../datagram/echo.ts";
 import { type DatagramLimits, DEFAULT_UDP_BUDGET, DEFAULT_UDP_RATE } from "../datagram/sources.ts";
 import { DEFAULT_UDP_RETRIES } from "../datagram/client.ts";
 import { UsageError } from "../errors.ts";
@@ -68,7 +68,8 @@ Options:
   --unix PATH          Listen on a unix socket instead of TCP
   --mode MODE          chunk: one answer per read; line: one per \\n-terminated line;
                        raw: bytes back unchanged (default chunk)
-  --prefix STR         Put before every answer in chunk and line mode (default '${DEFAULT_PREFIX}')
+  --prefix STR         Put before every answer in chunk and line mode (default '${DEFAULT_PREFIX}');
+                       with --udp at most ${MAX_UDP_PREFIX} bytes unless --no-udp-limits
   --idle-timeout S     Close a connection after S seconds without traffic (default: never)
   --max-line BYTES     Longest line in line mode; longer closes the connection (default ${DEFAULT_MAX_LINE})
   --max-conns N        Close new connections at once while N are open (default: no limit);
@@ -176,6 +177,13 @@ function udpOptions(options: Options): { udp?: boolean; maxDatagram?: number; li
     }
     limits = false;
   } else {
+    const prefix = str(options, "mode") === "raw" ? undefined : str(options, "prefix");
+    if (prefix !== undefined && utf8(prefix).length > MAX_UDP_PREFIX) {
+      throw new UsageError(
+        `--prefix is ${utf8(prefix).length} bytes; with --udp at most ${MAX_UDP_PREFIX} ` +
+          `(an answer at most 3 times its request on the wire), or --no-udp-limits`,
+      );
+    }
     limits = {
       rate: rate === undefined ? undefined : parsePositiveInt("udp-rate", rate),
       budget: budget === undefined ? undefined : parsePositiveInt("udp-budget", budget),

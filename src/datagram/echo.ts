@@ -25,6 +25,22 @@ export const DEFAULT_MAX_DATAGRAM = 1472;
  */
 export const REFUSED_SOURCE_PORTS: readonly number[] = [0, 7, 19];
 
+/**
+ * The longest prefix answered while the limits are on, in bytes: an answer is then at most 3
+ * times its request on the wire, the smallest request being an empty datagram (28 bytes of IPv4
+ * and UDP headers; 48 over IPv6): (28 + 56) / 28 = 3. Three is QUIC's bound for a server that
+ * has not checked a peer's address yet (RFC 9000, section 8). The rate and the budget cap how
+ * many answers go out; this caps what each is worth to someone reflecting spoofed requests.
+ *
+ * @example
+ * ```ts
+ * import { MAX_UDP_PREFIX } from "./mod.ts";
+ *
+ * const allowed = (prefix: string) => new TextEncoder().encode(prefix).length <= MAX_UDP_PREFIX;
+ * ```
+ */
+export const MAX_UDP_PREFIX = 56;
+
 /** How often drop counts and unattributed socket errors are logged at most, in ms. */
 const REPORT_INTERVAL_MS = 10_000;
 /** New-peer lines logged per second at most (the rest are counted in the next report). */
@@ -47,7 +63,10 @@ export interface DatagramEchoOptions {
   hostname?: string;
   /** Port to bind; 0 picks a free one. @default {50007} */
   port?: number;
-  /** Put before every answer; `""` answers the datagram as it is. @default {"Echo=>"} */
+  /**
+   * Put before every answer; `""` answers the datagram as it is. At most
+   * {@linkcode MAX_UDP_PREFIX} bytes unless `limits` is `false`. @default {"Echo=>"}
+   */
   prefix?: string | Uint8Array;
   /** Datagrams longer than this many bytes are dropped and counted. @default {1472} */
   maxDatagram?: number;
@@ -128,6 +147,11 @@ export async function serveDatagramEcho(options: DatagramEchoOptions): Promise<D
   const maxDatagram = options.maxDatagram ?? DEFAULT_MAX_DATAGRAM;
   if (!(Number.isSafeInteger(maxDatagram) && maxDatagram >= 0)) {
     throw new RangeError("maxDatagram must be a non-negative integer");
+  }
+  if (options.limits !== false && prefix.length > MAX_UDP_PREFIX) {
+    throw new RangeError(
+      `A UDP prefix of ${prefix.length} bytes is over ${MAX_UDP_PREFIX} (an answer at most 3 times its request); limits: false allows it`,
+    );
   }
   const sources = new SourceTable(options.limits ?? {});
   // Replies cut from shared slabs (as for TCP), except on Bun: JavaScriptCore makes a view into

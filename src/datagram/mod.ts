@@ -10,6 +10,7 @@ export {
   type DatagramEchoServer,
   type DatagramEchoStats,
   DEFAULT_MAX_DATAGRAM,
+  MAX_UDP_PREFIX,
   REFUSED_SOURCE_PORTS,
   serveDatagramEcho,
 } from "./echo.ts";
