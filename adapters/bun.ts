@@ -534,15 +534,23 @@ export const transport: Transport = {
 
 // --- datagrams ---
 
+/**
+ * Tries per datagram when send() throws: pending errors of earlier datagrams (one per ICMP
+ * error that arrived since) are taken first; more than one between two tries is rare.
+ */
+const SEND_ATTEMPTS = 3;
+
 class BunDatagramSocket implements DatagramSocket {
   #socket: BunUdpSocket | undefined;
   #addr: Address | undefined;
   #drainWaiters: (() => void)[] = [];
   #full = false;
   #closed = false;
+  #handlers: DatagramHandlers;
   readonly handler: BunUdpHandler;
 
   constructor(handlers: DatagramHandlers) {
+    this.#handlers = handlers;
     this.handler = {
       data: (_socket, bytes, port, hostname) => {
         if (!this.#closed) handlers.onMessage(bytes, hostname, port);
@@ -552,8 +560,11 @@ class BunDatagramSocket implements DatagramSocket {
         for (const waiter of this.#drainWaiters.splice(0)) waiter();
       },
       // Always installed: an unhandled UDP error (ECONNREFUSED from an ICMP port unreachable)
-      // would be an uncaught exception. Bun does not say which peer it came from.
-      error(error) {
+      // would be an uncaught exception. Bun does not say which peer it came from, and reports
+      // each ICMP error twice: as the socket's pending error (a receive returned it), then read
+      // from the error queue (`errqueue: true`). Passed on once, from the queue.
+      error(error: Error & { code?: string; errqueue?: boolean }) {
+        if (error.code === "ECONNREFUSED" && error.errqueue !== true) return;
         handlers.onError(error);
       },
     };
@@ -571,9 +582,21 @@ class BunDatagramSocket implements DatagramSocket {
   send(bytes: Uint8Array, hostname: string, port: number): boolean {
     if (this.#closed) return false;
     // Bun's send() copies nothing it does not send at once: the bytes are free on return.
-    if (this.#socket!.send(bytes, port, hostname)) return true;
-    this.#full = true;
-    return false;
+    for (let attempt = 1;; attempt++) {
+      try {
+        if (this.#socket!.send(bytes, port, hostname)) return true;
+        this.#full = true;
+        return false;
+      } catch (error) {
+        // Bun sets IP_RECVERR: an ICMP error for an earlier datagram, to another peer, stays
+        // pending on the socket, and the next send() throws it instead of sending. Taking it
+        // clears it, so the same datagram is sent again (the error is reported from the error
+        // queue). One that still throws is this peer's own: reported, as node:dgram does.
+        if (attempt < SEND_ATTEMPTS) continue;
+        this.#handlers.onError(error, hostname, port);
+        return true;
+      }
+    }
   }
 
   onDrain(callback: () => void): void {

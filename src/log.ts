@@ -48,6 +48,7 @@ export type LogEvent =
     rateLimited: number;
     overBudget: number;
     sendBufferFull: number;
+    portUnreachable: number;
     peersNotShown: number;
   }
   | { event: "log-dropped"; stream: "stdout" | "stderr"; lines: number }
@@ -207,6 +208,7 @@ function datagramDrops(event: Extract<LogEvent, { event: "datagram-drops" }>): s
   if (event.tooBig) parts.push(`dropped ${event.tooBig} too big`);
   if (event.refusedPort) parts.push(`dropped ${event.refusedPort} from refused source ports (0, 7, 19, own)`);
   if (event.sendBufferFull) parts.push(`dropped ${event.sendBufferFull} answers (send buffer full)`);
+  if (event.portUnreachable) parts.push(`${event.portUnreachable} ICMP port unreachable (peer gone before its answer)`);
   if (event.peersNotShown) parts.push(`${event.peersNotShown} new peers not logged`);
   return parts.join(", ");
 }

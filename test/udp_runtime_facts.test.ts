@@ -56,6 +56,42 @@ setTimeout(() => { console.log("alive"); socket.close(); }, 300);
     expect(handled.stdout).toBe("handled ECONNREFUSED\nalive\n");
   });
 
+  test("Bun: an ICMP error is left pending for the next send(), which throws it unsent; it is reported from the error queue, and by a receive too", async () => {
+    const path = script(
+      "bun_icmp_pending.ts",
+      `const g = globalThis as unknown as { Bun: { udpSocket(o: unknown): Promise<{ port: number; send(b: string, p: number, h: string): boolean; close(): void }> } };
+const closed = await g.Bun.udpSocket({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+const port = closed.port;
+closed.close();
+const seen: string[] = [];
+const sink = await g.Bun.udpSocket({ hostname: "127.0.0.1", port: 0, socket: { data(_s: unknown, b: Uint8Array) { seen.push(\`received \${new TextDecoder().decode(b)}\`); } } });
+// deno-lint-ignore prefer-const
+let socket: { port: number; send(b: string, p: number, h: string): boolean; close(): void };
+socket = await g.Bun.udpSocket({ hostname: "127.0.0.1", port: 0, socket: { data() { socket.send("x", port, "127.0.0.1"); }, error(e: Error & { code?: string; errqueue?: boolean }) { seen.push(\`error \${e.code}\${e.errqueue ? " errqueue" : ""}\`); } } });
+const wait = () => new Promise((resolve) => setTimeout(resolve, 200));
+// Nothing listens there: ICMP port unreachable, pending on the socket at once (loopback).
+socket.send("x", port, "127.0.0.1");
+try { socket.send("a", sink.port, "127.0.0.1"); seen.push("sent a"); } catch (e) { seen.push(\`send a threw \${(e as { code?: string }).code}\`); }
+seen.push(\`sent a again: \${socket.send("a", sink.port, "127.0.0.1")}\`);
+await wait();
+// Each step's events, sorted: the two sockets' events may come in either order.
+console.log(seen.splice(0).sort().join(", "));
+// Answering a datagram to the closed port, as a server does: the receive loop meets it too.
+sink.send("ping", socket.port, "127.0.0.1");
+await wait();
+console.log(seen.splice(0).sort().join(", "));
+socket.close();
+sink.close();
+`,
+    );
+    const { stdout } = await runCommand([BUN, path]);
+    expect(stdout.split("\n")).toEqual([
+      "error ECONNREFUSED errqueue, received a, send a threw ECONNREFUSED, sent a again: true",
+      "error ECONNREFUSED, error ECONNREFUSED errqueue",
+      "",
+    ]);
+  });
+
   test("Bun: send() takes IP addresses only", async () => {
     const path = script(
       "bun_names.ts",

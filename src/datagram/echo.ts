@@ -103,8 +103,13 @@ export interface DatagramEchoStats {
   overBudget: number;
   /** Answers dropped because the socket's send buffer was full. */
   sendBufferFull: number;
-  /** Sends that failed (reported by the runtime), and socket errors such as ICMP port unreachable. */
+  /** Sends that failed (reported by the runtime), and socket errors. */
   sendErrors: number;
+  /**
+   * Answers to a port nothing listened on any more (an ICMP port unreachable came back: the
+   * client left before its answer). Only Bun's socket reports these.
+   */
+  portUnreachable: number;
 }
 
 /**
@@ -168,6 +173,7 @@ export async function serveDatagramEcho(options: DatagramEchoOptions): Promise<D
     overBudget: 0,
     sendBufferFull: 0,
     sendErrors: 0,
+    portUnreachable: 0,
   };
   const clock = new TickClock();
   const reporter = new Reporter(logger, stats, clock);
@@ -193,6 +199,10 @@ export async function serveDatagramEcho(options: DatagramEchoOptions): Promise<D
 
   function onError(error: unknown, hostname?: string, port?: number): void {
     if (closed) return;
+    // The peer's business (it left before its answer): counted and summed up, never an error line.
+    if (hostname === undefined && (error as { code?: unknown } | null)?.code === "ECONNREFUSED") {
+      return reporter.drop("portUnreachable");
+    }
     stats.sendErrors++;
     if (hostname === undefined || port === undefined) return reporter.socketError(error);
     if (sources.firstError(hostname)) {
@@ -240,7 +250,7 @@ function freshJoin(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out;
 }
 
-type DropKind = "refusedPort" | "tooBig" | "rateLimited" | "overBudget" | "sendBufferFull";
+type DropKind = "refusedPort" | "tooBig" | "rateLimited" | "overBudget" | "sendBufferFull" | "portUnreachable";
 
 /**
  * Logging that costs nothing per datagram when nothing is wrong: new peers (at most
@@ -256,6 +266,7 @@ class Reporter {
     rateLimited: 0,
     overBudget: 0,
     sendBufferFull: 0,
+    portUnreachable: 0,
     peersNotShown: 0,
     socketErrors: 0,
   };
@@ -324,6 +335,7 @@ class Reporter {
       rateLimited: delta("rateLimited"),
       overBudget: delta("overBudget"),
       sendBufferFull: delta("sendBufferFull"),
+      portUnreachable: delta("portUnreachable"),
       peersNotShown: delta("peersNotShown"),
     };
     if (Object.values(drops).some((n) => n > 0)) this.#logger.log({ event: "datagram-drops", ...drops });
@@ -337,6 +349,7 @@ class Reporter {
       rateLimited: s.rateLimited,
       overBudget: s.overBudget,
       sendBufferFull: s.sendBufferFull,
+      portUnreachable: s.portUnreachable,
       peersNotShown: this.#peersNotShown,
       socketErrors: this.#socketErrors,
     };
