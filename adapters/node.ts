@@ -37,6 +37,7 @@ import { socketBudget } from "./_descriptors.ts";
 import { bindNodeDatagram } from "./_dgram.ts";
 import { lookupHost } from "./_lookup.ts";
 import { tcpListenOptions } from "./_reuse_port.ts";
+import { NODE_TLS_SERVER_PROFILE } from "./_tls_profile.ts";
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
@@ -236,6 +237,7 @@ function tlsInfo(socket: tls.TLSSocket): TlsInfo {
 /** Node's secure-context options for a server, checked now so a bad pair fails before binding. */
 function serverContextOptions(options: TlsServerOptions): tls.SecureContextOptions & tls.TlsOptions {
   const context = {
+    ...NODE_TLS_SERVER_PROFILE,
     cert: options.cert,
     key: options.key,
     ...(options.clientCa !== undefined && { ca: options.clientCa, requestCert: true, rejectUnauthorized: true }),

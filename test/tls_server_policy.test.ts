@@ -1,0 +1,110 @@
+// The TLS server policy every runtime keeps (docs/tls.md): Mozilla's "intermediate" cipher suites
+// in the server's order. Driven by openssl s_client against servers on node, bun and deno.
+
+import { execFileSync } from "node:child_process";
+import { join } from "node:path";
+import { readFileSync } from "node:fs";
+import { afterEach, describe, expect, test } from "vitest";
+import { serveEcho, type TlsServerOptions } from "../src/mod.ts";
+import { hasOpenssl, usePki } from "./_pki.ts";
+import { cleanup, portOf, runCommand, RUNTIME, transport } from "./_utils.ts";
+
+const opensslMissing = !hasOpenssl();
+
+// On Deno plain TLS runs on its node:tls by default and on Deno.listenTls with
+// `stalledHandshakes: "hold"`: both are checked. Elsewhere "hold" changes nothing.
+const STALLED_MODES: ("close" | "hold")[] = RUNTIME === "deno" ? ["close", "hold"] : ["close"];
+
+/** The TLS 1.2 suite `openssl s_client` agreed on with the server when offering `ciphers`, or undefined. */
+async function negotiatedCipher(port: number, ciphers: string): Promise<string | undefined> {
+  const { stdout } = await runCommand(
+    ["openssl", "s_client", "-tls1_2", "-cipher", ciphers, "-connect", `127.0.0.1:${port}`, "-servername", "localhost"],
+    { ms: 10_000 },
+  );
+  const cipher = /Cipher is (\S+)/.exec(stdout)?.[1];
+  return cipher === undefined || cipher === "(NONE)" ? undefined : cipher;
+}
+
+for (const stalledMode of STALLED_MODES) {
+  describe.skipIf(opensslMissing)(
+    `TLS server policy on ${RUNTIME}${stalledMode === "hold" ? " (Deno.listenTls)" : ""}`,
+    () => {
+      const pki = usePki();
+      const resources = cleanup();
+      afterEach(() => resources.run());
+
+      const ecdsaTls = (): TlsServerOptions => ({
+        cert: pki.serverCert,
+        key: pki.serverKey,
+        stalledHandshakes: stalledMode,
+      });
+      /** A self-signed RSA server certificate (the test PKI is EC), for the RSA suites. */
+      const rsaTls = (): TlsServerOptions => {
+        const [cert, key] = [join(pki.dir, "rsa.crt"), join(pki.dir, "rsa.key")];
+        execFileSync("openssl", [
+          "req",
+          "-x509",
+          "-newkey",
+          "rsa:2048",
+          "-nodes",
+          "-keyout",
+          key,
+          "-out",
+          cert,
+          "-days",
+          "2",
+          "-subj",
+          "/CN=localhost",
+          "-addext",
+          "subjectAltName=DNS:localhost,IP:127.0.0.1",
+          "-addext",
+          "basicConstraints=critical,CA:FALSE",
+        ], { stdio: "ignore" });
+        return { cert: readFileSync(cert, "utf8"), key: readFileSync(key, "utf8"), stalledHandshakes: stalledMode };
+      };
+
+      test("TLS 1.2 offers Mozilla's intermediate suites only: no CBC, CCM, ARIA or static RSA", async () => {
+        const ecdsa = resources.add(await serveEcho({ transport, port: 0, tls: ecdsaTls() }));
+        const rsa = resources.add(await serveEcho({ transport, port: 0, tls: rsaTls() }));
+        const offered = async (port: number, suites: string[]) =>
+          Object.fromEntries(await Promise.all(suites.map(async (s) => [s, await negotiatedCipher(port, s)])));
+        const refusedEcdsa = [
+          "ECDHE-ECDSA-AES128-SHA",
+          "ECDHE-ECDSA-AES256-SHA384",
+          "ECDHE-ECDSA-AES128-CCM",
+          "ECDHE-ECDSA-ARIA128-GCM-SHA256",
+        ];
+        const refusedRsa = ["AES128-SHA", "AES128-GCM-SHA256", "ECDHE-RSA-AES128-SHA", "ECDHE-RSA-AES256-SHA384"];
+        expect(await offered(portOf(ecdsa), refusedEcdsa)).toEqual(
+          Object.fromEntries(refusedEcdsa.map((s) => [s, undefined])),
+        );
+        expect(await offered(portOf(rsa), refusedRsa)).toEqual(
+          Object.fromEntries(refusedRsa.map((s) => [s, undefined])),
+        );
+        // Every ECDHE suite of the profile is served (DHE needs DH parameters no runtime has by default).
+        const servedEcdsa = [
+          "ECDHE-ECDSA-AES128-GCM-SHA256",
+          "ECDHE-ECDSA-AES256-GCM-SHA384",
+          "ECDHE-ECDSA-CHACHA20-POLY1305",
+        ];
+        const servedRsa = ["ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-CHACHA20-POLY1305"];
+        expect(await offered(portOf(ecdsa), servedEcdsa)).toEqual(Object.fromEntries(servedEcdsa.map((s) => [s, s])));
+        expect(await offered(portOf(rsa), servedRsa)).toEqual(Object.fromEntries(servedRsa.map((s) => [s, s])));
+      });
+
+      test("the server's order of preference decides, not the client's", async () => {
+        const server = resources.add(await serveEcho({ transport, port: 0, tls: ecdsaTls() }));
+        const port = portOf(server);
+        // Deno's rustls takes the client's first suite it supports, and neither Deno.listenTls nor
+        // its node:tls has an option to change that (docs/tls.md).
+        const expected = (clientFirst: string, serverFirst: string) => RUNTIME === "deno" ? clientFirst : serverFirst;
+        expect(await negotiatedCipher(port, "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384")).toBe(
+          expected("ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-ECDSA-AES256-GCM-SHA384"),
+        );
+        expect(await negotiatedCipher(port, "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256")).toBe(
+          expected("ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-AES128-GCM-SHA256"),
+        );
+      });
+    },
+  );
+}
