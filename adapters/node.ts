@@ -279,6 +279,16 @@ function checkPair(options: TlsServerOptions): void {
   }
 }
 
+/**
+ * Makes a client's first renegotiation an error on `socket` (Node's own limit allows three in
+ * ten minutes); the error closes the connection as any read error does. Bun's BoringSSL and
+ * Deno's rustls refuse renegotiation themselves.
+ */
+function refuseRenegotiation(socket: tls.TLSSocket): tls.TLSSocket {
+  socket.disableRenegotiation();
+  return socket;
+}
+
 /** Node's handshake timeout, or Deno's node:tls one: a plain `Error` with Node's message and no code. */
 function isHandshakeTimeout(error: NodeJS.ErrnoException): boolean {
   return error.code === "ERR_TLS_HANDSHAKE_TIMEOUT" ||
@@ -356,10 +366,10 @@ function listenTls(
     deferTls
       ? (socket) => {
         const pending = settleUpgrade(socket);
-        if (pending) pending.resolve(socket);
+        if (pending) pending.resolve(refuseRenegotiation(socket));
         else socket.destroy(); // its TCP connection closed meanwhile, its startTls rejected
       }
-      : (socket) => handlers.onSocket(new NodeStreamSocket(socket, local)),
+      : (socket) => handlers.onSocket(new NodeStreamSocket(refuseRenegotiation(socket), local)),
   );
   server.on("tlsClientError", (error: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
     // Deno's node:tls has no peer address on a TLS socket whose handshake failed; its TCP socket does.

@@ -1,13 +1,14 @@
 // The TLS server policy every runtime keeps (docs/tls.md): Mozilla's "intermediate" cipher suites
-// in the server's order. Driven by openssl s_client against servers on node, bun and deno.
+// in the server's order, and no client-initiated renegotiation. Driven by openssl s_client against
+// servers on node, bun and deno.
 
-import { execFileSync } from "node:child_process";
+import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from "node:child_process";
 import { join } from "node:path";
 import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, test } from "vitest";
 import { serveEcho, type TlsServerOptions } from "../src/mod.ts";
 import { hasOpenssl, usePki } from "./_pki.ts";
-import { cleanup, portOf, runCommand, RUNTIME, transport } from "./_utils.ts";
+import { cleanup, portOf, runCommand, RUNTIME, transport, waitFor } from "./_utils.ts";
 
 const opensslMissing = !hasOpenssl();
 
@@ -104,6 +105,36 @@ for (const stalledMode of STALLED_MODES) {
         expect(await negotiatedCipher(port, "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256")).toBe(
           expected("ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-AES128-GCM-SHA256"),
         );
+      });
+
+      test("a client's first TLS 1.2 renegotiation ends the connection", async () => {
+        const server = resources.add(await serveEcho({ transport, port: 0, tls: ecdsaTls() }));
+        // Not -quiet: s_client renegotiates on a line "R" only when its commands are on.
+        const client: ChildProcessWithoutNullStreams = spawn(
+          "openssl",
+          ["s_client", "-tls1_2", "-connect", `127.0.0.1:${portOf(server)}`, "-servername", "localhost"],
+          { stdio: ["pipe", "pipe", "pipe"] },
+        );
+        let out = "";
+        let err = "";
+        client.stdout.on("data", (chunk) => (out += chunk));
+        client.stderr.on("data", (chunk) => (err += chunk));
+        client.stdin.on("error", () => {}); // written after it left
+        let closed = false;
+        client.once("close", () => (closed = true));
+        resources.add({ close: () => void client.kill("SIGKILL") });
+        client.stdin.write("hi\n");
+        await waitFor(() => out.includes("Echo=>hi") || undefined, 10_000, "the first echo");
+        client.stdin.write("R\n");
+        await waitFor(() => err.includes("RENEGOTIATING") || undefined, 10_000, "s_client to renegotiate");
+        client.stdin.write("after\n");
+        // Either the connection ends, or (renegotiation allowed) the next line comes back.
+        const outcome = await waitFor(
+          () => (out.includes("Echo=>after") ? "echoed" : closed ? "ended" : undefined),
+          10_000,
+          "the connection to end or to echo",
+        );
+        expect(outcome).toBe("ended");
       });
     },
   );
