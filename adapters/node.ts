@@ -371,14 +371,23 @@ function listenTls(
       }
       : (socket) => handlers.onSocket(new NodeStreamSocket(refuseRenegotiation(socket), local)),
   );
+  // The peer's address, cached on the TCP socket while it is known: a client certificate Node
+  // refuses after the handshake destroys the connection before tlsClientError, leaving the TLS
+  // socket without an address (deferred connections cached theirs when they were accepted).
+  if (!deferTls) server.on("connection", (socket: net.Socket) => void socket.remotePort);
   server.on("tlsClientError", (error: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
-    // Deno's node:tls has no peer address on a TLS socket whose handshake failed; its TCP socket does.
+    // Node's TLS socket whose client certificate was refused, and Deno's whose handshake failed,
+    // have no peer address; their TCP socket has it.
     const peer = socket.remoteAddress === undefined ? (socket as { _parent?: net.Socket })._parent ?? socket : socket;
     const remoteAddr = remoteTcpAddress(peer);
     socket.destroy();
     const reason = isHandshakeTimeout(error) ? "timeout" : "failed";
-    // OpenSSL's message carries its file and line; its reason is the useful part.
-    const message = (error as { reason?: string }).reason ?? error.message.split("\n")[0]!;
+    // OpenSSL's message carries its file and line; its reason is the useful part. A client
+    // certificate refused after the handshake shows as a hang-up: its verification error says why.
+    const refused = socket.authorizationError as Error | string | null | undefined; // Node's is a code
+    const message = refused
+      ? `client certificate refused: ${typeof refused === "string" ? refused : refused.message}`
+      : (error as { reason?: string }).reason ?? error.message.split("\n")[0]!;
     if (deferTls) settleUpgrade(socket)?.reject(new TlsHandshakeError(reason, message));
     else handlers.onHandshakeError?.({ remoteAddr, reason, message });
   });

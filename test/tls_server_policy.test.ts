@@ -1,14 +1,15 @@
 // The TLS server policy every runtime keeps (docs/tls.md): Mozilla's "intermediate" cipher suites
-// in the server's order, and no client-initiated renegotiation. Driven by openssl s_client against
-// servers on node, bun and deno.
+// in the server's order, no client-initiated renegotiation, and a refused client certificate at
+// the gate penalised for its source. Driven by openssl s_client and the runtimes' own clients,
+// against servers on node, bun and deno.
 
 import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from "node:child_process";
 import { join } from "node:path";
 import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, test } from "vitest";
-import { serveEcho, type TlsServerOptions } from "../src/mod.ts";
+import { knockGate, serveEcho, serveGate, type TlsServerOptions, WELCOME } from "../src/mod.ts";
 import { hasOpenssl, usePki } from "./_pki.ts";
-import { cleanup, portOf, runCommand, RUNTIME, transport, waitFor } from "./_utils.ts";
+import { cleanup, portOf, readAll, recordingLogger, runCommand, RUNTIME, transport, waitFor } from "./_utils.ts";
 
 const opensslMissing = !hasOpenssl();
 
@@ -139,3 +140,59 @@ for (const stalledMode of STALLED_MODES) {
     },
   );
 }
+
+describe.skipIf(opensslMissing)(`mutual TLS at the gate on ${RUNTIME}`, () => {
+  const pki = usePki();
+  const resources = cleanup();
+  afterEach(() => resources.run());
+
+  test("a client certificate from another CA, or none, is logged with its source and penalised", async () => {
+    const logger = recordingLogger();
+    // Two failed handshakes (8 s each) put the source over the 15 s at which it is refused.
+    const gate = resources.add(
+      await serveGate({
+        transport,
+        port: 0,
+        logger,
+        tokens: ["t"],
+        penalties: { exempt: [], noauthSeconds: 8 },
+        tls: { cert: pki.serverCert, key: pki.serverKey, clientCa: pki.caCert },
+      }),
+    );
+    const port = portOf(gate);
+    const penalties = () => logger.events.filter((e) => e.event === "penalty");
+    const tryWith = async (cert?: { cert: string; key: string }) => {
+      // TLS 1.3 finishes the client's side before the server checks its certificate: the refusal
+      // shows as a connect error or as the connection closing unanswered.
+      const socket = await transport.connect({ hostname: "127.0.0.1", port }, { tls: { ca: pki.caCert, ...cert } })
+        .catch(() => undefined);
+      if (socket) await readAll(socket).catch(() => undefined).finally(() => socket.close());
+    };
+    // The other CA's certificate first: Node refused it after its handshake, when the address was gone.
+    await tryWith({ cert: pki.otherClientCert, key: pki.otherClientKey });
+    await waitFor(() => penalties().length === 1 || undefined, 5000, "the first penalty");
+    const failure = await logger.waitForEvent("tls-handshake-failed");
+    expect(failure).toMatchObject({ remote: expect.stringMatching(/^127\.0\.0\.1:\d+$/), reason: "failed" });
+    await tryWith();
+    await waitFor(() => penalties().length === 2 || undefined, 5000, "the second penalty");
+    expect(penalties()).toEqual([
+      expect.objectContaining({ remote: expect.stringMatching(/^127\.0\.0\.1:/), kind: "noauth" }),
+      expect.objectContaining({ remote: expect.stringMatching(/^127\.0\.0\.1:/), kind: "noauth" }),
+    ]);
+    // The source is now refused, even with a good certificate.
+    const knock = await knockGate({
+      transport,
+      hostname: "127.0.0.1",
+      port,
+      token: "t",
+      delayMs: 0,
+      tls: { ca: pki.caCert, cert: pki.clientCert, key: pki.clientKey },
+    }).catch((error: Error) => ({ welcomed: false, reply: error.message }));
+    expect(knock.reply).not.toBe(WELCOME);
+    await waitFor(
+      () => logger.events.find((e) => e.event === "refused" && e.reason === "penalised"),
+      5000,
+      "the refusal logged",
+    );
+  });
+});
