@@ -37,6 +37,7 @@ import { type CliHost, processHost } from "./_process_host.ts";
 import { socketBudget } from "./_descriptors.ts";
 import { unlink } from "node:fs/promises";
 import { lookupHost } from "./_lookup.ts";
+import { BUN_TLS_SERVER_PROFILE } from "./_tls_profile.ts";
 
 // --- types (a structural copy of what we use; no dependency on @types/bun) ---
 
@@ -80,6 +81,8 @@ interface BunTlsOptions {
   rejectUnauthorized?: boolean;
   serverName?: string;
   ALPNProtocols?: ArrayBuffer;
+  ciphers?: string;
+  secureOptions?: number;
 }
 type BunEndpoint = { hostname: string; port: number } | { unix: string };
 /** @see https://bun.sh/reference/bun/listen */
@@ -235,6 +238,7 @@ class BunTlsStreamSocket extends BunStreamSocket {
 
 function bunServerTls(options: TlsServerOptions): BunTlsOptions {
   return {
+    ...BUN_TLS_SERVER_PROFILE,
     cert: options.cert,
     key: options.key,
     ...(options.clientCa !== undefined && { ca: options.clientCa, requestCert: true, rejectUnauthorized: true }),

@@ -37,6 +37,7 @@ import { socketBudget } from "./_descriptors.ts";
 import { bindNodeDatagram } from "./_dgram.ts";
 import { lookupHost } from "./_lookup.ts";
 import { tcpListenOptions } from "./_reuse_port.ts";
+import { NODE_TLS_SERVER_PROFILE } from "./_tls_profile.ts";
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
@@ -236,6 +237,7 @@ function tlsInfo(socket: tls.TLSSocket): TlsInfo {
 /** Node's secure-context options for a server, checked now so a bad pair fails before binding. */
 function serverContextOptions(options: TlsServerOptions): tls.SecureContextOptions & tls.TlsOptions {
   const context = {
+    ...NODE_TLS_SERVER_PROFILE,
     cert: options.cert,
     key: options.key,
     ...(options.clientCa !== undefined && { ca: options.clientCa, requestCert: true, rejectUnauthorized: true }),
@@ -275,6 +277,16 @@ function checkPair(options: TlsServerOptions): void {
       throw new TlsConfigError(`the client CA is not a PEM certificate: ${(error as Error).message}`, { cause: error });
     }
   }
+}
+
+/**
+ * Makes a client's first renegotiation an error on `socket` (Node's own limit allows three in
+ * ten minutes); the error closes the connection as any read error does. Bun's BoringSSL and
+ * Deno's rustls refuse renegotiation themselves.
+ */
+function refuseRenegotiation(socket: tls.TLSSocket): tls.TLSSocket {
+  socket.disableRenegotiation();
+  return socket;
 }
 
 /** Node's handshake timeout, or Deno's node:tls one: a plain `Error` with Node's message and no code. */
@@ -354,19 +366,28 @@ function listenTls(
     deferTls
       ? (socket) => {
         const pending = settleUpgrade(socket);
-        if (pending) pending.resolve(socket);
+        if (pending) pending.resolve(refuseRenegotiation(socket));
         else socket.destroy(); // its TCP connection closed meanwhile, its startTls rejected
       }
-      : (socket) => handlers.onSocket(new NodeStreamSocket(socket, local)),
+      : (socket) => handlers.onSocket(new NodeStreamSocket(refuseRenegotiation(socket), local)),
   );
+  // The peer's address, cached on the TCP socket while it is known: a client certificate Node
+  // refuses after the handshake destroys the connection before tlsClientError, leaving the TLS
+  // socket without an address (deferred connections cached theirs when they were accepted).
+  if (!deferTls) server.on("connection", (socket: net.Socket) => void socket.remotePort);
   server.on("tlsClientError", (error: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
-    // Deno's node:tls has no peer address on a TLS socket whose handshake failed; its TCP socket does.
+    // Node's TLS socket whose client certificate was refused, and Deno's whose handshake failed,
+    // have no peer address; their TCP socket has it.
     const peer = socket.remoteAddress === undefined ? (socket as { _parent?: net.Socket })._parent ?? socket : socket;
     const remoteAddr = remoteTcpAddress(peer);
     socket.destroy();
     const reason = isHandshakeTimeout(error) ? "timeout" : "failed";
-    // OpenSSL's message carries its file and line; its reason is the useful part.
-    const message = (error as { reason?: string }).reason ?? error.message.split("\n")[0]!;
+    // OpenSSL's message carries its file and line; its reason is the useful part. A client
+    // certificate refused after the handshake shows as a hang-up: its verification error says why.
+    const refused = socket.authorizationError as Error | string | null | undefined; // Node's is a code
+    const message = refused
+      ? `client certificate refused: ${typeof refused === "string" ? refused : refused.message}`
+      : (error as { reason?: string }).reason ?? error.message.split("\n")[0]!;
     if (deferTls) settleUpgrade(socket)?.reject(new TlsHandshakeError(reason, message));
     else handlers.onHandshakeError?.({ remoteAddr, reason, message });
   });
