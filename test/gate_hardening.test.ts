@@ -1,7 +1,9 @@
 import { afterEach, describe, expect, test } from "vitest";
 import {
   createEchoHandler,
+  createLogger,
   createProxyHandler,
+  type LogEvent,
   PenaltyBox,
   REFUSAL,
   serveEcho,
@@ -127,12 +129,20 @@ async function startGate(options: Partial<ServeGateOptions> = {}) {
   return { server, logger, connect, knock, port: portOf(server) };
 }
 
+const refusals = (events: LogEvent[]) =>
+  events.filter((e) => e.event === "refused") as Extract<LogEvent, { event: "refused" }>[];
+
 /** Knocks `count` times with a wrong token from 127.0.0.2 (a Node child binds the source address). */
-async function floodFrom127002(port: number, count: number): Promise<string[]> {
+function floodFrom127002(port: number, count: number): Promise<string[]> {
+  return knocksFrom("127.0.0.2", port, "wrong", count);
+}
+
+/** Knocks `count` times, one after another, from `source` (a Node child binds the source address). */
+async function knocksFrom(source: string, port: number, token: string, count: number): Promise<string[]> {
   const script = `
     const net = require("node:net");
     const knock = () => new Promise((resolve) => {
-      const s = net.connect({ port: ${port}, host: "127.0.0.1", localAddress: "127.0.0.2" }, () => s.write("wrong"));
+      const s = net.connect({ port: ${port}, host: "127.0.0.1", localAddress: "${source}" }, () => s.write("${token}"));
       let reply = "";
       s.on("data", (d) => (reply += d));
       s.on("close", () => resolve(reply || "(closed)"));
@@ -157,6 +167,22 @@ describe(`gate hardening on ${RUNTIME}`, () => {
     });
     expect(logger.events.filter((e) => e.event === "penalty")).toHaveLength(4);
     expect(await knock("1")).toBe(WELCOME); // 127.0.0.1 is a different source
+  });
+
+  test("about 200 connects of a penalised source are logged in a few lines that count them all", async () => {
+    const { server, logger, port } = await startGate({ penalties: { exempt: [] } });
+    const replies = await knocksFrom("127.0.0.2", port, "wrong", 204);
+    expect(replies.slice(0, 4)).toEqual(Array(4).fill(REFUSAL)); // 4 x 5 s = 20 s > 15 s
+    expect(replies.slice(4)).toEqual(Array(200).fill("(closed)"));
+    await server.close(); // reports what the throttle still counts
+    const lines = refusals(logger.events);
+    expect(lines.length).toBeGreaterThanOrEqual(1);
+    expect(lines.length).toBeLessThanOrEqual(4); // the first at once, then at most one per 10 s
+    expect(lines.every((e) => e.reason === "penalised" && e.remote.startsWith("127.0.0.2:"))).toBe(true);
+    expect(lines.reduce((sum, e) => sum + 1 + (e.more ?? 0), 0)).toBe(200);
+    const human: string[] = [];
+    createLogger({ writeOut: (line) => human.push(line), writeErr: (line) => human.push(line) }).log(lines.at(-1)!);
+    expect(human[0]).toMatch(/^Refused 127\.0\.0\.2:\d+: penalised \(\d+ more since the last report\)$/);
   });
 
   test("a flood of failed knocks does not affect a good client", async () => {
