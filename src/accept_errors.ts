@@ -11,6 +11,7 @@
  * @module
  */
 
+import { LOG_THROTTLE_INTERVAL_MS, LogThrottle } from "./_log_throttle.ts";
 import { errorMessage, type Logger } from "./log.ts";
 
 /**
@@ -127,9 +128,6 @@ function errorCode(error: unknown): string | undefined {
  */
 export type AcceptErrorCounts = Record<AcceptErrorKind, number>;
 
-/** Throttling interval of the accept-error report, in ms. */
-const REPORT_INTERVAL_MS = 10_000;
-
 /**
  * The throttled report of accept failures: they come in bursts (thousands of resets, a process
  * out of descriptors), so the first is logged at once, and every later one within the interval
@@ -149,11 +147,8 @@ const REPORT_INTERVAL_MS = 10_000;
  */
 export class AcceptErrorReport {
   #logger: Logger;
-  #intervalMs: number;
-  #loggedAt = -Infinity;
   #counts: AcceptErrorCounts = { connection: 0, exhaustion: 0, other: 0 };
-  #last: unknown;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #throttle: LogThrottle<unknown>;
 
   /**
    * Creates the report.
@@ -161,39 +156,32 @@ export class AcceptErrorReport {
    * @param logger Where the report goes.
    * @param intervalMs At most one line per this many ms.
    */
-  constructor(logger: Logger, intervalMs: number = REPORT_INTERVAL_MS) {
+  constructor(logger: Logger, intervalMs: number = LOG_THROTTLE_INTERVAL_MS) {
     this.#logger = logger;
-    this.#intervalMs = intervalMs;
+    this.#throttle = new LogThrottle((last) => this.#report(last), intervalMs);
   }
 
   /** Counts one accept failure, and logs it (with what was counted before) unless a line went out recently. */
   add(error: unknown): void {
     this.#counts[acceptErrorKind(error)]++;
-    this.#last = error;
-    const wait = this.#loggedAt + this.#intervalMs - Date.now();
-    if (wait <= 0) this.#emit();
-    else this.#timer ??= setTimeout(this.#emit, wait);
+    this.#throttle.add(error);
   }
 
   /** Logs what is counted and not yet reported, and stops the timer. */
   close(): void {
-    this.#emit();
+    this.#throttle.close();
   }
 
-  #emit = (): void => {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
+  #report(last: unknown): void {
     const counts = this.#counts;
-    if (counts.connection + counts.exhaustion + counts.other === 0) return;
     this.#counts = { connection: 0, exhaustion: 0, other: 0 };
-    this.#loggedAt = Date.now();
-    const code = errorCode(this.#last);
+    const code = errorCode(last);
     this.#logger.log({
       event: "accept-error",
-      kind: acceptErrorKind(this.#last),
+      kind: acceptErrorKind(last),
       ...(code === undefined ? {} : { code }),
-      message: errorMessage(this.#last),
+      message: errorMessage(last),
       counts,
     });
-  };
+  }
 }

@@ -12,6 +12,7 @@ import { TIMED_OUT, within } from "./_timers.ts";
 import { formatAddress } from "./address.ts";
 import { silentLogger } from "./log.ts";
 import { PenaltyBox, type PenaltyKind, type PenaltyOptions } from "./penalties.ts";
+import { PendingPerSource } from "./_pending_sources.ts";
 import type { ConnectionContext, ConnectionHandler, EchogateServer, ServerOptions } from "./server.ts";
 import { serve } from "./server.ts";
 import type { StreamSocket } from "./types.ts";
@@ -29,6 +30,19 @@ export const WELCOME = "welcome to server!";
 export const REFUSAL = "please go out!";
 /** The seed reads the token with one `recv(1024)`. */
 export const MAX_TOKEN_BYTES = 1024;
+/**
+ * How many connections one source may have waiting for their token by default: enough for a
+ * busy NAT or a load test from one host (the bench knocks 32 at a time), far from the descriptors
+ * a process has (1,024 by default).
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_MAX_PENDING_PER_SOURCE } from "./mod.ts";
+ *
+ * console.log(DEFAULT_MAX_PENDING_PER_SOURCE); // 64
+ * ```
+ */
+export const DEFAULT_MAX_PENDING_PER_SOURCE = 64;
 
 /**
  * Options for {@linkcode serveGate}.
@@ -58,6 +72,14 @@ export interface ServeGateOptions extends ServerOptions {
   /** At most this many connections may wait for their token; more are refused at once. @default {Infinity} */
   maxPending?: number;
   /**
+   * At most this many connections from one source (IPv4 address, IPv6 /64) may wait for their
+   * token; more from it are refused at once (OpenSSH's `PerSourceMaxStartups`), while other
+   * sources are served. Every source counts, penalty-exempt ones too. With `proxyProtocol`, the
+   * source is the client the header names; the proxies' own connections are not counted. A whole
+   * number from 1, or `Infinity` for no limit. @default {64}
+   */
+  maxPendingPerSource?: number;
+  /**
    * What a welcomed connection does next, instead of closing: e.g. `createEchoHandler()` to
    * continue as an echo session, or `createProxyHandler(transport, upstream)` to forward it.
    * (Not named `then`: an options object with a `then` method would be taken for a promise.)
@@ -85,6 +107,11 @@ export async function serveGate(options: ServeGateOptions): Promise<EchogateServ
   const matches = createTokenMatcher(options.tokens ?? [DEFAULT_TOKEN]);
   const timeoutMs = options.timeoutMs ?? DEFAULT_GATE_TIMEOUT_MS;
   const maxPending = options.maxPending ?? Infinity;
+  const maxPendingPerSource = options.maxPendingPerSource ?? DEFAULT_MAX_PENDING_PER_SOURCE;
+  if (!(maxPendingPerSource >= 1) || (maxPendingPerSource !== Infinity && !Number.isInteger(maxPendingPerSource))) {
+    throw new RangeError(`maxPendingPerSource must be a whole number from 1, or Infinity; got ${maxPendingPerSource}`);
+  }
+  const pendingPerSource = maxPendingPerSource === Infinity ? undefined : new PendingPerSource(maxPendingPerSource);
   const logger = options.logger ?? silentLogger;
   const welcome = utf8(WELCOME);
   const refusal = utf8(REFUSAL);
@@ -126,6 +153,10 @@ export async function serveGate(options: ServeGateOptions): Promise<EchogateServ
         return "penalised";
       }
       if (pending >= maxPending) return `${maxPending} connections waiting for a token`;
+      const source = pendingPerSource && countedSource(socket);
+      if (source !== undefined && pendingPerSource!.isFull(source)) {
+        return `${maxPendingPerSource} connections from this source waiting for a token`;
+      }
       return undefined;
     },
   }, async (socket, context) => {
@@ -136,12 +167,15 @@ export async function serveGate(options: ServeGateOptions): Promise<EchogateServ
       : undefined;
     if (first === undefined) {
       pending++;
+      const source = pendingPerSource && countedSource(socket);
+      const counted = source === undefined ? undefined : pendingPerSource!.add(source);
       context.idle = true;
       const read = socket.read();
       try {
         first = await within(read, timeoutMs);
       } finally {
         pending--;
+        pendingPerSource?.release(counted);
         context.idle = false;
       }
       if (first === TIMED_OUT) context.pendingRead = read;
@@ -168,6 +202,17 @@ export async function serveGate(options: ServeGateOptions): Promise<EchogateServ
     if (!welcomed) penalize(socket, context, "authfail");
     else if (options.handoff) await options.handoff(socket, context);
   }, "gate");
+}
+
+/**
+ * The address a connection counts against in the per-source limit: its peer's, or behind a PROXY
+ * listener the client the header names; none for a unix socket peer or a proxy's own connection
+ * (a health check), which must not count against the balancer's address.
+ */
+function countedSource(socket: StreamSocket): string | undefined {
+  const remote = socket.remoteAddr;
+  if (remote.transport !== "tcp" || (socket instanceof ProxiedSocket && socket.fromProxyItself)) return undefined;
+  return remote.hostname;
 }
 
 /** Runs at most one call per `intervalMs`; the rest are dropped. */

@@ -38,7 +38,14 @@ export type LogEvent =
   | { event: "idle-timeout"; remote: string; idleMs: number }
   | { event: "line-too-long"; remote: string; maxLine: number }
   | { event: "token-too-long"; remote: string; maxToken: number }
-  | { event: "refused"; remote: string; proxy?: string; reason: string }
+  | {
+    event: "refused";
+    remote: string;
+    proxy?: string;
+    reason: string;
+    /** Refusals at admission are throttled: how many more were left out since the previous line. */
+    more?: number;
+  }
   | { event: "error"; remote?: string; message: string }
   | { event: "datagram"; remote: string }
   | {
@@ -185,7 +192,9 @@ function humanLine(event: LogEvent): string | undefined {
     case "penalty-overflow":
       return `Penalty table full (${event.family}): evicted the oldest source`;
     case "refused":
-      return `Refused ${event.remote}: ${event.reason}`;
+      return `Refused ${event.remote}: ${event.reason}${
+        event.more ? ` (${event.more} more since the last report)` : ""
+      }`;
     case "log-dropped":
       return `Log lines dropped: ${event.lines} (${
         event.stream === "stdout" ? "standard output" : "standard error"

@@ -361,6 +361,25 @@ export function cidrContains(cidr: Cidr, bytes: Uint8Array): boolean {
   return true;
 }
 
+/**
+ * The source an address counts as, for penalties and the gate's per-source limit: the IPv4
+ * address (IPv4-mapped IPv6 included), or the IPv6 /64, as one text key.
+ *
+ * @param address The peer's IP address.
+ * @returns The key, the same for every address of the source; `undefined` when it is not an IP address.
+ *
+ * @example
+ * ```ts
+ * import { sourceKey } from "./mod.ts";
+ *
+ * console.log(sourceKey("2001:db8:1:2::7") === sourceKey("2001:db8:1:2:ffff::1")); // true: one /64
+ * console.log(sourceKey("::ffff:192.0.2.7") === sourceKey("192.0.2.7")); // true
+ * ```
+ */
+export function sourceKey(address: string): string | undefined {
+  return sourceOf(address)?.key;
+}
+
 /** The penalty source of an address: the IPv4 address, or the IPv6 /64. */
 function sourceOf(address: string): { family: "ipv4" | "ipv6"; key: string; bytes: Uint8Array } | undefined {
   const bytes = parseIp(address);

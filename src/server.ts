@@ -7,6 +7,7 @@
  */
 
 import { AcceptErrorReport } from "./accept_errors.ts";
+import { LogThrottle } from "./_log_throttle.ts";
 import { formatAddress } from "./address.ts";
 import { AddrInUseError } from "./errors.ts";
 import { errorMessage, type LogEvent, type Logger, silentLogger } from "./log.ts";
@@ -48,7 +49,7 @@ export interface ServerOptions {
   lingerMs?: number;
   /**
    * Decides at accept whether to serve a connection: return a reason to refuse it (it is then
-   * closed at once, with a `refused` event), or `undefined` to serve it.
+   * closed at once, with a `refused` event, throttled), or `undefined` to serve it.
    */
   admit?: (socket: StreamSocket) => string | undefined;
   /**
@@ -265,6 +266,24 @@ export async function serve(
     logger.log({ event: "refused", remote: formatAddress(socket.remoteAddr), reason, ...proxy });
     socket.close();
   }
+  // Refusals at admission (a penalised source, a limit reached, an untrusted peer) cost the peer
+  // one connect each, so they come in floods: the first of a burst is logged, the rest counted
+  // (`more`). A bad PROXY header is logged each time, by `refuse`.
+  const admissionRefusals = new LogThrottle<{ remote: Address; proxy: Address | undefined; reason: string }>(
+    ({ remote, proxy, reason }, more) =>
+      logger.log({
+        event: "refused",
+        remote: formatAddress(remote),
+        reason,
+        ...(proxy && { proxy: formatAddress(proxy) }),
+        ...(more > 0 && { more }),
+      }),
+  );
+  function refuseAtAdmission(socket: StreamSocket, reason: string): void {
+    const proxy = socket instanceof ProxiedSocket ? socket.proxy : undefined;
+    admissionRefusals.add({ remote: socket.remoteAddr, proxy, reason });
+    socket.close();
+  }
 
   function admitAndRun(socket: StreamSocket): void {
     const reason = stopping
@@ -272,7 +291,7 @@ export async function serve(
       : connections.size >= maxConns
       ? `${maxConns} connections open`
       : options.admit?.(socket);
-    if (reason !== undefined) return refuse(socket, reason);
+    if (reason !== undefined) return refuseAtAdmission(socket, reason);
     run(socket);
   }
 
@@ -370,7 +389,7 @@ export async function serve(
           : awaitingHeader.size + handshaking.size >= maxConns
           ? `${maxConns} connections waiting for a PROXY header${deferredTls ? " or TLS handshake" : ""}`
           : undefined;
-        if (reason !== undefined) return refuse(socket, reason);
+        if (reason !== undefined) return refuseAtAdmission(socket, reason);
         awaitingHeader.start(socket);
         return;
       }
@@ -388,6 +407,7 @@ export async function serve(
     stopping = true;
     await listener.close();
     acceptErrors.close();
+    admissionRefusals.close();
     awaitingHeader.closeAll();
     for (const socket of handshaking) socket.close();
     if (drainMs > 0) {

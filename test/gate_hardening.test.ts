@@ -1,17 +1,26 @@
 import { afterEach, describe, expect, test } from "vitest";
 import {
   createEchoHandler,
+  createLogger,
   createProxyHandler,
+  DEFAULT_MAX_PENDING_PER_SOURCE,
+  encodeProxyHeader,
+  type LogEvent,
   PenaltyBox,
   REFUSAL,
   serveEcho,
   serveGate,
   type ServeGateOptions,
+  type StreamSocket,
   WELCOME,
 } from "../src/mod.ts";
+import { PendingPerSource } from "../src/_pending_sources.ts";
+import { hasOpenssl, usePki } from "./_pki.ts";
 import {
   bytes,
   cleanup,
+  cliCommand,
+  concat,
   portOf,
   readAll,
   readAtLeast,
@@ -127,12 +136,21 @@ async function startGate(options: Partial<ServeGateOptions> = {}) {
   return { server, logger, connect, knock, port: portOf(server) };
 }
 
+const refusals = (events: LogEvent[]) =>
+  events.filter((e) => e.event === "refused") as Extract<LogEvent, { event: "refused" }>[];
+const count = (events: LogEvent[], name: string) => events.filter((e) => e.event === name).length;
+
 /** Knocks `count` times with a wrong token from 127.0.0.2 (a Node child binds the source address). */
-async function floodFrom127002(port: number, count: number): Promise<string[]> {
+function floodFrom127002(port: number, count: number): Promise<string[]> {
+  return knocksFrom("127.0.0.2", port, "wrong", count);
+}
+
+/** Knocks `count` times, one after another, from `source` (a Node child binds the source address). */
+async function knocksFrom(source: string, port: number, token: string, count: number): Promise<string[]> {
   const script = `
     const net = require("node:net");
     const knock = () => new Promise((resolve) => {
-      const s = net.connect({ port: ${port}, host: "127.0.0.1", localAddress: "127.0.0.2" }, () => s.write("wrong"));
+      const s = net.connect({ port: ${port}, host: "127.0.0.1", localAddress: "${source}" }, () => s.write("${token}"));
       let reply = "";
       s.on("data", (d) => (reply += d));
       s.on("close", () => resolve(reply || "(closed)"));
@@ -157,6 +175,22 @@ describe(`gate hardening on ${RUNTIME}`, () => {
     });
     expect(logger.events.filter((e) => e.event === "penalty")).toHaveLength(4);
     expect(await knock("1")).toBe(WELCOME); // 127.0.0.1 is a different source
+  });
+
+  test("about 200 connects of a penalised source are logged in a few lines that count them all", async () => {
+    const { server, logger, port } = await startGate({ penalties: { exempt: [] } });
+    const replies = await knocksFrom("127.0.0.2", port, "wrong", 204);
+    expect(replies.slice(0, 4)).toEqual(Array(4).fill(REFUSAL)); // 4 x 5 s = 20 s > 15 s
+    expect(replies.slice(4)).toEqual(Array(200).fill("(closed)"));
+    await server.close(); // reports what the throttle still counts
+    const lines = refusals(logger.events);
+    expect(lines.length).toBeGreaterThanOrEqual(1);
+    expect(lines.length).toBeLessThanOrEqual(4); // the first at once, then at most one per 10 s
+    expect(lines.every((e) => e.reason === "penalised" && e.remote.startsWith("127.0.0.2:"))).toBe(true);
+    expect(lines.reduce((sum, e) => sum + 1 + (e.more ?? 0), 0)).toBe(200);
+    const human: string[] = [];
+    createLogger({ writeOut: (line) => human.push(line), writeErr: (line) => human.push(line) }).log(lines.at(-1)!);
+    expect(human[0]).toMatch(/^Refused 127\.0\.0\.2:\d+: penalised \(\d+ more since the last report\)$/);
   });
 
   test("a flood of failed knocks does not affect a good client", async () => {
@@ -272,4 +306,146 @@ describe(`gate hardening on ${RUNTIME}`, () => {
     });
     expect(fromEnv.stdout()).not.toContain("s3cret");
   });
+});
+
+describe("PendingPerSource", () => {
+  test("counts per IPv4 address and IPv6 /64, and forgets a source once none of its connections waits", () => {
+    const pending = new PendingPerSource(2);
+    const keys = ["2001:db8:1:2::1", "2001:db8:1:2:ffff::9"].map((address) => pending.add(address));
+    expect(pending.isFull("2001:db8:1:2::3")).toBe(true); // the same /64
+    expect(pending.isFull("2001:db8:1:3::1")).toBe(false);
+    const v4 = pending.add("::ffff:192.0.2.7");
+    expect(pending.isFull("192.0.2.7")).toBe(false);
+    pending.add("192.0.2.7");
+    expect(pending.isFull("192.0.2.7")).toBe(true);
+    expect(pending.add("not an address")).toBeUndefined();
+    for (const key of [...keys, v4, v4]) pending.release(key);
+    expect(pending.sources).toBe(0);
+  });
+});
+
+describe(`gate: connections waiting for a token, per source, on ${RUNTIME}`, () => {
+  test(
+    `a source with ${DEFAULT_MAX_PENDING_PER_SOURCE} (the default) waiting has its next ones closed at once, ` +
+      "another source is welcomed, and a closed one frees its place",
+    async () => {
+      const { logger, connect, knock, port } = await startGate({ timeoutMs: 60_000 });
+      const held: StreamSocket[] = [];
+      for (let i = 0; i < DEFAULT_MAX_PENDING_PER_SOURCE; i++) held.push(await connect());
+      await waitFor(
+        () => (count(logger.events, "connect") === DEFAULT_MAX_PENDING_PER_SOURCE ? true : undefined),
+        10_000,
+        "the held connections to be accepted",
+      );
+      // Refused at accept: closed without a reply, long before the 60 s token timeout.
+      for (let i = 0; i < 3; i++) expect(await readAll(await connect())).toHaveLength(0);
+      expect(refusals(logger.events)[0]).toMatchObject({
+        remote: expect.stringMatching(/^127\.0\.0\.1:/),
+        reason: `${DEFAULT_MAX_PENDING_PER_SOURCE} connections from this source waiting for a token`,
+      });
+      // Loopback is penalty-exempt, not exempt from this limit; another source is still served.
+      expect(await knocksFrom("127.0.0.2", port, "1", 1)).toEqual([WELCOME]);
+      held[0]!.close();
+      await waitFor(() => (count(logger.events, "close") >= 2 ? true : undefined), 10_000, "the held one to close");
+      expect(await knock("1")).toBe(WELCOME);
+    },
+    60_000,
+  );
+
+  test("behind a PROXY listener the client the header names counts (per /64), never the proxy", async () => {
+    const { logger, connect } = await startGate({ proxyProtocol: {}, maxPendingPerSource: 2, timeoutMs: 60_000 });
+    const header = (hostname: string) =>
+      encodeProxyHeader({
+        version: 2,
+        source: { transport: "tcp", hostname, port: 40000 },
+        destination: { transport: "tcp", hostname: "2001:db8::80", port: 8001 },
+      });
+    const waiting = async (header: Uint8Array) => {
+      const socket = await connect();
+      await socket.write(header);
+      return socket;
+    };
+    // Two clients of one /64 wait, and three health checks (LOCAL: the proxy's own), all from 127.0.0.1.
+    await waiting(header("2001:db8:1:2::1"));
+    await waiting(header("2001:db8:1:2::2"));
+    for (let i = 0; i < 3; i++) await waiting(encodeProxyHeader({ version: 2, local: true }));
+    await waitFor(() => (count(logger.events, "connect") === 5 ? true : undefined), 10_000, "five connects");
+    const third = await waiting(header("2001:db8:1:2::3"));
+    expect(await readAll(third)).toHaveLength(0);
+    expect(refusals(logger.events)[0]).toMatchObject({
+      remote: "[2001:db8:1:2::3]:40000",
+      proxy: expect.stringMatching(/^127\.0\.0\.1:/),
+      reason: "2 connections from this source waiting for a token",
+    });
+    // Another /64 behind the same proxy knocks and is welcomed.
+    const other = await connect();
+    await other.write(concat([header("2001:db8:1:3::1"), bytes("1")]));
+    expect(text(await readAll(other))).toBe(WELCOME);
+  });
+
+  const opensslMissing = !hasOpenssl();
+  describe.skipIf(opensslMissing)("over TLS", () => {
+    const pki = usePki();
+    test("a connection counts once its handshake is done", async () => {
+      const { logger, port } = await startGate({
+        tls: { cert: pki.serverCert, key: pki.serverKey },
+        maxPendingPerSource: 1,
+        timeoutMs: 60_000,
+      });
+      const connect = async () =>
+        resources.add(await transport.connect({ hostname: "127.0.0.1", port }, { tls: { ca: pki.caCert } }));
+      await connect();
+      await waitFor(() => (count(logger.events, "connect") === 1 ? true : undefined), 10_000, "the first connect");
+      const second = await connect().catch(() => undefined);
+      if (second) expect(await readAll(second).catch(() => new Uint8Array())).toHaveLength(0);
+      expect(await logger.waitForEvent("refused")).toMatchObject({
+        reason: "1 connections from this source waiting for a token",
+      });
+    });
+  });
+
+  test(
+    "--max-pending-per-source: the CLI limits each source, and refuses a value that is not a positive integer",
+    async () => {
+      const server = resources.child(
+        await startCliServer(RUNTIME, [
+          "gate",
+          "serve",
+          "--port",
+          "0",
+          "--token",
+          "s3cret",
+          "--timeout",
+          "60",
+          "--max-pending-per-source",
+          "2",
+          "--json",
+        ]),
+      );
+      const dial = async () => resources.add(await transport.connect({ hostname: "127.0.0.1", port: server.port }));
+      await dial();
+      await dial();
+      await waitFor(
+        () => (server.stdout().split('"event":"connect"').length === 3 ? true : undefined),
+        10_000,
+        "two connects",
+      );
+      expect(await readAll(await dial())).toHaveLength(0);
+      await waitFor(
+        () => (server.stdout().includes('"reason":"2 connections from this source waiting for a token"')
+          ? true
+          : undefined),
+        5000,
+        "the refusal",
+      );
+      for (const value of ["0", "-1", "many"]) {
+        const result = await runCommand([...cliCommand(RUNTIME), "gate", "serve", "--max-pending-per-source", value]);
+        expect(result.code).toBe(2);
+        expect(result.stderr.split("\n")[0]).toBe(
+          `echogate: Invalid value for "--max-pending-per-source": "${value}" is not a positive integer or "none"`,
+        );
+      }
+    },
+    60_000,
+  );
 });

@@ -3,7 +3,13 @@
 import { knockGate } from "../client.ts";
 import { createEchoHandler } from "../echo.ts";
 import { UsageError } from "../errors.ts";
-import { DEFAULT_GATE_PORT, DEFAULT_TOKEN, MAX_TOKEN_BYTES, serveGate } from "../gate.ts";
+import {
+  DEFAULT_GATE_PORT,
+  DEFAULT_MAX_PENDING_PER_SOURCE,
+  DEFAULT_TOKEN,
+  MAX_TOKEN_BYTES,
+  serveGate,
+} from "../gate.ts";
 import { errorMessage } from "../log.ts";
 import { parseCidr, type PenaltyOptions } from "../penalties.ts";
 import { createProxyHandler } from "../proxy.ts";
@@ -50,6 +56,7 @@ export const gateServeCommand: Command = {
   name: "gate serve",
   usage: `echogate gate serve [--host 127.0.0.1] [--port 8001] [--unix PATH] [--token 1 | --token-file F]
                     [--timeout 5] [--max-conns N] [--max-pending N] [--penalty-exempt CIDR,... | none]
+                    [--max-pending-per-source ${DEFAULT_MAX_PENDING_PER_SOURCE} | none]
                     [--no-penalties] [--then echo | --then HOST:PORT | --then tls://HOST:PORT [--then-ca F]]
                     [--drain-timeout 5] [--workers N|auto] [--json]
                     [--tls-cert F --tls-key F [--tls-client-ca F] [--alpn L] [--tls-handshake-timeout 10]
@@ -71,6 +78,9 @@ Options:
   --max-conns N        Close new connections at once while N are open (default: no limit)
   --max-pending N      Close new connections at once while N wait for their token (default: no limit);
                        with --workers, both limits are per worker
+  --max-pending-per-source N  Close a source's new connections at once while N of its own wait for their
+                       token (default ${DEFAULT_MAX_PENDING_PER_SOURCE}; "none": no limit). A source is an IPv4 address or an IPv6 /64
+                       (behind --proxy-protocol, the client the header names), penalty-exempt or not; per worker
   --penalty-exempt L   Comma-separated CIDR blocks never penalised, or "none" (default 127.0.0.0/8,::1/128)
   --no-penalties       Turn per-source penalties off. By default (as OpenSSH's PerSourcePenalties) a wrong
                        token adds 5 s to its source (IPv4 address, IPv6 /64), no token in time 10 s, leaving
@@ -102,6 +112,7 @@ The token is never logged; a token on the command line (visible in ps) or the de
     timeout: "string",
     "max-conns": "string",
     "max-pending": "string",
+    "max-pending-per-source": "string",
     "penalty-exempt": "string",
     "no-penalties": "boolean",
     then: "string",
@@ -153,6 +164,7 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
   // Every flag is checked before the token is read, so a bad flag gets its one line alone.
   const timeout = str(options, "timeout");
   const maxPending = str(options, "max-pending");
+  const maxPendingPerSource = pendingPerSourceOption(options);
   const workers = workersOption(host, options);
   const worker = workerNumber(host);
   const channel = worker === undefined ? undefined : new WorkerChannel(host, worker);
@@ -162,6 +174,7 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
     ...listenOptions(options, DEFAULT_GATE_PORT),
     timeoutMs: timeout === undefined ? undefined : parseSeconds("timeout", timeout),
     maxPending: maxPending === undefined ? undefined : parsePositiveInt("max-pending", maxPending),
+    maxPendingPerSource,
     penalties: penalties && channel ? { ...penalties, share: channel.share } : penalties,
     handoff: await handoff(host, options),
     proxyProtocol: proxyProtocolOptions(options),
@@ -237,6 +250,20 @@ function fitting(tokens: string[], source: string): string[] {
     }
   }
   return tokens;
+}
+
+/** Reads --max-pending-per-source: a positive integer, or "none" for no limit. */
+function pendingPerSourceOption(options: Options): number | undefined {
+  const value = str(options, "max-pending-per-source");
+  if (value === undefined) return undefined;
+  if (value === "none") return Infinity;
+  const n = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!(n >= 1 && Number.isSafeInteger(n))) {
+    throw new UsageError(
+      `Invalid value for "--max-pending-per-source": "${value}" is not a positive integer or "none"`,
+    );
+  }
+  return n;
 }
 
 function penaltyOptions(options: Options): PenaltyOptions | false {
