@@ -74,7 +74,8 @@ ${PROXY_CLIENT_HELP}
   --hdr FILE           Write the latency histogram to FILE in HdrHistogram's percentile
                        distribution text format (values in ms), for HdrHistogram's plotter;
                        checked before any load (exit 2 if it cannot be written)
-  --json               Print the final report as one JSON object (schema: src/bench/schema.json)
+  --json               Print the final report as one JSON object (JSON Schema: the npm package's
+                       bench-report.schema.json, src/bench/schema.json in the source)
   --json-stream        Print one JSON object per second ("interval"), then the report ("end")
 ${CLIENT_TLS_HELP}
                        (in connect mode, every operation is then a full TLS handshake)
