@@ -494,7 +494,7 @@ export const transport: Transport = {
           ...(options?.reusePort && unixPath === undefined ? { reusePort: true } : {}),
           socket: handlerFor(known, handlers.onSocket),
         });
-      listener = unixPath === undefined ? listen() : bindWithMode(options?.unixMode, listen);
+      listener = unixPath === undefined ? listen() : bindWithMode(unixPath, options?.unixMode, listen);
     } catch (error) {
       if ((error as { code?: string }).code !== "EADDRINUSE") return Promise.reject(error);
       return Promise.reject(new AddrInUseError(formatEndpoint(endpoint), { cause: error }));

@@ -436,7 +436,7 @@ export const transport: Transport = {
     try {
       // reusePort is unstable in Deno: without --unstable-net, Deno exits (the supervisor adds the flag).
       listener = "path" in endpoint
-        ? bindWithMode(options?.unixMode, () => Deno.listen(denoEndpoint(endpoint)))
+        ? bindWithMode(endpoint.path, options?.unixMode, () => Deno.listen(denoEndpoint(endpoint)))
         : Deno.listen(options?.reusePort ? { ...endpoint, reusePort: true } : endpoint);
     } catch (error) {
       return Promise.reject(toListenError(error, endpoint));

@@ -516,8 +516,9 @@ export const transport: Transport = {
         resolve({ addr, close: () => Promise.resolve(void server.close()), maxSockets: socketBudget() });
       };
       // Node binds a path synchronously (outside node:cluster workers, which refuse --unix).
-      if ("path" in endpoint) bindWithMode(options?.unixMode, () => server.listen({ path: endpoint.path }, ready));
-      else {
+      if ("path" in endpoint) {
+        bindWithMode(endpoint.path, options?.unixMode, () => server.listen({ path: endpoint.path }, ready));
+      } else {
         // `reusePort` is for workers: under node:cluster the primary owns the socket and shares it.
         let where: ReturnType<typeof tcpListenOptions>;
         try {

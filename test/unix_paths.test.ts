@@ -42,9 +42,9 @@ function staleSocket(path: string): void {
 }
 
 /** Starts `echo serve --unix path ...` under umask 000 and resolves once it listens. */
-async function serveUnderUmask000(path: string, extra: string[] = []) {
+async function serveUnderUmask000(path: string, extra: string[] = [], command = cli) {
   const child = resources.child(
-    startChild(["sh", "-c", 'umask 000; exec "$@"', "sh", ...cli, "echo", "serve", "--unix", path, ...extra]),
+    startChild(["sh", "-c", 'umask 000; exec "$@"', "sh", ...command, "echo", "serve", "--unix", path, ...extra]),
   );
   await waitFor(
     () => {
@@ -119,6 +119,22 @@ describe(`--unix on ${RUNTIME} replaces a stale socket and nothing else`, () => 
     rmSync(path, { force: true });
     await serveUnderUmask000(path, ["--unix-mode", "0660"]);
     expect((lstatSync(path).mode & 0o777).toString(8)).toBe("660");
+  });
+
+  test("on Deno without --allow-sys (no umask), the socket is still 0600", async () => {
+    if (RUNTIME !== "deno") return; // the fallback (chmod before the first accept) is Deno's
+    const path = tempPath("deno-mode");
+    const deno = cliCommand("deno").filter((arg) => arg !== "-A");
+    await serveUnderUmask000(path, [], [
+      deno[0]!,
+      "run",
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      ...deno.slice(2),
+    ]);
+    expect((lstatSync(path).mode & 0o777).toString(8)).toBe("600");
   });
 
   test("--unix-mode: a bad value or no --unix is a usage error", async () => {
