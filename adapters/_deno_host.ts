@@ -5,6 +5,7 @@ import type { CliHost, WorkerSpawner } from "../src/cli/host.ts";
 import { EXIT_FLUSH_MS, LineOutput, type WriteText } from "../src/cli/output.ts";
 import type { Transport } from "../src/mod.ts";
 import { Deno } from "./_deno_api.ts";
+import { checkOutputFile } from "./_output_file.ts";
 import { softOpenFilesLimit } from "./_proc_limits.ts";
 
 const encoder = new TextEncoder();
@@ -145,6 +146,7 @@ export function denoHost(transport: Transport): CliHost {
     isTerminal: (stream) => Deno[stream].isTerminal(),
     onOutputDropped: (reporter) => output.onDropped(reporter),
     writeTextFile: (path, text) => Deno.writeTextFile(path, text),
+    checkOutputFile,
     workers: denoWorkers,
     readInput: () => textOf(Deno.stdin.readable),
   };

@@ -7,6 +7,7 @@ import type { CliHost } from "../src/cli/host.ts";
 import { EXIT_FLUSH_MS, LineOutput, type WriteText } from "../src/cli/output.ts";
 import type { Transport } from "../src/mod.ts";
 import { fileDescriptorUsage } from "./_descriptors.ts";
+import { checkOutputFile } from "./_output_file.ts";
 import { processWorkers, readStdin } from "./_workers.ts";
 
 export type { CliHost };
@@ -53,6 +54,7 @@ export function processHost(transport: Transport): CliHost {
     isTerminal: (stream) => process[stream].isTTY === true,
     onOutputDropped: (reporter) => output.onDropped(reporter),
     writeTextFile: (path, text) => writeFile(path, text, "utf8"),
+    checkOutputFile,
     workers: processWorkers,
     readInput: readStdin,
   };

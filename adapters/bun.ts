@@ -35,7 +35,7 @@ import { checkServerIdentity, type PeerCertificate, rootCertificates } from "nod
 import { isIP } from "node:net";
 import { type CliHost, processHost } from "./_process_host.ts";
 import { socketBudget } from "./_descriptors.ts";
-import { unlink } from "node:fs/promises";
+import { bindWithMode, removeStaleSocketFile } from "./_socket_file.ts";
 import { lookupHost } from "./_lookup.ts";
 import { BUN_TLS_SERVER_PROFILE } from "./_tls_profile.ts";
 
@@ -491,12 +491,14 @@ export const transport: Transport = {
     const known: KnownAddresses = unixPath !== undefined ? { unix: { transport: "unix", path: unixPath } } : {};
     let listener: ReturnType<BunApi["listen"]>;
     try {
-      listener = Bun.listen({
-        ...bunEndpoint(endpoint),
-        allowHalfOpen: true,
-        ...(options?.reusePort && unixPath === undefined ? { reusePort: true } : {}),
-        socket: handlerFor(known, handlers.onSocket),
-      });
+      const listen = () =>
+        Bun.listen({
+          ...bunEndpoint(endpoint),
+          allowHalfOpen: true,
+          ...(options?.reusePort && unixPath === undefined ? { reusePort: true } : {}),
+          socket: handlerFor(known, handlers.onSocket),
+        });
+      listener = unixPath === undefined ? listen() : bindWithMode(unixPath, options?.unixMode, listen);
     } catch (error) {
       if ((error as { code?: string }).code !== "EADDRINUSE") return Promise.reject(error);
       return Promise.reject(new AddrInUseError(formatEndpoint(endpoint), { cause: error }));
@@ -518,11 +520,7 @@ export const transport: Transport = {
     const socket = await Bun.connect({ ...bunEndpoint(endpoint), allowHalfOpen: true, socket: handlerFor(known) });
     return socket.data;
   },
-  async removeSocketFile(path) {
-    await unlink(path).catch((error: { code?: string }) => {
-      if (error.code !== "ENOENT") throw error;
-    });
-  },
+  removeSocketFile: removeStaleSocketFile,
   async bindDatagram(endpoint, handlers) {
     const wrapper = new BunDatagramSocket(handlers);
     try {

@@ -35,6 +35,7 @@ import { Deno, type DenoAddr, type DenoConn, type DenoListener } from "./_deno_a
 import { denoHost } from "./_deno_host.ts";
 import { lookupHost } from "./_lookup.ts";
 import { prefixedBuffer } from "./_prefixed_buffer.ts";
+import { bindWithMode, removeStaleSocketFile } from "./_socket_file.ts";
 
 // Read buffers adapt: 4 KiB at first (a gate token over 1 KiB shows in the first read), doubled
 // while reads fill them, cut to a quarter (down to 512 bytes, so idle connections stay cheap) while
@@ -434,9 +435,9 @@ export const transport: Transport = {
     let listener: DenoListener;
     try {
       // reusePort is unstable in Deno: without --unstable-net, Deno exits (the supervisor adds the flag).
-      listener = Deno.listen(
-        options?.reusePort && !("path" in endpoint) ? { ...endpoint, reusePort: true } : denoEndpoint(endpoint),
-      );
+      listener = "path" in endpoint
+        ? bindWithMode(endpoint.path, options?.unixMode, () => Deno.listen(denoEndpoint(endpoint)))
+        : Deno.listen(options?.reusePort ? { ...endpoint, reusePort: true } : endpoint);
     } catch (error) {
       return Promise.reject(toListenError(error, endpoint));
     }
@@ -488,11 +489,7 @@ export const transport: Transport = {
     if (!("path" in endpoint)) conn.setNoDelay?.(true);
     return new DenoStreamSocket(conn);
   },
-  async removeSocketFile(path) {
-    await Deno.remove(path).catch((error) => {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-    });
-  },
+  removeSocketFile: removeStaleSocketFile,
   // Deno.listenDatagram exists only with --unstable-net; Deno's node:dgram works without a flag.
   bindDatagram: (endpoint, handlers) =>
     Deno.listenDatagram

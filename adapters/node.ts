@@ -9,7 +9,6 @@ import * as net from "node:net";
 import * as tls from "node:tls";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { Buffer } from "node:buffer";
-import { unlink } from "node:fs/promises";
 import {
   type Address,
   AddrInUseError,
@@ -37,6 +36,7 @@ import { socketBudget } from "./_descriptors.ts";
 import { bindNodeDatagram } from "./_dgram.ts";
 import { lookupHost } from "./_lookup.ts";
 import { tcpListenOptions } from "./_reuse_port.ts";
+import { bindWithMode, removeStaleSocketFile } from "./_socket_file.ts";
 import { NODE_TLS_SERVER_PROFILE } from "./_tls_profile.ts";
 
 const RESOLVED: Promise<void> = Promise.resolve();
@@ -536,8 +536,10 @@ export const transport: Transport = {
         // server.close() stops accepting at once; its callback would wait for every open connection.
         resolve({ addr, close: () => Promise.resolve(void server.close()), maxSockets: socketBudget() });
       };
-      if ("path" in endpoint) server.listen({ path: endpoint.path }, ready);
-      else {
+      // Node binds a path synchronously (outside node:cluster workers, which refuse --unix).
+      if ("path" in endpoint) {
+        bindWithMode(endpoint.path, options?.unixMode, () => server.listen({ path: endpoint.path }, ready));
+      } else {
         // `reusePort` is for workers: under node:cluster the primary owns the socket and shares it.
         let where: ReturnType<typeof tcpListenOptions>;
         try {
@@ -554,11 +556,7 @@ export const transport: Transport = {
     const local: Address | undefined = "path" in endpoint ? { transport: "unix", path: endpoint.path } : undefined;
     return openConnection(endpoint).then((socket) => new NodeStreamSocket(socket, local));
   },
-  async removeSocketFile(path) {
-    await unlink(path).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== "ENOENT") throw error;
-    });
-  },
+  removeSocketFile: removeStaleSocketFile,
   // Node writes a Buffer as is; any other Uint8Array gets wrapped in a new Buffer first.
   allocate: (size) => Buffer.allocUnsafeSlow(size),
   bindDatagram: bindNodeDatagram,

@@ -1,7 +1,8 @@
 /**
  * Builds the npm package into `npm/`, the way dnt would (dnt lives on JSR, out of reach here):
  * ESM in `npm/esm`, CommonJS in `npm/script` (each with `.d.ts`), a generated package.json,
- * a `bin` stub, README and LICENSE. Type errors fail the build.
+ * a `bin` stub, the package's README (docs/npm-README.md: for users, links absolute) and LICENSE.
+ * Type errors fail the build.
  *
  * Run: `deno run -A scripts/build_npm.ts` (`npm run build`).
  *
@@ -96,11 +97,18 @@ await Deno.copyFile(`${root}src/bench/schema.json`, `${out}/bench-report.schema.
 await Deno.writeTextFile(`${out}/bin/echogate.mjs`, `#!/usr/bin/env node\nimport "../esm/src/cli.js";\n`);
 await Deno.chmod(`${out}/bin/echogate.mjs`, 0o755);
 
+// The repository the package README's links and package.json's repository/homepage/bugs point to
+// (the bench schema's $id names the same one).
+const REPOSITORY = "https://github.com/echogate/echogate";
+
 const packageJson = {
   name: "echogate",
   version: denoJson.version,
   description: "The seed's gate and echo TCP protocols as a library and CLI for Node, Deno and Bun",
   license: denoJson.license,
+  repository: { type: "git", url: `git+${REPOSITORY}.git` },
+  homepage: `${REPOSITORY}#readme`,
+  bugs: { url: `${REPOSITORY}/issues` },
   type: "module",
   main: "./script/adapters/mod.js",
   module: "./esm/adapters/mod.js",
@@ -117,8 +125,9 @@ const packageJson = {
   dependencies: {},
 };
 await Deno.writeTextFile(`${out}/package.json`, JSON.stringify(packageJson, null, 2) + "\n");
-for (const file of ["README.md", "LICENSE"]) {
-  await Deno.copyFile(`${root}${file}`, `${out}/${file}`).catch(() => fail(`${file} is missing`));
+// The repository's README is the developers' (npm test, links into the source tree); the package gets its own.
+for (const [from, to] of [["docs/npm-README.md", "README.md"], ["LICENSE", "LICENSE"]]) {
+  await Deno.copyFile(`${root}${from}`, `${out}/${to}`).catch(() => fail(`${from} is missing`));
 }
 if (devPackage.dependencies && Object.keys(devPackage.dependencies).length > 0) {
   fail("the package must have no runtime dependencies");

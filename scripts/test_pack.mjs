@@ -1,19 +1,25 @@
 // Checks the npm package as a user gets it: `npm pack` of npm/ (run `npm run build` first),
 // installed into a fresh temporary project, then used from Node ESM and CommonJS, TypeScript,
-// npx, bunx and `deno run npm:echogate`; plus publint and arethetypeswrong on the package.
+// npx, bunx and `deno run npm:echogate`, and run straight from the tarball the ways its README
+// gives (npx and bunx, relative and absolute paths); plus publint and arethetypeswrong on the
+// package, and its README, metadata and help checked for what the package lacks.
 // Prints one line per check and ends with "N passed, N failed". Run: `npm run test:pack`.
 
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = `${root}node_modules/.bin`;
 const work = mkdtempSync(join(tmpdir(), "echogate-pack-"));
 const project = join(work, "project");
+// An empty directory beside the project, for the runs straight from the tarball: in the project,
+// npx and bunx would find the installed package instead.
+const elsewhere = join(work, "elsewhere");
+let tarball = "";
 
 /**
  * Signals a detached child's whole process group: npx and bunx start the server as a child of
@@ -103,7 +109,57 @@ const LIBRARY_CHECK = `
   console.log("ok");
 `;
 
+/** The markdown links of `text` (inline `[text](target)`), less anchors-only ones. */
+function markdownLinks(text) {
+  return [...text.matchAll(/\]\(([^)\s]+)\)/g)].map((match) => match[1]).filter((target) => !target.startsWith("#"));
+}
+
+/** Checks `echogate --version` run by `command args` in the empty directory prints the package's version. */
+async function runsFromTarball(command, args) {
+  const version = JSON.parse(readFileSync(`${root}npm/package.json`, "utf8")).version;
+  const result = await run(command, [...args, "--version"], { cwd: elsewhere });
+  if (result.stdout.trim() !== version) throw new Error(`exit ${result.code}: ${result.stdout}${result.stderr}`);
+}
+
 const checks = [
+  ["the package README is for users: no npm test/start, every relative link inside the package", () => {
+    const readme = readFileSync(`${root}npm/README.md`, "utf8");
+    const devLine = readme.split("\n").find((line) => /\bnpm (run )?(test|start)\b/.test(line));
+    if (devLine) throw new Error(`a developer's line: ${devLine}`);
+    const broken = markdownLinks(readme).filter((target) => {
+      if (/^https?:\/\//.test(target)) return false;
+      const path = normalize(join(`${root}npm`, target.split("#")[0]));
+      return !path.startsWith(`${root}npm/`) || !existsSync(path);
+    });
+    if (broken.length) throw new Error(`links that do not resolve in the package: ${broken.join(", ")}`);
+  }],
+  ["package.json has repository, homepage and bugs", () => {
+    const pkg = JSON.parse(readFileSync(`${root}npm/package.json`, "utf8"));
+    if (!/^git\+https:\/\/.+\.git$/.test(pkg.repository?.url ?? "") || !pkg.homepage || !pkg.bugs?.url) {
+      throw new Error(JSON.stringify({ repository: pkg.repository, homepage: pkg.homepage, bugs: pkg.bugs }));
+    }
+  }],
+  ["bench --help names the report schema by a file the package ships", async () => {
+    const help =
+      (await run(process.execPath, [join(project, "node_modules/echogate/bin/echogate.mjs"), "bench", "--help"]))
+        .stdout;
+    const named = [...help.matchAll(/[\w./-]+\.schema\.json/g)].map((match) => match[0]);
+    const shipped = named.filter((file) => existsSync(join(project, "node_modules/echogate", file)));
+    if (shipped.length === 0) throw new Error(`names ${named.join(", ") || "no schema file"}, none in the package`);
+  }],
+  [
+    "npx ./relative/echogate.tgz runs the CLI from the tarball",
+    () => runsFromTarball("npx", ["--yes", `../${basename(tarball)}`]),
+  ],
+  [
+    "npx --package /absolute/echogate.tgz echogate runs the CLI",
+    () => runsFromTarball("npx", ["--yes", "--package", tarball, "echogate"]),
+  ],
+  ["npx file:/absolute/echogate.tgz runs the CLI", () => runsFromTarball("npx", ["--yes", `file:${tarball}`])],
+  [
+    "bunx --package /absolute/echogate.tgz echogate runs the CLI",
+    () => runsFromTarball(`${bin}/bun`, ["x", "--package", tarball, "echogate"]),
+  ],
   ["publint reports no problems", async () => {
     const result = await run(`${bin}/publint`, ["npm"], { cwd: root });
     if (result.code !== 0 || !/All good/.test(result.stdout)) throw new Error(result.stdout + result.stderr);
@@ -180,8 +236,9 @@ let passed = 0;
 let failed = 0;
 try {
   const pack = await run("npm", ["pack", `${root}npm`, "--pack-destination", work, "--silent"], { cwd: root });
-  const tarball = join(work, pack.stdout.trim().split("\n").pop() ?? "");
+  tarball = join(work, pack.stdout.trim().split("\n").pop() ?? "");
   await run("mkdir", ["-p", project], { cwd: work });
+  mkdirSync(elsewhere);
   writeFileSync(join(project, "package.json"), JSON.stringify({ name: "pack-test", private: true }));
   // Deno uses the project's node_modules instead of fetching echogate from a registry.
   writeFileSync(join(project, "deno.json"), JSON.stringify({ nodeModulesDir: "manual" }));
@@ -196,7 +253,8 @@ try {
   // On the extra Nodes of the matrix (test.mjs sets this), only the checks whose outcome depends
   // on the Node that runs them: the others (publint, attw, tsc, bunx, deno) ran on the machine's Node.
   const nodeOnly = process.env.ECHOGATE_PACK_NODE_ONLY === "1";
-  const NODE_INDEPENDENT = /^(publint|arethetypeswrong|the package has no|TypeScript|bunx|deno run)/;
+  const NODE_INDEPENDENT =
+    /^(publint|arethetypeswrong|the package has no|the package README|package\.json has|bench --help|TypeScript|bunx|deno run)/;
   for (const [name, check] of checks) {
     if (nodeOnly && NODE_INDEPENDENT.test(name)) continue;
     try {

@@ -24,6 +24,26 @@ export class AddrInUseError extends Error {
 }
 
 /**
+ * Thrown when a unix socket path is taken by something other than a socket (a regular file, a
+ * directory, a symlink): only a stale socket is ever replaced, so the path is left untouched.
+ *
+ * @example
+ * ```ts
+ * import { NotASocketError } from "./mod.ts";
+ *
+ * const error = new NotASocketError("notes.txt", "regular file");
+ * console.log(error.message); // "notes.txt is a regular file, not a unix socket: not replacing it"
+ * ```
+ */
+export class NotASocketError extends Error {
+  /** Creates the error for `path`, which lstat found to be a `kind` ("regular file", "directory", …). */
+  constructor(readonly path: string, readonly kind: string) {
+    super(`${path} is a ${kind}, not a unix socket: not replacing it`);
+    this.name = "NotASocketError";
+  }
+}
+
+/**
  * Thrown for a bad command line or bad option value; the CLI prints its message alone.
  *
  * @example

@@ -39,8 +39,17 @@ export interface ServerOptions {
   hostname?: string;
   /** Port to bind; 0 picks a free one. The protocol sets the default. */
   port?: number;
-  /** Unix socket path; when set, `hostname` and `port` are ignored. */
+  /**
+   * Unix socket path; when set, `hostname` and `port` are ignored. A stale socket file there (one
+   * nothing listens on) is replaced; anything else at the path makes listening fail, untouched.
+   */
   path?: string;
+  /**
+   * With `path`: the socket file's permission bits. The default lets only this user (and root)
+   * connect, which matters with `proxyProtocol`: every peer on a unix socket may send a PROXY
+   * header. @default {0o600}
+   */
+  unixMode?: number;
   /** Receives server events. @default {silentLogger} */
   logger?: Logger;
   /** Connections beyond this many open ones are closed at once. @default {Infinity} */
@@ -596,17 +605,21 @@ async function bind(options: ServerOptions, handlers: Parameters<Transport["list
     if (options.reusePort) listenOptions.reusePort = true;
     return await transport.listen(endpoint, handlers, listenOptions);
   }
+  const listenOptions: ListenOptions | undefined = "path" in endpoint
+    ? (options.unixMode === undefined ? undefined : { unixMode: options.unixMode })
+    : (options.reusePort ? { reusePort: true } : undefined);
   try {
-    return await transport.listen(endpoint, handlers, options.reusePort ? { reusePort: true } : undefined);
+    return await transport.listen(endpoint, handlers, listenOptions);
   } catch (error) {
     if (!("path" in endpoint) || !(error instanceof AddrInUseError)) throw error;
     let live: StreamSocket | undefined;
     try {
       live = await transport.connect(endpoint);
     } catch {
-      // Nothing answers: the file is left over from a server that died. Replace it.
+      // Nothing answers: a socket file left over from a server that died is replaced; anything
+      // else there (a regular file, a directory, a symlink) makes removeSocketFile refuse.
       await transport.removeSocketFile(endpoint.path);
-      return await transport.listen(endpoint, handlers);
+      return await transport.listen(endpoint, handlers, listenOptions);
     }
     live.close();
     throw error;

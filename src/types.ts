@@ -187,6 +187,12 @@ export interface ListenOptions {
    * @default {false}
    */
   reusePort?: boolean;
+  /**
+   * A unix socket only: the socket file's permission bits. Connecting needs write permission, so
+   * the default lets only this user (and root) in; 0o660 adds the file's group. The file is
+   * created with this mode (through the umask), never wider for a moment. @default {0o600}
+   */
+  unixMode?: number;
 }
 
 /**
@@ -260,7 +266,11 @@ export interface Transport {
   listen(endpoint: Endpoint, handlers: ListenHandlers, options?: ListenOptions): Promise<Listener>;
   /** Opens a connection; with `options.tls`, resolves once the handshake is done and the server verified. */
   connect(endpoint: Endpoint, options?: ConnectOptions): Promise<StreamSocket>;
-  /** Removes a stale unix socket file; resolves when it is gone (or was never there). */
+  /**
+   * Removes a stale unix socket file; resolves when it is gone (or was never there). Anything but
+   * a socket at `path` (a regular file, a directory, a symlink) is left alone: rejects with
+   * {@linkcode NotASocketError}.
+   */
   removeSocketFile(path: string): Promise<void>;
   /**
    * Allocates `size` bytes (uninitialized) in the form the runtime writes as is; replies are cut

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, test } from "vitest";
-import { existsSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { AddrInUseError, type EchoOptions, serveEcho } from "../src/mod.ts";
 import {
   bytes,
@@ -152,7 +153,8 @@ describe(`echo server on ${RUNTIME}`, () => {
 
   test("listens and answers on a unix socket, replacing a stale socket file", async () => {
     const path = tempSocketPath("echo");
-    writeFileSync(path, ""); // a leftover file nothing listens on
+    // A socket file nothing listens on, as a killed server leaves it (a regular file is refused: unix_paths.test.ts).
+    execFileSync("python3", ["-c", "import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])", path]);
     const server = resources.add(await serveEcho({ transport, path }));
     expect(server.url).toBe(`unix:${path}`);
     const socket = resources.add(await transport.connect({ path }));

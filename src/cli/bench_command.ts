@@ -72,8 +72,10 @@ ${PROXY_CLIENT_HELP}
   --workers N|auto     Split the connections (and the rate) over N processes, auto: one per core;
                        the report merges theirs exactly (histograms bucket by bucket)
   --hdr FILE           Write the latency histogram to FILE in HdrHistogram's percentile
-                       distribution text format (values in ms), for HdrHistogram's plotter
-  --json               Print the final report as one JSON object (schema: src/bench/schema.json)
+                       distribution text format (values in ms), for HdrHistogram's plotter;
+                       checked before any load (exit 2 if it cannot be written)
+  --json               Print the final report as one JSON object (JSON Schema: the npm package's
+                       bench-report.schema.json, src/bench/schema.json in the source)
   --json-stream        Print one JSON object per second ("interval"), then the report ("end")
 ${CLIENT_TLS_HELP}
                        (in connect mode, every operation is then a full TLS handshake)
@@ -165,6 +167,14 @@ async function bench(host: CliHost, positionals: string[], options: Options): Pr
     );
   }
 
+  if (hdr !== undefined && share === undefined) {
+    if (!host.writeTextFile) throw new UsageError(`"--hdr" is not available on this runtime`);
+    // Before any load: a path that cannot be written must not cost a finished run.
+    await host.checkOutputFile?.(hdr).catch((error) => {
+      throw new UsageError(`Cannot write "--hdr" file ${hdr}: ${errorMessage(error)}`);
+    });
+  }
+
   const progress = !json && !jsonStream && host.isTerminal?.("stderr") === true;
   const aborter = new AbortController();
   const stop = () => {
@@ -232,14 +242,6 @@ async function bench(host: CliHost, positionals: string[], options: Options): Pr
       },
     });
   const report = run.report;
-  if (hdr !== undefined) {
-    if (!host.writeTextFile) throw new Error(`"--hdr" is not available on this runtime`);
-    try {
-      await host.writeTextFile(hdr, run.latency.percentileDistribution());
-    } catch (error) {
-      throw new Error(`Cannot write "${hdr}": ${errorMessage(error)}`);
-    }
-  }
   if (json) host.writeOut(JSON.stringify(report));
   else if (jsonStream) host.writeOut(JSON.stringify({ event: "end", ...report }));
   else for (const line of reportLines(report)) host.writeOut(line);
@@ -253,6 +255,15 @@ async function bench(host: CliHost, positionals: string[], options: Options): Pr
         report.mismatches === 1 ? "mismatch" : "mismatches"
       }`;
     host.writeErr(`echogate: bench failed: ${problems}`);
+  }
+  // After the report: a write that fails although the path was checked loses the histogram only.
+  if (hdr !== undefined) {
+    try {
+      await host.writeTextFile!(hdr, run.latency.percentileDistribution());
+    } catch (error) {
+      host.writeErr(`echogate: cannot write "--hdr" file ${hdr}: ${errorMessage(error)}`);
+      return 1;
+    }
   }
   return failed ? 1 : 0;
 }

@@ -37,10 +37,20 @@ export function noPositionals(positionals: string[]): void {
   if (positionals.length > 0) throw new UsageError(`Unexpected argument "${positionals[0]}"`);
 }
 
-/** Reads --host, --port, --unix and --max-conns. */
+/** Reads --unix-mode: octal permission bits such as 0660 (three digits, an optional leading 0). */
+export function parseUnixMode(value: string): number {
+  if (!/^0?[0-7]{3}$/.test(value)) {
+    throw new UsageError(`Invalid value for "--unix-mode": "${value}" is not an octal mode such as 0600 or 0660`);
+  }
+  return Number.parseInt(value, 8);
+}
+
+/** Reads --host, --port, --unix, --unix-mode and --max-conns. */
 export function listenOptions(options: Options, defaultPort: number) {
   const unix = str(options, "unix");
   if (unix === "") throw new UsageError(`Invalid value for "--unix": the path is empty`);
+  const unixMode = str(options, "unix-mode");
+  if (unixMode !== undefined && unix === undefined) throw new UsageError(`Option "--unix-mode" needs --unix`);
   const host = str(options, "host");
   if (host === "") throw new UsageError(`Invalid value for "--host": the host is empty`);
   const port = str(options, "port");
@@ -49,6 +59,7 @@ export function listenOptions(options: Options, defaultPort: number) {
     hostname: host ?? "127.0.0.1",
     port: port === undefined ? defaultPort : parsePort("port", port),
     path: unix,
+    unixMode: unixMode === undefined ? undefined : parseUnixMode(unixMode),
     maxConns: maxConns === undefined ? undefined : parsePositiveInt("max-conns", maxConns),
   };
 }

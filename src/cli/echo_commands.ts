@@ -51,8 +51,9 @@ import {
 /** `echogate echo serve`: the seed's echo server. */
 export const echoServeCommand: Command = {
   name: "echo serve",
-  usage: `echogate echo serve [--host 127.0.0.1] [--port 50007] [--unix PATH] [--mode chunk|line|raw]
-                    [--prefix 'Echo=>'] [--idle-timeout S] [--max-line BYTES] [--max-conns N]
+  usage: `echogate echo serve [--host 127.0.0.1] [--port 50007] [--unix PATH [--unix-mode 0600]]
+                    [--mode chunk|line|raw] [--prefix 'Echo=>'] [--idle-timeout S] [--max-line BYTES]
+                    [--max-conns N]
                     [--drain-timeout 5] [--workers N|auto] [--json]
                     [--tls-cert F --tls-key F [--tls-client-ca F] [--alpn L] [--tls-handshake-timeout 10]
                     [--tls-stalled-handshakes close|hold]]
@@ -65,7 +66,10 @@ Answers every read with prefix + chunk until the peer closes (the seed's echo se
 Options:
   --host HOST          Address to bind: IPv4, IPv6 or a name (default 127.0.0.1)
   --port PORT          Port to bind, 0 for any free port (default ${DEFAULT_ECHO_PORT})
-  --unix PATH          Listen on a unix socket instead of TCP
+  --unix PATH          Listen on a unix socket instead of TCP. A stale socket there is replaced;
+                       anything else (a file, a directory, a symlink) is refused, untouched
+  --unix-mode MODE     The socket's permission bits, octal (default 0600: this user only;
+                       0660 lets the file's group connect too)
   --mode MODE          chunk: one answer per read; line: one per \\n-terminated line;
                        raw: bytes back unchanged (default chunk)
   --prefix STR         Put before every answer in chunk and line mode (default '${DEFAULT_PREFIX}');
@@ -95,6 +99,7 @@ UDP (RFC 862 over datagrams; see docs/udp.md):
     host: "string",
     port: "string",
     unix: "string",
+    "unix-mode": "string",
     mode: "string",
     prefix: "string",
     "idle-timeout": "string",
@@ -163,7 +168,7 @@ function udpOptions(options: Options): { udp?: boolean; maxDatagram?: number; li
     if (udpOnly.length > 0) throw new UsageError(`Option "--${udpOnly[0]}" needs --udp`);
     return {};
   }
-  for (const name of ["unix", "idle-timeout", "max-line", "max-conns", "proxy-protocol", "proxy-from"]) {
+  for (const name of ["unix", "unix-mode", "idle-timeout", "max-line", "max-conns", "proxy-protocol", "proxy-from"]) {
     if (name in options) throw new UsageError(`Option "--${name}" does not apply with --udp`);
   }
   if (str(options, "mode") === "line") throw new UsageError(`--mode line does not apply with --udp (chunk or raw)`);

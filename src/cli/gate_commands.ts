@@ -54,7 +54,8 @@ import {
 /** `echogate gate serve`: the seed's knock gate. */
 export const gateServeCommand: Command = {
   name: "gate serve",
-  usage: `echogate gate serve [--host 127.0.0.1] [--port 8001] [--unix PATH] [--token 1 | --token-file F]
+  usage: `echogate gate serve [--host 127.0.0.1] [--port 8001] [--unix PATH [--unix-mode 0600]]
+                    [--token 1 | --token-file F]
                     [--timeout 5] [--max-conns N] [--max-pending N] [--penalty-exempt CIDR,... | none]
                     [--max-pending-per-source ${DEFAULT_MAX_PENDING_PER_SOURCE} | none]
                     [--no-penalties] [--then echo | --then HOST:PORT | --then tls://HOST:PORT [--then-ca F]]
@@ -71,7 +72,10 @@ newline ignored): the right token gets 'welcome to server!', anything else 'plea
 Options:
   --host HOST          Address to bind (default 127.0.0.1)
   --port PORT          Port to bind, 0 for any free port (default ${DEFAULT_GATE_PORT})
-  --unix PATH          Listen on a unix socket instead of TCP
+  --unix PATH          Listen on a unix socket instead of TCP. A stale socket there is replaced;
+                       anything else (a file, a directory, a symlink) is refused, untouched
+  --unix-mode MODE     The socket's permission bits, octal (default 0600: this user only;
+                       0660 lets the file's group connect too)
   --token-file F       Accept each non-empty line of F as a token (first choice)
   --token TOKEN        The token, if neither --token-file nor env ECHOGATE_TOKEN is set (default ${DEFAULT_TOKEN})
   --timeout S          Seconds to wait for the token (default 5)
@@ -107,6 +111,7 @@ The token is never logged; a token on the command line (visible in ps) or the de
     host: "string",
     port: "string",
     unix: "string",
+    "unix-mode": "string",
     token: "string",
     "token-file": "string",
     timeout: "string",

@@ -37,6 +37,11 @@ export interface CliHost {
   /** Writes a UTF-8 text file (`bench --hdr`). */
   writeTextFile?(path: string, text: string): Promise<void>;
   /**
+   * Resolves when `path` could be written by {@linkcode CliHost.writeTextFile}, rejects with the
+   * reason when not; `bench` asks before sending any load, so a bad `--hdr` costs no run.
+   */
+  checkOutputFile?(path: string): Promise<void>;
+  /**
    * The descriptor limit and how many are open, where the runtime can tell (Linux `/proc`);
    * `bench` checks `--conns` against it before connecting.
    */
