@@ -204,6 +204,7 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
       protocol: "gate",
       json: options.json === true,
       reload: serverTlsFiles(options) !== undefined,
+      drainMs: drain,
     });
   }
   // A worker started again first learns the penalties the others gave meanwhile.
