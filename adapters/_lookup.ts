@@ -8,7 +8,14 @@ export async function lookupHost(hostname: string): Promise<string> {
   return (await lookup(hostname)).address;
 }
 
-/** Every address a host name resolves to, as the system resolver answers. */
+/**
+ * Every address a host name resolves to, as the system resolver answers.
+ *
+ * @example
+ * ```ts ignore
+ * await lookupAddresses("localhost"); // ["127.0.0.1", "::1"]
+ * ```
+ */
 export async function lookupAddresses(hostname: string): Promise<string[]> {
   return (await lookup(hostname, { all: true })).map((answer) => answer.address);
 }

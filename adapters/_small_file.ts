@@ -25,6 +25,12 @@ function kindOf(stats: {
 /**
  * Reads the regular file at `path` as UTF-8 if it holds at most `maxBytes` bytes; anything else
  * (a FIFO, a directory, a device, a larger file) is reported without reading it.
+ *
+ * @example
+ * ```ts ignore
+ * const file = await readSmallFile("tokens.txt", 64 * 1024);
+ * if (file.kind === "file" && (file.mode & 0o077) !== 0) console.warn("others may read it");
+ * ```
  */
 export async function readSmallFile(path: string, maxBytes: number): Promise<SmallFile> {
   // O_NONBLOCK: opening a FIFO for reading returns at once instead of waiting for a writer.

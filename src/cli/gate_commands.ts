@@ -160,7 +160,9 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
   const timeout = str(options, "timeout");
   const timeoutMs = timeout === undefined ? undefined : parseSeconds("timeout", timeout);
   if (timeoutMs === 0) {
-    throw new UsageError(`Invalid value for "--timeout": 0 would time every connection out at once`);
+    throw new UsageError(
+      `Invalid value for "--timeout": "${timeout}" is not a positive number of seconds (0 would time every connection out at once)`,
+    );
   }
   const maxPending = str(options, "max-pending");
   const workers = workersOption(host, options);

@@ -7,12 +7,26 @@ import { type Options, str } from "./command.ts";
 import type { CliHost } from "./host.ts";
 
 /** The largest token file read: room for dozens of 1024-byte tokens, and no more. */
-export const MAX_TOKEN_FILE_BYTES = 64 * 1024;
+const MAX_TOKEN_FILE_BYTES = 64 * 1024;
 
-/** Where a token came from; the order is the precedence, first found wins. */
+/**
+ * Where a token came from; the order is the precedence, first found wins.
+ *
+ * @example
+ * ```ts ignore
+ * const source: TokenSource = "env ECHOGATE_TOKEN";
+ * ```
+ */
 export type TokenSource = "--token-file" | "env ECHOGATE_TOKEN" | "--token" | "default";
 
-/** The tokens chosen, and from where. */
+/**
+ * The tokens chosen, and from where.
+ *
+ * @example
+ * ```ts ignore
+ * const choice: TokenChoice = { tokens: ["1"], source: "default" };
+ * ```
+ */
 export interface TokenChoice {
   tokens: string[];
   source: TokenSource;
