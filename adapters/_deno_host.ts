@@ -6,7 +6,9 @@ import { EXIT_FLUSH_MS, LineOutput, type WriteText } from "../src/cli/output.ts"
 import type { Transport } from "../src/mod.ts";
 import { Deno } from "./_deno_api.ts";
 import { checkOutputFile } from "./_output_file.ts";
+import { lookupAddresses } from "./_lookup.ts";
 import { softOpenFilesLimit } from "./_proc_limits.ts";
+import { readSmallFile } from "./_small_file.ts";
 
 const encoder = new TextEncoder();
 
@@ -135,6 +137,8 @@ export function denoHost(transport: Transport): CliHost {
     },
     onSignal: (signal, handler) => Deno.addSignalListener(signal, handler),
     readTextFile: (path) => Deno.readTextFile(path),
+    readSmallFile,
+    lookupAddresses,
     fileDescriptors() {
       try {
         const limit = softOpenFilesLimit(Deno.readTextFileSync("/proc/self/limits"));

@@ -8,6 +8,8 @@ import { EXIT_FLUSH_MS, LineOutput, type WriteText } from "../src/cli/output.ts"
 import type { Transport } from "../src/mod.ts";
 import { fileDescriptorUsage } from "./_descriptors.ts";
 import { checkOutputFile } from "./_output_file.ts";
+import { lookupAddresses } from "./_lookup.ts";
+import { readSmallFile } from "./_small_file.ts";
 import { processWorkers, readStdin } from "./_workers.ts";
 
 export type { CliHost };
@@ -50,6 +52,8 @@ export function processHost(transport: Transport): CliHost {
     },
     onSignal: (signal, handler) => void process.on(signal, handler),
     readTextFile: (path) => readFile(path, "utf8"),
+    readSmallFile,
+    lookupAddresses,
     fileDescriptors: fileDescriptorUsage,
     isTerminal: (stream) => process[stream].isTTY === true,
     onOutputDropped: (reporter) => output.onDropped(reporter),

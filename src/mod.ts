@@ -35,4 +35,4 @@ export * from "./penalties.ts";
 export * from "./proxy.ts";
 export * from "./proxy_protocol/mod.ts";
 export * from "./version.ts";
-export type { CliHost, WorkerProcess, WorkerSpawner } from "./cli/host.ts";
+export type { CliHost, SmallFile, WorkerProcess, WorkerSpawner } from "./cli/host.ts";

@@ -298,4 +298,31 @@ describe(`robustness on ${RUNTIME}`, () => {
     globalThis.process.kill(server.process.pid!, "SIGINT");
     expect(await deadline(server.exited, 5000, "the server to exit")).not.toBe(0);
   }, 30_000);
+
+  for (const command of [["echo", "serve"], ["gate", "serve", "--then", "echo"]]) {
+    test(
+      `${command[0]} serve: Ctrl-C with a connection open says it drains, once; a second Ctrl-C stops at once`,
+      async () => {
+        const server = resources.child(
+          await startCliServer(RUNTIME, [...command, "--port", "0", "--drain-timeout", "30"], {
+            ECHOGATE_TOKEN: "s3cret",
+          }),
+        );
+        const socket = await connect(server.port); // keeps the drain waiting
+        if (command[0] === "gate") {
+          await socket.write(bytes("s3cret"));
+          expect(text(await readAtLeast(socket, 18))).toBe("welcome to server!");
+        }
+        await socket.write(bytes("x"));
+        expect(text(await readAtLeast(socket, 7))).toBe("Echo=>x");
+        globalThis.process.kill(server.process.pid!, "SIGINT");
+        const line = "echogate: draining 1 connection for up to 30 s; Ctrl-C again to stop now\n";
+        await waitFor(() => (server.stderr().includes(line) ? true : undefined), 5000, "the draining line");
+        globalThis.process.kill(server.process.pid!, "SIGINT");
+        expect(await deadline(server.exited, 5000, "the server to exit")).not.toBe(0);
+        expect(server.stderr().split(line).length - 1).toBe(1);
+      },
+      30_000,
+    );
+  }
 });

@@ -239,6 +239,17 @@ describe(`--workers on ${RUNTIME}`, () => {
     await waitFor(() => (workers.some(alive) ? undefined : true), 5000, "the workers to be gone");
   }, 30_000);
 
+  test("Ctrl-C with connections open in two workers: the supervisor says it drains them in one line", async () => {
+    const server = await startEchoWorkers("--drain-timeout", "30");
+    expect((await socketPerWorker(server, 2)).size).toBe(2);
+    globalThis.process.kill(server.process.pid!, "SIGINT");
+    const line = "echogate: draining 2 connections for up to 30 s; Ctrl-C again to stop now\n";
+    await waitFor(() => (server.stderr().includes(line) ? true : undefined), 10_000, "the draining line");
+    globalThis.process.kill(server.process.pid!, "SIGINT");
+    expect(await deadline(server.exited, 5000, "the supervisor to exit")).not.toBe(0);
+    expect(server.stderr().match(/draining/g)).toHaveLength(1);
+  }, 30_000);
+
   test("workers stop by themselves when their supervisor is killed", async () => {
     const server = await startEchoWorkers();
     const workers = await waitFor(

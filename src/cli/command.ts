@@ -88,17 +88,39 @@ export function explainListenError(error: unknown): never {
   throw new Error(`Cannot listen: ${errorMessage(error)}`);
 }
 
-/** On SIGINT/SIGTERM: stop accepting, let connections finish, exit 0. A second signal exits at once. */
+/**
+ * The one line a server prints when a signal finds connections open, so a Ctrl-C that waits for
+ * them does not wait silently; undefined when there is nothing to wait for.
+ *
+ * @example
+ * ```ts ignore
+ * drainingNotice(2, 5000, "SIGINT"); // "echogate: draining 2 connections for up to 5 s; Ctrl-C again to stop now"
+ * ```
+ */
+export function drainingNotice(connections: number, drainMs: number, signal: "SIGINT" | "SIGTERM"): string | undefined {
+  if (connections === 0 || drainMs === 0) return undefined;
+  const again = signal === "SIGINT" ? "Ctrl-C again" : "SIGTERM again";
+  return `echogate: draining ${connections} connection${connections === 1 ? "" : "s"} for up to ${
+    drainMs / 1000
+  } s; ${again} to stop now`;
+}
+
+/**
+ * On SIGINT/SIGTERM: stop accepting, let connections finish, exit 0. With connections open it
+ * says so in one line; a second signal exits at once.
+ */
 export function untilSignal(host: CliHost, server: EchogateServer, drainMs: number): Promise<number> {
   return new Promise((resolve) => {
     let stopping = false;
-    const stop = () => {
+    const stop = (signal: "SIGINT" | "SIGTERM") => {
       if (stopping) return host.exit(130); // a second signal: exit at once
       stopping = true;
+      const notice = drainingNotice(server.connections, drainMs, signal);
+      if (notice !== undefined) host.writeErr(notice);
       server.close({ drainMs }).then(() => resolve(0), () => resolve(1));
     };
-    host.onSignal("SIGINT", stop);
-    host.onSignal("SIGTERM", stop);
+    host.onSignal("SIGINT", () => stop("SIGINT"));
+    host.onSignal("SIGTERM", () => stop("SIGTERM"));
   });
 }
 

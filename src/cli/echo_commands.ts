@@ -215,6 +215,7 @@ async function echoServe(host: CliHost, positionals: string[], options: Options)
       protocol: "echo",
       json: options.json === true,
       reload: serverTlsFiles(options) !== undefined,
+      drainMs: drain,
     });
   }
   const channel = worker === undefined ? undefined : new WorkerChannel(host, worker);

@@ -3,14 +3,7 @@
 import { knockGate } from "../client.ts";
 import { createEchoHandler } from "../echo.ts";
 import { UsageError } from "../errors.ts";
-import {
-  DEFAULT_GATE_PORT,
-  DEFAULT_MAX_PENDING_PER_SOURCE,
-  DEFAULT_TOKEN,
-  MAX_TOKEN_BYTES,
-  serveGate,
-} from "../gate.ts";
-import { errorMessage } from "../log.ts";
+import { DEFAULT_GATE_PORT, DEFAULT_MAX_PENDING_PER_SOURCE, DEFAULT_TOKEN, serveGate } from "../gate.ts";
 import { parseCidr, type PenaltyOptions } from "../penalties.ts";
 import { createProxyHandler } from "../proxy.ts";
 import type { ConnectionHandler } from "../server.ts";
@@ -28,6 +21,8 @@ import {
   untilSignal,
 } from "./command.ts";
 import type { CliHost } from "./host.ts";
+import { isLoopbackHost } from "./loopback.ts";
+import { chooseTokens } from "./tokens.ts";
 import { supervise, WorkerChannel, workerLogger, workerNumber, workersOption } from "./workers.ts";
 import {
   PROXY_CLIENT_HELP,
@@ -78,7 +73,7 @@ Options:
                        0660 lets the file's group connect too)
   --token-file F       Accept each non-empty line of F as a token (first choice)
   --token TOKEN        The token, if neither --token-file nor env ECHOGATE_TOKEN is set (default ${DEFAULT_TOKEN})
-  --timeout S          Seconds to wait for the token (default 5)
+  --timeout S          Seconds to wait for the token, more than 0 (default 5)
   --max-conns N        Close new connections at once while N are open (default: no limit)
   --max-pending N      Close new connections at once while N wait for their token (default: no limit);
                        with --workers, both limits are per worker
@@ -104,7 +99,10 @@ ${PROXY_SERVE_HELP}
 
 ${SERVER_TLS_HELP}
 
-The token is never logged; a token on the command line (visible in ps) or the default one gets a warning.`,
+The token is never logged; a token on the command line (visible in ps) or the default one gets a warning,
+and so do two token sources set at once, and a token file other users may read. The default token is
+refused (exit 2) on an address other than loopback (127.0.0.0/8, ::1, localhost) or a unix socket.
+--token-file F must be a regular file of at most 64 KiB.`,
   options: {
     ...SERVER_TLS_FLAGS,
     "then-ca": "string",
@@ -137,8 +135,8 @@ The token is never logged; a token on the command line (visible in ps) or the de
 /** `echogate gate knock`: the seed's first client. */
 export const gateKnockCommand: Command = {
   name: "gate knock",
-  usage: `echogate gate knock [HOST] [--port 8001] [--unix PATH] [--token 1] [--delay 2] [--timeout S]
-                    [--tls [--ca F] [--servername NAME] [--tls-cert F --tls-key F] [--insecure]]
+  usage: `echogate gate knock [HOST] [--port 8001] [--unix PATH] [--token 1 | --token-file F] [--delay 2]
+                    [--timeout S] [--tls [--ca F] [--servername NAME] [--tls-cert F --tls-key F] [--insecure]]
                     [--proxy-header v1|v2 [--proxy-source IP:PORT]]`,
   help: `Usage: echogate gate knock [HOST] [options]
 
@@ -147,7 +145,8 @@ Connects, waits --delay seconds, sends the token and prints the reply. Exits 0 o
 Options:
   --port PORT          Server port (default ${DEFAULT_GATE_PORT}); HOST defaults to localhost
   --unix PATH          Connect to a unix socket instead
-  --token TOKEN        Token to send (default ${DEFAULT_TOKEN})
+  --token-file F       Send the first non-empty line of F (first choice; env ECHOGATE_TOKEN next)
+  --token TOKEN        Token to send, if neither --token-file nor env ECHOGATE_TOKEN is set (default ${DEFAULT_TOKEN})
   --delay S            Seconds to wait before sending (default 2, as the seed's client)
   --timeout S          Seconds to wait for the reply (default 5)
 ${CLIENT_TLS_HELP}
@@ -157,6 +156,7 @@ ${PROXY_CLIENT_HELP}`,
     port: "string",
     unix: "string",
     token: "string",
+    "token-file": "string",
     delay: "string",
     timeout: "string",
     ...PROXY_CLIENT_OPTIONS,
@@ -168,6 +168,12 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
   noPositionals(positionals);
   // Every flag is checked before the token is read, so a bad flag gets its one line alone.
   const timeout = str(options, "timeout");
+  const timeoutMs = timeout === undefined ? undefined : parseSeconds("timeout", timeout);
+  if (timeoutMs === 0) {
+    throw new UsageError(
+      `Invalid value for "--timeout": "${timeout}" is not a positive number of seconds (0 would time every connection out at once)`,
+    );
+  }
   const maxPending = str(options, "max-pending");
   const maxPendingPerSource = pendingPerSourceOption(options);
   const workers = workersOption(host, options);
@@ -177,7 +183,7 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
   const settings = {
     transport: host.transport,
     ...listenOptions(options, DEFAULT_GATE_PORT),
-    timeoutMs: timeout === undefined ? undefined : parseSeconds("timeout", timeout),
+    timeoutMs,
     maxPending: maxPending === undefined ? undefined : parsePositiveInt("max-pending", maxPending),
     maxPendingPerSource,
     penalties: penalties && channel ? { ...penalties, share: channel.share } : penalties,
@@ -190,13 +196,29 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
   const tlsFiles = serverTlsFiles(options);
   const tls = tlsFiles && await readServerTls(host, tlsFiles, options);
   // Workers read the token themselves, quietly: their supervisor has warned once.
-  const tokens = await resolveTokens(host, options, channel !== undefined);
+  const quiet = channel !== undefined;
+  const { tokens, source } = await chooseTokens(host, options, { quiet, commandLineWarning: true });
+  if (source === "default") {
+    // The seed's token is well known: fine on this machine alone, an open door anywhere else.
+    if (settings.path === undefined && !(await isLoopbackHost(host, settings.hostname))) {
+      throw new UsageError(
+        `Refusing the seed's well-known default token on "${settings.hostname}", which is not a loopback address: ` +
+          `set a token with --token-file F or env ECHOGATE_TOKEN (or listen on 127.0.0.1)`,
+      );
+    }
+    if (!quiet) {
+      host.writeErr(
+        "echogate: warning: using the seed's well-known default token; set --token-file or env ECHOGATE_TOKEN",
+      );
+    }
+  }
   if (workers !== undefined && worker === undefined) {
     return await supervise(host, {
       count: workers,
       protocol: "gate",
       json: options.json === true,
       reload: serverTlsFiles(options) !== undefined,
+      drainMs: drain,
     });
   }
   // A worker started again first learns the penalties the others gave meanwhile.
@@ -206,55 +228,6 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
   const reload = tlsFiles && reloadOnSighup(host, server, tlsFiles, options);
   if (reload) channel?.onReload(reload);
   return channel ? await channel.run(server, drain) : await untilSignal(host, server, drain);
-}
-
-/** Token sources, first found wins: --token-file, env ECHOGATE_TOKEN, --token, the seed's "1". */
-async function resolveTokens(host: CliHost, options: Options, quiet = false): Promise<string[]> {
-  const file = str(options, "token-file");
-  if (file !== undefined) {
-    let text: string;
-    try {
-      text = await host.readTextFile(file);
-    } catch (error) {
-      throw new UsageError(`Invalid value for "--token-file": cannot read "${file}": ${errorMessage(error)}`);
-    }
-    const tokens = text.split("\n").map((line) => line.replace(/\r$/, "")).filter((line) => line !== "");
-    if (tokens.length === 0) throw new UsageError(`Invalid value for "--token-file": "${file}" holds no token`);
-    return fitting(tokens, `"--token-file": a line of "${file}"`);
-  }
-  const env = host.env("ECHOGATE_TOKEN");
-  if (env !== undefined && env !== "") return fitting([env], "env ECHOGATE_TOKEN");
-  const token = str(options, "token");
-  if (token === "") throw new UsageError(`Invalid value for "--token": the token is empty`);
-  if (token !== undefined) {
-    fitting([token], `"--token"`);
-    if (quiet) return [token];
-    host.writeErr(
-      "echogate: warning: the token was given on the command line, where other users can read it (ps); " +
-        "prefer --token-file or env ECHOGATE_TOKEN",
-    );
-    return [token];
-  }
-  if (!quiet) {
-    host.writeErr(
-      "echogate: warning: using the seed's well-known default token; set --token-file or env ECHOGATE_TOKEN",
-    );
-  }
-  return [DEFAULT_TOKEN];
-}
-
-/** The gate reads one chunk of at most 1024 bytes: a longer token could never be sent whole. */
-function fitting(tokens: string[], source: string): string[] {
-  const encoder = new TextEncoder();
-  for (const token of tokens) {
-    const length = encoder.encode(token).length;
-    if (length > MAX_TOKEN_BYTES) {
-      throw new UsageError(
-        `Invalid value for ${source}: the token is ${length} bytes, over the gate's ${MAX_TOKEN_BYTES}-byte chunk, so it could never match`,
-      );
-    }
-  }
-  return tokens;
 }
 
 /** Reads --max-pending-per-source: a positive integer, or "none" for no limit. */
@@ -328,13 +301,13 @@ async function gateKnock(host: CliHost, positionals: string[], options: Options)
   const { target, rest } = clientTarget(positionals, options, DEFAULT_GATE_PORT);
   noPositionals(rest);
   const delay = str(options, "delay");
-  const token = str(options, "token");
+  const { tokens } = await chooseTokens(host, options);
   const tls = await readClientTls(host, options);
   const result = await knockGate({
     transport: host.transport,
     ...target,
     ...(tls && { tls }),
-    token: token ?? DEFAULT_TOKEN,
+    token: tokens[0]!,
     delayMs: delay === undefined ? undefined : parseSeconds("delay", delay),
     proxyHeader: proxyHeaderOption(options),
   });

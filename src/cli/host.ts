@@ -34,6 +34,14 @@ export interface CliHost {
   onSignal(signal: "SIGINT" | "SIGTERM" | "SIGHUP", handler: () => void): void;
   /** Reads a UTF-8 text file. */
   readTextFile(path: string): Promise<string>;
+  /**
+   * Reads a small secret file (`--token-file`): only a regular file of at most `maxBytes`
+   * bytes is read, and a FIFO or device never blocks or floods the read. Where missing,
+   * {@linkcode CliHost.readTextFile} is used and the size checked after the read.
+   */
+  readSmallFile?(path: string, maxBytes: number): Promise<SmallFile>;
+  /** Every address a host name resolves to (the system resolver's answers). */
+  lookupAddresses?(hostname: string): Promise<string[]>;
   /** Writes a UTF-8 text file (`bench --hdr`). */
   writeTextFile?(path: string, text: string): Promise<void>;
   /**
@@ -58,6 +66,28 @@ export interface CliHost {
   /** Standard input as text, as it arrives (a worker reads its supervisor's messages there). */
   readInput?(): AsyncIterable<string>;
 }
+
+/**
+ * What {@linkcode CliHost.readSmallFile} found: the file's text and permission bits, or why it
+ * was not read.
+ *
+ * @example Refuse anything but a small regular file
+ * ```ts ignore
+ * import type { SmallFile } from "../mod.ts";
+ *
+ * function textOf(file: SmallFile): string {
+ *   if (file.kind === "file") return file.text;
+ *   throw new Error(file.kind === "too-big" ? `${file.size} bytes` : file.type);
+ * }
+ * ```
+ */
+export type SmallFile =
+  /** A regular file within the bound: its text (UTF-8) and its permission bits (`mode & 0o7777`). */
+  | { kind: "file"; text: string; mode: number }
+  /** Not a regular file; `type` says what it is: "a FIFO", "a directory", "a character device". */
+  | { kind: "not-regular"; type: string }
+  /** Larger than the bound; `size` is its size, or at least the bound plus one. */
+  | { kind: "too-big"; size: number };
 
 /**
  * Starts copies of this CLI as worker processes, each listening on the same port.

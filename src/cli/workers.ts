@@ -16,7 +16,7 @@ import { createLogger, type Logger } from "../log.ts";
 import type { PenaltyKind, PenaltyShare } from "../penalties.ts";
 import type { EchogateServer } from "../server.ts";
 import { parsePositiveInt } from "./args.ts";
-import { type Options, serverLogger, str } from "./command.ts";
+import { DEFAULT_DRAIN_MS, drainingNotice, type Options, serverLogger, str } from "./command.ts";
 import type { CliHost, WorkerProcess } from "./host.ts";
 
 /** The environment variable that tells a process it is worker N of a supervisor. */
@@ -43,7 +43,8 @@ type Message =
   | { t: "penalty"; address: string; kind: PenaltyKind; at: number }
   | { t: "stop" }
   | { t: "reload" }
-  | { t: "synced" }; // every penalty given before this worker started has been sent
+  | { t: "synced" } // every penalty given before this worker started has been sent
+  | { t: "draining"; connections: number }; // a stopping worker's open connections
 
 const PENALTY_KINDS: readonly string[] = ["authfail", "grace-exceeded", "noauth"];
 
@@ -60,6 +61,7 @@ function decode(line: string): Message | undefined {
         ? message
         : undefined;
     }
+    if (message.t === "draining") return Number.isSafeInteger(message.connections) ? message : undefined;
     return ["listening", "stop", "reload", "synced"].includes(message.t) ? message : undefined;
   } catch {
     return undefined;
@@ -212,6 +214,8 @@ export class WorkerChannel {
       const stop = () => {
         if (stopping) return host.exit(130);
         stopping = true;
+        // The supervisor sums these into its one "draining" line.
+        host.writeOut(encode({ t: "draining", connections: server.connections }).slice(0, -1));
         server.close({ drainMs }).then(() => resolve(0), () => resolve(1));
       };
       host.onSignal("SIGINT", () => {});
@@ -240,6 +244,8 @@ export interface SuperviseOptions {
   json: boolean;
   /** Pass SIGHUP on to every worker, which re-reads its TLS files (set when serving TLS). */
   reload?: boolean;
+  /** The workers' --drain-timeout in ms, for the "draining" line. @default {DEFAULT_DRAIN_MS} */
+  drainMs?: number;
 }
 
 interface Slot {
@@ -274,6 +280,17 @@ export async function supervise(host: CliHost, options: SuperviseOptions): Promi
   const given: Extract<Message, { t: "penalty" }>[] = [];
   let firstAddress: string | undefined;
   let firstExit: Promise<{ code: number | null }> | undefined;
+  // On the first signal: the workers yet to say how many connections they drain, and the sum.
+  let drainPending: Set<number> | undefined;
+  let draining = 0;
+  let drainSignal: "SIGINT" | "SIGTERM" = "SIGTERM";
+  const drained = (number: number, connections: number) => {
+    if (!drainPending?.delete(number)) return;
+    draining += connections;
+    if (drainPending.size > 0) return;
+    const notice = drainingNotice(draining, options.drainMs ?? DEFAULT_DRAIN_MS, drainSignal);
+    if (notice !== undefined) host.writeErr(notice);
+  };
 
   const live = () => slots.filter((slot) => slot.process !== undefined);
   const broadcast = (from: number, message: Message) => {
@@ -322,7 +339,7 @@ export async function supervise(host: CliHost, options: SuperviseOptions): Promi
             broadcast(slot.number, message);
             given.push(message);
             if (given.length > MAX_REPLAY) given.splice(0, given.length - MAX_REPLAY);
-          }
+          } else if (message?.t === "draining") drained(slot.number, message.connections);
         }
       } catch {
         // Its output broke: its exit is reported.
@@ -331,6 +348,7 @@ export async function supervise(host: CliHost, options: SuperviseOptions): Promi
     void worker.exited.then(({ code, signal }) => {
       slot.process = undefined;
       listening.delete(slot.number);
+      drained(slot.number, 0);
       if (stopping || !started) {
         exitCodes.push(code);
         checkFinished();
@@ -351,12 +369,14 @@ export async function supervise(host: CliHost, options: SuperviseOptions): Promi
   }
 
   let signals = 0;
-  const onSignal = () => {
+  const onSignal = (signal: "SIGINT" | "SIGTERM") => {
     if (++signals > 1) {
       for (const slot of live()) slot.process!.kill("SIGKILL");
       return host.exit(130);
     }
     stopping = true;
+    drainSignal = signal;
+    drainPending = new Set(live().map((slot) => slot.number));
     for (const slot of slots) {
       if (slot.timer !== undefined) clearTimeout(slot.timer);
       slot.timer = undefined;
@@ -364,8 +384,8 @@ export async function supervise(host: CliHost, options: SuperviseOptions): Promi
     for (const slot of live()) slot.process!.send(encode({ t: "stop" }));
     checkFinished();
   };
-  host.onSignal("SIGINT", onSignal);
-  host.onSignal("SIGTERM", onSignal);
+  host.onSignal("SIGINT", () => onSignal("SIGINT"));
+  host.onSignal("SIGTERM", () => onSignal("SIGTERM"));
   // Over the channel rather than as a signal: a worker still starting has no SIGHUP handler yet,
   // and SIGHUP would kill it; it reads the files as they are when it starts anyway.
   if (options.reload) host.onSignal("SIGHUP", () => !stopping && broadcast(0, { t: "reload" }));
