@@ -62,13 +62,16 @@ describe(`client connect errors on ${RUNTIME}`, () => {
     expectOneLine(unix, `echogate: no such unix socket: ${missing}`);
   });
 
-  test.skipIf(!ipv6)("HOST may be [::1] or [::1]:PORT, the form servers print", async () => {
+  test.skipIf(!ipv6)("HOST may be [::1] or [::1]:PORT, the form servers print (bench: [::1])", async () => {
     const server = resources.add(await serveEcho({ transport, hostname: "::1", port: 0 }));
     const port = portOf(server);
-    const [bare, withPort] = await Promise.all([
+    const [bare, withPort, bench] = await Promise.all([
       cli(["echo", "send", "[::1]", "a", "--port", String(port)]),
       cli(["echo", "send", `[::1]:${port}`, "b"]),
+      cli(["bench", "[::1]", "--port", String(port), "--conns", "1", "--duration", "0.2"]),
     ]);
+    expect(bench.code, bench.stderr).toBe(0);
+    expect(bench.stdout).toContain(`Benchmarking [::1]:${port}:`);
     expect(bare.stderr).toBe("");
     expect(bare.stdout).toBe("Client received: 'Echo=>a'\n");
     expect(withPort.stderr).toBe("");
