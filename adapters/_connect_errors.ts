@@ -43,6 +43,14 @@ const UNTRUSTED_RUSTLS: [RegExp, string][] = [
  * @param error What the runtime threw, from connecting or from a TLS client's first read or write.
  * @param endpoint Where the client connected.
  * @param tls The client's TLS options, when it spoke TLS (the name verified is `servername` or the host).
+ * @returns The connect error, or `error` as it was.
+ *
+ * @example
+ * ```ts ignore
+ * const refused = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), { code: "ECONNREFUSED" });
+ * console.log(String(explainConnectError(refused, { hostname: "127.0.0.1", port: 1 })));
+ * // "ConnectionRefusedError: connection refused by 127.0.0.1:1"
+ * ```
  */
 export function explainConnectError(error: unknown, endpoint: Endpoint, tls?: TlsClientOptions): unknown {
   if (!(error instanceof Error) || error instanceof ConnectError) return error;
