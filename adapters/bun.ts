@@ -13,6 +13,7 @@ import {
   type Address,
   AddrInUseError,
   alpnWireFormat,
+  type ConnectOptions,
   type DatagramHandlers,
   type DatagramSocket,
   DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
@@ -38,6 +39,7 @@ import { socketBudget } from "./_descriptors.ts";
 import { bindWithMode, removeStaleSocketFile } from "./_socket_file.ts";
 import { lookupHost } from "./_lookup.ts";
 import { BUN_TLS_SERVER_PROFILE } from "./_tls_profile.ts";
+import { explainConnectError } from "./_connect_errors.ts";
 
 // --- types (a structural copy of what we use; no dependency on @types/bun) ---
 
@@ -376,7 +378,10 @@ async function connectTls(endpoint: Endpoint, options: TlsClientOptions): Promis
   const unixPath = "path" in endpoint ? endpoint.path : undefined;
   const known: KnownAddresses = unixPath !== undefined ? { unix: { transport: "unix", path: unixPath } } : {};
   const host = "path" in endpoint ? undefined : endpoint.hostname;
-  const servername = options.servername ?? (host !== undefined && isIP(host) === 0 ? host : undefined);
+  const servername = options.servername ?? host;
+  // SNI names a host, never an address (RFC 6066); without a serverName Bun sends the host, so an
+  // address gets "" (no SNI). The name is verified below either way.
+  const sni = servername === undefined || isIP(servername) !== 0 ? "" : servername;
   const insecure = options.insecure === true;
   let handshaken!: Promise<void>;
   const base = handlerFor(known);
@@ -387,7 +392,7 @@ async function connectTls(endpoint: Endpoint, options: TlsClientOptions): Promis
       // Trusted in addition to the system roots, not instead of them.
       ...(options.ca !== undefined && { ca: [...rootCertificates, options.ca] }),
       ...(options.cert !== undefined && { cert: options.cert, key: options.key }),
-      ...(servername !== undefined && { serverName: servername }),
+      serverName: sni,
       ...(options.alpn && { ALPNProtocols: alpnWireFormat(options.alpn).buffer as ArrayBuffer }),
       rejectUnauthorized: !insecure,
     },
@@ -430,6 +435,15 @@ async function connectTls(endpoint: Endpoint, options: TlsClientOptions): Promis
     throw error;
   }
   return wrapper;
+}
+
+async function connectBun(endpoint: Endpoint, options: ConnectOptions | undefined): Promise<StreamSocket> {
+  if (options?.tls && options.beforeTls) return await (await nodeTransport()).connect(endpoint, options);
+  if (options?.tls) return await connectTls(endpoint, options.tls);
+  const unixPath = "path" in endpoint ? endpoint.path : undefined;
+  const known: KnownAddresses = unixPath !== undefined ? { unix: { transport: "unix", path: unixPath } } : {};
+  const socket = await Bun.connect({ ...bunEndpoint(endpoint), allowHalfOpen: true, socket: handlerFor(known) });
+  return socket.data;
 }
 
 // --- transport ---
@@ -512,15 +526,13 @@ export const transport: Transport = {
     // stop(false) stops accepting and leaves open connections to the core.
     return Promise.resolve({ addr, close: () => Promise.resolve(listener.stop(false)), maxSockets: socketBudget() });
   },
-  async connect(endpoint, options) {
-    if (options?.tls && options.beforeTls) return await (await nodeTransport()).connect(endpoint, options);
-    if (options?.tls) return await connectTls(endpoint, options.tls);
-    const unixPath = "path" in endpoint ? endpoint.path : undefined;
-    const known: KnownAddresses = unixPath !== undefined ? { unix: { transport: "unix", path: unixPath } } : {};
-    const socket = await Bun.connect({ ...bunEndpoint(endpoint), allowHalfOpen: true, socket: handlerFor(known) });
-    return socket.data;
+  connect(endpoint, options) {
+    return connectBun(endpoint, options).catch((error) => {
+      throw explainConnectError(error, endpoint, options?.tls);
+    });
   },
   removeSocketFile: removeStaleSocketFile,
+  explainError: explainConnectError,
   async bindDatagram(endpoint, handlers) {
     const wrapper = new BunDatagramSocket(handlers);
     try {

@@ -34,6 +34,7 @@ import { bindDenoDatagram } from "./_deno_datagram.ts";
 import { Deno, type DenoAddr, type DenoConn, type DenoListener } from "./_deno_api.ts";
 import { denoHost } from "./_deno_host.ts";
 import { lookupHost } from "./_lookup.ts";
+import { explainConnectError } from "./_connect_errors.ts";
 import { prefixedBuffer } from "./_prefixed_buffer.ts";
 import { bindWithMode, removeStaleSocketFile } from "./_socket_file.ts";
 
@@ -410,6 +411,22 @@ function denoEndpoint(endpoint: Endpoint) {
   return "path" in endpoint ? { transport: "unix" as const, path: endpoint.path } : endpoint;
 }
 
+async function connectDeno(endpoint: Endpoint, options: ConnectOptions | undefined): Promise<StreamSocket> {
+  const tls = options?.tls;
+  if (
+    tls &&
+    (tls.insecure || (tls.cert !== undefined && options?.beforeTls !== undefined) ||
+      (tls.cert !== undefined && !("path" in endpoint) &&
+        (tls.servername ?? endpoint.hostname) !== endpoint.hostname))
+  ) {
+    return await (await nodeTransport()).connect(endpoint, options);
+  }
+  if (options?.tls) return await connectTlsNative(endpoint, options.tls, options.beforeTls);
+  const conn = await Deno.connect(denoEndpoint(endpoint));
+  if (!("path" in endpoint)) conn.setNoDelay?.(true);
+  return new DenoStreamSocket(conn);
+}
+
 /**
  * echogate's transport for Deno.
  *
@@ -474,22 +491,13 @@ export const transport: Transport = {
       },
     });
   },
-  async connect(endpoint, options) {
-    const tls = options?.tls;
-    if (
-      tls &&
-      (tls.insecure || (tls.cert !== undefined && options?.beforeTls !== undefined) ||
-        (tls.cert !== undefined && !("path" in endpoint) &&
-          (tls.servername ?? endpoint.hostname) !== endpoint.hostname))
-    ) {
-      return await (await nodeTransport()).connect(endpoint, options);
-    }
-    if (options?.tls) return await connectTlsNative(endpoint, options.tls, options.beforeTls);
-    const conn = await Deno.connect(denoEndpoint(endpoint));
-    if (!("path" in endpoint)) conn.setNoDelay?.(true);
-    return new DenoStreamSocket(conn);
+  connect(endpoint, options) {
+    return connectDeno(endpoint, options).catch((error) => {
+      throw explainConnectError(error, endpoint, options?.tls);
+    });
   },
   removeSocketFile: removeStaleSocketFile,
+  explainError: explainConnectError,
   // Deno.listenDatagram exists only with --unstable-net; Deno's node:dgram works without a flag.
   bindDatagram: (endpoint, handlers) =>
     Deno.listenDatagram

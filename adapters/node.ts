@@ -35,6 +35,7 @@ import { type CliHost, processHost } from "./_process_host.ts";
 import { socketBudget } from "./_descriptors.ts";
 import { bindNodeDatagram } from "./_dgram.ts";
 import { lookupHost } from "./_lookup.ts";
+import { explainConnectError } from "./_connect_errors.ts";
 import { tcpListenOptions } from "./_reuse_port.ts";
 import { bindWithMode, removeStaleSocketFile } from "./_socket_file.ts";
 import { NODE_TLS_SERVER_PROFILE } from "./_tls_profile.ts";
@@ -391,11 +392,18 @@ function listenTls(
     if (deferTls) settleUpgrade(socket)?.reject(new TlsHandshakeError(reason, message));
     else handlers.onHandshakeError?.({ remoteAddr, reason, message });
   });
-  // Deferred: a plain TCP listener accepts, and each connection is handed to the TLS server later.
-  const listening: net.Server = deferTls ? net.createServer({ allowHalfOpen: true, noDelay: true }) : server;
-  if (deferTls) {
-    listening.on("connection", (socket) => handlers.onSocket(new NodeDeferredTlsSocket(socket, local, server)));
-  }
+  // A plain TCP listener accepts. Deferred: each connection is handed to the TLS server later;
+  // otherwise once its first byte shows a handshake (screenPlainText).
+  const listening = net.createServer({ allowHalfOpen: true, noDelay: true });
+  const handshakeTimeoutMs = options.handshakeTimeoutMs ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS;
+  listening.on(
+    "connection",
+    deferTls
+      ? (socket) => handlers.onSocket(new NodeDeferredTlsSocket(socket, local, server))
+      : (socket) =>
+        screenPlainText(socket, handshakeTimeoutMs, server, (reason, message) =>
+          handlers.onHandshakeError?.({ remoteAddr: remoteTcpAddress(socket), reason, message })),
+  );
   return new Promise((resolve, reject) => {
     listening.once("error", (error) => reject(toListenError(error, endpoint)));
     listening.listen(where, () => {
@@ -419,6 +427,58 @@ function listenTls(
       });
     });
   });
+}
+
+/** A fatal TLS alert, unexpected_message, in a TLS 1.0 record as a first record goes. */
+const PLAIN_TEXT_ALERT = new Uint8Array([0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x0a]);
+const TLS_HANDSHAKE_RECORD = 0x16;
+
+/**
+ * Hands a new connection to `tlsServer` once its first byte starts a handshake record. Plain text
+ * is answered at once with a fatal alert and closed: OpenSSL would close it without a word, or,
+ * under five bytes, wait for the rest of a record header until the handshake timeout, so a plain
+ * client could not tell it reached TLS (docs/tls.md). A connection silent for the handshake timeout
+ * is closed as OpenSSL's own timeout would.
+ */
+function screenPlainText(
+  socket: net.Socket,
+  timeoutMs: number,
+  tlsServer: tls.Server,
+  refused: (reason: "failed" | "timeout", message: string) => void,
+): void {
+  const done = () => {
+    socket.off("data", onData);
+    socket.off("timeout", onTimeout);
+    socket.setTimeout(0);
+  };
+  const onTimeout = () => {
+    done();
+    socket.destroy();
+    refused("timeout", "TLS handshake timeout");
+  };
+  const onData = (chunk: Buffer) => {
+    done();
+    if (chunk[0] === TLS_HANDSHAKE_RECORD) {
+      socket.pause();
+      socket.unshift(chunk);
+      tlsServer.emit("connection", socket);
+      return;
+    }
+    // The rest is read and dropped until the peer closes (or the timeout), so closing does not
+    // reset the connection before the alert is read.
+    socket.end(PLAIN_TEXT_ALERT);
+    socket.resume();
+    socket.setTimeout(timeoutMs, () => socket.destroy());
+    refused("failed", "not TLS: the client sent plain text");
+  };
+  socket.on("error", ignoreError);
+  socket.on("data", onData);
+  socket.on("timeout", onTimeout);
+  socket.setTimeout(timeoutMs);
+}
+
+function ignoreError(): void {
+  // The connection closes; nothing to report before its handshake started.
 }
 
 /** A plain TCP (or unix) connection to `endpoint`, once it is open. */
@@ -465,16 +525,20 @@ async function connectTls(
   const tcp = beforeTls ? await connectWithPrefix(endpoint, beforeTls) : undefined;
   return await new Promise((resolve, reject) => {
     const where = "path" in endpoint ? { path: endpoint.path } : { host: endpoint.hostname, port: endpoint.port };
-    const servername = options.servername ??
-      ("path" in endpoint || net.isIP(endpoint.hostname) !== 0 ? undefined : endpoint.hostname);
+    // The name verified: --servername, else the host. SNI names a host, never an address (RFC 6066):
+    // for an address, none is sent ("" keeps Bun's and Deno's node:tls from sending the host) and
+    // the address is verified by our own check.
+    const name = options.servername ?? ("path" in endpoint ? undefined : endpoint.hostname);
+    const byAddress = name !== undefined && net.isIP(name) !== 0;
     const socket = tls.connect({
       ...where,
       ...(tcp && { socket: tcp }),
       allowHalfOpen: true,
       // Trusted in addition to the system roots, not instead of them.
       ...(options.ca !== undefined && { ca: [...tls.rootCertificates, options.ca] }),
-      // SNI names a host, never an address (RFC 6066); the name checked is this or the host.
-      ...(servername !== undefined && { servername }),
+      ...(name !== undefined && { servername: byAddress ? "" : name }),
+      ...(byAddress &&
+        { checkServerIdentity: (_: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(name, cert) }),
       ...(options.cert !== undefined && { cert: options.cert, key: options.key }),
       ...(options.alpn && { ALPNProtocols: [...options.alpn] }),
       rejectUnauthorized: options.insecure !== true,
@@ -552,11 +616,13 @@ export const transport: Transport = {
     });
   },
   connect(endpoint, options) {
-    if (options?.tls) return connectTls(endpoint, options.tls, options.beforeTls);
+    const explained = (error: unknown) => Promise.reject(explainConnectError(error, endpoint, options?.tls));
+    if (options?.tls) return connectTls(endpoint, options.tls, options.beforeTls).catch(explained);
     const local: Address | undefined = "path" in endpoint ? { transport: "unix", path: endpoint.path } : undefined;
-    return openConnection(endpoint).then((socket) => new NodeStreamSocket(socket, local));
+    return openConnection(endpoint).then((socket) => new NodeStreamSocket(socket, local), explained);
   },
   removeSocketFile: removeStaleSocketFile,
+  explainError: explainConnectError,
   // Node writes a Buffer as is; any other Uint8Array gets wrapped in a new Buffer first.
   allocate: (size) => Buffer.allocUnsafeSlow(size),
   bindDatagram: bindNodeDatagram,

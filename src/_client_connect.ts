@@ -33,6 +33,22 @@ export function proxyHeaderFor(
 }
 
 /**
+ * A client's host as given, less the brackets of `[::1]`, the form servers print an IPv6
+ * address in (Node's resolver takes the brackets for part of a name).
+ *
+ * @param hostname A host name, an address, or a bracketed IPv6 address.
+ * @returns The host to connect to.
+ *
+ * @example
+ * ```ts ignore
+ * console.log(unbracketed("[::1]"), unbracketed("localhost")); // "::1" "localhost"
+ * ```
+ */
+export function unbracketed(hostname: string): string {
+  return hostname.length > 2 && hostname.startsWith("[") && hostname.endsWith("]") ? hostname.slice(1, -1) : hostname;
+}
+
+/**
  * The connect options of a client: TLS if asked, and with a PROXY header too, that header sent in
  * clear text before the handshake (`beforeTls`), as a TLS-passthrough balancer sends it. Without
  * TLS the header is the caller's to write once connected.

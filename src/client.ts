@@ -9,9 +9,11 @@ import { sleep, TIMED_OUT, within } from "./_timers.ts";
 import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "./echo.ts";
 import { DEFAULT_GATE_PORT, DEFAULT_TOKEN, WELCOME } from "./gate.ts";
 import type { ProxyHeaderInit } from "./proxy_protocol/mod.ts";
-import { connectOptionsFor, proxyHeaderFor } from "./_client_connect.ts";
+import { connectOptionsFor, proxyHeaderFor, unbracketed } from "./_client_connect.ts";
 import type { TlsClientOptions } from "./tls.ts";
 import type { Endpoint, StreamSocket, Transport } from "./types.ts";
+import { formatEndpoint } from "./address.ts";
+import { looksLikeTlsRecord, ServerSpeaksTlsError } from "./connect_errors.ts";
 import { DEFAULT_UDP_TIMEOUT_MS, sendDatagrams } from "./datagram/client.ts";
 
 export { proxyHeaderFor };
@@ -105,16 +107,23 @@ export async function sendEcho(options: SendEchoOptions): Promise<Uint8Array[]> 
   }
   const timeoutMs = options.timeoutMs ?? 5000;
   const prefix = typeof options.prefix === "string" ? utf8(options.prefix) : options.prefix ?? utf8(DEFAULT_PREFIX);
-  const socket = await connectClient(options, DEFAULT_ECHO_PORT);
+  const endpoint = endpointOf(options, DEFAULT_ECHO_PORT);
+  const socket = await connectClient(options, endpoint);
   const replies: Uint8Array[] = [];
   try {
     for (const message of messages) {
-      await socket.write(message);
+      await writeOrExplain(socket, message);
       const reply = await readReply(socket, message, prefix, timeoutMs);
+      // A TLS server's answer to plain text (an alert), unless the message itself was one.
+      if (!options.tls && looksLikeTlsRecord(reply) && !looksLikeTlsRecord(message)) {
+        throw new ServerSpeaksTlsError(formatEndpoint(endpoint));
+      }
       replies.push(reply);
       options.onReply?.(reply, message);
     }
     await socket.closeWrite();
+  } catch (error) {
+    throw explained(options, endpoint, error);
   } finally {
     socket.close();
   }
@@ -250,10 +259,11 @@ export interface KnockResult {
 export async function knockGate(options: KnockGateOptions): Promise<KnockResult> {
   const token = typeof options.token === "string" ? utf8(options.token) : options.token ?? utf8(DEFAULT_TOKEN);
   const timeoutMs = options.timeoutMs ?? 5000;
-  const socket = await connectClient(options, DEFAULT_GATE_PORT);
+  const endpoint = endpointOf(options, DEFAULT_GATE_PORT);
+  const socket = await connectClient(options, endpoint);
   try {
     await sleep(options.delayMs ?? 2000);
-    await socket.write(token);
+    await writeOrExplain(socket, token);
     const parts: Uint8Array[] = [];
     let total = 0;
     const deadline = Date.now() + timeoutMs;
@@ -262,20 +272,26 @@ export async function knockGate(options: KnockGateOptions): Promise<KnockResult>
       const chunk = await within(socket.read(), deadline - Date.now());
       if (chunk === TIMED_OUT) throw new Error(`No reply within ${timeoutMs / 1000} s`);
       if (chunk === null) break;
+      // A TLS server's answer to plain text (an alert): some keep the connection open after it.
+      if (!options.tls && total === 0 && looksLikeTlsRecord(chunk)) {
+        throw new ServerSpeaksTlsError(formatEndpoint(endpoint));
+      }
       parts.push(chunk);
       total += chunk.length;
     }
     const reply = new TextDecoder().decode(concatAll(parts, total));
     return { welcomed: reply === WELCOME, reply };
+  } catch (error) {
+    throw explained(options, endpoint, error);
   } finally {
     socket.close();
   }
 }
 
 /** Connects, and sends the PROXY header first when asked to. */
-async function connectClient(options: ClientOptions, defaultPort: number): Promise<StreamSocket> {
+async function connectClient(options: ClientOptions, endpoint: Endpoint): Promise<StreamSocket> {
   const connectOptions = connectOptionsFor(options.tls, options.proxyHeader);
-  const socket = await options.transport.connect(endpointOf(options, defaultPort), connectOptions);
+  const socket = await options.transport.connect(endpoint, connectOptions);
   // Over TLS the header went out before the handshake (connectOptions.beforeTls).
   if (!options.proxyHeader || options.tls) return socket;
   try {
@@ -289,5 +305,23 @@ async function connectClient(options: ClientOptions, defaultPort: number): Promi
 
 function endpointOf(options: ClientOptions, defaultPort: number): Endpoint {
   if (options.path !== undefined) return { path: options.path };
-  return { hostname: options.hostname ?? "localhost", port: options.port ?? defaultPort };
+  return { hostname: unbracketed(options.hostname ?? "localhost"), port: options.port ?? defaultPort };
+}
+
+/**
+ * Writes `bytes`; when that fails, the reason the socket reports to a read instead, if any: a
+ * write on a connection the server has just refused (a TLS alert) fails with a bare "closed".
+ */
+async function writeOrExplain(socket: StreamSocket, bytes: Uint8Array): Promise<void> {
+  try {
+    await socket.write(bytes);
+  } catch (error) {
+    const reason = await within(socket.read().then(() => error, (readError) => readError), 1000);
+    throw reason === TIMED_OUT ? error : reason;
+  }
+}
+
+/** `error` in the transport's connect-error words, where it has them. */
+function explained(options: ClientOptions, endpoint: Endpoint, error: unknown): unknown {
+  return options.transport.explainError?.(error, endpoint, options.tls) ?? error;
 }

@@ -20,6 +20,7 @@ export * from "./types.ts";
 export * from "./tls.ts";
 export * from "./answer.ts";
 export * from "./errors.ts";
+export * from "./connect_errors.ts";
 export * from "./address.ts";
 export * from "./log.ts";
 export * from "./accept_errors.ts";

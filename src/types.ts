@@ -290,6 +290,12 @@ export interface Transport {
    * as they are and the runtime looks them up.
    */
   lookup?(hostname: string): Promise<string>;
+  /**
+   * Turns what the runtime threw on a client connection (connecting, or a TLS client's read that
+   * brings the server's verdict on it) into a `ConnectError` (`src/connect_errors.ts`) where it is one, in the
+   * same words on every runtime; returns anything else as it is. `connect` applies it already.
+   */
+  explainError?(error: unknown, endpoint: Endpoint, tls?: TlsClientOptions): unknown;
 }
 
 /**

@@ -7,7 +7,7 @@
 
 import { utf8 } from "../_bytes.ts";
 import { formatEndpoint } from "../address.ts";
-import { connectOptionsFor } from "../_client_connect.ts";
+import { connectOptionsFor, unbracketed } from "../_client_connect.ts";
 import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "../echo.ts";
 import { DEFAULT_GATE_PORT } from "../gate.ts";
 import type { ProxyHeaderInit } from "../proxy_protocol/mod.ts";
@@ -113,7 +113,7 @@ export function settle(options: BenchOptions): Settings {
   const knock = typeof options.knock === "string" ? utf8(options.knock) : options.knock;
   if (knock !== undefined && mode !== "connect") throw new TypeError("A knock is only done in connect mode");
   const endpoint: Endpoint = options.path !== undefined ? { path: options.path } : {
-    hostname: options.hostname ?? "localhost",
+    hostname: unbracketed(options.hostname ?? "localhost"),
     port: options.port ?? (knock ? DEFAULT_GATE_PORT : DEFAULT_ECHO_PORT),
   };
   const size = options.size ?? (mode === "stream" ? DEFAULT_BENCH_STREAM_SIZE : DEFAULT_BENCH_MESSAGE_SIZE);

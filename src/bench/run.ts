@@ -8,6 +8,7 @@
 import { concatAll, pythonRepr, utf8 } from "../_bytes.ts";
 import { TIMED_OUT, within } from "../_timers.ts";
 import { errorMessage } from "../log.ts";
+import { ConnectError } from "../connect_errors.ts";
 import { echoReplyState, proxyHeaderFor } from "../client.ts";
 import { WELCOME } from "../gate.ts";
 import type { Address, StreamSocket } from "../types.ts";
@@ -134,6 +135,8 @@ class BenchRun {
       try {
         first = await this.#connect();
       } catch (error) {
+        // A connect error names the address itself.
+        if (error instanceof ConnectError) throw error;
         throw new Error(`Cannot connect to ${s.target}: ${errorMessage(error)}`);
       }
       const loops = await this.#start(first);

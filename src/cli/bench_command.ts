@@ -13,6 +13,7 @@ import {
 } from "../bench/mod.ts";
 import { runBenchDetailed } from "../bench/run.ts";
 import { errorMessage } from "../log.ts";
+import { unbracketed } from "../_client_connect.ts";
 import { benchShare, runBenchWorker, shareOf, superviseBench } from "./bench_workers.ts";
 import { formatEndpoint } from "../address.ts";
 import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "../echo.ts";
@@ -127,7 +128,7 @@ async function bench(host: CliHost, positionals: string[], options: Options): Pr
   if (unix === "") throw new UsageError(`Invalid value for "--unix": the path is empty`);
   const maxPositionals = unix === undefined ? 1 : 0;
   if (positionals.length > maxPositionals) throw new UsageError(`Unexpected argument "${positionals[maxPositionals]}"`);
-  const hostname = positionals[0] ?? "localhost";
+  const hostname = unbracketed(positionals[0] ?? "localhost");
   if (hostname === "") throw new UsageError(`Invalid value for HOST: the host is empty`);
   const port = str(options, "port");
   const conns = parsePositiveInt("conns", str(options, "conns") ?? String(DEFAULT_BENCH_CONNS));

@@ -1,6 +1,7 @@
 // What every CLI command is, and the helpers the commands share.
 
 import { AddrInUseError, UsageError } from "../errors.ts";
+import { ServerSpeaksTlsError } from "../connect_errors.ts";
 import { createLogger, errorMessage, type Logger } from "../log.ts";
 import type { EchogateServer } from "../server.ts";
 import { type OptionSpec, parsePort, parsePositiveInt, parseSeconds } from "./args.ts";
@@ -131,13 +132,29 @@ export function clientTarget(positionals: string[], options: Options, defaultPor
   const timeout = str(options, "timeout");
   const timeoutMs = timeout === undefined ? undefined : parseSeconds("timeout", timeout);
   if (unix !== undefined) return { target: { path: unix, timeoutMs }, rest: positionals };
-  const [hostname, ...rest] = positionals;
+  const [host, ...rest] = positionals;
+  // "[v6]" and "[v6]:PORT", the forms servers print, as well as a bare host.
+  const bracketed = host === undefined ? null : /^\[([^\]]*)\](?::(\d*))?$/.exec(host);
+  if (bracketed && bracketed[2] !== undefined && port !== undefined) {
+    throw new UsageError(`"${host}" names a port and so does "--port": give one`);
+  }
+  const hostPort = bracketed?.[2];
   return {
     target: {
-      hostname: hostname ?? "localhost",
-      port: port === undefined ? defaultPort : parsePort("port", port),
+      hostname: bracketed ? bracketed[1]! : host ?? "localhost",
+      port: hostPort !== undefined
+        ? parsePort("port", hostPort)
+        : port === undefined
+        ? defaultPort
+        : parsePort("port", port),
       timeoutMs,
     },
     rest,
   };
+}
+
+/** Passes a client's failure on, telling a plain client that reached a TLS server which flag it needs. */
+export function suggestTls(error: unknown): never {
+  if (error instanceof ServerSpeaksTlsError) throw new Error(`${error.message}: use --tls`, { cause: error });
+  throw error;
 }

@@ -24,6 +24,7 @@ import {
   noPositionals,
   type Options,
   str,
+  suggestTls,
   untilSignal,
 } from "./command.ts";
 import type { CliHost } from "./host.ts";
@@ -257,6 +258,6 @@ async function echoSend(host: CliHost, positionals: string[], options: Options):
     messages: rest.length > 0 ? rest : undefined,
     proxyHeader: proxyHeaderOption(options),
     onReply: (reply) => host.writeOut(`Client received: ${pythonRepr(reply)}`),
-  });
+  }).catch(suggestTls);
   return 0;
 }

@@ -18,6 +18,7 @@ import {
   noPositionals,
   type Options,
   str,
+  suggestTls,
   untilSignal,
 } from "./command.ts";
 import type { CliHost } from "./host.ts";
@@ -310,7 +311,7 @@ async function gateKnock(host: CliHost, positionals: string[], options: Options)
     token: tokens[0]!,
     delayMs: delay === undefined ? undefined : parseSeconds("delay", delay),
     proxyHeader: proxyHeaderOption(options),
-  });
+  }).catch(suggestTls);
   if (result.reply === "") {
     host.writeErr("echogate: the gate closed without a reply (timed out?)");
     return 1;
