@@ -6,6 +6,7 @@ import { EXIT_FLUSH_MS, LineOutput, type WriteText } from "../src/cli/output.ts"
 import type { Transport } from "../src/mod.ts";
 import { Deno } from "./_deno_api.ts";
 import { softOpenFilesLimit } from "./_proc_limits.ts";
+import { sendToSupervisor, spawnWorker } from "./_workers.ts";
 
 const encoder = new TextEncoder();
 
@@ -55,43 +56,14 @@ function permissionFlags(): string[] {
 
 /**
  * Deno's workers: this script again under `Deno.execPath()` with the permissions this process
- * holds and `--unstable-net`, which `Deno.listen({ reusePort: true })` needs.
+ * holds and `--unstable-net`, which `Deno.listen({ reusePort: true })` needs. Started through
+ * Deno's `node:child_process`, as Deno.Command cannot open the IPC channel a worker's messages take.
  */
 const denoWorkers: WorkerSpawner = {
   sharedSocket: false,
   cores: () => (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1,
-  spawn(args, env) {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...permissionFlags(), "--unstable-net", Deno.mainModule, ...args],
-      env,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    const writer = child.stdin.getWriter();
-    let gone = false;
-    const exited = child.status.then((status) => {
-      gone = true;
-      writer.close().catch(() => {});
-      return { code: status.signal === null ? status.code : null, signal: status.signal };
-    });
-    return {
-      pid: child.pid,
-      output: textOf(child.stdout),
-      send(text) {
-        if (!gone) writer.write(encoder.encode(text)).catch(() => {});
-      },
-      kill(signal) {
-        if (gone) return;
-        try {
-          child.kill(signal);
-        } catch {
-          // Exited meanwhile.
-        }
-      },
-      exited,
-    };
-  },
+  spawn: (args, env) =>
+    spawnWorker(Deno.execPath(), ["run", ...permissionFlags(), "--unstable-net", Deno.mainModule, ...args], env),
 };
 
 /**
@@ -147,5 +119,6 @@ export function denoHost(transport: Transport): CliHost {
     writeTextFile: (path, text) => Deno.writeTextFile(path, text),
     workers: denoWorkers,
     readInput: () => textOf(Deno.stdin.readable),
+    sendToSupervisor,
   };
 }

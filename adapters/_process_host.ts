@@ -7,7 +7,7 @@ import type { CliHost } from "../src/cli/host.ts";
 import { EXIT_FLUSH_MS, LineOutput, type WriteText } from "../src/cli/output.ts";
 import type { Transport } from "../src/mod.ts";
 import { fileDescriptorUsage } from "./_descriptors.ts";
-import { processWorkers, readStdin } from "./_workers.ts";
+import { processWorkers, readStdin, sendToSupervisor } from "./_workers.ts";
 
 export type { CliHost };
 
@@ -55,5 +55,6 @@ export function processHost(transport: Transport): CliHost {
     writeTextFile: (path, text) => writeFile(path, text, "utf8"),
     workers: processWorkers,
     readInput: readStdin,
+    sendToSupervisor,
   };
 }
