@@ -9,6 +9,7 @@ import { checkOutputFile } from "./_output_file.ts";
 import { lookupAddresses } from "./_lookup.ts";
 import { softOpenFilesLimit } from "./_proc_limits.ts";
 import { readSmallFile } from "./_small_file.ts";
+import { sendToSupervisor, spawnWorker } from "./_workers.ts";
 
 const encoder = new TextEncoder();
 
@@ -58,43 +59,14 @@ function permissionFlags(): string[] {
 
 /**
  * Deno's workers: this script again under `Deno.execPath()` with the permissions this process
- * holds and `--unstable-net`, which `Deno.listen({ reusePort: true })` needs.
+ * holds and `--unstable-net`, which `Deno.listen({ reusePort: true })` needs. Started through
+ * Deno's `node:child_process`, as Deno.Command cannot open the IPC channel a worker's messages take.
  */
 const denoWorkers: WorkerSpawner = {
   sharedSocket: false,
   cores: () => (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1,
-  spawn(args, env) {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...permissionFlags(), "--unstable-net", Deno.mainModule, ...args],
-      env,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    const writer = child.stdin.getWriter();
-    let gone = false;
-    const exited = child.status.then((status) => {
-      gone = true;
-      writer.close().catch(() => {});
-      return { code: status.signal === null ? status.code : null, signal: status.signal };
-    });
-    return {
-      pid: child.pid,
-      output: textOf(child.stdout),
-      send(text) {
-        if (!gone) writer.write(encoder.encode(text)).catch(() => {});
-      },
-      kill(signal) {
-        if (gone) return;
-        try {
-          child.kill(signal);
-        } catch {
-          // Exited meanwhile.
-        }
-      },
-      exited,
-    };
-  },
+  spawn: (args, env) =>
+    spawnWorker(Deno.execPath(), ["run", ...permissionFlags(), "--unstable-net", Deno.mainModule, ...args], env),
 };
 
 /**
@@ -153,5 +125,6 @@ export function denoHost(transport: Transport): CliHost {
     checkOutputFile,
     workers: denoWorkers,
     readInput: () => textOf(Deno.stdin.readable),
+    sendToSupervisor,
   };
 }

@@ -10,7 +10,7 @@ import { fileDescriptorUsage } from "./_descriptors.ts";
 import { checkOutputFile } from "./_output_file.ts";
 import { lookupAddresses } from "./_lookup.ts";
 import { readSmallFile } from "./_small_file.ts";
-import { processWorkers, readStdin } from "./_workers.ts";
+import { processWorkers, readStdin, sendToSupervisor } from "./_workers.ts";
 
 export type { CliHost };
 
@@ -61,5 +61,6 @@ export function processHost(transport: Transport): CliHost {
     checkOutputFile,
     workers: processWorkers,
     readInput: readStdin,
+    sendToSupervisor,
   };
 }

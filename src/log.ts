@@ -4,6 +4,7 @@
  * @module
  */
 
+import { escapeJsonLine, escapeLogText } from "./_log_escape.ts";
 import type { AcceptErrorCounts, AcceptErrorKind } from "./accept_errors.ts";
 import type { TlsInfo } from "./tls.ts";
 
@@ -107,7 +108,10 @@ export interface CreateLoggerOptions {
 
 /**
  * Creates a logger that prints human lines (`Server connected by 127.0.0.1:5000`, `time out`)
- * or JSON lines (`{"time":"…","event":"connect","remote":"127.0.0.1:5000"}`).
+ * or JSON lines (`{"time":"…","event":"connect","remote":"127.0.0.1:5000"}`). Every event is one
+ * line whatever a peer sent: human lines write controls (C0, DEL, C1), the backslash, bidirectional
+ * controls, U+2028/U+2029 and unpaired surrogates as `\xHH` or `\uHHHH`; JSON lines escape DEL, C1,
+ * U+2028/U+2029 and the bidirectional controls too.
  *
  * @param options Where lines go and which format to use.
  * @returns The logger.
@@ -127,11 +131,12 @@ export function createLogger(options: CreateLoggerOptions): Logger {
   if (options.json) {
     return {
       log(event) {
-        const line = JSON.stringify(
+        // Events carry text peers chose (a server name, a certificate subject): see _log_escape.ts.
+        const line = escapeJsonLine(JSON.stringify(
           options.worker === undefined
             ? { time: now().toISOString(), ...event }
             : { time: now().toISOString(), worker: options.worker, ...event },
-        );
+        ));
         if (toStderr(event)) options.writeErr(line);
         else options.writeOut(line);
       },
@@ -139,8 +144,10 @@ export function createLogger(options: CreateLoggerOptions): Logger {
   }
   return {
     log(event) {
-      const text = humanLine(event);
-      if (text === undefined) return;
+      const human = humanLine(event);
+      if (human === undefined) return;
+      // The whole line, as any part of it may hold text a peer chose: one event, one line.
+      const text = escapeLogText(human);
       const line = options.worker === undefined ? text : `[worker ${options.worker}] ${text}`;
       if (toStderr(event)) options.writeErr(line);
       else options.writeOut(line);

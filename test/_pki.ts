@@ -79,11 +79,13 @@ function makeCa(dir: string, name: string): void {
   ]);
 }
 
-function makeLeaf(dir: string, ca: string, name: string, cn: string, extensions: string): void {
+// `subject` in openssl's "/CN=…/O=…" form, read as UTF-8 (any bytes a name may hold, controls too).
+function makeLeaf(dir: string, ca: string, name: string, cn: string, extensions: string, subject?: string): void {
   openssl(dir, ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", `${name}.ec.key`]);
   // PKCS#8: the form every runtime's TLS stack reads.
   openssl(dir, ["pkcs8", "-topk8", "-nocrypt", "-in", `${name}.ec.key`, "-out", `${name}.key`]);
-  openssl(dir, ["req", "-new", "-key", `${name}.key`, "-subj", `/CN=${cn}`, "-out", `${name}.csr`]);
+  const subjectArgs = subject === undefined ? ["-subj", `/CN=${cn}`] : ["-utf8", "-subj", subject];
+  openssl(dir, ["req", "-new", "-key", `${name}.key`, ...subjectArgs, "-out", `${name}.csr`]);
   writeFileSync(join(dir, `${name}.ext`), extensions);
   openssl(dir, [
     "x509",
@@ -146,6 +148,18 @@ export function makePki(): TestPki {
     otherClientKey: read(files.otherClientKey),
     files,
     remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/**
+ * A client leaf signed by `pki`'s CA whose subject is `subject` ("/CN=…/L=…", UTF-8, any
+ * characters but "/" and the backslash; each attribute within its X.509 length: CN 64, L 128): PEM strings.
+ */
+export function makeClientLeaf(pki: TestPki, name: string, subject: string): { cert: string; key: string } {
+  makeLeaf(pki.dir, "ca", name, "", CLIENT_EXT, subject);
+  return {
+    cert: readFileSync(join(pki.dir, `${name}.crt`), "utf8"),
+    key: readFileSync(join(pki.dir, `${name}.key`), "utf8"),
   };
 }
 

@@ -65,6 +65,12 @@ export interface CliHost {
   readonly workers?: WorkerSpawner;
   /** Standard input as text, as it arrives (a worker reads its supervisor's messages there). */
   readInput?(): AsyncIterable<string>;
+  /**
+   * Sends a message to the supervisor that started this process as a worker, over the IPC channel
+   * it opened for that alone: never standard output, whose log lines carry text peers chose.
+   * Returns false when this process has no such channel (it was not started by a supervisor).
+   */
+  sendToSupervisor?(message: object): boolean;
 }
 
 /**
@@ -113,8 +119,9 @@ export interface WorkerSpawner {
   cores(): number;
   /**
    * Starts a worker: this program, with `args` (the command line after the program name) and
-   * `env` added to the environment. Its standard input and output are pipes to the caller; its
-   * standard error is the caller's.
+   * `env` added to the environment. Its standard input and output are pipes to the caller, its
+   * standard error is the caller's, and it has an IPC channel to the caller for its messages
+   * ({@linkcode WorkerProcess.onMessage}).
    */
   spawn(args: readonly string[], env: Record<string, string>): WorkerProcess;
 }
@@ -139,6 +146,12 @@ export interface WorkerProcess {
   readonly output: AsyncIterable<string>;
   /** Writes text to its standard input (dropped once it has exited). */
   send(text: string): void;
+  /**
+   * Calls `handler` with each message the worker sends over its IPC channel
+   * ({@linkcode CliHost.sendToSupervisor}), as the runtime decoded it: unchecked. Set it right
+   * after spawning, before any message can arrive.
+   */
+  onMessage(handler: (message: unknown) => void): void;
   /** Sends it a signal. */
   kill(signal: "SIGTERM" | "SIGKILL"): void;
   /** Resolves once it has exited: its exit code, or the signal that ended it. */

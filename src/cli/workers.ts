@@ -2,18 +2,20 @@
  * `--workers N|auto`: one supervisor process and N worker processes serving one port.
  *
  * The supervisor starts each worker as this CLI again (through the host's
- * {@linkcode WorkerSpawner}) with `ECHOGATE_WORKER=<n>` in its environment, reads the worker's
- * standard output line by line, passes log lines on, and reads the control lines (marked with
- * a leading U+001E) among them: "listening", and the penalties the worker gave. It writes
- * control lines to the workers' standard input: penalties to apply, and "stop". A worker whose
- * standard input ends (its supervisor died) stops too, so no worker outlives its supervisor.
+ * {@linkcode WorkerSpawner}) with `ECHOGATE_WORKER=<n>` in its environment and passes the log
+ * lines of the worker's standard output on. A worker's messages ("listening", the penalties it
+ * gave) come over its IPC channel, never its standard output: a log line carries text a peer chose
+ * (a TLS server name), which must not be able to pass for a message. The supervisor writes control
+ * lines (marked with a leading U+001E) to the workers' standard input: penalties to apply, and
+ * "stop". Both ends check every message they get. A worker whose standard input ends (its
+ * supervisor died) stops too, so no worker outlives its supervisor.
  *
  * @module
  */
 
 import { UsageError } from "../errors.ts";
 import { createLogger, type Logger } from "../log.ts";
-import type { PenaltyKind, PenaltyShare } from "../penalties.ts";
+import { parseIp, type PenaltyKind, type PenaltyShare } from "../penalties.ts";
 import type { EchogateServer } from "../server.ts";
 import { parsePositiveInt } from "./args.ts";
 import { DEFAULT_DRAIN_MS, drainingNotice, type Options, serverLogger, str } from "./command.ts";
@@ -22,7 +24,7 @@ import type { CliHost, WorkerProcess } from "./host.ts";
 /** The environment variable that tells a process it is worker N of a supervisor. */
 export const WORKER_ENV = "ECHOGATE_WORKER";
 
-/** Marks a control line among a worker's log lines. */
+/** Marks a control line: on a worker's standard input, and a bench worker's output. */
 export const CONTROL = "\u001e";
 
 /** First pause before a dead worker is started again; it doubles up to MAX_RESTART_MS. */
@@ -37,35 +39,86 @@ const STABLE_MS = 10_000;
  */
 const MAX_REPLAY = 65_536;
 const REPLAY_MS = 600_000;
+/** How far in the future a penalty's time may be (clocks read a moment apart). */
+const MAX_AHEAD_MS = 60_000;
 
-type Message =
+type Penalty = { t: "penalty"; address: string; kind: PenaltyKind; at: number };
+/** What a worker tells its supervisor, over its IPC channel. */
+type WorkerMessage =
   | { t: "listening"; address: string; port?: number }
-  | { t: "penalty"; address: string; kind: PenaltyKind; at: number }
+  | Penalty
+  | { t: "draining"; connections: number }; // a stopping worker's open connections
+/** What the supervisor tells a worker, as control lines on its standard input. */
+type SupervisorMessage =
+  | Penalty
   | { t: "stop" }
   | { t: "reload" }
-  | { t: "synced" } // every penalty given before this worker started has been sent
-  | { t: "draining"; connections: number }; // a stopping worker's open connections
+  | { t: "synced" }; // every penalty given before this worker started has been sent
 
 const PENALTY_KINDS: readonly string[] = ["authfail", "grace-exceeded", "noauth"];
 
-function encode(message: Message): string {
+function encode(message: SupervisorMessage): string {
   return `${CONTROL}${JSON.stringify(message)}\n`;
 }
 
-function decode(line: string): Message | undefined {
+/** Whether `value` is a plain object (not null, not an array). */
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** An IP address in printable ASCII (an IPv6 zone allowed), as a penalty names its source. */
+function isIpAddress(value: unknown): value is string {
+  return typeof value === "string" && value.length <= 64 && /^[\x21-\x7e]+$/.test(value) &&
+    parseIp(value) !== undefined;
+}
+
+function isPort(value: unknown): value is number {
+  return typeof value === "number" && Number.isInteger(value) && value >= 1 && value <= 65535;
+}
+
+/** A penalty with a source's address, a known kind, and a time within the replay window (not ahead of now). */
+function checkPenalty(value: Record<string, unknown>, now: number): Penalty | undefined {
+  const { address, kind, at } = value;
+  if (!isIpAddress(address) || typeof kind !== "string" || !PENALTY_KINDS.includes(kind)) return undefined;
+  if (typeof at !== "number" || !Number.isFinite(at) || at < now - REPLAY_MS || at > now + MAX_AHEAD_MS) {
+    return undefined;
+  }
+  return { t: "penalty", address, kind: kind as PenaltyKind, at };
+}
+
+/**
+ * Checks a message from a worker: "listening" with the address it printed (`host:port`,
+ * `[v6]:port`) and that port, or a penalty. Anything else is undefined.
+ */
+function checkWorkerMessage(value: unknown, now: number): WorkerMessage | undefined {
+  if (!isRecord(value)) return undefined;
+  if (value.t === "penalty") return checkPenalty(value, now);
+  if (value.t === "draining") {
+    const { connections } = value;
+    return typeof connections === "number" && Number.isSafeInteger(connections) && connections >= 0
+      ? { t: "draining", connections }
+      : undefined;
+  }
+  if (value.t !== "listening") return undefined;
+  const { address, port } = value;
+  if (!isPort(port) || typeof address !== "string" || address.length > 300) return undefined;
+  const match = /^(?:\[([0-9A-Fa-f:.]+(?:%[\w.-]+)?)\]|([0-9.]+)):(\d{1,5})$/.exec(address);
+  if (!match || Number(match[3]) !== port || !isIpAddress(match[1] ?? match[2])) return undefined;
+  return { t: "listening", address, port };
+}
+
+/** Reads a control line from the supervisor; anything else is undefined. */
+function decodeSupervisorLine(line: string, now: number): SupervisorMessage | undefined {
+  if (!line.startsWith(CONTROL)) return undefined;
+  let value: unknown;
   try {
-    const message = JSON.parse(line.slice(CONTROL.length)) as Message;
-    if (message.t === "penalty") {
-      return typeof message.address === "string" && PENALTY_KINDS.includes(message.kind) &&
-          typeof message.at === "number"
-        ? message
-        : undefined;
-    }
-    if (message.t === "draining") return Number.isSafeInteger(message.connections) ? message : undefined;
-    return ["listening", "stop", "reload", "synced"].includes(message.t) ? message : undefined;
+    value = JSON.parse(line.slice(CONTROL.length));
   } catch {
     return undefined;
   }
+  if (!isRecord(value)) return undefined;
+  if (value.t === "penalty") return checkPenalty(value, now);
+  return value.t === "stop" || value.t === "reload" || value.t === "synced" ? { t: value.t } : undefined;
 }
 
 /** Splits text arriving in pieces into lines (without their newline); the last unfinished line comes at the end. */
@@ -148,7 +201,7 @@ export class WorkerChannel {
 
   /** Penalties given here go to the supervisor; those given by other workers come back here. */
   readonly share: PenaltyShare = {
-    publish: (address, kind, at) => this.#host.writeOut(encode({ t: "penalty", address, kind, at }).slice(0, -1)),
+    publish: (address, kind, at) => void this.#host.sendToSupervisor?.({ t: "penalty", address, kind, at }),
     subscribe: (apply) => {
       this.#apply = apply;
       for (const { address, kind, at } of this.#early.splice(0)) apply(address, kind, at);
@@ -160,8 +213,7 @@ export class WorkerChannel {
     if (!input) return this.#markSynced();
     try {
       for await (const line of lines(input)) {
-        if (!line.startsWith(CONTROL)) continue;
-        const message = decode(line);
+        const message = decodeSupervisorLine(line, Date.now());
         if (message?.t === "penalty") {
           if (this.#apply) this.#apply(message.address, message.kind, message.at);
           else if (this.#early.length < MAX_REPLAY) this.#early.push(message);
@@ -208,14 +260,14 @@ export class WorkerChannel {
   run(server: EchogateServer, drainMs: number): Promise<number> {
     const host = this.#host;
     const port = server.addr.transport === "tcp" ? server.addr.port : undefined;
-    host.writeOut(encode({ t: "listening", address: server.url, port }).slice(0, -1));
+    host.sendToSupervisor?.({ t: "listening", address: server.url, port });
     return new Promise((resolve) => {
       let stopping = false;
       const stop = () => {
         if (stopping) return host.exit(130);
         stopping = true;
         // The supervisor sums these into its one "draining" line.
-        host.writeOut(encode({ t: "draining", connections: server.connections }).slice(0, -1));
+        host.sendToSupervisor?.({ t: "draining", connections: server.connections });
         server.close({ drainMs }).then(() => resolve(0), () => resolve(1));
       };
       host.onSignal("SIGINT", () => {});
@@ -277,7 +329,7 @@ export async function supervise(host: CliHost, options: SuperviseOptions): Promi
   let finished: ((code: number) => void) | undefined;
   const done = new Promise<number>((resolve) => (finished = resolve));
   const exitCodes: (number | null)[] = [];
-  const given: Extract<Message, { t: "penalty" }>[] = [];
+  const given: Penalty[] = [];
   let firstAddress: string | undefined;
   let firstExit: Promise<{ code: number | null }> | undefined;
   // On the first signal: the workers yet to say how many connections they drain, and the sum.
@@ -293,7 +345,7 @@ export async function supervise(host: CliHost, options: SuperviseOptions): Promi
   };
 
   const live = () => slots.filter((slot) => slot.process !== undefined);
-  const broadcast = (from: number, message: Message) => {
+  const broadcast = (from: number, message: SupervisorMessage) => {
     const text = encode(message);
     for (const slot of live()) if (slot.number !== from) slot.process!.send(text);
   };
@@ -320,27 +372,26 @@ export async function supervise(host: CliHost, options: SuperviseOptions): Promi
       });
       void worker.exited.then(() => resolve(false));
     });
+    worker.onMessage((value) => {
+      const message = checkWorkerMessage(value, Date.now());
+      if (message?.t === "listening") {
+        if (up) return; // said once per start
+        if (slot.number === 1 && message.port !== undefined && !spawner.sharedSocket) {
+          // The others bind the port the first one got (it matters for --port 0).
+          args = [...host.args, "--port", String(message.port)];
+        }
+        listening.get(slot.number)?.();
+        if (!started) firstAddress ??= message.address;
+      } else if (message?.t === "penalty") {
+        broadcast(slot.number, message);
+        given.push(message);
+        if (given.length > MAX_REPLAY) given.splice(0, given.length - MAX_REPLAY);
+      } else if (message?.t === "draining") drained(slot.number, message.connections);
+    });
     void (async () => {
       try {
-        for await (const line of lines(worker.output)) {
-          if (!line.startsWith(CONTROL)) {
-            host.writeOut(line);
-            continue;
-          }
-          const message = decode(line);
-          if (message?.t === "listening") {
-            if (slot.number === 1 && message.port !== undefined && !spawner.sharedSocket) {
-              // The others bind the port the first one got (it matters for --port 0).
-              args = [...host.args, "--port", String(message.port)];
-            }
-            listening.get(slot.number)?.();
-            if (!started) firstAddress ??= message.address;
-          } else if (message?.t === "penalty") {
-            broadcast(slot.number, message);
-            given.push(message);
-            if (given.length > MAX_REPLAY) given.splice(0, given.length - MAX_REPLAY);
-          } else if (message?.t === "draining") drained(slot.number, message.connections);
-        }
+        // Log lines only: the worker's messages take its IPC channel.
+        for await (const line of lines(worker.output)) host.writeOut(line);
       } catch {
         // Its output broke: its exit is reported.
       }
