@@ -41,8 +41,10 @@ import {
   CLIENT_TLS_HELP,
   explainTlsConfigError,
   readClientTls,
+  readSelfSignedTls,
   readServerTls,
   reloadOnSighup,
+  selfSignedWorkerEnv,
   SERVER_TLS_FLAGS,
   SERVER_TLS_HELP,
   serverTlsFiles,
@@ -54,8 +56,8 @@ export const echoServeCommand: Command = {
   usage: `echogate echo serve [--host 127.0.0.1] [--port 50007] [--unix PATH] [--mode chunk|line|raw]
                     [--prefix 'Echo=>'] [--idle-timeout S] [--max-line BYTES] [--max-conns N]
                     [--drain-timeout 5] [--workers N|auto] [--json]
-                    [--tls-cert F --tls-key F [--tls-client-ca F] [--alpn L] [--tls-handshake-timeout 10]
-                    [--tls-stalled-handshakes close|hold]]
+                    [--tls-cert F --tls-key F | --tls-self-signed] [--tls-client-ca F] [--alpn L]
+                    [--tls-handshake-timeout 10] [--tls-stalled-handshakes close|hold]
                     [--proxy-protocol [--proxy-from CIDR,...] [--proxy-timeout 5]]
                     [--udp [--max-datagram 1472] [--udp-rate 10] [--udp-budget 1000] [--no-udp-limits]]`,
   help: `Usage: echogate echo serve [options]
@@ -128,7 +130,8 @@ export function echoOptions(options: Options): EchoOptions {
 export const echoSendCommand: Command = {
   name: "echo send",
   usage: `echogate echo send  [HOST] [MSG...] [--port 50007] [--unix PATH] [--timeout S]
-                    [--tls [--ca F] [--servername NAME] [--tls-cert F --tls-key F] [--insecure]]
+                    [--tls [--ca F | --tls-fingerprint FP] [--servername NAME] [--tls-cert F --tls-key F]
+                    [--insecure]]
                     [--proxy-header v1|v2 [--proxy-source IP:PORT]] [--udp [--retries 3]]`,
   help: `Usage: echogate echo send [HOST] [MSG...] [options]
 
@@ -201,13 +204,17 @@ async function echoServe(host: CliHost, positionals: string[], options: Options)
       count: workers,
       protocol: "echo",
       json: options.json === true,
-      reload: serverTlsFiles(options) !== undefined,
+      reload: serverTlsFiles(options) !== undefined || options["tls-self-signed"] === true,
+      env: await selfSignedWorkerEnv(host, options),
     });
   }
   const channel = worker === undefined ? undefined : new WorkerChannel(host, worker);
   const tlsFiles = serverTlsFiles(options);
-  if (udp.udp && tlsFiles) throw new UsageError(`TLS does not apply with --udp`);
-  const tls = tlsFiles && await readServerTls(host, tlsFiles, options);
+  if (udp.udp && (tlsFiles || options["tls-self-signed"])) throw new UsageError(`TLS does not apply with --udp`);
+  const logger = workerLogger(host, options, worker);
+  const tls = tlsFiles
+    ? await readServerTls(host, tlsFiles, options)
+    : await readSelfSignedTls(host, options, logger, worker);
   const server = await serveEcho({
     transport: host.transport,
     ...settings,
@@ -215,7 +222,7 @@ async function echoServe(host: CliHost, positionals: string[], options: Options)
     proxyProtocol,
     ...udp,
     reusePort: channel !== undefined,
-    logger: workerLogger(host, options, worker),
+    logger,
   }).catch(explainTlsConfigError(tlsFiles)).catch(explainListenError);
   const reload = tlsFiles && reloadOnSighup(host, server, tlsFiles, options);
   if (reload) channel?.onReload(reload);

@@ -38,8 +38,10 @@ import {
   explainTlsConfigError,
   readClientTls,
   readPem,
+  readSelfSignedTls,
   readServerTls,
   reloadOnSighup,
+  selfSignedWorkerEnv,
   SERVER_TLS_FLAGS,
   SERVER_TLS_HELP,
   serverTlsFiles,
@@ -52,8 +54,8 @@ export const gateServeCommand: Command = {
                     [--timeout 5] [--max-conns N] [--max-pending N] [--penalty-exempt CIDR,... | none]
                     [--no-penalties] [--then echo | --then HOST:PORT | --then tls://HOST:PORT [--then-ca F]]
                     [--drain-timeout 5] [--workers N|auto] [--json]
-                    [--tls-cert F --tls-key F [--tls-client-ca F] [--alpn L] [--tls-handshake-timeout 10]
-                    [--tls-stalled-handshakes close|hold]]
+                    [--tls-cert F --tls-key F | --tls-self-signed] [--tls-client-ca F] [--alpn L]
+                    [--tls-handshake-timeout 10] [--tls-stalled-handshakes close|hold]
                     [--then-proxy-protocol v1|v2] [--proxy-protocol [--proxy-from CIDR,...] [--proxy-timeout 5]]
                     (env ECHOGATE_TOKEN also sets the token)`,
   help: `Usage: echogate gate serve [options]
@@ -122,8 +124,8 @@ The token is never logged; a token on the command line (visible in ps) or the de
 export const gateKnockCommand: Command = {
   name: "gate knock",
   usage: `echogate gate knock [HOST] [--port 8001] [--unix PATH] [--token 1] [--delay 2] [--timeout S]
-                    [--tls [--ca F] [--servername NAME] [--tls-cert F --tls-key F] [--insecure]]
-                    [--proxy-header v1|v2 [--proxy-source IP:PORT]]`,
+                    [--tls [--ca F | --tls-fingerprint FP] [--servername NAME] [--tls-cert F --tls-key F]
+                    [--insecure]] [--proxy-header v1|v2 [--proxy-source IP:PORT]]`,
   help: `Usage: echogate gate knock [HOST] [options]
 
 Connects, waits --delay seconds, sends the token and prints the reply. Exits 0 only when welcomed.
@@ -178,12 +180,14 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
       count: workers,
       protocol: "gate",
       json: options.json === true,
-      reload: serverTlsFiles(options) !== undefined,
+      reload: serverTlsFiles(options) !== undefined || options["tls-self-signed"] === true,
+      env: await selfSignedWorkerEnv(host, options),
     });
   }
+  const selfSigned = await readSelfSignedTls(host, options, settings.logger, worker);
   // A worker started again first learns the penalties the others gave meanwhile.
   await channel?.synced;
-  const server = await serveGate({ ...settings, ...(tls && { tls }), tokens })
+  const server = await serveGate({ ...settings, ...((tls ?? selfSigned) && { tls: tls ?? selfSigned }), tokens })
     .catch(explainTlsConfigError(tlsFiles)).catch(explainListenError);
   const reload = tlsFiles && reloadOnSighup(host, server, tlsFiles, options);
   if (reload) channel?.onReload(reload);

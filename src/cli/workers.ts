@@ -240,6 +240,8 @@ export interface SuperviseOptions {
   json: boolean;
   /** Pass SIGHUP on to every worker, which re-reads its TLS files (set when serving TLS). */
   reload?: boolean;
+  /** Added to every worker's environment (the --tls-self-signed certificate). */
+  env?: Record<string, string>;
 }
 
 interface Slot {
@@ -287,7 +289,7 @@ export async function supervise(host: CliHost, options: SuperviseOptions): Promi
   };
 
   function start(slot: Slot): Promise<boolean> {
-    const worker = spawner.spawn(args, { [WORKER_ENV]: String(slot.number) });
+    const worker = spawner.spawn(args, { ...options.env, [WORKER_ENV]: String(slot.number) });
     // A worker started again learns the penalties given while it was away, oldest first.
     const since = Date.now() - REPLAY_MS;
     while (given.length > 0 && given[0]!.at < since) given.shift();
