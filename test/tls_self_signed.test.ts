@@ -1,8 +1,8 @@
 // --tls-self-signed (a throwaway certificate made in memory, its fingerprint printed) and
 // --tls-fingerprint (a client that pins it): the certificate as openssl reads it, the clients and
-// servers, workers, SIGHUP.
+// servers, workers, SIGHUP. And `echo send HOST -`: messages from standard input.
 
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,12 +20,15 @@ import {
   type ChildServer,
   cleanup,
   cliCommand,
+  deadline,
   portOf,
   runCommand,
   RUNTIME,
   startCliServer,
+  tempSocketPath,
   text,
   transport,
+  waitFor,
 } from "./_utils.ts";
 
 const opensslMissing = !hasOpenssl();
@@ -35,6 +38,15 @@ const FINGERPRINT = /SHA256 Fingerprint=((?:[0-9A-F]{2}:){31}[0-9A-F]{2})/;
 /** A fingerprint that is not `fingerprint`: its first byte changed. */
 const other = (fingerprint: string) => (fingerprint.startsWith("00") ? "01" : "00") + fingerprint.slice(2);
 const cli = (args: string[]) => runCommand([...cliCommand(RUNTIME), ...args]);
+/** Runs the CLI with `input` on its standard input (through sh: the test helpers give children no stdin). */
+const cliWithInput = (input: string, args: string[]) => {
+  const quote = (arg: string) => `'${arg.replaceAll("'", `'\\''`)}'`;
+  return runCommand([
+    "sh",
+    "-c",
+    `printf %s ${quote(input)} | ${[...cliCommand(RUNTIME), ...args].map(quote).join(" ")}`,
+  ]);
+};
 
 describe(`--tls-self-signed and --tls-fingerprint on ${RUNTIME}`, () => {
   const resources = cleanup();
@@ -186,6 +198,94 @@ describe(`--tls-self-signed and --tls-fingerprint on ${RUNTIME}`, () => {
       [
         ["echo", "send", "--port", "1", "--tls-fingerprint", "00".repeat(32), "--insecure"],
         /^echogate: Option "--insecure" does not go with --tls-fingerprint/,
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const { code, stderr } = await cli(args);
+      expect(code, stderr).toBe(2);
+      expect(stderr).toMatch(message);
+    }
+  });
+});
+
+describe(`echo send - (messages from standard input) on ${RUNTIME}`, () => {
+  const resources = cleanup();
+  afterEach(() => resources.run());
+
+  test("three lines piped in give three replies, each as it came, and exit 0 at end of input", async () => {
+    const server = resources.add(await serveEcho({ transport, port: 0 }));
+    const result = await cliWithInput("one\ntwo\r\n\nthree", [
+      "echo",
+      "send",
+      "127.0.0.1",
+      "-",
+      "--port",
+      String(portOf(server)),
+    ]);
+    expect(result, result.stderr).toMatchObject({
+      code: 0,
+      stdout: "Client received: 'Echo=>one'\nClient received: 'Echo=>two'\nClient received: 'Echo=>three'\n",
+    });
+  });
+
+  test("interactive: each reply is printed before the next line is typed", async () => {
+    const server = resources.add(await serveEcho({ transport, port: 0 }));
+    const command = [...cliCommand(RUNTIME), "echo", "send", "127.0.0.1", "-", "--port", String(portOf(server))];
+    const child = spawn(command[0]!, command.slice(1), { stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (chunk) => (out += chunk));
+    child.stderr.on("data", (chunk) => (err += chunk));
+    const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+    try {
+      child.stdin.write("first\n");
+      await waitFor(() => (out.includes("'Echo=>first'") ? true : undefined), 15_000, `the first reply (${err})`);
+      child.stdin.write("second\n");
+      await waitFor(() => (out.includes("'Echo=>second'") ? true : undefined), 15_000, `the second reply (${err})`);
+      child.stdin.end();
+      expect(await deadline(exited, 15_000, "the client to exit"), err).toBe(0);
+      expect(out).toBe("Client received: 'Echo=>first'\nClient received: 'Echo=>second'\n");
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
+
+  test("over a unix socket, and over TLS pinned to a self-signed certificate", async () => {
+    const path = tempSocketPath("stdin");
+    const unix = await serveEcho({ transport, path });
+    const viaUnix = await cliWithInput("a\nb\nc\n", ["echo", "send", "--unix", path, "-"]).finally(() => unix.close());
+    expect(viaUnix, viaUnix.stderr).toMatchObject({
+      code: 0,
+      stdout: "Client received: 'Echo=>a'\nClient received: 'Echo=>b'\nClient received: 'Echo=>c'\n",
+    });
+    const made = await createSelfSignedTls();
+    const server = resources.add(await serveEcho({ transport, port: 0, tls: { cert: made.cert, key: made.key } }));
+    const args = [
+      "echo",
+      "send",
+      "127.0.0.1",
+      "-",
+      "--port",
+      String(portOf(server)),
+      "--tls-fingerprint",
+      made.fingerprint,
+    ];
+    const viaTls = await cliWithInput("x\ny\nz\n", args);
+    expect(viaTls, viaTls.stderr).toMatchObject({
+      code: 0,
+      stdout: "Client received: 'Echo=>x'\nClient received: 'Echo=>y'\nClient received: 'Echo=>z'\n",
+    });
+  });
+
+  test('"-" with other messages or with --udp: one line and exit 2', async () => {
+    const cases: [string[], RegExp][] = [
+      [
+        ["echo", "send", "localhost", "a", "-", "--port", "1"],
+        /^echogate: "-" \(messages from standard input\) must be the only message/,
+      ],
+      [
+        ["echo", "send", "-", "--udp", "--port", "1"],
+        /^echogate: "-" \(messages from standard input\) does not apply with --udp/,
       ],
     ];
     for (const [args, message] of cases) {

@@ -27,7 +27,7 @@ import {
   untilSignal,
 } from "./command.ts";
 import type { CliHost } from "./host.ts";
-import { supervise, WorkerChannel, workerLogger, workerNumber, workersOption } from "./workers.ts";
+import { lines, supervise, WorkerChannel, workerLogger, workerNumber, workersOption } from "./workers.ts";
 import {
   PROXY_CLIENT_HELP,
   PROXY_CLIENT_OPTIONS,
@@ -129,14 +129,16 @@ export function echoOptions(options: Options): EchoOptions {
 /** `echogate echo send`: the seed's echo client. */
 export const echoSendCommand: Command = {
   name: "echo send",
-  usage: `echogate echo send  [HOST] [MSG...] [--port 50007] [--unix PATH] [--timeout S]
+  usage: `echogate echo send  [HOST] [MSG... | -] [--port 50007] [--unix PATH] [--timeout S]
                     [--tls [--ca F | --tls-fingerprint FP] [--servername NAME] [--tls-cert F --tls-key F]
                     [--insecure]]
                     [--proxy-header v1|v2 [--proxy-source IP:PORT]] [--udp [--retries 3]]`,
-  help: `Usage: echogate echo send [HOST] [MSG...] [options]
+  help: `Usage: echogate echo send [HOST] [MSG... | -] [options]
 
 Sends each message (default 'Hello network world') and prints "Client received: '<reply>'".
-With --unix, every positional is a message.
+With --unix, every positional is a message. With - as the only message, reads the messages from
+standard input, one per line (sent without its newline; empty lines are skipped), each sent once
+the previous reply came, until end of input.
 
 Options:
   --port PORT          Server port (default ${DEFAULT_ECHO_PORT}); HOST defaults to localhost
@@ -230,7 +232,13 @@ async function echoServe(host: CliHost, positionals: string[], options: Options)
 }
 
 async function echoSend(host: CliHost, positionals: string[], options: Options): Promise<number> {
-  const { target, rest } = clientTarget(positionals, options, DEFAULT_ECHO_PORT);
+  const fromInput = positionals.at(-1) === "-";
+  const { target, rest } = clientTarget(fromInput ? positionals.slice(0, -1) : positionals, options, DEFAULT_ECHO_PORT);
+  if (fromInput && rest.length > 0) throw new UsageError(`"-" (messages from standard input) must be the only message`);
+  if (fromInput && options.udp === true) {
+    throw new UsageError(`"-" (messages from standard input) does not apply with --udp`);
+  }
+  if (fromInput && !host.readInput) throw new UsageError(`"-": standard input cannot be read on this runtime`);
   const retries = str(options, "retries");
   if (options.udp !== true && retries !== undefined) throw new UsageError(`Option "--retries" needs --udp`);
   if (options.udp === true && "unix" in options) throw new UsageError(`Option "--unix" does not apply with --udp`);
@@ -247,9 +255,17 @@ async function echoSend(host: CliHost, positionals: string[], options: Options):
     ...(tls && { tls }),
     udp: options.udp === true,
     retries: retries === undefined ? undefined : Number(retries),
-    messages: rest.length > 0 ? rest : undefined,
+    messages: fromInput ? inputLines(host) : rest.length > 0 ? rest : undefined,
     proxyHeader: proxyHeaderOption(options),
     onReply: (reply) => host.writeOut(`Client received: ${pythonRepr(reply)}`),
   });
   return 0;
+}
+
+/** Standard input's lines without their line ends, empty ones left out (nothing to send). */
+async function* inputLines(host: CliHost): AsyncIterable<string> {
+  for await (const line of lines(host.readInput!())) {
+    const text = line.endsWith("\r") ? line.slice(0, -1) : line;
+    if (text !== "") yield text;
+  }
 }
