@@ -13,6 +13,7 @@ import {
   type Address,
   AddrInUseError,
   alpnWireFormat,
+  checkFingerprint,
   type ConnectOptions,
   type DatagramHandlers,
   type DatagramSocket,
@@ -374,6 +375,12 @@ function listenTls(
   });
 }
 
+function settleHandshake(wrapper: BunTlsStreamSocket, failure?: Error): void {
+  wrapper.handshakeDone = failure === undefined;
+  if (failure) wrapper.handshaken?.reject(failure);
+  else wrapper.handshaken?.resolve();
+}
+
 async function connectTls(endpoint: Endpoint, options: TlsClientOptions): Promise<StreamSocket> {
   const unixPath = "path" in endpoint ? endpoint.path : undefined;
   const known: KnownAddresses = unixPath !== undefined ? { unix: { transport: "unix", path: unixPath } } : {};
@@ -394,7 +401,8 @@ async function connectTls(endpoint: Endpoint, options: TlsClientOptions): Promis
       ...(options.cert !== undefined && { cert: options.cert, key: options.key }),
       serverName: sni,
       ...(options.alpn && { ALPNProtocols: alpnWireFormat(options.alpn).buffer as ArrayBuffer }),
-      rejectUnauthorized: !insecure,
+      // A pinned fingerprint replaces the CA and name checks (checked in handshake()).
+      rejectUnauthorized: !insecure && options.fingerprint === undefined,
     },
     socket: {
       ...base,
@@ -408,6 +416,13 @@ async function connectTls(endpoint: Endpoint, options: TlsClientOptions): Promis
       handshake(socket, success, authorizationError) {
         const wrapper = socket.data as BunTlsStreamSocket;
         let failure: Error | undefined;
+        if (success && options.fingerprint !== undefined) {
+          checkFingerprint(socket.getPeerCertificate?.()?.raw, options.fingerprint).then(
+            () => settleHandshake(wrapper),
+            (error) => settleHandshake(wrapper, error),
+          );
+          return;
+        }
         if (!success) failure = authorizationError ?? new Error("TLS handshake failed");
         else if (!insecure) {
           // Verified here as well: Bun has let a wrong CA through in some releases (oven-sh/bun#33754).
@@ -416,9 +431,7 @@ async function connectTls(endpoint: Endpoint, options: TlsClientOptions): Promis
             (socket.authorized === false ? new Error("the server's certificate is not trusted") : undefined) ??
             (peer ? checkServerIdentity(servername ?? host ?? "", peer) : new Error("the server sent no certificate"));
         }
-        wrapper.handshakeDone = failure === undefined;
-        if (failure) wrapper.handshaken?.reject(failure);
-        else wrapper.handshaken?.resolve();
+        settleHandshake(wrapper, failure);
       },
       close(socket, error) {
         const wrapper = socket.data as BunTlsStreamSocket | undefined;

@@ -204,7 +204,7 @@ function isTruncation(error: unknown): boolean {
 // client certificates (denoland/deno#26825), and a connection of its whose handshake stalls keeps
 // its descriptor after close() until the peer leaves. With `stalledHandshakes: "hold"` plain TLS
 // runs on Deno.listenTls, about twice as fast. Clients use Deno.startTls / Deno.connectTls, except
-// for what those cannot do: skip verification (--insecure), or present a client certificate while
+// for what those cannot do: skip verification (--insecure), pin a fingerprint (they show no peer certificate), or present a client certificate while
 // verifying a name other than the host.
 async function nodeTransport(): Promise<Transport> {
   return (await import("./node.ts")).transport;
@@ -415,7 +415,7 @@ async function connectDeno(endpoint: Endpoint, options: ConnectOptions | undefin
   const tls = options?.tls;
   if (
     tls &&
-    (tls.insecure || (tls.cert !== undefined && options?.beforeTls !== undefined) ||
+    (tls.insecure || tls.fingerprint !== undefined || (tls.cert !== undefined && options?.beforeTls !== undefined) ||
       (tls.cert !== undefined && !("path" in endpoint) &&
         (tls.servername ?? endpoint.hostname) !== endpoint.hostname))
   ) {

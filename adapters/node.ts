@@ -12,6 +12,7 @@ import { Buffer } from "node:buffer";
 import {
   type Address,
   AddrInUseError,
+  checkFingerprint,
   type ConnectOptions,
   DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
   type Endpoint,
@@ -541,7 +542,8 @@ async function connectTls(
         { checkServerIdentity: (_: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(name, cert) }),
       ...(options.cert !== undefined && { cert: options.cert, key: options.key }),
       ...(options.alpn && { ALPNProtocols: [...options.alpn] }),
-      rejectUnauthorized: options.insecure !== true,
+      // A pinned fingerprint replaces the CA and name checks (checked on secureConnect).
+      rejectUnauthorized: options.insecure !== true && options.fingerprint === undefined,
     } as unknown as tls.ConnectionOptions);
     const failed = (error: Error) => {
       tcp?.destroy();
@@ -549,11 +551,19 @@ async function connectTls(
     };
     socket.once("error", failed);
     socket.once("secureConnect", () => {
-      socket.off("error", failed);
-      if (!("path" in endpoint)) socket.setNoDelay(true);
-      resolve(
-        new NodeStreamSocket(socket, "path" in endpoint ? { transport: "unix", path: endpoint.path } : undefined),
-      );
+      const ready = () => {
+        socket.off("error", failed);
+        if (!("path" in endpoint)) socket.setNoDelay(true);
+        resolve(
+          new NodeStreamSocket(socket, "path" in endpoint ? { transport: "unix", path: endpoint.path } : undefined),
+        );
+      };
+      if (options.fingerprint === undefined) return ready();
+      // Before the socket is handed out, so nothing is sent to a server that is not the pinned one.
+      checkFingerprint(socket.getPeerCertificate()?.raw, options.fingerprint).then(ready, (error) => {
+        socket.destroy();
+        failed(error);
+      });
     });
   });
 }

@@ -51,8 +51,11 @@ export interface ClientOptions {
 
 /** Options for {@linkcode sendEcho}. */
 export interface SendEchoOptions extends ClientOptions {
-  /** Messages to send, one at a time. @default {["Hello network world"]} */
-  messages?: readonly (string | Uint8Array)[];
+  /**
+   * Messages to send, one at a time: a list, or an async iterable (lines as a user types them;
+   * each is sent once the previous reply came). UDP takes a list only. @default {["Hello network world"]}
+   */
+  messages?: readonly (string | Uint8Array)[] | AsyncIterable<string | Uint8Array>;
   /**
    * The prefix the server puts before each answer; used to tell when a reply split across
    * several answers is complete. Use `""` for a raw echo server. @default {"Echo=>"}
@@ -95,9 +98,12 @@ const MAX_REPLY_OVERHEAD = 64 * 1024;
  * ```
  */
 export async function sendEcho(options: SendEchoOptions): Promise<Uint8Array[]> {
-  const messages = (options.messages ?? [DEFAULT_MESSAGE]).map((m) => typeof m === "string" ? utf8(m) : m);
+  const given = options.messages ?? [DEFAULT_MESSAGE];
+  const bytesOf = (message: string | Uint8Array) => typeof message === "string" ? utf8(message) : message;
   if (options.udp) {
     if (options.path !== undefined) throw new TypeError("A UDP echo server has a host and port, not a path");
+    if (Symbol.asyncIterator in given) throw new TypeError("A UDP echo client takes a list of messages");
+    const messages = given.map(bytesOf);
     return await sendDatagrams({
       ...options,
       port: options.port ?? DEFAULT_ECHO_PORT,
@@ -111,7 +117,8 @@ export async function sendEcho(options: SendEchoOptions): Promise<Uint8Array[]> 
   const socket = await connectClient(options, endpoint);
   const replies: Uint8Array[] = [];
   try {
-    for (const message of messages) {
+    for await (const each of given) {
+      const message = bytesOf(each);
       await writeOrExplain(socket, message);
       const reply = await readReply(socket, message, prefix, timeoutMs);
       // A TLS server's answer to plain text (an alert), unless the message itself was one.

@@ -31,6 +31,7 @@ export type LogEvent =
     more?: number;
   }
   | { event: "tls-reload"; ok: boolean; message?: string }
+  | { event: "tls-self-signed"; fingerprint: string }
   | { event: "close"; remote: string; proxy?: string; bytesIn: number; bytesOut: number; durationMs: number }
   | { event: "knock"; remote: string; welcomed: boolean; durationMs: number }
   | { event: "timeout"; remote: string; durationMs: number }
@@ -184,6 +185,8 @@ function humanLine(event: LogEvent): string | undefined {
         event.reason === "timeout" ? "timed out" : "failed"
       } from ${event.remote}: ${event.message}${more}`;
     }
+    case "tls-self-signed":
+      return `TLS self-signed certificate: SHA256 Fingerprint=${event.fingerprint}`;
     case "tls-reload":
       return event.ok ? "TLS certificate reloaded" : `TLS reload failed, keeping the old certificate: ${event.message}`;
     case "timeout":

@@ -18,6 +18,7 @@
 
 export * from "./types.ts";
 export * from "./tls.ts";
+export * from "./tls_self_signed.ts";
 export * from "./answer.ts";
 export * from "./errors.ts";
 export * from "./connect_errors.ts";

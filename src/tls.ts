@@ -61,6 +61,13 @@ export interface TlsClientOptions {
   key?: string;
   /** Skip verifying the server's certificate (tests, self-signed setups). @default {false} */
   insecure?: boolean;
+  /**
+   * Accept exactly the server certificate whose SHA-256 fingerprint this is (`AB:CD:…`, as
+   * {@linkcode certificateFingerprint} and `openssl x509 -fingerprint -sha256` print it), and no
+   * other: neither CAs nor the name are checked then. A mismatch fails the connection with a
+   * {@linkcode TlsFingerprintError} before any byte is sent.
+   */
+  fingerprint?: string;
   /** ALPN protocols to offer. */
   alpn?: readonly string[];
 }

@@ -28,7 +28,7 @@ import {
   untilSignal,
 } from "./command.ts";
 import type { CliHost } from "./host.ts";
-import { supervise, WorkerChannel, workerLogger, workerNumber, workersOption } from "./workers.ts";
+import { lines, supervise, WorkerChannel, workerLogger, workerNumber, workersOption } from "./workers.ts";
 import {
   PROXY_CLIENT_HELP,
   PROXY_CLIENT_OPTIONS,
@@ -42,8 +42,10 @@ import {
   CLIENT_TLS_HELP,
   explainTlsConfigError,
   readClientTls,
+  readSelfSignedTls,
   readServerTls,
   reloadOnSighup,
+  selfSignedWorkerEnv,
   SERVER_TLS_FLAGS,
   SERVER_TLS_HELP,
   serverTlsFiles,
@@ -56,8 +58,8 @@ export const echoServeCommand: Command = {
                     [--mode chunk|line|raw] [--prefix 'Echo=>'] [--idle-timeout S] [--max-line BYTES]
                     [--max-conns N]
                     [--drain-timeout 5] [--workers N|auto] [--json]
-                    [--tls-cert F --tls-key F [--tls-client-ca F] [--alpn L] [--tls-handshake-timeout 10]
-                    [--tls-stalled-handshakes close|hold]]
+                    [--tls-cert F --tls-key F | --tls-self-signed] [--tls-client-ca F] [--alpn L]
+                    [--tls-handshake-timeout 10] [--tls-stalled-handshakes close|hold]
                     [--proxy-protocol [--proxy-from CIDR,...] [--proxy-timeout 5]]
                     [--udp [--max-datagram 1472] [--udp-rate 10] [--udp-budget 1000] [--no-udp-limits]]`,
   help: `Usage: echogate echo serve [options]
@@ -134,13 +136,16 @@ export function echoOptions(options: Options): EchoOptions {
 /** `echogate echo send`: the seed's echo client. */
 export const echoSendCommand: Command = {
   name: "echo send",
-  usage: `echogate echo send  [HOST] [MSG...] [--port 50007] [--unix PATH] [--timeout S]
-                    [--tls [--ca F] [--servername NAME] [--tls-cert F --tls-key F] [--insecure]]
+  usage: `echogate echo send  [HOST] [MSG... | -] [--port 50007] [--unix PATH] [--timeout S]
+                    [--tls [--ca F | --tls-fingerprint FP] [--servername NAME] [--tls-cert F --tls-key F]
+                    [--insecure]]
                     [--proxy-header v1|v2 [--proxy-source IP:PORT]] [--udp [--retries 3]]`,
-  help: `Usage: echogate echo send [HOST] [MSG...] [options]
+  help: `Usage: echogate echo send [HOST] [MSG... | -] [options]
 
 Sends each message (default 'Hello network world') and prints "Client received: '<reply>'".
-With --unix, every positional is a message.
+With --unix, every positional is a message. With - as the only message, reads the messages from
+standard input, one per line (sent without its newline; empty lines are skipped), each sent once
+the previous reply came, until end of input.
 
 Options:
   --port PORT          Server port (default ${DEFAULT_ECHO_PORT}); HOST defaults to localhost
@@ -215,14 +220,18 @@ async function echoServe(host: CliHost, positionals: string[], options: Options)
       count: workers,
       protocol: "echo",
       json: options.json === true,
-      reload: serverTlsFiles(options) !== undefined,
+      reload: serverTlsFiles(options) !== undefined || options["tls-self-signed"] === true,
       drainMs: drain,
+      env: await selfSignedWorkerEnv(host, options),
     });
   }
   const channel = worker === undefined ? undefined : new WorkerChannel(host, worker);
   const tlsFiles = serverTlsFiles(options);
-  if (udp.udp && tlsFiles) throw new UsageError(`TLS does not apply with --udp`);
-  const tls = tlsFiles && await readServerTls(host, tlsFiles, options);
+  if (udp.udp && (tlsFiles || options["tls-self-signed"])) throw new UsageError(`TLS does not apply with --udp`);
+  const logger = workerLogger(host, options, worker);
+  const tls = tlsFiles
+    ? await readServerTls(host, tlsFiles, options)
+    : await readSelfSignedTls(host, options, logger, worker);
   const server = await serveEcho({
     transport: host.transport,
     ...settings,
@@ -230,7 +239,7 @@ async function echoServe(host: CliHost, positionals: string[], options: Options)
     proxyProtocol,
     ...udp,
     reusePort: channel !== undefined,
-    logger: workerLogger(host, options, worker),
+    logger,
   }).catch(explainTlsConfigError(tlsFiles)).catch(explainListenError);
   const reload = tlsFiles && reloadOnSighup(host, server, tlsFiles, options);
   if (reload) channel?.onReload(reload);
@@ -238,7 +247,13 @@ async function echoServe(host: CliHost, positionals: string[], options: Options)
 }
 
 async function echoSend(host: CliHost, positionals: string[], options: Options): Promise<number> {
-  const { target, rest } = clientTarget(positionals, options, DEFAULT_ECHO_PORT);
+  const fromInput = positionals.at(-1) === "-";
+  const { target, rest } = clientTarget(fromInput ? positionals.slice(0, -1) : positionals, options, DEFAULT_ECHO_PORT);
+  if (fromInput && rest.length > 0) throw new UsageError(`"-" (messages from standard input) must be the only message`);
+  if (fromInput && options.udp === true) {
+    throw new UsageError(`"-" (messages from standard input) does not apply with --udp`);
+  }
+  if (fromInput && !host.readInput) throw new UsageError(`"-": standard input cannot be read on this runtime`);
   const retries = str(options, "retries");
   if (options.udp !== true && retries !== undefined) throw new UsageError(`Option "--retries" needs --udp`);
   if (options.udp === true && "unix" in options) throw new UsageError(`Option "--unix" does not apply with --udp`);
@@ -255,9 +270,17 @@ async function echoSend(host: CliHost, positionals: string[], options: Options):
     ...(tls && { tls }),
     udp: options.udp === true,
     retries: retries === undefined ? undefined : Number(retries),
-    messages: rest.length > 0 ? rest : undefined,
+    messages: fromInput ? inputLines(host) : rest.length > 0 ? rest : undefined,
     proxyHeader: proxyHeaderOption(options),
     onReply: (reply) => host.writeOut(`Client received: ${pythonRepr(reply)}`),
   }).catch(suggestTls);
   return 0;
+}
+
+/** Standard input's lines without their line ends, empty ones left out (nothing to send). */
+async function* inputLines(host: CliHost): AsyncIterable<string> {
+  for await (const line of lines(host.readInput!())) {
+    const text = line.endsWith("\r") ? line.slice(0, -1) : line;
+    if (text !== "") yield text;
+  }
 }

@@ -40,8 +40,10 @@ import {
   explainTlsConfigError,
   readClientTls,
   readPem,
+  readSelfSignedTls,
   readServerTls,
   reloadOnSighup,
+  selfSignedWorkerEnv,
   SERVER_TLS_FLAGS,
   SERVER_TLS_HELP,
   serverTlsFiles,
@@ -56,8 +58,8 @@ export const gateServeCommand: Command = {
                     [--max-pending-per-source ${DEFAULT_MAX_PENDING_PER_SOURCE} | none]
                     [--no-penalties] [--then echo | --then HOST:PORT | --then tls://HOST:PORT [--then-ca F]]
                     [--drain-timeout 5] [--workers N|auto] [--json]
-                    [--tls-cert F --tls-key F [--tls-client-ca F] [--alpn L] [--tls-handshake-timeout 10]
-                    [--tls-stalled-handshakes close|hold]]
+                    [--tls-cert F --tls-key F | --tls-self-signed] [--tls-client-ca F] [--alpn L]
+                    [--tls-handshake-timeout 10] [--tls-stalled-handshakes close|hold]
                     [--then-proxy-protocol v1|v2] [--proxy-protocol [--proxy-from CIDR,...] [--proxy-timeout 5]]
                     (env ECHOGATE_TOKEN also sets the token)`,
   help: `Usage: echogate gate serve [options]
@@ -137,8 +139,8 @@ refused (exit 2) on an address other than loopback (127.0.0.0/8, ::1, localhost)
 export const gateKnockCommand: Command = {
   name: "gate knock",
   usage: `echogate gate knock [HOST] [--port 8001] [--unix PATH] [--token 1 | --token-file F] [--delay 2]
-                    [--timeout S] [--tls [--ca F] [--servername NAME] [--tls-cert F --tls-key F] [--insecure]]
-                    [--proxy-header v1|v2 [--proxy-source IP:PORT]]`,
+                    [--timeout S] [--tls [--ca F | --tls-fingerprint FP] [--servername NAME]
+                    [--tls-cert F --tls-key F] [--insecure]] [--proxy-header v1|v2 [--proxy-source IP:PORT]]`,
   help: `Usage: echogate gate knock [HOST] [options]
 
 Connects, waits --delay seconds, sends the token and prints the reply. Exits 0 only when welcomed.
@@ -218,13 +220,15 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
       count: workers,
       protocol: "gate",
       json: options.json === true,
-      reload: serverTlsFiles(options) !== undefined,
+      reload: serverTlsFiles(options) !== undefined || options["tls-self-signed"] === true,
       drainMs: drain,
+      env: await selfSignedWorkerEnv(host, options),
     });
   }
+  const selfSigned = await readSelfSignedTls(host, options, settings.logger, worker);
   // A worker started again first learns the penalties the others gave meanwhile.
   await channel?.synced;
-  const server = await serveGate({ ...settings, ...(tls && { tls }), tokens })
+  const server = await serveGate({ ...settings, ...((tls ?? selfSigned) && { tls: tls ?? selfSigned }), tokens })
     .catch(explainTlsConfigError(tlsFiles)).catch(explainListenError);
   const reload = tlsFiles && reloadOnSighup(host, server, tlsFiles, options);
   if (reload) channel?.onReload(reload);

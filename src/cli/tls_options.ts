@@ -1,11 +1,12 @@
-// The TLS flags of the servers (--tls-cert, --tls-key, --tls-client-ca, --alpn,
+// The TLS flags of the servers (--tls-cert, --tls-key, --tls-self-signed, --tls-client-ca, --alpn,
 // --tls-handshake-timeout, --tls-stalled-handshakes) and of the clients (--tls, --ca, --servername, --tls-cert, --tls-key,
-// --insecure), and SIGHUP reloading for servers.
+// --insecure, --tls-fingerprint), and SIGHUP reloading for servers.
 
 import { UsageError } from "../errors.ts";
-import { errorMessage } from "../log.ts";
+import { createLogger, errorMessage, type Logger } from "../log.ts";
 import type { EchogateServer } from "../server.ts";
 import { type TlsClientOptions, TlsConfigError, type TlsServerOptions } from "../tls.ts";
+import { createSelfSignedTls, normalizeFingerprint, type SelfSignedTls } from "../tls_self_signed.ts";
 import { parseSeconds } from "./args.ts";
 import { type Options, str } from "./command.ts";
 import type { CliHost } from "./host.ts";
@@ -14,6 +15,7 @@ import type { CliHost } from "./host.ts";
 export const SERVER_TLS_FLAGS = {
   "tls-cert": "string",
   "tls-key": "string",
+  "tls-self-signed": "boolean",
   "tls-client-ca": "string",
   alpn: "string",
   "tls-handshake-timeout": "string",
@@ -28,11 +30,14 @@ export const CLIENT_TLS_FLAGS = {
   "tls-cert": "string",
   "tls-key": "string",
   insecure: "boolean",
+  "tls-fingerprint": "string",
 } as const;
 
 /** Help lines for the server flags. */
 export const SERVER_TLS_HELP = `  --tls-cert F         Serve TLS with this PEM certificate chain (needs --tls-key)
   --tls-key F          The certificate's PEM private key
+  --tls-self-signed    Serve TLS with a throwaway EC P-256 certificate made at start (SANs: --host, localhost,
+                       127.0.0.1, ::1) and print its SHA-256 fingerprint, for clients' --tls-fingerprint
   --tls-client-ca F    Require a client certificate signed by this PEM CA (mutual TLS)
   --alpn LIST          Comma-separated ALPN protocols to offer
   --tls-handshake-timeout S  Close connections that have not finished the handshake in S seconds (default 10)
@@ -46,7 +51,9 @@ export const CLIENT_TLS_HELP = `  --tls                Speak TLS (implied by the
   --servername NAME    Name sent as SNI and verified in the certificate (default: the host)
   --tls-cert F         Present this PEM client certificate (needs --tls-key)
   --tls-key F          The client certificate's PEM private key
-  --insecure           Do not verify the server's certificate (a warning is printed)`;
+  --insecure           Do not verify the server's certificate (a warning is printed)
+  --tls-fingerprint FP Accept only the server certificate whose SHA-256 is FP (AB:CD:… as openssl
+                       and --tls-self-signed print it), instead of verifying it against CAs and a name`;
 
 /** Reads a PEM file named by `--flag`: a usage error naming both when it cannot be read or is not PEM. */
 export async function readPem(host: CliHost, flag: string, path: string, kind: "certificate" | "key"): Promise<string> {
@@ -76,6 +83,12 @@ export function serverTlsFiles(options: Options): ServerTlsFiles | undefined {
   const cert = str(options, "tls-cert");
   const key = str(options, "tls-key");
   const clientCa = str(options, "tls-client-ca");
+  if (options["tls-self-signed"] === true) {
+    if (cert !== undefined || key !== undefined) {
+      throw new UsageError(`Option "--tls-self-signed" does not go with --tls-cert/--tls-key (use one or the other)`);
+    }
+    return undefined;
+  }
   if (cert === undefined && key === undefined) {
     for (const flag of ["tls-client-ca", "alpn", "tls-handshake-timeout", "tls-stalled-handshakes"]) {
       if (options[flag] !== undefined) throw new UsageError(`Option "--${flag}" needs --tls-cert and --tls-key`);
@@ -89,6 +102,76 @@ export function serverTlsFiles(options: Options): ServerTlsFiles | undefined {
 
 /** Reads the files and the other flags into the library's server options. */
 export async function readServerTls(host: CliHost, files: ServerTlsFiles, options: Options): Promise<TlsServerOptions> {
+  const settings = serverTlsSettings(options);
+  return {
+    cert: await readPem(host, "tls-cert", files.cert, "certificate"),
+    key: await readPem(host, "tls-key", files.key, "key"),
+    ...(files.clientCa !== undefined &&
+      { clientCa: await readPem(host, "tls-client-ca", files.clientCa, "certificate") }),
+    ...settings,
+  };
+}
+
+/** The environment variable in which a supervisor hands its workers the --tls-self-signed certificate. */
+export const SELF_SIGNED_ENV = "ECHOGATE_TLS_SELF_SIGNED";
+
+/**
+ * With --tls-self-signed, the server options of a certificate made now (its fingerprint logged),
+ * or, in a worker, the one its supervisor made (so every worker serves the same); `undefined`
+ * without the flag. SIGHUP keeps the certificate: clients have pinned it.
+ */
+export async function readSelfSignedTls(
+  host: CliHost,
+  options: Options,
+  logger: Logger,
+  worker: number | undefined,
+): Promise<TlsServerOptions | undefined> {
+  if (options["tls-self-signed"] !== true) return undefined;
+  const settings = serverTlsSettings(options);
+  const clientCa = str(options, "tls-client-ca");
+  const pair = (worker !== undefined && inheritedSelfSigned(host)) || await makeSelfSigned(options, logger);
+  // Without a handler SIGHUP would end the process; a worker hears it from its supervisor instead.
+  if (worker === undefined) host.onSignal("SIGHUP", () => {});
+  return {
+    cert: pair.cert,
+    key: pair.key,
+    ...(clientCa !== undefined && { clientCa: await readPem(host, "tls-client-ca", clientCa, "certificate") }),
+    ...settings,
+  };
+}
+
+/**
+ * For a supervisor with --tls-self-signed: makes the certificate (its fingerprint logged) and
+ * returns the environment that hands it to the workers; `{}` without the flag.
+ */
+export async function selfSignedWorkerEnv(host: CliHost, options: Options): Promise<Record<string, string>> {
+  if (options["tls-self-signed"] !== true) return {};
+  serverTlsSettings(options); // a bad flag is reported before anything is made
+  const logger = createLogger({ json: options.json === true, writeOut: host.writeOut, writeErr: host.writeErr });
+  const { cert, key } = await makeSelfSigned(options, logger);
+  return { [SELF_SIGNED_ENV]: JSON.stringify({ cert, key }) };
+}
+
+async function makeSelfSigned(options: Options, logger: Logger): Promise<SelfSignedTls> {
+  const made = await createSelfSignedTls({ hosts: [str(options, "host") ?? "127.0.0.1"] });
+  logger.log({ event: "tls-self-signed", fingerprint: made.fingerprint });
+  return made;
+}
+
+function inheritedSelfSigned(host: CliHost): { cert: string; key: string } | undefined {
+  const text = host.env(SELF_SIGNED_ENV);
+  if (text === undefined) return undefined;
+  try {
+    const { cert, key } = JSON.parse(text) as { cert?: unknown; key?: unknown };
+    if (typeof cert === "string" && typeof key === "string") return { cert, key };
+  } catch {
+    // Not ours: make one.
+  }
+  return undefined;
+}
+
+/** The server TLS flags other than the certificate, key and client CA. */
+function serverTlsSettings(options: Options): Omit<TlsServerOptions, "cert" | "key" | "clientCa"> {
   const alpn = str(options, "alpn");
   const timeout = str(options, "tls-handshake-timeout");
   const protocols = alpn?.split(",").map((name) => name.trim());
@@ -102,10 +185,6 @@ export async function readServerTls(host: CliHost, files: ServerTlsFiles, option
     throw new UsageError(`Invalid value for "--tls-stalled-handshakes": "${stalled}" (use close or hold)`);
   }
   return {
-    cert: await readPem(host, "tls-cert", files.cert, "certificate"),
-    key: await readPem(host, "tls-key", files.key, "key"),
-    ...(files.clientCa !== undefined &&
-      { clientCa: await readPem(host, "tls-client-ca", files.clientCa, "certificate") }),
     ...(protocols && { alpn: protocols }),
     ...(handshakeTimeoutMs !== undefined && { handshakeTimeoutMs }),
     ...(stalled !== undefined && { stalledHandshakes: stalled }),
@@ -161,9 +240,21 @@ export async function readClientTls(host: CliHost, options: Options): Promise<Tl
   const cert = str(options, "tls-cert");
   const key = str(options, "tls-key");
   const insecure = options.insecure === true;
+  const pinned = str(options, "tls-fingerprint");
   const wanted = options.tls === true || ca !== undefined || servername !== undefined || cert !== undefined ||
-    key !== undefined || insecure;
+    key !== undefined || insecure || pinned !== undefined;
   if (!wanted) return undefined;
+  const fingerprint = pinned === undefined ? undefined : normalizeFingerprint(pinned);
+  if (pinned !== undefined && fingerprint === undefined) {
+    throw new UsageError(
+      `Invalid value for "--tls-fingerprint": "${pinned}" is not a SHA-256 fingerprint (32 bytes of hex, AB:CD:…)`,
+    );
+  }
+  for (const flag of ["ca", "insecure"]) {
+    if (pinned !== undefined && options[flag] !== undefined) {
+      throw new UsageError(`Option "--${flag}" does not go with --tls-fingerprint (the fingerprint alone decides)`);
+    }
+  }
   if (cert !== undefined && key === undefined) throw new UsageError(`Option "--tls-cert" needs --tls-key`);
   if (key !== undefined && cert === undefined) throw new UsageError(`Option "--tls-key" needs --tls-cert`);
   if (servername === "") throw new UsageError(`Invalid value for "--servername": the name is empty`);
@@ -178,5 +269,6 @@ export async function readClientTls(host: CliHost, options: Options): Promise<Tl
       key: await readPem(host, "tls-key", key!, "key"),
     }),
     ...(insecure && { insecure }),
+    ...(fingerprint !== undefined && { fingerprint }),
   };
 }

@@ -298,6 +298,8 @@ export interface SuperviseOptions {
   reload?: boolean;
   /** The workers' --drain-timeout in ms, for the "draining" line. @default {DEFAULT_DRAIN_MS} */
   drainMs?: number;
+  /** Added to every worker's environment (the --tls-self-signed certificate). */
+  env?: Record<string, string>;
 }
 
 interface Slot {
@@ -356,7 +358,7 @@ export async function supervise(host: CliHost, options: SuperviseOptions): Promi
   };
 
   function start(slot: Slot): Promise<boolean> {
-    const worker = spawner.spawn(args, { [WORKER_ENV]: String(slot.number) });
+    const worker = spawner.spawn(args, { ...options.env, [WORKER_ENV]: String(slot.number) });
     // A worker started again learns the penalties given while it was away, oldest first.
     const since = Date.now() - REPLAY_MS;
     while (given.length > 0 && given[0]!.at < since) given.shift();
