@@ -6,18 +6,16 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 
 /**
- * Parses the script's arguments with `config` (parseArgs' own: options, allowPositionals ...).
+ * Parses the script's arguments with `config`: parseArgs' own (options, allowPositionals ...), plus
+ * `strings`, the string flags as `{ name: default }` (undefined: no default).
  * --help prints `usage` and exits 0; an unknown or malformed flag prints "NAME: why" and the usage
  * and exits 2. Returns parseArgs' { values, positionals }.
  */
-export function parseCommandLine(name, usage, config) {
+export function parseCommandLine(name, usage, { strings = {}, ...config }) {
+  const options = { ...stringFlags(strings), ...config.options, help: { type: "boolean", short: "h", default: false } };
   let parsed;
   try {
-    parsed = parseArgs({
-      ...config,
-      args: joinValues(process.argv.slice(2), config.options),
-      options: { ...config.options, help: { type: "boolean", short: "h", default: false } },
-    });
+    parsed = parseArgs({ ...config, args: joinValues(process.argv.slice(2), options), options });
   } catch (error) {
     usageError(name, usage, error.message);
   }
@@ -50,7 +48,7 @@ export function usageError(name, usage, message) {
 }
 
 /** parseArgs specs for string flags from `{ name: default }` (a default of undefined: none). */
-export function stringFlags(defaults) {
+function stringFlags(defaults) {
   return Object.fromEntries(
     Object.entries(defaults).map((
       [name, value],

@@ -184,7 +184,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const { values, positionals } = parseCommandLine(
     "bench_chart",
     "Usage: node scripts/bench/chart.mjs [bench/results.json | results.md] [--out bench/results.svg]",
-    { allowPositionals: true, options: { out: { type: "string" } } },
+    { allowPositionals: true, strings: { out: undefined } },
   );
   const input = resolve(positionals[0] ?? `${ROOT}bench/results.json`);
   const out = resolve(values.out ?? `${ROOT}bench/results.svg`);

@@ -9,16 +9,14 @@
 
 import * as net from "node:net";
 import process from "node:process";
-import { parseCommandLine, stringFlags } from "../_args.mjs";
+import { parseCommandLine } from "../_args.mjs";
 
 const USAGE = "usage: node scripts/bench/hold.mjs --port PORT [--host 127.0.0.1] [--conns 5000]";
 const { values } = parseCommandLine("hold", USAGE, {
-  options: {
-    ...stringFlags({
-      host: "127.0.0.1",
-      port: undefined,
-      conns: "5000",
-    }),
+  strings: {
+    host: "127.0.0.1",
+    port: undefined,
+    conns: "5000",
   },
 });
 const total = Number(values.conns);

@@ -42,24 +42,23 @@ Options:
                        measure a change; the baselines and the generator stay this checkout's`;
 
 export const options = parseCommandLine("bench", USAGE, {
+  strings: {
+    runtimes: "node,deno,bun",
+    scenarios: "stream,pingpong,idle,connect,connect-proxy,connect-proxy-cpu,tls-stream,tls-pingpong,tls-connect," +
+      "tls-stream-close,tls-pingpong-close,tls-connect-close,tls-stream-close-nodetls," +
+      "tls-pingpong-close-nodetls,tls-connect-close-nodetls,udp",
+    seconds: "2.5",
+    rounds: "4",
+    "idle-conns": "5000",
+    "idle-settle": "6",
+    generator: "bun",
+    out: "bench",
+    echogate: undefined,
+  },
   options: {
-    runtimes: { type: "string", default: "node,deno,bun" },
-    scenarios: {
-      type: "string",
-      default: "stream,pingpong,idle,connect,connect-proxy,connect-proxy-cpu,tls-stream,tls-pingpong,tls-connect," +
-        "tls-stream-close,tls-pingpong-close,tls-connect-close,tls-stream-close-nodetls," +
-        "tls-pingpong-close-nodetls,tls-connect-close-nodetls,udp",
-    },
-    seconds: { type: "string", default: "2.5" },
-    rounds: { type: "string", default: "4" },
-    "idle-conns": { type: "string", default: "5000" },
-    "idle-settle": { type: "string", default: "6" },
-    generator: { type: "string", default: "bun" },
     "check-generator": { type: "boolean", default: false },
     "no-pin": { type: "boolean", default: false },
     "skip-build": { type: "boolean", default: false },
-    out: { type: "string", default: "bench" },
-    echogate: { type: "string" },
   },
 }).values;
 

@@ -16,7 +16,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseCommandLine, stringFlags } from "../_args.mjs";
+import { parseCommandLine } from "../_args.mjs";
 import { cpuTimes } from "../_proc.mjs";
 
 const HERE = fileURLToPath(new URL("../..", import.meta.url));
@@ -24,14 +24,12 @@ const { values } = parseCommandLine(
   "bench_proxy_cpu",
   "Usage: node scripts/bench/proxy_cpu.mjs [--runtime node|bun|deno] [--rate 0] [--seconds 10] [--rounds 4] [--root DIR]",
   {
-    options: {
-      ...stringFlags({
-        runtime: "node",
-        rate: "0",
-        seconds: "10",
-        rounds: "4",
-        root: HERE,
-      }),
+    strings: {
+      runtime: "node",
+      rate: "0",
+      seconds: "10",
+      rounds: "4",
+      root: HERE,
     },
   },
 );

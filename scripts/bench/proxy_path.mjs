@@ -10,20 +10,18 @@
 //
 // --root runs another checkout's code (e.g. a copy of the tree before a change).
 
-import { parseCommandLine, stringFlags } from "../_args.mjs";
+import { parseCommandLine } from "../_args.mjs";
 
 const { values } = parseCommandLine(
   "bench_proxy_path",
   "Usage: node scripts/bench/proxy_path.mjs [--conns 20000] [--rounds 7] [--only plain|proxy] [--root DIR]\n" +
     "       (or under deno run -A, or bun)",
   {
-    options: {
-      ...stringFlags({
-        conns: "20000",
-        rounds: "7",
-        only: "", // "plain" or "proxy": run only those rounds (to profile one kind)
-        root: new URL("../..", import.meta.url).pathname,
-      }),
+    strings: {
+      conns: "20000",
+      rounds: "7",
+      only: "", // "plain" or "proxy": run only those rounds (to profile one kind)
+      root: new URL("../..", import.meta.url).pathname,
     },
   },
 );

@@ -12,19 +12,17 @@
 import { resolve } from "node:path";
 import process from "node:process";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { parseCommandLine, stringFlags } from "../_args.mjs";
+import { parseCommandLine } from "../_args.mjs";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const { values } = parseCommandLine(
   "bench_token",
   "Usage: node scripts/bench/token.mjs [--echogate DIR] [--rounds 7] [--ms 200]   (or under deno run -A, or bun)",
   {
-    options: {
-      ...stringFlags({
-        echogate: undefined,
-        rounds: "7",
-        ms: "200",
-      }),
+    strings: {
+      echogate: undefined,
+      rounds: "7",
+      ms: "200",
     },
   },
 );

@@ -9,7 +9,7 @@ import { spawn } from "node:child_process";
 import dgram from "node:dgram";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseCommandLine, stringFlags } from "../_args.mjs";
+import { parseCommandLine } from "../_args.mjs";
 import { rssKiB } from "../_proc.mjs";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -17,12 +17,10 @@ const { values } = parseCommandLine(
   "udp_memory",
   "Usage: node scripts/bench/udp_memory.mjs [--peers 5000] [--settle 3] [--runtimes node,deno,deno-net,bun]",
   {
-    options: {
-      ...stringFlags({
-        peers: "5000",
-        settle: "3",
-        runtimes: "node,deno,bun",
-      }),
+    strings: {
+      peers: "5000",
+      settle: "3",
+      runtimes: "node,deno,bun",
     },
   },
 );

@@ -20,7 +20,7 @@ import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { parseCommandLine, stringFlags } from "../_args.mjs";
+import { parseCommandLine } from "../_args.mjs";
 import { cpuSeconds, loadAverage, orZero, processTree, rssKiB } from "../_proc.mjs";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
@@ -29,16 +29,14 @@ const { values } = parseCommandLine(
   "Usage: node scripts/bench/workers.mjs [--seconds 3] [--rounds 3] [--runtimes node,bun,deno] [--idle 2000]\n" +
     "         [--only generator|servers|idle|node-share] [--arms cluster,reuseport]",
   {
-    options: {
-      ...stringFlags({
-        seconds: "3",
-        rounds: "3",
-        runtimes: "node,bun,deno",
-        idle: "2000",
-        only: undefined,
-        // node-share: the two arms compared (`cluster,cluster` for an A/A check).
-        arms: "cluster,reuseport",
-      }),
+    strings: {
+      seconds: "3",
+      rounds: "3",
+      runtimes: "node,bun,deno",
+      idle: "2000",
+      only: undefined,
+      // node-share: the two arms compared (`cluster,cluster` for an A/A check).
+      arms: "cluster,reuseport",
     },
   },
 );

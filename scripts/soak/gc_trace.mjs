@@ -15,7 +15,7 @@ import { parseCommandLine } from "../_args.mjs";
 const USAGE = "Usage: node scripts/soak/gc_trace.mjs TRACE.txt [--every SECONDS]";
 const { values, positionals } = parseCommandLine("gc_trace", USAGE, {
   allowPositionals: true,
-  options: { every: { type: "string", default: "60" } },
+  strings: { every: "60" },
 });
 const file = positionals[0];
 const every = Number(values.every) || 60;

@@ -67,18 +67,20 @@ const USAGE = `Usage: npm run soak -- --minutes M --runtime node|deno|bun [--int
 
 function parseOptions() {
   const { values } = parseCommandLine("soak", USAGE, {
+    strings: {
+      minutes: "10",
+      runtime: "node",
+      interval: "5",
+      out: `${root}bench/soak`,
+      leak: "0",
+      only: PEERS.join(","),
+      "server-flags": "",
+      "server-output": "",
+    },
     options: {
-      minutes: { type: "string", default: "10" },
-      runtime: { type: "string", default: "node" },
-      interval: { type: "string", default: "5" },
-      out: { type: "string", default: `${root}bench/soak` },
       heap: { type: "boolean" }, // on by default where there is a V8 inspector (node, deno)
       "no-heap": { type: "boolean" },
       baseline: { type: "boolean", default: false },
-      leak: { type: "string", default: "0" },
-      only: { type: "string", default: PEERS.join(",") },
-      "server-flags": { type: "string", default: "" },
-      "server-output": { type: "string", default: "" },
     },
   });
   const options = {
