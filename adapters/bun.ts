@@ -37,6 +37,7 @@ import { type CliHost, processHost } from "./_process_host.ts";
 import { socketBudget } from "./_descriptors.ts";
 import { unlink } from "node:fs/promises";
 import { lookupHost } from "./_lookup.ts";
+import { serveHttpBun } from "./_http_bun.ts";
 
 // --- types (a structural copy of what we use; no dependency on @types/bun) ---
 
@@ -53,8 +54,9 @@ interface BunSocket {
   pause(): void;
   resume(): void;
   setNoDelay?(noDelay?: boolean): boolean;
-  // TLS sockets only:
+  /** Closes at once with an RST. */
   terminate?(): void;
+  // TLS sockets only:
   readonly authorized?: boolean;
   readonly alpnProtocol?: string | false | null;
   getTLSVersion?(): string | null;
@@ -196,6 +198,13 @@ class BunStreamSocket extends PushStreamSocket {
     if (this.#isClosed) return;
     this.#isClosed = true;
     this.#socket.end();
+    this.onEnd();
+  }
+
+  reset(): void {
+    if (this.#isClosed) return;
+    this.#isClosed = true;
+    this.#socket.terminate!(); // an RST (uSockets closes with SO_LINGER 0)
     this.onEnd();
   }
 }
@@ -477,6 +486,7 @@ function bunEndpoint(endpoint: Endpoint): BunEndpoint {
  */
 export const transport: Transport = {
   runtime: "bun",
+  serveHttp: serveHttpBun,
   listen(endpoint, handlers, options) {
     // Bun.listen's TLS starts at accept; node:tls runs it after a clear-text header, in place.
     if (options?.tls && options.deferTls) {

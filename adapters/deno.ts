@@ -34,6 +34,7 @@ import { bindDenoDatagram } from "./_deno_datagram.ts";
 import { Deno, type DenoAddr, type DenoConn, type DenoListener } from "./_deno_api.ts";
 import { denoHost } from "./_deno_host.ts";
 import { lookupHost } from "./_lookup.ts";
+import { serveHttpDeno } from "./_http_deno.ts";
 import { prefixedBuffer } from "./_prefixed_buffer.ts";
 
 // Read buffers adapt: 4 KiB at first (a gate token over 1 KiB shows in the first read), doubled
@@ -422,6 +423,7 @@ function denoEndpoint(endpoint: Endpoint) {
  */
 export const transport: Transport = {
   runtime: "deno",
+  serveHttp: serveHttpDeno,
   async listen(endpoint, handlers, options) {
     const tls = options?.tls;
     // Deno.listenTls can neither ask for client certificates nor close a connection whose handshake
@@ -431,6 +433,8 @@ export const transport: Transport = {
       return await (await nodeTransport()).listen(endpoint, handlers, options);
     }
     if (tls) return listenTlsNative(endpoint, handlers, tls, options?.reusePort);
+    // Deno's own sockets cannot send an RST; its node:net can (resetAndDestroy).
+    if (options?.resettable) return await (await nodeTransport()).listen(endpoint, handlers, options);
     let listener: DenoListener;
     try {
       // reusePort is unstable in Deno: without --unstable-net, Deno exits (the supervisor adds the flag).
@@ -484,6 +488,7 @@ export const transport: Transport = {
       return await (await nodeTransport()).connect(endpoint, options);
     }
     if (options?.tls) return await connectTlsNative(endpoint, options.tls, options.beforeTls);
+    if (options?.resettable) return await (await nodeTransport()).connect(endpoint, options);
     const conn = await Deno.connect(denoEndpoint(endpoint));
     if (!("path" in endpoint)) conn.setNoDelay?.(true);
     return new DenoStreamSocket(conn);

@@ -36,6 +36,7 @@ import { type CliHost, processHost } from "./_process_host.ts";
 import { socketBudget } from "./_descriptors.ts";
 import { bindNodeDatagram } from "./_dgram.ts";
 import { lookupHost } from "./_lookup.ts";
+import { serveHttpNode } from "./_http_node.ts";
 import { tcpListenOptions } from "./_reuse_port.ts";
 
 const RESOLVED: Promise<void> = Promise.resolve();
@@ -161,6 +162,15 @@ class NodeStreamSocket extends PushStreamSocket {
 
   close(): void {
     this.#socket.destroy();
+    this.end();
+  }
+
+  reset(): void {
+    try {
+      this.#socket.resetAndDestroy(); // SO_LINGER 0: an RST, not a FIN
+    } catch {
+      this.#socket.destroy(); // not connected (yet or any more): nothing to reset
+    }
     this.end();
   }
 
@@ -493,6 +503,7 @@ function toListenError(error: NodeJS.ErrnoException, endpoint: Endpoint): Error 
  */
 export const transport: Transport = {
   runtime: "node",
+  serveHttp: serveHttpNode,
   listen(endpoint, handlers, options) {
     if (options?.tls) return listenTls(endpoint, handlers, options.tls, options.reusePort, options.deferTls);
     const unixPath = "path" in endpoint ? endpoint.path : undefined;

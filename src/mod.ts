@@ -36,3 +36,4 @@ export * from "./proxy.ts";
 export * from "./proxy_protocol/mod.ts";
 export * from "./version.ts";
 export type { CliHost, WorkerProcess, WorkerSpawner } from "./cli/host.ts";
+export * from "./faults/mod.ts";

@@ -1,0 +1,296 @@
+/**
+ * What a fault proxy and its toxics are, as toxiproxy's API shows them, and how input is
+ * checked: every field a client sends is validated, with a message naming the field.
+ *
+ * @module
+ */
+
+/** The toxic types echogate knows, by toxiproxy's names. */
+export const TOXIC_TYPES = [
+  "latency",
+  "bandwidth",
+  "slow_close",
+  "timeout",
+  "reset_peer",
+  "slicer",
+  "limit_data",
+  "noop",
+] as const;
+
+/**
+ * A toxic type: `latency`, `bandwidth`, `slow_close`, `timeout`, `reset_peer`, `slicer`,
+ * `limit_data` or `noop`.
+ *
+ * @example
+ * ```ts
+ * import type { ToxicType } from "./model.ts";
+ *
+ * const type: ToxicType = "latency";
+ * ```
+ */
+export type ToxicType = typeof TOXIC_TYPES[number];
+
+/**
+ * Which way a toxic acts: `upstream` (client to server) or `downstream` (server to client).
+ *
+ * @example
+ * ```ts
+ * import type { ToxicStream } from "./model.ts";
+ *
+ * const stream: ToxicStream = "downstream";
+ * ```
+ */
+export type ToxicStream = "upstream" | "downstream";
+
+/**
+ * A toxic as the API shows it.
+ *
+ * @example 100 ms more on every answer
+ * ```ts
+ * import type { Toxic } from "./model.ts";
+ *
+ * const toxic: Toxic = {
+ *   name: "latency_downstream",
+ *   type: "latency",
+ *   stream: "downstream",
+ *   toxicity: 1,
+ *   attributes: { latency: 100, jitter: 0 },
+ * };
+ * ```
+ */
+export interface Toxic {
+  /** Unique within its proxy, over both streams. */
+  name: string;
+  type: ToxicType;
+  stream: ToxicStream;
+  /** The probability that it applies to a connection, in [0, 1]. */
+  toxicity: number;
+  /** Its attributes, every one filled in (0 when not given). */
+  attributes: Record<string, number>;
+}
+
+/**
+ * A toxic to add: only `type` is required (`stream` downstream, `toxicity` 1, `name`
+ * `<type>_<stream>`, attributes 0 by default).
+ *
+ * @example
+ * ```ts
+ * import type { ToxicInput } from "./model.ts";
+ *
+ * const input: ToxicInput = { type: "limit_data", attributes: { bytes: 10 } };
+ * ```
+ */
+export interface ToxicInput {
+  name?: string;
+  type: string;
+  stream?: string;
+  toxicity?: number;
+  attributes?: Record<string, unknown>;
+}
+
+/**
+ * A proxy as the API shows it.
+ *
+ * @example
+ * ```ts
+ * import type { ProxyInfo } from "./model.ts";
+ *
+ * const proxy: ProxyInfo = {
+ *   name: "db",
+ *   listen: "127.0.0.1:21212",
+ *   upstream: "127.0.0.1:5432",
+ *   enabled: true,
+ *   toxics: [],
+ * };
+ * ```
+ */
+export interface ProxyInfo {
+  name: string;
+  /** Where it listens: the real IP and port once started. */
+  listen: string;
+  /** Where each connection is forwarded: `HOST:PORT`. */
+  upstream: string;
+  enabled: boolean;
+  toxics: Toxic[];
+}
+
+/**
+ * A proxy to create: `listen` defaults to `127.0.0.1:0` (a free port), `enabled` to true.
+ *
+ * @example
+ * ```ts
+ * import type { ProxyInput } from "./model.ts";
+ *
+ * const input: ProxyInput = { name: "db", upstream: "127.0.0.1:5432" };
+ * ```
+ */
+export interface ProxyInput {
+  name: string;
+  listen?: string;
+  upstream: string;
+  enabled?: boolean;
+}
+
+/**
+ * An API error: its message and HTTP status, as toxiproxy's `{"error", "status"}` body.
+ *
+ * @example
+ * ```ts
+ * import { FaultsError } from "./model.ts";
+ *
+ * const error = new FaultsError("proxy not found", 404);
+ * console.log(error.status); // 404
+ * ```
+ */
+export class FaultsError extends Error {
+  /** The HTTP status that goes with it. */
+  readonly status: number;
+
+  /**
+   * @param message What went wrong, as toxiproxy words it where it has the case.
+   * @param status The HTTP status.
+   */
+  constructor(message: string, status: number) {
+    super(message);
+    this.name = "FaultsError";
+    this.status = status;
+  }
+}
+
+const ATTRIBUTES: Record<ToxicType, readonly string[]> = {
+  latency: ["latency", "jitter"],
+  bandwidth: ["rate"],
+  slow_close: ["delay"],
+  timeout: ["timeout"],
+  reset_peer: ["timeout"],
+  slicer: ["average_size", "size_variation", "delay"],
+  limit_data: ["bytes"],
+  noop: [],
+};
+
+/** Attributes that must be above zero (a zero slicer size would never end). */
+const POSITIVE = new Set(["slicer.average_size"]);
+
+function badBody(detail: string): FaultsError {
+  return new FaultsError(`bad request body: ${detail}`, 400);
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Checks `value` is a JSON object; `what` names it in the error. */
+export function expectObject(value: unknown, what: string): Record<string, unknown> {
+  if (!isRecord(value)) throw badBody(`${what} must be a JSON object`);
+  return value;
+}
+
+function optionalString(body: Record<string, unknown>, field: string): string | undefined {
+  const value = body[field];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== "string") throw badBody(`${field} must be a string`);
+  return value;
+}
+
+function optionalBoolean(body: Record<string, unknown>, field: string): boolean | undefined {
+  const value = body[field];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== "boolean") throw badBody(`${field} must be true or false`);
+  return value;
+}
+
+function toxicity(body: Record<string, unknown>): number | undefined {
+  const value = body.toxicity;
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== "number" || !(value >= 0 && value <= 1)) throw badBody(`toxicity must be a number in [0, 1]`);
+  return value;
+}
+
+/** Reads `{name, listen, upstream, enabled}`; `position` names the proxy in a populate list. */
+export function parseProxyInput(value: unknown, position = ""): Required<ProxyInput> {
+  const body = expectObject(value, `proxy${position}`);
+  const name = optionalString(body, "name") ?? "";
+  const upstream = optionalString(body, "upstream") ?? "";
+  if (name === "") throw new FaultsError(`missing required field: name${position}`, 400);
+  if (upstream === "") throw new FaultsError(`missing required field: upstream${position}`, 400);
+  const listen = optionalString(body, "listen") ?? "127.0.0.1:0";
+  parseHostPort(listen, "listen");
+  parseHostPort(upstream, "upstream");
+  return { name, upstream, listen, enabled: optionalBoolean(body, "enabled") ?? true };
+}
+
+/** Reads a proxy update: any of `listen`, `upstream`, `enabled`. */
+export function parseProxyUpdate(value: unknown): Partial<ProxyInput> {
+  const body = expectObject(value, "proxy");
+  const listen = optionalString(body, "listen");
+  const upstream = optionalString(body, "upstream");
+  if (listen !== undefined) parseHostPort(listen, "listen");
+  if (upstream !== undefined) parseHostPort(upstream, "upstream");
+  return { listen, upstream, enabled: optionalBoolean(body, "enabled") };
+}
+
+/** Reads a new toxic, filling in toxiproxy's defaults. */
+export function parseToxicInput(value: unknown): Toxic {
+  const body = expectObject(value, "toxic");
+  const stream = optionalString(body, "stream") ?? "downstream";
+  if (stream !== "upstream" && stream !== "downstream") {
+    throw new FaultsError("stream was invalid, can be either upstream or downstream", 400);
+  }
+  const type = optionalString(body, "type") ?? "";
+  if (!(TOXIC_TYPES as readonly string[]).includes(type)) throw new FaultsError("invalid toxic type", 400);
+  const name = optionalString(body, "name") || `${type}_${stream}`;
+  const toxic: Toxic = {
+    name,
+    type: type as ToxicType,
+    stream,
+    toxicity: toxicity(body) ?? 1,
+    attributes: Object.fromEntries(ATTRIBUTES[type as ToxicType].map((key) => [key, 0])),
+  };
+  return applyAttributes(toxic, body.attributes);
+}
+
+/** Applies an update (`attributes` merged into the old ones, `toxicity`) to a copy of `toxic`. */
+export function updateToxic(toxic: Toxic, value: unknown): Toxic {
+  const body = expectObject(value, "toxic");
+  return applyAttributes({ ...toxic, toxicity: toxicity(body) ?? toxic.toxicity }, body.attributes);
+}
+
+function applyAttributes(toxic: Toxic, value: unknown): Toxic {
+  const attributes = { ...toxic.attributes };
+  if (value !== undefined && value !== null) {
+    const given = expectObject(value, "attributes");
+    for (const key of ATTRIBUTES[toxic.type]) {
+      const attribute = given[key];
+      if (attribute === undefined || attribute === null) continue;
+      if (typeof attribute !== "number" || !Number.isSafeInteger(attribute)) {
+        throw badBody(`attributes.${key} must be an integer`);
+      }
+      attributes[key] = attribute;
+    }
+  }
+  for (const key of ATTRIBUTES[toxic.type]) {
+    const positive = POSITIVE.has(`${toxic.type}.${key}`);
+    const value = attributes[key] ?? 0;
+    if (value < 0 || (positive && value === 0)) {
+      throw badBody(`attributes.${key} must be ${positive ? "above zero" : "zero or more"}`);
+    }
+  }
+  return { ...toxic, attributes };
+}
+
+/**
+ * Splits `HOST:PORT` or `[IPv6]:PORT`; `field` names it in the error.
+ *
+ * @example
+ * ```ts
+ * import { parseHostPort } from "./model.ts";
+ *
+ * console.log(parseHostPort("[::1]:8474", "listen")); // { hostname: "::1", port: 8474 }
+ * ```
+ */
+export function parseHostPort(text: string, field: string): { hostname: string; port: number } {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]\s]*)):(\d{1,5})$/.exec(text);
+  const port = match ? Number(match[3]) : NaN;
+  if (!match || port > 65535) throw badBody(`${field} must be HOST:PORT, got ${JSON.stringify(text)}`);
+  return { hostname: match[1] ?? (match[2] || "0.0.0.0"), port };
+}
