@@ -22,9 +22,11 @@ const noContent = () => new Response(null, { status: 204 });
 /** [method, path pattern, route]; `{}` in a pattern matches one path segment. */
 const ROUTES: [string, RegExp, Route][] = [
   ["GET", /^\/version$/, () =>
-    Promise.resolve(new Response(`{"version": "${VERSION}"}\n`, {
-      headers: { "content-type": "application/json;charset=utf-8" },
-    }))],
+    Promise.resolve(
+      new Response(`{"version": "${VERSION}"}\n`, {
+        headers: { "content-type": "application/json;charset=utf-8" },
+      }),
+    )],
   ["POST", /^\/reset$/, async (faults) => (await faults.reset(), noContent())],
   ["GET", /^\/proxies$/, (faults) => Promise.resolve(ok(faults.listProxies()))],
   ["POST", /^\/proxies$/, async (faults, body) => ok(await faults.createProxy(await body() as never), 201)],
@@ -45,12 +47,17 @@ const ROUTES: [string, RegExp, Route][] = [
     faults.getToxic(p, t);
     return ok(faults.updateToxic(p, t, await body() as never));
   }],
-  ["DELETE", /^\/proxies\/([^/]+)\/toxics\/([^/]+)$/, (faults, _, [p, t]) =>
-    Promise.resolve((faults.removeToxic(p, t), noContent()))],
+  [
+    "DELETE",
+    /^\/proxies\/([^/]+)\/toxics\/([^/]+)$/,
+    (faults, _, [p, t]) => Promise.resolve((faults.removeToxic(p, t), noContent())),
+  ],
   ["GET", /^\/metrics$/, (faults) =>
-    Promise.resolve(new Response(faults.metrics(), {
-      headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
-    }))],
+    Promise.resolve(
+      new Response(faults.metrics(), {
+        headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+      }),
+    )],
 ];
 
 async function populate(faults: FaultsController, body: () => Promise<unknown>): Promise<Response> {

@@ -44,6 +44,8 @@ export class FaultsController {
   };
 
   /**
+   * Creates an empty set of proxies.
+   *
    * @param transport The sockets the proxies listen and connect with.
    * @param seed Every random choice derives from it, the proxy name and the connection number.
    */
@@ -174,7 +176,9 @@ export class FaultsController {
     const lines: string[] = [];
     for (const kind of ["received", "sent"] as const) {
       const name = `toxiproxy_proxy_${kind}_bytes_total`;
-      lines.push(`# HELP ${name} Bytes ${kind === "received" ? "received from" : "sent to"} a peer, per proxy and direction`);
+      lines.push(
+        `# HELP ${name} Bytes ${kind === "received" ? "received from" : "sent to"} a peer, per proxy and direction`,
+      );
       lines.push(`# TYPE ${name} counter`);
       for (const { labels, ...counts } of this.#counters.values()) {
         const text = Object.entries(labels).sort(([a], [b]) => a < b ? -1 : 1)

@@ -8,7 +8,7 @@
 import type { StreamSocket } from "../types.ts";
 import type { Toxic, ToxicStream } from "./model.ts";
 import { SeededRandom } from "./prng.ts";
-import { type ToxicLink, toxicData, toxicEnd, type ToxicRun, startToxic, stopToxic, wait } from "./toxics.ts";
+import { startToxic, stopToxic, toxicData, toxicEnd, type ToxicLink, type ToxicRun, wait } from "./toxics.ts";
 
 /** What a link needs from its proxy. */
 export interface LinkOwner {

@@ -17,8 +17,8 @@ export {
   FaultsError,
   type ProxyInfo,
   type ProxyInput,
-  TOXIC_TYPES,
   type Toxic,
+  TOXIC_TYPES,
   type ToxicInput,
   type ToxicStream,
   type ToxicType,
@@ -121,10 +121,12 @@ export async function serveFaults(options: ServeFaultsOptions): Promise<FaultsSe
   if (!transport.serveHttp) throw new Error(`The ${transport.runtime} transport has no HTTP server`);
   const seed = String(options.seed ?? Math.floor(Math.random() * 2 ** 32));
   const faults = new FaultsController(transport, seed);
-  if (options.proxies) await faults.populate(options.proxies).catch(async (error) => {
-    await faults.close();
-    throw error;
-  });
+  if (options.proxies) {
+    await faults.populate(options.proxies).catch(async (error) => {
+      await faults.close();
+      throw error;
+    });
+  }
   const http = await transport.serveHttp(
     { hostname: options.hostname ?? "127.0.0.1", port: options.port ?? DEFAULT_FAULTS_PORT },
     createFaultsHandler(faults),

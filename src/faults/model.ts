@@ -61,7 +61,9 @@ export type ToxicStream = "upstream" | "downstream";
 export interface Toxic {
   /** Unique within its proxy, over both streams. */
   name: string;
+  /** What it does. */
   type: ToxicType;
+  /** Which way it acts. */
   stream: ToxicStream;
   /** The probability that it applies to a connection, in [0, 1]. */
   toxicity: number;
@@ -81,10 +83,15 @@ export interface Toxic {
  * ```
  */
 export interface ToxicInput {
+  /** Unique within the proxy. @default {"<type>_<stream>"} */
   name?: string;
+  /** One of {@linkcode TOXIC_TYPES}. */
   type: string;
+  /** `upstream` or `downstream`. @default {"downstream"} */
   stream?: string;
+  /** The probability that it applies to a connection, in [0, 1]. @default {1} */
   toxicity?: number;
+  /** Its attributes (see docs/faults.md); those left out are 0. */
   attributes?: Record<string, unknown>;
 }
 
@@ -105,12 +112,15 @@ export interface ToxicInput {
  * ```
  */
 export interface ProxyInfo {
+  /** Its name, unique on the server. */
   name: string;
   /** Where it listens: the real IP and port once started. */
   listen: string;
   /** Where each connection is forwarded: `HOST:PORT`. */
   upstream: string;
+  /** Whether it listens. */
   enabled: boolean;
+  /** Its toxics: the upstream ones, then the downstream ones. */
   toxics: Toxic[];
 }
 
@@ -125,9 +135,13 @@ export interface ProxyInfo {
  * ```
  */
 export interface ProxyInput {
+  /** Its name, unique on the server. */
   name: string;
+  /** Where to listen, `HOST:PORT` (port 0: a free one). @default {"127.0.0.1:0"} */
   listen?: string;
+  /** Where to forward each connection, `HOST:PORT`. */
   upstream: string;
+  /** Start it at once. @default {true} */
   enabled?: boolean;
 }
 
@@ -147,6 +161,8 @@ export class FaultsError extends Error {
   readonly status: number;
 
   /**
+   * Creates the error.
+   *
    * @param message What went wrong, as toxiproxy words it where it has the case.
    * @param status The HTTP status.
    */

@@ -24,7 +24,11 @@ export class SeededRandom {
   #c: number;
   #d: number;
 
-  /** @param key Any string: a seed, a proxy name and a connection number, joined. */
+  /**
+   * Creates the generator for `key`.
+   *
+   * @param key Any string: a seed, a proxy name and a connection number, joined.
+   */
   constructor(key: string) {
     [this.#a, this.#b, this.#c, this.#d] = cyrb128(key);
     for (let i = 0; i < 12; i++) this.next(); // mix the state before use

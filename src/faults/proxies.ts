@@ -7,6 +7,7 @@
 import { formatAddress } from "../address.ts";
 import type { Listener, StreamSocket, Transport } from "../types.ts";
 import { errorMessage } from "../log.ts";
+import { parseIp } from "../penalties.ts";
 import { Link, type LinkOwner } from "./link.ts";
 import { FaultsError, parseHostPort, type ProxyInfo, type Toxic, type ToxicStream } from "./model.ts";
 
@@ -70,7 +71,13 @@ export class FaultProxy implements LinkOwner {
 
   /** As the API shows it. */
   info(): ProxyInfo {
-    return { name: this.name, listen: this.listen, upstream: this.upstream, enabled: this.#enabled, toxics: this.list() };
+    return {
+      name: this.name,
+      listen: this.listen,
+      upstream: this.upstream,
+      enabled: this.#enabled,
+      toxics: this.list(),
+    };
   }
 
   /** Every toxic: the upstream ones, then the downstream ones (toxiproxy's order). */
@@ -95,6 +102,10 @@ export class FaultProxy implements LinkOwner {
     if (this.#enabled) return;
     const endpoint = parseHostPort(this.listen, "listen");
     try {
+      // Resolved first, as toxiproxy's net.Listen does: "localhost:0" becomes 127.0.0.1:<port>.
+      if (parseIp(endpoint.hostname) === undefined && this.transport.lookup) {
+        endpoint.hostname = await this.transport.lookup(endpoint.hostname);
+      }
       this.#listener = await this.transport.listen(endpoint, {
         onSocket: (socket) => void this.#accept(socket),
         onError: () => {},
