@@ -20,7 +20,9 @@ import {
   startCliServer,
   text,
   transport,
+  waitFor,
 } from "./_utils.ts";
+import { hasOpenssl, usePki } from "./_pki.ts";
 
 const resources = cleanup();
 afterEach(() => resources.run());
@@ -177,6 +179,33 @@ describe(`echogate faults on ${RUNTIME}`, () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  test("--json logs each change and each connection with the toxics that applied to it", async () => {
+    const upstream = await startEcho();
+    const server = resources.child(await startCliServer(RUNTIME, ["faults", "--port", "0", "--json"]));
+    const base = `http://${server.address}`;
+    const proxy = (await api(base, "POST", "/proxies", { name: "j\u001b", upstream })).json;
+    await api(base, "POST", `/proxies/${encodeURIComponent("j\u001b")}/toxics`, {
+      type: "limit_data",
+      attributes: { bytes: 2 },
+    });
+    const socket = await connect(proxy.listen as string);
+    await socket.write(bytes("abcd"));
+    expect(text(await readAll(socket))).toBe("ab");
+    const events = await waitFor(
+      () => {
+        const lines = server.stdout().trim().split("\n").map((line) => JSON.parse(line));
+        return lines.some((e) => e.event === "close") ? lines : undefined;
+      },
+      10_000,
+      "a close event",
+    );
+    expect(events.map((e) => e.event)).toEqual(["listening", "proxy-created", "toxic-added", "connect", "close"]);
+    expect(events[2].toxic).toMatchObject({ name: "limit_data_downstream", attributes: { bytes: 2 } });
+    expect(events[4]).toMatchObject({ proxy: "j\u001b", bytesIn: 4, bytesOut: 2, toxics: ["limit_data_downstream"] });
+    expect(server.stdout()).not.toContain("\u001b"); // the escape byte a client sent stays escaped
+    expect(await server.stop("SIGTERM")).toBe(0);
+  });
+
   test("the API's status codes, error bodies, request ids and browser refusal are toxiproxy's", async () => {
     const { base } = await startFaults();
     const upstream = await startEcho();
@@ -242,6 +271,7 @@ describe(`echogate faults on ${RUNTIME}`, () => {
       [{ type: "latency", attributes: { latency: 1.5 } }, /attributes\.latency/],
       [{ type: "limit_data", toxicity: 2 }, /toxicity/],
       [{ type: "limit_data", toxicity: -0.1 }, /toxicity/],
+      [{ type: "corrupt", attributes: { probability: 1.5 } }, /attributes\.probability/],
       [{ type: "latency", name: 7 }, /name/],
       ["{not json", /bad request body/],
       [[1, 2], /bad request body/],
@@ -399,6 +429,49 @@ describe(`echogate faults on ${RUNTIME}`, () => {
     expect(Date.now() - start).toBeGreaterThanOrEqual(195);
   });
 
+  test("limit_time: data flows, then the connection closes that long after it began", async () => {
+    const { faults } = await startFaults();
+    const proxy = await faults.createProxy({ name: "lt", upstream: await startEcho() });
+    faults.addToxic("lt", { type: "limit_time", attributes: { time: 300 } });
+    const start = Date.now();
+    const socket = await connect(proxy.listen);
+    expect(text(await roundTrip(socket, bytes("flows")))).toBe("flows");
+    expect((await readAll(socket)).length).toBe(0);
+    expect(Date.now() - start).toBeGreaterThanOrEqual(295);
+  });
+
+  test("corrupt: with probability 1, every byte has exactly one bit flipped", async () => {
+    const { faults } = await startFaults();
+    const proxy = await faults.createProxy({ name: "cor", upstream: await startEcho() });
+    faults.addToxic("cor", { type: "corrupt", stream: "upstream", attributes: { probability: 1 } });
+    const answer = await roundTrip(await connect(proxy.listen), new Uint8Array(64));
+    expect(answer.length).toBe(64);
+    for (const byte of answer) expect([1, 2, 4, 8, 16, 32, 64, 128]).toContain(byte);
+  });
+
+  test("slow_open: the upstream is connected only after the delay", async () => {
+    const { faults } = await startFaults();
+    const proxy = await faults.createProxy({ name: "so", upstream: await startEcho() });
+    faults.addToxic("so", { type: "slow_open", attributes: { delay: 250 } });
+    const start = Date.now();
+    expect(text(await roundTrip(await connect(proxy.listen), bytes("late")))).toBe("late");
+    expect(Date.now() - start).toBeGreaterThanOrEqual(245);
+  });
+
+  test("clients: a toxic applies only to connections from its CIDR blocks", async () => {
+    const { faults, base } = await startFaults();
+    const proxy = await faults.createProxy({ name: "cl", upstream: await startEcho() });
+    faults.addToxic("cl", { name: "others", type: "limit_data", attributes: { bytes: 1 }, clients: ["10.0.0.0/8"] });
+    expect(text(await roundTrip(await connect(proxy.listen), bytes("abc")))).toBe("abc");
+    faults.addToxic("cl", { name: "mine", type: "limit_data", attributes: { bytes: 1 }, clients: ["127.0.0.1/32"] });
+    const socket = await connect(proxy.listen);
+    await socket.write(bytes("abc"));
+    expect(text(await readAll(socket))).toBe("a");
+    const bad = await api(base, "POST", "/proxies/cl/toxics", { type: "noop", clients: ["10.0.0.0/33"] });
+    expect(bad.status).toBe(400);
+    expect(bad.json.error).toMatch(/clients\[0\]/);
+  });
+
   test("disabling a proxy closes its listener and its connections", async () => {
     const { faults } = await startFaults();
     const proxy = await faults.createProxy({ name: "d", upstream: await startEcho() });
@@ -429,5 +502,67 @@ describe(`echogate faults on ${RUNTIME}`, () => {
     expect(first).toContain(true);
     expect(first).toContain(false);
     expect(await pattern()).toEqual(first);
+  });
+});
+
+describe.skipIf(!hasOpenssl())(`echogate faults over TLS on ${RUNTIME}`, () => {
+  const pki = usePki();
+
+  test("listen_tls terminates TLS with the server's certificate; toxics act on the plaintext", async () => {
+    const faults = resources.add(
+      await serveFaults({ transport, port: 0, tls: { cert: pki.serverCert, key: pki.serverKey } }),
+    );
+    const proxy = await faults.createProxy({ name: "tls-in", upstream: await startEcho(), listen_tls: true });
+    expect(proxy.listen_tls).toBe(true);
+    faults.addToxic("tls-in", { type: "limit_data", attributes: { bytes: 3 } });
+    const port = Number(/:(\d+)$/.exec(proxy.listen)![1]);
+    const socket = resources.add(
+      await transport.connect({ hostname: "127.0.0.1", port }, { tls: { ca: pki.caCert, servername: "localhost" } }),
+    );
+    await socket.write(bytes("abcdef"));
+    expect(text(await readAll(socket))).toBe("abc");
+  });
+
+  test("upstream_tls verifies the upstream against the system roots plus the upstream CA", async () => {
+    const trusted = resources.add(
+      await serveEcho({ transport, port: 0, mode: "raw", tls: { cert: pki.serverCert, key: pki.serverKey } }),
+    );
+    const stranger = resources.add(
+      await serveEcho({ transport, port: 0, mode: "raw", tls: { cert: pki.otherServerCert, key: pki.otherServerKey } }),
+    );
+    const faults = resources.add(await serveFaults({ transport, port: 0, tls: { upstreamCa: pki.caCert } }));
+    const good = await faults.createProxy({ name: "good", upstream: trusted.url, upstream_tls: true });
+    expect(text(await roundTrip(await connect(good.listen), bytes("secure")))).toBe("secure");
+    const bad = await faults.createProxy({ name: "bad", upstream: stranger.url, upstream_tls: true });
+    const socket = await connect(bad.listen);
+    await socket.write(bytes("never")).catch(() => {});
+    expect((await readAll(socket)).length).toBe(0); // the upstream failed verification: closed
+  });
+
+  test("listen_tls without a server certificate is a 400", async () => {
+    const { base } = await startFaults();
+    const response = await api(base, "POST", "/proxies", { name: "x", upstream: "127.0.0.1:1", listen_tls: true });
+    expect(response.status).toBe(400);
+    expect(response.json.error).toMatch(/listen_tls needs the server's certificate/);
+  });
+
+  test("the CLI takes --tls-cert/--tls-key for listen_tls proxies", async () => {
+    const upstream = await startEcho();
+    const args = ["faults", "--port", "0", "--tls-cert", pki.files.serverCert, "--tls-key", pki.files.serverKey];
+    const server = resources.child(await startCliServer(RUNTIME, args));
+    const proxy = (await api(`http://${server.address}`, "POST", "/proxies", {
+      name: "cli-tls",
+      upstream,
+      listen_tls: true,
+    })).json;
+    const port = Number(/:(\d+)$/.exec(proxy.listen as string)![1]);
+    const socket = resources.add(
+      await transport.connect({ hostname: "127.0.0.1", port }, { tls: { ca: pki.caCert, servername: "localhost" } }),
+    );
+    expect(text(await roundTrip(socket, bytes("via cli")))).toBe("via cli");
+    expect(await server.stop("SIGTERM")).toBe(0);
+    const lone = await runCommand([...cliCommand(RUNTIME), "faults", "--tls-cert", pki.files.serverCert]);
+    expect(lone.code).toBe(2);
+    expect(lone.stderr).toMatch(/"--tls-cert" needs --tls-key/);
   });
 });

@@ -2,7 +2,15 @@
 
 import { UsageError } from "../errors.ts";
 import { errorMessage } from "../log.ts";
-import { DEFAULT_FAULTS_PORT, FaultsError, type ProxyInput, serveFaults } from "../faults/mod.ts";
+import {
+  DEFAULT_FAULTS_PORT,
+  FaultsError,
+  type FaultsEvent,
+  type FaultsTlsOptions,
+  type ProxyInput,
+  serveFaults,
+} from "../faults/mod.ts";
+import { readPem } from "./tls_options.ts";
 import { parsePort } from "./args.ts";
 import { type Command, explainListenError, noPositionals, type Options, str } from "./command.ts";
 import type { CliHost } from "./host.ts";
@@ -10,11 +18,13 @@ import type { CliHost } from "./host.ts";
 /** `echogate faults`: toxiproxy's API and toxics, for toxiproxy's clients. */
 export const faultsCommand: Command = {
   name: "faults",
-  usage: `echogate faults     [--host 127.0.0.1] [--port ${DEFAULT_FAULTS_PORT}] [--config FILE] [--seed N] [--json]`,
+  usage: `echogate faults     [--host 127.0.0.1] [--port ${DEFAULT_FAULTS_PORT}] [--config FILE] [--seed N] [--json]
+                    [--tls-cert F --tls-key F] [--upstream-ca F]`,
   help: `Usage: echogate faults [options]
 
 A fault proxy that toxiproxy's clients drive: serves toxiproxy's HTTP API (2.12) and its toxics
-(latency, bandwidth, slow_close, timeout, reset_peer, slicer, limit_data, noop). See docs/faults.md.
+(latency, bandwidth, slow_close, timeout, reset_peer, slicer, limit_data, noop), and limit_time,
+corrupt and slow_open. See docs/faults.md.
 
 Options:
   --host HOST          Address the control API binds (default 127.0.0.1)
@@ -22,8 +32,21 @@ Options:
   --config FILE        A JSON array of proxies to create at start, as toxiproxy's -config
   --seed N             Make every random choice (toxicity, jitter, slicer sizes) replay: a function
                        of N, the proxy's name and the order of connections to it (default: random)
-  --json               Print the listening line as a JSON object`,
-  options: { host: "string", port: "string", config: "string", seed: "string", json: "boolean" },
+  --tls-cert F         The PEM certificate chain proxies created with "listen_tls": true present
+  --tls-key F          Its PEM private key
+  --upstream-ca F      A PEM CA trusted for proxies with "upstream_tls": true, beyond the system roots
+  --json               Log one JSON object per event: listening, each proxy and toxic change, each
+                       connection (connect; close with bytes, duration and the toxics that applied)`,
+  options: {
+    host: "string",
+    port: "string",
+    config: "string",
+    seed: "string",
+    json: "boolean",
+    "tls-cert": "string",
+    "tls-key": "string",
+    "upstream-ca": "string",
+  },
   run: faults,
 };
 
@@ -37,15 +60,19 @@ async function faults(host: CliHost, positionals: string[], options: Options): P
   if (seed !== undefined && !/^\d{1,15}$/.test(seed)) {
     throw new UsageError(`Invalid value for "--seed": "${seed}" is not a non-negative integer`);
   }
+  const tls = await readTls(host, options);
   const proxies = await readConfig(host, str(options, "config"));
-  const server = await serveFaults({ transport: host.transport, hostname, port, seed, proxies })
+  const json = options.json === true;
+  const time = () => new Date().toISOString();
+  const onEvent = json ? (event: FaultsEvent) => host.writeOut(JSON.stringify({ time: time(), ...event })) : undefined;
+  const server = await serveFaults({ transport: host.transport, hostname, port, seed, proxies, onEvent, tls })
     .catch((error) => {
       if (error instanceof FaultsError) throw new Error(`--config: ${error.message}`);
       return explainListenError(error);
     });
   host.writeOut(
-    options.json === true
-      ? JSON.stringify({ time: new Date().toISOString(), event: "listening", protocol: "faults", address: server.url })
+    json
+      ? JSON.stringify({ time: time(), event: "listening", protocol: "faults", address: server.url, seed: server.seed })
       : `faults control listening on ${server.url}`,
   );
   return await new Promise((resolve) => {
@@ -58,6 +85,19 @@ async function faults(host: CliHost, positionals: string[], options: Options): P
     host.onSignal("SIGINT", stop);
     host.onSignal("SIGTERM", stop);
   });
+}
+
+async function readTls(host: CliHost, options: Options): Promise<FaultsTlsOptions> {
+  const cert = str(options, "tls-cert");
+  const key = str(options, "tls-key");
+  const upstreamCa = str(options, "upstream-ca");
+  if (cert !== undefined && key === undefined) throw new UsageError(`Option "--tls-cert" needs --tls-key`);
+  if (key !== undefined && cert === undefined) throw new UsageError(`Option "--tls-key" needs --tls-cert`);
+  return {
+    ...(cert !== undefined && { cert: await readPem(host, "tls-cert", cert, "certificate") }),
+    ...(key !== undefined && { key: await readPem(host, "tls-key", key, "key") }),
+    ...(upstreamCa !== undefined && { upstreamCa: await readPem(host, "upstream-ca", upstreamCa, "certificate") }),
+  };
 }
 
 async function readConfig(host: CliHost, path: string | undefined): Promise<ProxyInput[] | undefined> {

@@ -8,6 +8,7 @@
 import type { Transport } from "../types.ts";
 import {
   FaultsError,
+  type FaultsEvent,
   parseProxyInput,
   parseProxyUpdate,
   parseToxicInput,
@@ -17,7 +18,7 @@ import {
   type ToxicInput,
   updateToxic,
 } from "./model.ts";
-import { FaultProxy, type MetricLabels } from "./proxies.ts";
+import { FaultProxy, type FaultsTlsOptions, type MetricLabels, type ProxyConfig } from "./proxies.ts";
 
 /**
  * The proxies of a fault server.
@@ -48,8 +49,37 @@ export class FaultsController {
    *
    * @param transport The sockets the proxies listen and connect with.
    * @param seed Every random choice derives from it, the proxy name and the connection number.
+   * @param onEvent Where changes and connections are reported.
+   * @param tls The certificate for `listen_tls` proxies and the CA for `upstream_tls` ones.
    */
-  constructor(readonly transport: Transport, readonly seed: string) {}
+  constructor(
+    readonly transport: Transport,
+    readonly seed: string,
+    readonly onEvent: (event: FaultsEvent) => void = () => {},
+    readonly tls: FaultsTlsOptions = {},
+  ) {}
+
+  #needsCertificate(listenTls: boolean, where = ""): void {
+    if (listenTls && (this.tls.cert === undefined || this.tls.key === undefined)) {
+      throw new FaultsError(`listen_tls needs the server's certificate and key (--tls-cert, --tls-key)${where}`, 400);
+    }
+  }
+
+  #proxyEvent(event: "proxy-created" | "proxy-updated", proxy: ProxyInfo): ProxyInfo {
+    const { name, listen, upstream, enabled } = proxy;
+    this.onEvent({ event, proxy: name, listen, upstream, enabled });
+    return proxy;
+  }
+
+  #toxicEvent(event: "toxic-added" | "toxic-updated", proxy: string, toxic: Toxic): Toxic {
+    this.onEvent({ event, proxy, toxic });
+    return toxic;
+  }
+
+  #newProxy(input: Required<ProxyInput>): FaultProxy {
+    this.#needsCertificate(input.listen_tls);
+    return new FaultProxy(this.transport, this.#counters_api, this.seed, configOf(input), this.onEvent, this.tls);
+  }
 
   /** Every proxy, by name. */
   listProxies(): Record<string, ProxyInfo> {
@@ -65,14 +95,14 @@ export class FaultsController {
   async createProxy(input: ProxyInput): Promise<ProxyInfo> {
     const config = parseProxyInput(input);
     if (this.#proxies.has(config.name)) throw new FaultsError("proxy already exists", 409);
-    const proxy = new FaultProxy(this.transport, this.#counters_api, this.seed, config);
+    const proxy = this.#newProxy(config);
     if (config.enabled) await proxy.start();
     if (this.#proxies.has(config.name)) { // created meanwhile, while this one was starting
       await proxy.stop();
       throw new FaultsError("proxy already exists", 409);
     }
     this.#proxies.set(config.name, proxy);
-    return proxy.info();
+    return this.#proxyEvent("proxy-created", proxy.info());
   }
 
   /**
@@ -82,23 +112,24 @@ export class FaultsController {
   async populate(inputs: readonly ProxyInput[]): Promise<ProxyInfo[]> {
     if (!Array.isArray(inputs)) throw new FaultsError("bad request body: expected a JSON array of proxies", 400);
     const configs = inputs.map((input, i) => parseProxyInput(input, ` at proxy ${i + 1}`));
+    configs.forEach((config, i) => this.#needsCertificate(config.listen_tls, ` at proxy ${i + 1}`));
     const done: ProxyInfo[] = [];
     for (const config of configs) {
       const existing = this.#proxies.get(config.name);
-      if (existing && !differs(existing, config)) {
+      if (existing && !differs(existing, configOf(config))) {
         done.push(existing.info());
         continue;
       }
       await existing?.stop();
       this.#proxies.delete(config.name);
-      const proxy = new FaultProxy(this.transport, this.#counters_api, this.seed, config);
+      const proxy = this.#newProxy(config);
       try {
         if (config.enabled) await proxy.start();
       } catch (error) {
         throw Object.assign(error as FaultsError, { proxies: done });
       }
       this.#proxies.set(config.name, proxy);
-      done.push(proxy.info());
+      done.push(this.#proxyEvent("proxy-created", proxy.info()));
     }
     return done;
   }
@@ -110,18 +141,23 @@ export class FaultsController {
   async updateProxy(name: string, update: Partial<ProxyInput>): Promise<ProxyInfo> {
     const proxy = this.#get(name);
     const input = parseProxyUpdate(update);
-    const next = { listen: input.listen ?? proxy.listen, upstream: input.upstream ?? proxy.upstream };
+    const next = {
+      listen: input.listen ?? proxy.listen,
+      upstream: input.upstream ?? proxy.upstream,
+      listenTls: input.listen_tls ?? proxy.listenTls,
+      upstreamTls: input.upstream_tls ?? proxy.upstreamTls,
+    };
+    this.#needsCertificate(next.listenTls);
     const enabled = input.enabled ?? proxy.enabled;
     if (differs(proxy, next)) {
       const wasEnabled = proxy.enabled;
       await proxy.stop();
-      proxy.listen = next.listen;
-      proxy.upstream = next.upstream;
+      Object.assign(proxy, next);
       if (wasEnabled && enabled) await proxy.start();
     }
     if (enabled && !proxy.enabled) await proxy.start();
     if (!enabled) await proxy.stop();
-    return proxy.info();
+    return this.#proxyEvent("proxy-updated", proxy.info());
   }
 
   /** Stops and removes a proxy. */
@@ -129,6 +165,7 @@ export class FaultsController {
     const proxy = this.#get(name);
     this.#proxies.delete(name);
     await proxy.stop();
+    this.onEvent({ event: "proxy-removed", proxy: name });
   }
 
   /** A proxy's toxics. */
@@ -139,7 +176,7 @@ export class FaultsController {
   /** Adds a toxic to a proxy (defaults: downstream, toxicity 1, name `<type>_<stream>`). */
   addToxic(proxy: string, input: ToxicInput): Toxic {
     const target = this.#get(proxy);
-    return target.addToxic(parseToxicInput(input));
+    return this.#toxicEvent("toxic-added", proxy, target.addToxic(parseToxicInput(input)));
   }
 
   /** One toxic of a proxy. */
@@ -150,12 +187,13 @@ export class FaultsController {
   /** Changes a toxic's attributes (merged into the old ones) or toxicity. */
   updateToxic(proxy: string, name: string, update: Partial<ToxicInput>): Toxic {
     const target = this.#get(proxy);
-    return target.replaceToxic(updateToxic(target.getToxic(name), update));
+    return this.#toxicEvent("toxic-updated", proxy, target.replaceToxic(updateToxic(target.getToxic(name), update)));
   }
 
   /** Removes a toxic (a `timeout` toxic's held connections close). */
   removeToxic(proxy: string, name: string): void {
     this.#get(proxy).removeToxic(name);
+    this.onEvent({ event: "toxic-removed", proxy, toxic: name });
   }
 
   /** Re-enables every proxy and removes every toxic. */
@@ -164,6 +202,7 @@ export class FaultsController {
       await proxy.start();
       proxy.clearToxics();
     }
+    this.onEvent({ event: "reset" });
   }
 
   /** Stops every proxy. */
@@ -196,8 +235,16 @@ export class FaultsController {
   }
 }
 
-function differs(proxy: { listen: string; upstream: string }, next: { listen: string; upstream: string }): boolean {
-  return next.upstream !== proxy.upstream || !sameListen(proxy.listen, next.listen);
+type Addresses = Omit<ProxyConfig, "name">;
+
+function configOf(input: Required<ProxyInput>): ProxyConfig {
+  const { name, listen, upstream } = input;
+  return { name, listen, upstream, listenTls: input.listen_tls, upstreamTls: input.upstream_tls };
+}
+
+function differs(proxy: Addresses, next: Addresses): boolean {
+  return next.upstream !== proxy.upstream || !sameListen(proxy.listen, next.listen) ||
+    next.listenTls !== proxy.listenTls || next.upstreamTls !== proxy.upstreamTls;
 }
 
 /** Whether `wanted` names the address `bound` (port 0 and host names match what was bound from them). */

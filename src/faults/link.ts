@@ -8,7 +8,7 @@
 import type { StreamSocket } from "../types.ts";
 import type { Toxic, ToxicStream } from "./model.ts";
 import { SeededRandom } from "./prng.ts";
-import { startToxic, stopToxic, toxicData, toxicEnd, type ToxicLink, type ToxicRun, wait } from "./toxics.ts";
+import { startToxic, stopToxic, targets, toxicData, toxicEnd, type ToxicLink, type ToxicRun, wait } from "./toxics.ts";
 
 /** What a link needs from its proxy. */
 export interface LinkOwner {
@@ -70,7 +70,8 @@ class Pipe implements ToxicLink {
       if (run?.toxic === toxic) continue;
       if (run) stopToxic(run, this, false);
       // Toxicity is rolled once per connection and direction, and again when the toxic changes.
-      const active = this.random.next() < toxic.toxicity;
+      const active = this.random.next() < toxic.toxicity && targets(toxic, this.link.client.remoteAddr);
+      if (active) this.link.applied.add(toxic.name);
       const next: ToxicRun = run ? Object.assign(run, { toxic, active }) : { toxic, active, sent: 0, debt: 0 };
       this.runs.set(toxic.name, next);
       startToxic(next, this);
@@ -81,6 +82,7 @@ class Pipe implements ToxicLink {
     try {
       for (let bytes = await this.from.read(); bytes !== null; bytes = await this.from.read()) {
         this.link.owner.count(this.stream, "received", bytes.length);
+        if (this.stream === "upstream") this.link.bytesIn += bytes.length;
         this.#push({ bytes, at: Date.now() }, bytes.length);
         while (this.#queued >= READ_AHEAD && !this.signal.aborted) {
           await new Promise<void>((resolve) => (this.#room = resolve));
@@ -142,6 +144,7 @@ class Pipe implements ToxicLink {
   async #write(bytes: Uint8Array): Promise<void> {
     await this.to.write(bytes);
     this.link.owner.count(this.stream, "sent", bytes.length);
+    if (this.stream === "downstream") this.link.bytesOut += bytes.length;
   }
 
   stop(): void {
@@ -162,6 +165,12 @@ class Pipe implements ToxicLink {
  */
 export class Link {
   readonly #abort = new AbortController();
+  /** The toxics whose roll chose this connection, on either stream. */
+  readonly applied = new Set<string>();
+  /** Bytes read from the client. */
+  bytesIn = 0;
+  /** Bytes written to the client. */
+  bytesOut = 0;
   readonly #pipes: Record<ToxicStream, Pipe>;
 
   /**

@@ -9,12 +9,14 @@ import { formatAddress } from "../address.ts";
 import type { Address, Transport } from "../types.ts";
 import { createFaultsHandler } from "./api.ts";
 import { FaultsController } from "./controller.ts";
-import type { ProxyInfo, ProxyInput, Toxic, ToxicInput } from "./model.ts";
+import type { FaultsTlsOptions } from "./proxies.ts";
+import type { FaultsEvent, ProxyInfo, ProxyInput, Toxic, ToxicInput } from "./model.ts";
 
 export { FaultsController } from "./controller.ts";
 export { createFaultsHandler, MAX_BODY_BYTES } from "./api.ts";
 export {
   FaultsError,
+  type FaultsEvent,
   type ProxyInfo,
   type ProxyInput,
   type Toxic,
@@ -24,6 +26,7 @@ export {
   type ToxicType,
 } from "./model.ts";
 export { SeededRandom } from "./prng.ts";
+export type { FaultsTlsOptions } from "./proxies.ts";
 
 /** toxiproxy's port, the default of the control API. */
 export const DEFAULT_FAULTS_PORT = 8474;
@@ -52,6 +55,10 @@ export interface ServeFaultsOptions {
   seed?: number | string;
   /** Proxies to create at start, as `POST /populate` (toxiproxy's `-config`). */
   proxies?: readonly ProxyInput[];
+  /** Called for every change to a proxy or toxic and every connection. */
+  onEvent?: (event: FaultsEvent) => void;
+  /** The certificate proxies with `listen_tls` present, and a CA trusted for `upstream_tls`. */
+  tls?: FaultsTlsOptions;
 }
 
 /**
@@ -120,7 +127,7 @@ export async function serveFaults(options: ServeFaultsOptions): Promise<FaultsSe
   const { transport } = options;
   if (!transport.serveHttp) throw new Error(`The ${transport.runtime} transport has no HTTP server`);
   const seed = String(options.seed ?? Math.floor(Math.random() * 2 ** 32));
-  const faults = new FaultsController(transport, seed);
+  const faults = new FaultsController(transport, seed, options.onEvent, options.tls);
   if (options.proxies) {
     await faults.populate(options.proxies).catch(async (error) => {
       await faults.close();

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { parseCidr } from "../penalties.ts";
+
 /** The toxic types echogate knows, by toxiproxy's names. */
 export const TOXIC_TYPES = [
   "latency",
@@ -15,11 +17,14 @@ export const TOXIC_TYPES = [
   "slicer",
   "limit_data",
   "noop",
+  "limit_time",
+  "corrupt",
+  "slow_open",
 ] as const;
 
 /**
- * A toxic type: `latency`, `bandwidth`, `slow_close`, `timeout`, `reset_peer`, `slicer`,
- * `limit_data` or `noop`.
+ * A toxic type: toxiproxy's `latency`, `bandwidth`, `slow_close`, `timeout`, `reset_peer`,
+ * `slicer`, `limit_data` and `noop`, and echogate's `limit_time`, `corrupt` and `slow_open`.
  *
  * @example
  * ```ts
@@ -69,6 +74,8 @@ export interface Toxic {
   toxicity: number;
   /** Its attributes, every one filled in (0 when not given). */
   attributes: Record<string, number>;
+  /** When given: it applies only to connections from these CIDR blocks (toxiproxy's clients ignore it). */
+  clients?: string[];
 }
 
 /**
@@ -93,6 +100,8 @@ export interface ToxicInput {
   toxicity?: number;
   /** Its attributes (see docs/faults.md); those left out are 0. */
   attributes?: Record<string, unknown>;
+  /** Apply only to connections from these CIDR blocks (`"10.0.0.0/8"`, `"::1/128"`). */
+  clients?: string[];
 }
 
 /**
@@ -120,6 +129,10 @@ export interface ProxyInfo {
   upstream: string;
   /** Whether it listens. */
   enabled: boolean;
+  /** Present (true) when it terminates TLS from its clients with the server's certificate. */
+  listen_tls?: boolean;
+  /** Present (true) when it speaks TLS to its upstream. */
+  upstream_tls?: boolean;
   /** Its toxics: the upstream ones, then the downstream ones. */
   toxics: Toxic[];
 }
@@ -143,7 +156,44 @@ export interface ProxyInput {
   upstream: string;
   /** Start it at once. @default {true} */
   enabled?: boolean;
+  /** Terminate TLS from clients with the server's certificate (`tls.cert`, `--tls-cert`). @default {false} */
+  listen_tls?: boolean;
+  /**
+   * Speak TLS to the upstream, verifying it against the system roots plus the server's
+   * `tls.upstreamCa` (`--upstream-ca`), its host name or IP checked. @default {false}
+   */
+  upstream_tls?: boolean;
 }
+
+/**
+ * What a fault server reports as it runs (`echogate faults --json` prints each as a JSON line):
+ * every change to a proxy or toxic, and every connection, with the toxics that applied to it.
+ *
+ * @example
+ * ```ts
+ * import type { FaultsEvent } from "./model.ts";
+ *
+ * const event: FaultsEvent = { event: "toxic-removed", proxy: "db", toxic: "latency_downstream" };
+ * ```
+ */
+export type FaultsEvent =
+  | { event: "proxy-created" | "proxy-updated"; proxy: string; listen: string; upstream: string; enabled: boolean }
+  | { event: "proxy-removed"; proxy: string }
+  | { event: "toxic-added" | "toxic-updated"; proxy: string; toxic: Toxic }
+  | { event: "toxic-removed"; proxy: string; toxic: string }
+  | { event: "reset" }
+  | { event: "connect"; proxy: string; remote: string }
+  | { event: "upstream-failed"; proxy: string; remote: string; message: string }
+  | {
+    event: "close";
+    proxy: string;
+    remote: string;
+    bytesIn: number;
+    bytesOut: number;
+    durationMs: number;
+    /** The toxics whose toxicity roll chose this connection, on either stream. */
+    toxics: string[];
+  };
 
 /**
  * An API error: its message and HTTP status, as toxiproxy's `{"error", "status"}` body.
@@ -182,7 +232,13 @@ const ATTRIBUTES: Record<ToxicType, readonly string[]> = {
   slicer: ["average_size", "size_variation", "delay"],
   limit_data: ["bytes"],
   noop: [],
+  limit_time: ["time"],
+  corrupt: ["probability"],
+  slow_open: ["delay"],
 };
+
+/** Attributes that are probabilities, in [0, 1]; every other one is an integer. */
+const FRACTION = new Set(["corrupt.probability"]);
 
 /** Attributes that must be above zero (a zero slicer size would never end). */
 const POSITIVE = new Set(["slicer.average_size"]);
@@ -232,7 +288,14 @@ export function parseProxyInput(value: unknown, position = ""): Required<ProxyIn
   const listen = optionalString(body, "listen") ?? "127.0.0.1:0";
   parseHostPort(listen, "listen");
   parseHostPort(upstream, "upstream");
-  return { name, upstream, listen, enabled: optionalBoolean(body, "enabled") ?? true };
+  return {
+    name,
+    upstream,
+    listen,
+    enabled: optionalBoolean(body, "enabled") ?? true,
+    listen_tls: optionalBoolean(body, "listen_tls") ?? false,
+    upstream_tls: optionalBoolean(body, "upstream_tls") ?? false,
+  };
 }
 
 /** Reads a proxy update: any of `listen`, `upstream`, `enabled`. */
@@ -242,7 +305,13 @@ export function parseProxyUpdate(value: unknown): Partial<ProxyInput> {
   const upstream = optionalString(body, "upstream");
   if (listen !== undefined) parseHostPort(listen, "listen");
   if (upstream !== undefined) parseHostPort(upstream, "upstream");
-  return { listen, upstream, enabled: optionalBoolean(body, "enabled") };
+  return {
+    listen,
+    upstream,
+    enabled: optionalBoolean(body, "enabled"),
+    listen_tls: optionalBoolean(body, "listen_tls"),
+    upstream_tls: optionalBoolean(body, "upstream_tls"),
+  };
 }
 
 /** Reads a new toxic, filling in toxiproxy's defaults. */
@@ -262,13 +331,33 @@ export function parseToxicInput(value: unknown): Toxic {
     toxicity: toxicity(body) ?? 1,
     attributes: Object.fromEntries(ATTRIBUTES[type as ToxicType].map((key) => [key, 0])),
   };
-  return applyAttributes(toxic, body.attributes);
+  const clients = parseClients(body.clients);
+  return applyAttributes(clients ? { ...toxic, clients } : toxic, body.attributes);
 }
 
 /** Applies an update (`attributes` merged into the old ones, `toxicity`) to a copy of `toxic`. */
 export function updateToxic(toxic: Toxic, value: unknown): Toxic {
   const body = expectObject(value, "toxic");
-  return applyAttributes({ ...toxic, toxicity: toxicity(body) ?? toxic.toxicity }, body.attributes);
+  const clients = parseClients(body.clients);
+  return applyAttributes(
+    { ...toxic, toxicity: toxicity(body) ?? toxic.toxicity, ...(clients && { clients }) },
+    body.attributes,
+  );
+}
+
+/** Checks `clients`: a list of CIDR blocks (a bare address is its own block). */
+function parseClients(value: unknown): string[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value)) throw badBody("clients must be a list of CIDR blocks");
+  value.forEach((block, i) => {
+    if (typeof block !== "string") throw badBody(`clients[${i}] must be a CIDR block`);
+    try {
+      parseCidr(block);
+    } catch {
+      throw badBody(`clients[${i}] is not a CIDR block: ${JSON.stringify(block)}`);
+    }
+  });
+  return value as string[];
 }
 
 function applyAttributes(toxic: Toxic, value: unknown): Toxic {
@@ -278,7 +367,11 @@ function applyAttributes(toxic: Toxic, value: unknown): Toxic {
     for (const key of ATTRIBUTES[toxic.type]) {
       const attribute = given[key];
       if (attribute === undefined || attribute === null) continue;
-      if (typeof attribute !== "number" || !Number.isSafeInteger(attribute)) {
+      if (FRACTION.has(`${toxic.type}.${key}`)) {
+        if (typeof attribute !== "number" || !(attribute >= 0 && attribute <= 1)) {
+          throw badBody(`attributes.${key} must be a number in [0, 1]`);
+        }
+      } else if (typeof attribute !== "number" || !Number.isSafeInteger(attribute)) {
         throw badBody(`attributes.${key} must be an integer`);
       }
       attributes[key] = attribute;

@@ -9,11 +9,41 @@ import type { Listener, StreamSocket, Transport } from "../types.ts";
 import { errorMessage } from "../log.ts";
 import { parseIp } from "../penalties.ts";
 import { Link, type LinkOwner } from "./link.ts";
-import { FaultsError, parseHostPort, type ProxyInfo, type Toxic, type ToxicStream } from "./model.ts";
+import { SeededRandom } from "./prng.ts";
+import { targets, wait } from "./toxics.ts";
+import { FaultsError, type FaultsEvent, parseHostPort, type ProxyInfo, type Toxic, type ToxicStream } from "./model.ts";
 
 /** Byte counters by direction and kind, for /metrics. */
 export interface ProxyCounters {
   count(labels: MetricLabels, kind: "received" | "sent", bytes: number): void;
+}
+
+/**
+ * TLS for a fault server's proxies.
+ *
+ * @example
+ * ```ts
+ * import type { FaultsTlsOptions } from "./proxies.ts";
+ *
+ * const tls: FaultsTlsOptions = { cert: "-----BEGIN CERTIFICATE-----…", key: "…", upstreamCa: "…" };
+ * ```
+ */
+export interface FaultsTlsOptions {
+  /** The certificate chain (PEM) proxies with `listen_tls` present to their clients. */
+  cert?: string;
+  /** Its private key (PEM). */
+  key?: string;
+  /** A CA (PEM) trusted for `upstream_tls`, in addition to the system roots. */
+  upstreamCa?: string;
+}
+
+/** What a proxy is configured with: where it listens, where it forwards, and TLS on either side. */
+export interface ProxyConfig {
+  name: string;
+  listen: string;
+  upstream: string;
+  listenTls: boolean;
+  upstreamTls: boolean;
 }
 
 /** The labels of toxiproxy's proxy metrics. */
@@ -40,28 +70,37 @@ export class FaultProxy implements LinkOwner {
   readonly name: string;
   listen: string;
   upstream: string;
+  listenTls: boolean;
+  upstreamTls: boolean;
   #enabled = false;
   #toxics: Toxic[] = [];
   #listener?: Listener;
   readonly #links = new Set<Link>();
   #pending = new Set<StreamSocket>();
   #connections = 0;
+  #stopped = new AbortController();
 
   /**
    * @param transport The sockets to listen and connect with.
    * @param counters Where byte counts go.
    * @param seed The server's seed: random choices derive from it, the name and the connection number.
-   * @param config Name, listen address and upstream.
+   * @param config Name, listen address, upstream, TLS on either side.
+   * @param onEvent Where connection events go.
+   * @param tls The server's certificate and upstream CA.
    */
   constructor(
     readonly transport: Transport,
     readonly counters: ProxyCounters,
     readonly seed: string,
-    config: { name: string; listen: string; upstream: string },
+    config: ProxyConfig,
+    readonly onEvent: (event: FaultsEvent) => void = () => {},
+    readonly tls: FaultsTlsOptions = {},
   ) {
     this.name = config.name;
     this.listen = config.listen;
     this.upstream = config.upstream;
+    this.listenTls = config.listenTls;
+    this.upstreamTls = config.upstreamTls;
   }
 
   /** Whether it is listening. */
@@ -76,6 +115,8 @@ export class FaultProxy implements LinkOwner {
       listen: this.listen,
       upstream: this.upstream,
       enabled: this.#enabled,
+      ...(this.listenTls && { listen_tls: true }),
+      ...(this.upstreamTls && { upstream_tls: true }),
       toxics: this.list(),
     };
   }
@@ -109,11 +150,13 @@ export class FaultProxy implements LinkOwner {
       this.#listener = await this.transport.listen(endpoint, {
         onSocket: (socket) => void this.#accept(socket),
         onError: () => {},
-      }, { resettable: true });
+        onHandshakeError: () => {}, // a client that fails the handshake never reaches the upstream
+      }, { resettable: true, ...(this.listenTls && { tls: { cert: this.tls.cert!, key: this.tls.key! } }) });
     } catch (error) {
       throw new FaultsError(`listen ${this.listen}: ${errorMessage(error)}`, 500);
     }
     this.listen = formatAddress(this.#listener.addr);
+    this.#stopped = new AbortController();
     this.#enabled = true;
   }
 
@@ -121,6 +164,7 @@ export class FaultProxy implements LinkOwner {
   async stop(): Promise<void> {
     if (!this.#enabled) return;
     this.#enabled = false;
+    this.#stopped.abort(); // ends slow_open waits
     const listener = this.#listener;
     this.#listener = undefined;
     for (const link of this.#links) link.destroy();
@@ -170,14 +214,37 @@ export class FaultProxy implements LinkOwner {
     for (const link of this.#links) link.sync(stream);
   }
 
+  /** slow_open: how long to wait before connecting upstream (the longest delay of those that apply). */
+  #openDelay(client: StreamSocket, number: number): number {
+    const random = new SeededRandom(`${this.seed}/${this.name}/${number}/open`);
+    let delay = 0;
+    for (const toxic of this.#toxics) {
+      if (toxic.type !== "slow_open") continue;
+      if (random.next() < toxic.toxicity && targets(toxic, client.remoteAddr)) {
+        delay = Math.max(delay, toxic.attributes.delay ?? 0);
+      }
+    }
+    return delay;
+  }
+
   async #accept(client: StreamSocket): Promise<void> {
     const number = ++this.#connections;
+    const remote = formatAddress(client.remoteAddr);
+    const connectedAt = Date.now();
+    this.onEvent({ event: "connect", proxy: this.name, remote });
     this.#pending.add(client);
     let upstream: StreamSocket;
     try {
-      upstream = await this.transport.connect(parseHostPort(this.upstream, "upstream"), { resettable: true });
-    } catch {
+      await wait(this.#openDelay(client, number), this.#stopped.signal);
+      if (!this.#enabled) throw new Error("stopped");
+      const ca = this.tls.upstreamCa;
+      upstream = await this.transport.connect(parseHostPort(this.upstream, "upstream"), {
+        resettable: true,
+        ...(this.upstreamTls && { tls: ca === undefined ? {} : { ca } }),
+      });
+    } catch (error) {
       client.close(); // as toxiproxy: accepted, then closed when the upstream cannot be reached
+      this.onEvent({ event: "upstream-failed", proxy: this.name, remote, message: errorMessage(error) });
       return;
     } finally {
       this.#pending.delete(client);
@@ -193,6 +260,15 @@ export class FaultProxy implements LinkOwner {
       await link.run();
     } finally {
       this.#links.delete(link);
+      this.onEvent({
+        event: "close",
+        proxy: this.name,
+        remote,
+        bytesIn: link.bytesIn,
+        bytesOut: link.bytesOut,
+        durationMs: Date.now() - connectedAt,
+        toxics: [...link.applied],
+      });
     }
   }
 }

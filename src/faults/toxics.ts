@@ -7,6 +7,15 @@
 
 import type { SeededRandom } from "./prng.ts";
 import type { Toxic } from "./model.ts";
+import type { Address } from "../types.ts";
+import { cidrContains, parseCidr, parseIp } from "../penalties.ts";
+
+/** Whether `toxic` targets a client at `remote`: always, unless it lists `clients`. */
+export function targets(toxic: Toxic, remote: Address): boolean {
+  if (!toxic.clients) return true;
+  const ip = remote.transport === "unix" ? undefined : parseIp(remote.hostname);
+  return ip !== undefined && toxic.clients.some((block) => cidrContains(parseCidr(block), ip));
+}
 
 /** What a toxic may do to the connection it acts on. */
 export interface ToxicLink {
@@ -36,7 +45,16 @@ export interface ToxicRun {
 }
 
 type Attributes = Record<
-  "latency" | "jitter" | "rate" | "delay" | "timeout" | "average_size" | "size_variation" | "bytes",
+  | "latency"
+  | "jitter"
+  | "rate"
+  | "delay"
+  | "timeout"
+  | "average_size"
+  | "size_variation"
+  | "bytes"
+  | "time"
+  | "probability",
   number
 >;
 
@@ -82,6 +100,7 @@ export function startToxic(run: ToxicRun, link: ToxicLink): void {
   if (type === "timeout" && attributes.timeout > 0) {
     run.timer = setTimeout(() => link.close(), attributes.timeout);
   }
+  if (type === "limit_time") run.timer = setTimeout(() => link.close(), attributes.time);
 }
 
 /**
@@ -124,9 +143,21 @@ export async function toxicData(run: ToxicRun, bytes: Uint8Array, at: number, ne
       if (run.sent >= a.bytes) link.close();
       return;
     }
+    case "corrupt":
+      return next(corrupt(bytes, a.probability, link.random));
     default:
-      return next(bytes);
+      return next(bytes); // noop; limit_time and slow_open act on the connection, not its bytes
   }
+}
+
+/** A copy of `bytes` where each byte has one random bit flipped with that probability. */
+function corrupt(bytes: Uint8Array, probability: number, random: SeededRandom): Uint8Array {
+  if (probability <= 0) return bytes;
+  const out = bytes.slice();
+  for (let i = 0; i < out.length; i++) {
+    if (random.next() < probability) out[i]! ^= 1 << random.int(8);
+  }
+  return out;
 }
 
 /** Called at the end of input, before it is passed on (as a FIN). */
