@@ -258,6 +258,7 @@ describe(`echogate faults on ${RUNTIME}`, () => {
     const browser = await api(base, "GET", "/version", undefined, { "user-agent": "Mozilla/5.0 (X11)" });
     expect(browser.status).toBe(403);
     expect((await api(base, "GET", "/nowhere")).status).toBe(404);
+    expect((await api(base, "GET", "/proxies/%E0%A4%A")).status).toBe(400); // not a crash, not a 500
     expect((await api(base, "DELETE", "/proxies/p")).status).toBe(204);
   });
 

@@ -107,8 +107,13 @@ async function answer(faults: FaultsController, request: Request): Promise<Respo
     if (!match) continue;
     pathMatched = true;
     if (!methods.split("|").includes(request.method)) continue;
+    let params: string[];
     try {
-      const params = match.slice(1).map((segment) => decodeURIComponent(segment));
+      params = match.slice(1).map((segment) => decodeURIComponent(segment));
+    } catch {
+      return apiError("bad request: the path is not valid percent-encoding", 400);
+    }
+    try {
       return await route(faults, () => readJson(request), params as [string, string]);
     } catch (error) {
       if (error instanceof FaultsError) return apiError(error.message, error.status);

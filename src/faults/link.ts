@@ -213,6 +213,7 @@ export class Link {
     const sockets = [this.client, this.upstream];
     const flushed = new AbortController();
     void Promise.race([Promise.all(sockets.map((s) => s.closeWrite())), wait(FLUSH_MS, flushed.signal)])
+      .catch(() => {}) // a socket already reset: nothing to flush
       .finally(() => {
         flushed.abort(); // ends the wait's timer
         for (const socket of sockets) socket.close();
