@@ -6,89 +6,24 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Toxiproxy } from "toxiproxy-node-client";
-import { type FaultsServer, serveEcho, serveFaults, type StreamSocket } from "../src/mod.ts";
 import {
   bytes,
   cleanup,
   cliCommand,
   deadline,
-  portOf,
   readAll,
-  readAtLeast,
   runCommand,
   RUNTIME,
   startCliServer,
   text,
-  transport,
   waitFor,
 } from "./_utils.ts";
-import { hasOpenssl, usePki } from "./_pki.ts";
+import { api, faultsKit, roundTrip, waitForAsync } from "./_faults.ts";
 
 const resources = cleanup();
 afterEach(() => resources.run());
 
-async function startFaults(seed: number | string = 1): Promise<{ faults: FaultsServer; base: string }> {
-  const faults = resources.add(await serveFaults({ transport, port: 0, seed }));
-  return { faults, base: `http://${faults.url}` };
-}
-
-async function startEcho(): Promise<string> {
-  return resources.add(await serveEcho({ transport, port: 0, mode: "raw" })).url;
-}
-
-/** An upstream that reads until the client's FIN, then answers how many bytes came and closes. */
-async function startCountingUpstream(): Promise<string> {
-  const listener = await transport.listen({ hostname: "127.0.0.1", port: 0 }, {
-    onSocket: (socket) =>
-      void (async () => {
-        let n = 0;
-        for (let chunk = await socket.read(); chunk !== null; chunk = await socket.read()) n += chunk.length;
-        await socket.write(bytes(`got ${n}`));
-        await socket.closeWrite();
-        await readAll(socket).catch(() => {});
-        socket.close();
-      })().catch(() => socket.close()),
-    onError: () => {},
-  });
-  resources.add(listener);
-  return `127.0.0.1:${portOf(listener)}`;
-}
-
-/** Polls `check` every 20 ms until it resolves true; fails after 10 s. */
-async function waitForAsync(check: () => Promise<boolean>): Promise<void> {
-  const end = Date.now() + 10_000;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error("Timed out waiting for a condition");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-async function connect(listen: string): Promise<StreamSocket> {
-  const port = Number(/:(\d+)$/.exec(listen)![1]);
-  return resources.add(await transport.connect({ hostname: "127.0.0.1", port }));
-}
-
-/** Sends `message` and reads its echo (`message.length` bytes, or less at end of input). */
-async function roundTrip(socket: StreamSocket, message: Uint8Array): Promise<Uint8Array> {
-  await socket.write(message);
-  return await readAtLeast(socket, message.length);
-}
-
-async function api(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-  const response = await fetch(`${base}${path}`, {
-    method,
-    headers: { "user-agent": "test", ...headers },
-    ...(body !== undefined && { body: typeof body === "string" ? body : JSON.stringify(body) }),
-  });
-  const raw = await response.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(raw);
-  } catch {
-    json = undefined;
-  }
-  return { status: response.status, json: json as Record<string, unknown>, raw, headers: response.headers };
-}
+const { startFaults, startEcho, startCountingUpstream, connect } = faultsKit(resources);
 
 /** The toxiproxy client's full create/read/update/delete pass against the server at `base`. */
 async function clientPass(base: string, upstream: string): Promise<void> {
@@ -503,67 +438,5 @@ describe(`echogate faults on ${RUNTIME}`, () => {
     expect(first).toContain(true);
     expect(first).toContain(false);
     expect(await pattern()).toEqual(first);
-  });
-});
-
-describe.skipIf(!hasOpenssl())(`echogate faults over TLS on ${RUNTIME}`, () => {
-  const pki = usePki();
-
-  test("listen_tls terminates TLS with the server's certificate; toxics act on the plaintext", async () => {
-    const faults = resources.add(
-      await serveFaults({ transport, port: 0, tls: { cert: pki.serverCert, key: pki.serverKey } }),
-    );
-    const proxy = await faults.createProxy({ name: "tls-in", upstream: await startEcho(), listen_tls: true });
-    expect(proxy.listen_tls).toBe(true);
-    faults.addToxic("tls-in", { type: "limit_data", attributes: { bytes: 3 } });
-    const port = Number(/:(\d+)$/.exec(proxy.listen)![1]);
-    const socket = resources.add(
-      await transport.connect({ hostname: "127.0.0.1", port }, { tls: { ca: pki.caCert, servername: "localhost" } }),
-    );
-    await socket.write(bytes("abcdef"));
-    expect(text(await readAll(socket))).toBe("abc");
-  });
-
-  test("upstream_tls verifies the upstream against the system roots plus the upstream CA", async () => {
-    const trusted = resources.add(
-      await serveEcho({ transport, port: 0, mode: "raw", tls: { cert: pki.serverCert, key: pki.serverKey } }),
-    );
-    const stranger = resources.add(
-      await serveEcho({ transport, port: 0, mode: "raw", tls: { cert: pki.otherServerCert, key: pki.otherServerKey } }),
-    );
-    const faults = resources.add(await serveFaults({ transport, port: 0, tls: { upstreamCa: pki.caCert } }));
-    const good = await faults.createProxy({ name: "good", upstream: trusted.url, upstream_tls: true });
-    expect(text(await roundTrip(await connect(good.listen), bytes("secure")))).toBe("secure");
-    const bad = await faults.createProxy({ name: "bad", upstream: stranger.url, upstream_tls: true });
-    const socket = await connect(bad.listen);
-    await socket.write(bytes("never")).catch(() => {});
-    expect((await readAll(socket)).length).toBe(0); // the upstream failed verification: closed
-  });
-
-  test("listen_tls without a server certificate is a 400", async () => {
-    const { base } = await startFaults();
-    const response = await api(base, "POST", "/proxies", { name: "x", upstream: "127.0.0.1:1", listen_tls: true });
-    expect(response.status).toBe(400);
-    expect(response.json.error).toMatch(/listen_tls needs the server's certificate/);
-  });
-
-  test("the CLI takes --tls-cert/--tls-key for listen_tls proxies", async () => {
-    const upstream = await startEcho();
-    const args = ["faults", "--port", "0", "--tls-cert", pki.files.serverCert, "--tls-key", pki.files.serverKey];
-    const server = resources.child(await startCliServer(RUNTIME, args));
-    const proxy = (await api(`http://${server.address}`, "POST", "/proxies", {
-      name: "cli-tls",
-      upstream,
-      listen_tls: true,
-    })).json;
-    const port = Number(/:(\d+)$/.exec(proxy.listen as string)![1]);
-    const socket = resources.add(
-      await transport.connect({ hostname: "127.0.0.1", port }, { tls: { ca: pki.caCert, servername: "localhost" } }),
-    );
-    expect(text(await roundTrip(socket, bytes("via cli")))).toBe("via cli");
-    expect(await server.stop("SIGTERM")).toBe(0);
-    const lone = await runCommand([...cliCommand(RUNTIME), "faults", "--tls-cert", pki.files.serverCert]);
-    expect(lone.code).toBe(2);
-    expect(lone.stderr).toMatch(/"--tls-cert" needs --tls-key/);
   });
 });
