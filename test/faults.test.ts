@@ -152,6 +152,9 @@ describe(`echogate faults on ${RUNTIME}`, () => {
       status: 409,
       json: { error: "proxy already exists", status: 409 },
     });
+    const oddHost = await api(base, "POST", "/proxies", { name: "q", upstream: "\u001b[31m:80" });
+    expect(oddHost.status).toBe(400); // host names are letters, digits, dots, dashes: nothing a terminal acts on
+    expect(oddHost.json.error).toMatch(/upstream must be HOST:PORT/);
     expect((await api(base, "POST", "/proxies", { upstream })).json).toEqual({
       error: "missing required field: name",
       status: 400,

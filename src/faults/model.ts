@@ -398,7 +398,7 @@ function applyAttributes(toxic: Toxic, value: unknown): Toxic {
  * ```
  */
 export function parseHostPort(text: string, field: string): { hostname: string; port: number } {
-  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]\s]*)):(\d{1,5})$/.exec(text);
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9._-]*)):(\d{1,5})$/.exec(text);
   const port = match ? Number(match[3]) : NaN;
   if (!match || port > 65535) throw badBody(`${field} must be HOST:PORT, got ${JSON.stringify(text)}`);
   return { hostname: match[1] ?? (match[2] || "0.0.0.0"), port };
