@@ -41,6 +41,7 @@ import { bindWithMode, removeStaleSocketFile } from "./_socket_file.ts";
 import { lookupHost } from "./_lookup.ts";
 import { BUN_TLS_SERVER_PROFILE } from "./_tls_profile.ts";
 import { explainConnectError } from "./_connect_errors.ts";
+import { serveHttpBun } from "./_http_bun.ts";
 
 // --- types (a structural copy of what we use; no dependency on @types/bun) ---
 
@@ -57,8 +58,9 @@ interface BunSocket {
   pause(): void;
   resume(): void;
   setNoDelay?(noDelay?: boolean): boolean;
-  // TLS sockets only:
+  /** Closes at once with an RST. */
   terminate?(): void;
+  // TLS sockets only:
   readonly authorized?: boolean;
   readonly alpnProtocol?: string | false | null;
   getTLSVersion?(): string | null;
@@ -202,6 +204,13 @@ class BunStreamSocket extends PushStreamSocket {
     if (this.#isClosed) return;
     this.#isClosed = true;
     this.#socket.end();
+    this.onEnd();
+  }
+
+  reset(): void {
+    if (this.#isClosed) return;
+    this.#isClosed = true;
+    this.#socket.terminate!(); // an RST (uSockets closes with SO_LINGER 0)
     this.onEnd();
   }
 }
@@ -508,6 +517,7 @@ function bunEndpoint(endpoint: Endpoint): BunEndpoint {
  */
 export const transport: Transport = {
   runtime: "bun",
+  serveHttp: serveHttpBun,
   listen(endpoint, handlers, options) {
     // Bun.listen's TLS starts at accept; node:tls runs it after a clear-text header, in place.
     if (options?.tls && options.deferTls) {

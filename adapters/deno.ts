@@ -35,6 +35,7 @@ import { Deno, type DenoAddr, type DenoConn, type DenoListener } from "./_deno_a
 import { denoHost } from "./_deno_host.ts";
 import { lookupHost } from "./_lookup.ts";
 import { explainConnectError } from "./_connect_errors.ts";
+import { serveHttpDeno } from "./_http_deno.ts";
 import { prefixedBuffer } from "./_prefixed_buffer.ts";
 import { bindWithMode, removeStaleSocketFile } from "./_socket_file.ts";
 
@@ -422,6 +423,7 @@ async function connectDeno(endpoint: Endpoint, options: ConnectOptions | undefin
     return await (await nodeTransport()).connect(endpoint, options);
   }
   if (options?.tls) return await connectTlsNative(endpoint, options.tls, options.beforeTls);
+  if (options?.resettable) return await (await nodeTransport()).connect(endpoint, options);
   const conn = await Deno.connect(denoEndpoint(endpoint));
   if (!("path" in endpoint)) conn.setNoDelay?.(true);
   return new DenoStreamSocket(conn);
@@ -440,6 +442,7 @@ async function connectDeno(endpoint: Endpoint, options: ConnectOptions | undefin
  */
 export const transport: Transport = {
   runtime: "deno",
+  serveHttp: serveHttpDeno,
   async listen(endpoint, handlers, options) {
     const tls = options?.tls;
     // Deno.listenTls can neither ask for client certificates nor close a connection whose handshake
@@ -449,6 +452,8 @@ export const transport: Transport = {
       return await (await nodeTransport()).listen(endpoint, handlers, options);
     }
     if (tls) return listenTlsNative(endpoint, handlers, tls, options?.reusePort);
+    // Deno's own sockets cannot send an RST; its node:net can (resetAndDestroy).
+    if (options?.resettable) return await (await nodeTransport()).listen(endpoint, handlers, options);
     let listener: DenoListener;
     try {
       // reusePort is unstable in Deno: without --unstable-net, Deno exits (the supervisor adds the flag).

@@ -37,6 +37,7 @@ import { socketBudget } from "./_descriptors.ts";
 import { bindNodeDatagram } from "./_dgram.ts";
 import { lookupHost } from "./_lookup.ts";
 import { explainConnectError } from "./_connect_errors.ts";
+import { serveHttpNode } from "./_http_node.ts";
 import { tcpListenOptions } from "./_reuse_port.ts";
 import { bindWithMode, removeStaleSocketFile } from "./_socket_file.ts";
 import { NODE_TLS_SERVER_PROFILE } from "./_tls_profile.ts";
@@ -164,6 +165,15 @@ class NodeStreamSocket extends PushStreamSocket {
 
   close(): void {
     this.#socket.destroy();
+    this.end();
+  }
+
+  reset(): void {
+    try {
+      this.#socket.resetAndDestroy(); // SO_LINGER 0: an RST, not a FIN
+    } catch {
+      this.#socket.destroy(); // not connected (yet or any more): nothing to reset
+    }
     this.end();
   }
 
@@ -588,6 +598,7 @@ function toListenError(error: NodeJS.ErrnoException, endpoint: Endpoint): Error 
  */
 export const transport: Transport = {
   runtime: "node",
+  serveHttp: serveHttpNode,
   listen(endpoint, handlers, options) {
     if (options?.tls) return listenTls(endpoint, handlers, options.tls, options.reusePort, options.deferTls);
     const unixPath = "path" in endpoint ? endpoint.path : undefined;

@@ -38,3 +38,4 @@ export * from "./proxy.ts";
 export * from "./proxy_protocol/mod.ts";
 export * from "./version.ts";
 export type { CliHost, SmallFile, WorkerProcess, WorkerSpawner } from "./cli/host.ts";
+export * from "./faults/mod.ts";
