@@ -5,7 +5,7 @@ import { createEchoHandler } from "../echo.ts";
 import { UsageError } from "../errors.ts";
 import { DEFAULT_GATE_PORT, DEFAULT_MAX_PENDING_PER_SOURCE, DEFAULT_TOKEN, serveGate } from "../gate.ts";
 import { parseCidr, type PenaltyOptions } from "../penalties.ts";
-import { createProxyHandler } from "../proxy.ts";
+import { createForwardHandler } from "../forward.ts";
 import type { ConnectionHandler } from "../server.ts";
 import { parsePort, parsePositiveInt, parseSeconds } from "./args.ts";
 import { echoOptions } from "./echo_commands.ts";
@@ -288,7 +288,7 @@ async function handoff(host: CliHost, options: Options): Promise<ConnectionHandl
   if (then === undefined) return undefined;
   if (then === "echo") return createEchoHandler(echoOptions(options));
   if (then.startsWith("unix:") && then.length > 5) {
-    return createProxyHandler(host.transport, { path: then.slice(5) }, undefined, { proxyProtocol });
+    return createForwardHandler({ transport: host.transport, upstream: { path: then.slice(5) }, proxyProtocol });
   }
   const match = /^(?:\[([^\]]+)\]|([^:\[\]]+)):(\d+)$/.exec(then);
   if (!match) {
@@ -297,9 +297,14 @@ async function handoff(host: CliHost, options: Options): Promise<ConnectionHandl
     );
   }
   const upstream = { hostname: match[1] ?? match[2]!, port: parsePort("then", match[3]!) };
-  if (!overTls) return createProxyHandler(host.transport, upstream, undefined, { proxyProtocol });
+  if (!overTls) return createForwardHandler({ transport: host.transport, upstream, proxyProtocol });
   const ca = thenCa === undefined ? undefined : await readPem(host, "then-ca", thenCa, "certificate");
-  return createProxyHandler(host.transport, upstream, { tls: ca === undefined ? {} : { ca } }, { proxyProtocol });
+  return createForwardHandler({
+    transport: host.transport,
+    upstream,
+    tls: ca === undefined ? {} : { ca },
+    proxyProtocol,
+  });
 }
 
 async function gateKnock(host: CliHost, positionals: string[], options: Options): Promise<number> {
