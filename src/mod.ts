@@ -34,7 +34,7 @@ export * from "./read_queue.ts";
 export * from "./write_queue.ts";
 export * from "./bench/mod.ts";
 export * from "./penalties.ts";
-export * from "./proxy.ts";
+export * from "./forward.ts";
 export * from "./proxy_protocol/mod.ts";
 export * from "./version.ts";
 export type { CliHost, SmallFile, WorkerProcess, WorkerSpawner } from "./cli/host.ts";
