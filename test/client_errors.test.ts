@@ -187,14 +187,13 @@ describe.skipIf(opensslMissing)(`a plain ${RUNTIME} client against each runtime'
     // never from waiting out the timeout.
     const runs = RUNTIMES.flatMap((server) => {
       const port = String(servers[server]!.port);
-      // Bun's TLS server (BoringSSL) waits for a whole 5-byte record header before it judges the
-      // input, so a knock's 1-byte default token is left waiting there (docs/tls.md).
-      const token = server === "bun" ? ["--token", "knock"] : [];
+      // The knock sends the default token `1`: one byte, less than a TLS record header, which
+      // BoringSSL (Bun.listen's TLS) would wait for the rest of.
       return [
         { server, run: cli(["echo", "send", "127.0.0.1", "--port", port, "--timeout", "10"], 8000) },
         {
           server,
-          run: cli(["gate", "knock", "127.0.0.1", "--port", port, "--delay", "0", "--timeout", "10", ...token], 8000),
+          run: cli(["gate", "knock", "127.0.0.1", "--port", port, "--delay", "0", "--timeout", "10"], 8000),
         },
       ];
     });
@@ -204,6 +203,28 @@ describe.skipIf(opensslMissing)(`a plain ${RUNTIME} client against each runtime'
         `echogate: the server at 127.0.0.1:${servers[server]!.port} speaks TLS: use --tls\n`,
       );
       expectOneLine(result, /speaks TLS: use --tls$/);
+    }
+  });
+
+  test("bench exits 1 with the same line instead of counting mismatches, in each mode", async () => {
+    const bench = (server: (typeof RUNTIMES)[number], mode: string[]) => {
+      const port = String(servers[server]!.port);
+      const args = ["bench", "127.0.0.1", "--port", port, "--conns", "2", "--duration", "5", "--timeout", "10"];
+      return { server, mode, run: cli([...args, ...mode], 8000) };
+    };
+    const runs = [
+      ...RUNTIMES.map((server) => bench(server, [])), // pingpong
+      bench("node", ["--mode", "stream"]),
+      bench("bun", ["--mode", "connect", "--knock", "1"]),
+    ];
+    for (const { server, mode, run } of runs) {
+      const result = await run;
+      const what = `against ${server} ${mode.join(" ")}`;
+      expect(result.stderr, what).toBe(
+        `echogate: the server at 127.0.0.1:${servers[server]!.port} speaks TLS: use --tls\n`,
+      );
+      expect(result.stdout, what).not.toMatch(/mismatches/);
+      expect(result.code, what).toBe(1);
     }
   });
 });
