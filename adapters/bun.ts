@@ -33,14 +33,13 @@ import {
   type Transport,
   WriteQueue,
 } from "../src/mod.ts";
-import { checkServerIdentity, createSecureContext, type PeerCertificate, rootCertificates } from "node:tls";
+import { checkServerIdentity, type PeerCertificate, rootCertificates } from "node:tls";
 import { isIP } from "node:net";
 import { type CliHost, processHost } from "./_process_host.ts";
 import { socketBudget } from "./_descriptors.ts";
 import { bindWithMode, removeStaleSocketFile } from "./_socket_file.ts";
 import { lookupHost } from "./_lookup.ts";
 import { BUN_TLS_SERVER_PROFILE } from "./_tls_profile.ts";
-import { PLAIN_TEXT_ALERT, TLS_HANDSHAKE_RECORD } from "./_tls_screen.ts";
 import { explainConnectError } from "./_connect_errors.ts";
 
 // --- types (a structural copy of what we use; no dependency on @types/bun) ---
@@ -65,17 +64,6 @@ interface BunSocket {
   getTLSVersion?(): string | null;
   getServername?(): string | undefined;
   getPeerCertificate?(): PeerCertificate | undefined;
-  /**
-   * Starts TLS on an accepted connection, `initialData` (the bytes already read) first. Returns the
-   * raw socket, whose handlers still see each encrypted chunk, and the TLS one.
-   */
-  upgradeTLS?(options: {
-    isServer: true;
-    initialData: Uint8Array;
-    tls: BunTlsOptions;
-    data: unknown;
-    socket: BunSocketHandler;
-  }): [BunSocket, BunSocket];
 }
 interface BunSocketHandler {
   open(socket: BunSocket): void;
@@ -98,8 +86,6 @@ interface BunTlsOptions {
   ALPNProtocols?: ArrayBuffer;
   ciphers?: string;
   secureOptions?: number;
-  /** A `node:tls` SecureContext's native context: the key pair parsed once per listener, not per connection. */
-  secureContext?: unknown;
 }
 type BunEndpoint = { hostname: string; port: number } | { unix: string };
 /** @see https://bun.sh/reference/bun/listen */
@@ -253,17 +239,12 @@ class BunTlsStreamSocket extends BunStreamSocket {
   }
 }
 
-/** The options of each connection's upgradeTLS; throws when the certificate or key is refused. */
 function bunServerTls(options: TlsServerOptions): BunTlsOptions {
-  const context = createSecureContext({
+  return {
     ...BUN_TLS_SERVER_PROFILE,
     cert: options.cert,
     key: options.key,
-    ...(options.clientCa !== undefined && { ca: options.clientCa }),
-  }) as unknown as { context: unknown };
-  return {
-    secureContext: context.context,
-    ...(options.clientCa !== undefined && { requestCert: true, rejectUnauthorized: true }),
+    ...(options.clientCa !== undefined && { ca: options.clientCa, requestCert: true, rejectUnauthorized: true }),
     ...(options.alpn && { ALPNProtocols: alpnWireFormat(options.alpn).buffer as ArrayBuffer }),
   };
 }
@@ -294,14 +275,12 @@ function tlsServerHandler(
   return {
     ...handlerFor(known),
     open(socket) {
-      // The handshake's time counts from accept (the screen's), not from the first byte.
-      const acceptedAt = (socket.data as unknown as TlsScreen).acceptedAt;
       const wrapper = new BunTlsStreamSocket(socket, known);
       socket.data = wrapper;
       socket.setNoDelay?.(true);
       wrapper.handshakeTimer = setTimeout(
         () => fail(socket, "timeout", `no TLS handshake within ${timeoutMs / 1000} s`),
-        Math.max(0, acceptedAt + timeoutMs - Date.now()),
+        timeoutMs,
       );
     },
     handshake(socket, success, authorizationError) {
@@ -326,81 +305,6 @@ function tlsServerHandler(
   };
 }
 
-/** An accepted connection before its first byte. */
-interface TlsScreen {
-  acceptedAt: number;
-  /** Read at accept: Bun forgets it once the socket is closed. */
-  remoteAddr: Address;
-  timer: ReturnType<typeof setTimeout> | undefined;
-  /** Until the first byte, then TLS (upgraded) or plain text (refused). */
-  state: "screening" | "tls" | "refused";
-}
-
-/**
- * The handlers of a TLS listener's plain TCP connections: the first byte decides. A handshake
- * record starts TLS on the connection (upgradeTLS, that byte first); anything else is answered at
- * once with a fatal alert and closed. Bun.listen's own TLS gives no hook before its handshake, and
- * BoringSSL answers plain text only once it has 5 bytes, so a shorter message (a knock's token `1`)
- * would wait out the client's timeout without a word (docs/tls.md).
- */
-function screenHandler(
-  handlers: ListenHandlers,
-  timeoutMs: number,
-  upgrade: () => { tls: BunTlsOptions; socket: BunSocketHandler },
-): BunSocketHandler {
-  const refuse = (screen: TlsScreen, reason: "timeout" | "failed", message: string) =>
-    handlers.onHandshakeError?.({ remoteAddr: screen.remoteAddr, reason, message });
-  return {
-    open(socket) {
-      socket.setNoDelay?.(true);
-      const screen: TlsScreen = {
-        acceptedAt: Date.now(),
-        remoteAddr: { transport: "tcp", hostname: socket.remoteAddress, port: socket.remotePort ?? 0 },
-        timer: undefined,
-        state: "screening",
-      };
-      screen.timer = setTimeout(() => {
-        screen.state = "refused";
-        socket.terminate?.();
-        refuse(screen, "timeout", `no TLS handshake within ${timeoutMs / 1000} s`);
-      }, timeoutMs);
-      socket.data = screen as unknown as BunStreamSocket;
-    },
-    data(socket, chunk) {
-      const screen = socket.data as unknown as TlsScreen;
-      // Bun hands every encrypted chunk of an upgraded connection to its raw socket too: one check.
-      if (screen.state !== "screening") return;
-      clearTimeout(screen.timer);
-      if (chunk[0] === TLS_HANDSHAKE_RECORD) {
-        screen.state = "tls";
-        socket.upgradeTLS!({ isServer: true, initialData: chunk, data: screen, ...upgrade() });
-        return;
-      }
-      // The alert, then end; the rest is dropped until the peer closes or the timeout.
-      screen.state = "refused";
-      socket.write(PLAIN_TEXT_ALERT);
-      socket.end();
-      screen.timer = setTimeout(() => socket.terminate?.(), timeoutMs);
-      refuse(screen, "failed", "not TLS: the client sent plain text");
-    },
-    drain() {},
-    end(socket) {
-      const screen = socket.data as unknown as TlsScreen;
-      if (screen.state !== "tls") socket.end();
-    },
-    close(socket, error) {
-      const screen = socket.data as unknown as TlsScreen;
-      if (screen.state === "tls") return;
-      clearTimeout(screen.timer);
-      if (screen.state === "screening") {
-        screen.state = "refused";
-        refuse(screen, "failed", error?.message ?? "closed during the TLS handshake");
-      }
-    },
-    error() {},
-  };
-}
-
 function listenTls(
   endpoint: Endpoint,
   handlers: ListenHandlers,
@@ -409,38 +313,63 @@ function listenTls(
 ): Promise<Listener> {
   if ("path" in endpoint) return Promise.reject(new TypeError("TLS is served over TCP only"));
   const known: KnownAddresses = {};
-  let current: { tls: BunTlsOptions; socket: BunSocketHandler };
+  let socket = tlsServerHandler(known, handlers, options);
+  let current = options;
   let listener: ReturnType<BunApi["listen"]>;
   const share = reusePort ? { reusePort: true } : {};
   try {
-    current = { tls: bunServerTls(options), socket: tlsServerHandler(known, handlers, options) };
-  } catch (error) {
-    return Promise.reject(toTlsConfigError(error));
-  }
-  const timeoutMs = options.handshakeTimeoutMs ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS;
-  try {
-    const socket = screenHandler(handlers, timeoutMs, () => current);
-    listener = Bun.listen({ ...endpoint, ...share, allowHalfOpen: true, socket });
+    listener = Bun.listen({ ...endpoint, ...share, allowHalfOpen: true, socket, tls: bunServerTls(options) });
   } catch (error) {
     if ((error as { code?: string }).code === "EADDRINUSE") {
       return Promise.reject(new AddrInUseError(formatEndpoint(endpoint), { cause: error }));
     }
-    return Promise.reject(error);
+    return Promise.reject(toTlsConfigError(error));
   }
   const addr: Address = { transport: "tcp", hostname: listener.hostname ?? "", port: listener.port ?? 0 };
   if (isSpecificIp(addr.hostname)) known.local = addr;
+  const reopen = (handler: BunSocketHandler, tls: TlsServerOptions) =>
+    Bun.listen({
+      ...endpoint,
+      ...share,
+      port: addr.port,
+      allowHalfOpen: true,
+      socket: handler,
+      tls: bunServerTls(tls),
+    });
   return Promise.resolve({
     addr,
     close: () => Promise.resolve(listener.stop(false)),
     maxSockets: socketBudget(),
     reloadTls(next) {
-      // Each connection starts TLS with the context current at its first byte: new ones get the
-      // new pair, open ones keep theirs. A pair that is refused leaves the current one.
+      // Bun's listener.reload() swaps handlers but keeps the old certificate (measured with Bun
+      // 1.4), so the listener is reopened on the same address: open connections stay. Alone on
+      // the port, a connection attempt in the instant between close and bind is refused; with
+      // reusePort (workers) the new listener binds beside the old one before the old one closes,
+      // and the other workers' listeners stay as they are.
+      let replacement: ReturnType<BunApi["listen"]>;
       try {
-        current = { tls: bunServerTls(next), socket: tlsServerHandler(known, handlers, next) };
+        // Checked on a throwaway port first, so a bad pair leaves the live listener alone.
+        Bun.listen({ hostname: "127.0.0.1", port: 0, allowHalfOpen: true, socket, tls: bunServerTls(next) })
+          .stop(true);
+        const nextSocket = tlsServerHandler(known, handlers, next);
+        if (reusePort) {
+          replacement = reopen(nextSocket, next);
+          listener.stop(false);
+        } else {
+          listener.stop(false);
+          try {
+            replacement = reopen(nextSocket, next);
+          } catch (error) {
+            listener = reopen(socket, current);
+            throw error;
+          }
+        }
+        socket = nextSocket;
+        current = next;
       } catch (error) {
         return Promise.reject(toTlsConfigError(error));
       }
+      listener = replacement;
       return Promise.resolve();
     },
   });

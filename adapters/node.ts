@@ -40,7 +40,6 @@ import { explainConnectError } from "./_connect_errors.ts";
 import { tcpListenOptions } from "./_reuse_port.ts";
 import { bindWithMode, removeStaleSocketFile } from "./_socket_file.ts";
 import { NODE_TLS_SERVER_PROFILE } from "./_tls_profile.ts";
-import { PLAIN_TEXT_ALERT, TLS_HANDSHAKE_RECORD } from "./_tls_screen.ts";
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
@@ -430,6 +429,10 @@ function listenTls(
     });
   });
 }
+
+/** A fatal TLS alert, unexpected_message, in a TLS 1.0 record as a first record goes. */
+const PLAIN_TEXT_ALERT = new Uint8Array([0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x0a]);
+const TLS_HANDSHAKE_RECORD = 0x16;
 
 /**
  * Hands a new connection to `tlsServer` once its first byte starts a handshake record. Plain text
