@@ -206,4 +206,27 @@ describe.skipIf(opensslMissing)(`a plain ${RUNTIME} client against each runtime'
       expectOneLine(result, /speaks TLS: use --tls$/);
     }
   });
+
+  test("bench exits 1 with the same line instead of counting mismatches, in each mode", async () => {
+    const bench = (server: (typeof RUNTIMES)[number], mode: string[]) => {
+      const port = String(servers[server]!.port);
+      const args = ["bench", "127.0.0.1", "--port", port, "--conns", "2", "--duration", "5", "--timeout", "10"];
+      return { server, mode, run: cli([...args, ...mode], 8000) };
+    };
+    const runs = [
+      ...RUNTIMES.map((server) => bench(server, [])), // pingpong
+      bench("node", ["--mode", "stream"]),
+      bench("node", ["--mode", "connect", "--knock", "1"]),
+      bench("bun", ["--mode", "connect", "--knock", "knock"]), // a 5-byte token: see echo send's test
+    ];
+    for (const { server, mode, run } of runs) {
+      const result = await run;
+      const what = `against ${server} ${mode.join(" ")}`;
+      expect(result.stderr, what).toBe(
+        `echogate: the server at 127.0.0.1:${servers[server]!.port} speaks TLS: use --tls\n`,
+      );
+      expect(result.stdout, what).not.toMatch(/mismatches/);
+      expect(result.code, what).toBe(1);
+    }
+  });
 });

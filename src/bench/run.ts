@@ -8,7 +8,7 @@
 import { concatAll, pythonRepr, utf8 } from "../_bytes.ts";
 import { TIMED_OUT, within } from "../_timers.ts";
 import { errorMessage } from "../log.ts";
-import { ConnectError } from "../connect_errors.ts";
+import { ConnectError, looksLikeTlsRecord, ServerSpeaksTlsError } from "../connect_errors.ts";
 import { echoReplyState, proxyHeaderFor } from "../client.ts";
 import { WELCOME } from "../gate.ts";
 import type { Address, StreamSocket } from "../types.ts";
@@ -112,6 +112,8 @@ class BenchRun {
   #startedAt = 0;
   #intervalBase = { at: 0, operations: 0, bytes: 0, errors: 0, mismatches: 0 };
   #proxyTemplate: ProxyHeaderTemplate | undefined; // connect mode with proxyHeader: see #withProxyHeader
+  /** What ends the run at once: there is nothing to measure (a plain client at a TLS server). */
+  #fatal: Error | undefined;
 
   constructor(settings: Settings, options: BenchOptions) {
     this.#s = settings;
@@ -148,6 +150,7 @@ class BenchRun {
         clearInterval(ticker);
         clearTimeout(stopTimer);
       }
+      if (this.#fatal !== undefined) throw this.#fatal;
       // The last, shorter interval, unless it is a sliver.
       if (performance.now() - this.#intervalBase.at >= s.intervalMs / 4) this.#emitInterval();
       const report = this.#report();
@@ -330,6 +333,19 @@ class BenchRun {
     this.#firstError ??= errorMessage(error);
   }
 
+  /**
+   * Called with a connection's first reply when it failed verification: a plain client whose reply
+   * is a TLS record reached a TLS server, which ends the run (off the hot path: only on failure).
+   */
+  #checkForTls(reply: Uint8Array | string): void {
+    if (this.#s.connectOptions?.tls !== undefined) return;
+    const bytes = typeof reply === "string" ? Uint8Array.from(reply.slice(0, 3), (c) => c.charCodeAt(0)) : reply;
+    if (!looksLikeTlsRecord(bytes)) return;
+    this.#fatal ??= new ServerSpeaksTlsError(this.#s.target);
+    this.#stop();
+    throw this.#fatal;
+  }
+
   #checkTimeouts(): void {
     const now = performance.now();
     for (const watched of this.#watched) {
@@ -419,7 +435,14 @@ class BenchRun {
       if (watched.timedOut) throw new Error(`No reply within ${this.#s.timeoutMs / 1000} s`);
       // The usual case, checked inline: the whole echo in one frame, in one chunk.
       if (chunk === null || chunk.length !== expected || !isEcho(chunk, prefix, message)) {
-        await this.#readEcho(socket, watched, message, chunk, () => `connection ${index}, round trip ${sequence}`);
+        await this.#readEcho(
+          socket,
+          watched,
+          message,
+          chunk,
+          () => `connection ${index}, round trip ${sequence}`,
+          sequence === 0,
+        );
       }
       watched.since = 0;
       this.#done(watched.pacer ? Math.min(due, started) : started, started, message.length);
@@ -442,6 +465,7 @@ class BenchRun {
     message: Uint8Array,
     first: Uint8Array | null | undefined,
     what: () => string,
+    firstReply: boolean,
   ): Promise<void> {
     const prefix = this.#s.prefix;
     const expected = prefix.length + message.length;
@@ -462,6 +486,7 @@ class BenchRun {
         const state = echoReplyState(reply, message, prefix);
         if (state === "complete") return;
         if (state === "other") {
+          if (firstReply) this.#checkForTls(reply);
           throw new Mismatch(`${what()}: expected ${preview(prefix, message)}, got ${preview(reply)}`);
         }
       }
@@ -491,13 +516,21 @@ class BenchRun {
         await socket.write(first(knock));
         const reply = await this.#readToEnd(socket, watched);
         if (reply !== WELCOME) {
+          this.#checkForTls(reply);
           throw new Mismatch(
             `connection ${index}, knock ${sequence}: expected '${WELCOME}', got ${pythonRepr(utf8(reply))}`,
           );
         }
       } else {
         await socket.write(first(message));
-        await this.#readEcho(socket, watched, message, undefined, () => `connection ${index}, exchange ${sequence}`);
+        await this.#readEcho(
+          socket,
+          watched,
+          message,
+          undefined,
+          () => `connection ${index}, exchange ${sequence}`,
+          true,
+        );
       }
       watched.since = 0;
       socket.close();
@@ -564,7 +597,12 @@ class BenchRun {
       while (true) {
         const chunk = await this.#nextChunk(socket, watched);
         if (chunk === null) break;
-        verifier.push(chunk);
+        try {
+          verifier.push(chunk);
+        } catch (error) {
+          if (verifier.received === 0) this.#checkForTls(chunk);
+          throw error;
+        }
         if (verifier.received > sent) throw new Mismatch(`connection ${index}: more bytes echoed than sent`);
         // The watchdog times a wait only while bytes are in flight.
         const now = performance.now();

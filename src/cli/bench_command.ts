@@ -20,7 +20,7 @@ import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "../echo.ts";
 import { UsageError } from "../errors.ts";
 import { DEFAULT_GATE_PORT } from "../gate.ts";
 import { parseChoice, parsePort, parsePositiveInt, parseSeconds } from "./args.ts";
-import { clientFlags, type Command, type Options, str } from "./command.ts";
+import { clientFlags, type Command, type Options, str, suggestTls } from "./command.ts";
 import { continued, defineCommand } from "./flags.ts";
 import type { CliHost } from "./host.ts";
 import { BENCH_UDP_HELP, benchUdp } from "./bench_udp.ts";
@@ -272,7 +272,7 @@ async function bench(host: CliHost, positionals: string[], options: Options): Pr
           shown = true;
         }
       },
-    });
+    }).catch(suggestTls);
   const report = run.report;
   if (json) host.writeOut(JSON.stringify(report));
   else if (jsonStream) host.writeOut(JSON.stringify({ event: "end", ...report }));
