@@ -23,6 +23,7 @@ import {
   text,
   transport,
   waitFor,
+  waitUntil,
 } from "./_utils.ts";
 
 const resources = cleanup();
@@ -233,7 +234,9 @@ describe(`--workers on ${RUNTIME}`, () => {
     await socketPerWorker(server, 2); // open connections keep the drain waiting
     const workers = childPids(server.process.pid!);
     globalThis.process.kill(server.process.pid!, "SIGTERM");
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // The first signal is handled (both workers drain) before the second is sent.
+    const line = "echogate: draining 2 connections for up to 30 s; SIGTERM again to stop now\n";
+    await waitUntil(() => server.stderr().includes(line), { timeoutMs: 10_000, what: "the draining line" });
     globalThis.process.kill(server.process.pid!, "SIGINT");
     expect(await deadline(server.exited, 5000, "the supervisor to exit")).not.toBe(0);
     await waitFor(() => (workers.some(alive) ? undefined : true), 5000, "the workers to be gone");
@@ -320,14 +323,16 @@ describe(`--workers on ${RUNTIME}`, () => {
         10_000,
         "the worker to be started again",
       );
-      await new Promise((resolve) => setTimeout(resolve, 500)); // let it listen
       // The right token now: only a worker that forgot the penalties would let it in.
       // Every connection is refused; the restarted worker logs the first it refuses at once.
+      // Connections reach it once it listens (no line says when): keep knocking until then, to a deadline.
       const refusedByRestarted = () => events(server, "refused").some((event) => event.worker === dead) || undefined;
-      for (let i = 0; i < 60 && !refusedByRestarted(); i++) {
+      const knockUntil = Date.now() + 20_000;
+      while (Date.now() < knockUntil && !refusedByRestarted()) {
         const socket = resources.add(await connect(server.port));
         await socket.write(bytes("right")).catch(() => {});
         expect(text(await readAll(socket).catch(() => new Uint8Array()))).toBe("");
+        socket.close();
       }
       expect(await waitFor(refusedByRestarted, 5000, "a refusal from the restarted worker")).toBe(true);
     },
