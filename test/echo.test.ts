@@ -14,7 +14,7 @@ import {
   tempSocketPath,
   text,
   transport,
-  waitFor,
+  waitUntil,
 } from "./_utils.ts";
 
 const resources = cleanup();
@@ -137,7 +137,7 @@ describe(`echo server on ${RUNTIME}`, () => {
     expect(await logger.waitForEvent("refused")).toMatchObject({ event: "refused" });
     await first.closeWrite();
     await readAll(first);
-    await waitFor(() => (server.connections === 0 ? true : undefined), 5000, "the first connection to close");
+    await waitUntil(() => server.connections === 0, { what: "the first connection to close" });
     const third = await connect();
     await third.write(bytes("3"));
     expect(text(await readAtLeast(third, 7))).toBe("Echo=>3");

@@ -307,7 +307,7 @@ describe.skipIf(opensslMissing)(`PROXY protocol then TLS on ${RUNTIME}`, () => {
         expect(sent.stderr).toBe("");
         expect(sent.stdout).toContain("Client received: 'Echo=>hi'");
       }
-      await waitFor(() => human.stdout().includes("Server connected by 192.0.2.10:9") || undefined, 5000, "the line");
+      await waitUntil(() => human.stdout().includes("Server connected by 192.0.2.10:9"), { what: "the line" });
       const line = await waitFor(() => json.stdout().split("\n").find((l) => l.includes('"connect"')), 5000, "event");
       expect(JSON.parse(line)).toMatchObject({
         remote: "192.0.2.10:9",
@@ -328,7 +328,7 @@ describe.skipIf(opensslMissing)(`PROXY protocol then TLS on ${RUNTIME}`, () => {
         ...["--tls", "--ca", pki.files.caCert, "--proxy-header", "v2", "--proxy-source", "[2001:db8::9]:7"],
       ]);
       expect(knocked.code).toBe(0);
-      await waitFor(() => gate.stdout().includes('"remote":"[2001:db8::9]:7"') || undefined, 5000, "the v6 client");
+      await waitUntil(() => gate.stdout().includes('"remote":"[2001:db8::9]:7"'), { what: "the v6 client" });
     });
 
     test("bench --tls --proxy-header v2 loads a PROXY + TLS listener: every exchange echoed, each as the header's client", async () => {
@@ -393,7 +393,7 @@ describe.skipIf(opensslMissing)(`PROXY protocol then TLS on ${RUNTIME}`, () => {
         });
         expect(replies).toEqual([`Echo=>m${i}`]);
       }
-      await waitFor(() => server.stdout().includes("Server connected by 192.0.2.7:41003") || undefined, 5000, "line");
+      await waitUntil(() => server.stdout().includes("Server connected by 192.0.2.7:41003"), { what: "line" });
     });
   });
 });

@@ -59,7 +59,7 @@ afterEach(async () => {
       }
     }
     await supervisor.stop();
-    await waitFor(() => (workers.some(alive) ? undefined : true), 10_000, "workers to be gone");
+    await waitUntil(() => !workers.some(alive), { timeoutMs: 10_000, what: "workers to be gone" });
   }
   await resources.run();
 });
@@ -150,7 +150,7 @@ describe(`--workers on ${RUNTIME}`, () => {
     async () => {
       const server = await startEchoWorkers();
       expect(server.stdout()).toMatch(/^echo server listening on 127\.0\.0\.1:\d+ \(2 workers\)\n/);
-      await waitFor(() => (childPids(server.process.pid!).length === 2 ? true : undefined), 5000, "two workers");
+      await waitUntil(() => childPids(server.process.pid!).length === 2, { what: "two workers" });
       const held = await socketPerWorker(server, 2);
       expect([...held.keys()].sort()).toEqual([1, 2]);
       expect(server.stdout().match(/listening/g)).toHaveLength(1);
@@ -239,7 +239,7 @@ describe(`--workers on ${RUNTIME}`, () => {
     await waitUntil(() => server.stderr().includes(line), { timeoutMs: 10_000, what: "the draining line" });
     globalThis.process.kill(server.process.pid!, "SIGINT");
     expect(await deadline(server.exited, 5000, "the supervisor to exit")).not.toBe(0);
-    await waitFor(() => (workers.some(alive) ? undefined : true), 5000, "the workers to be gone");
+    await waitUntil(() => !workers.some(alive), { what: "the workers to be gone" });
   }, 30_000);
 
   test("Ctrl-C with connections open in two workers: the supervisor says it drains them in one line", async () => {
@@ -247,7 +247,7 @@ describe(`--workers on ${RUNTIME}`, () => {
     expect((await socketPerWorker(server, 2)).size).toBe(2);
     globalThis.process.kill(server.process.pid!, "SIGINT");
     const line = "echogate: draining 2 connections for up to 30 s; Ctrl-C again to stop now\n";
-    await waitFor(() => (server.stderr().includes(line) ? true : undefined), 10_000, "the draining line");
+    await waitUntil(() => server.stderr().includes(line), { timeoutMs: 10_000, what: "the draining line" });
     globalThis.process.kill(server.process.pid!, "SIGINT");
     expect(await deadline(server.exited, 5000, "the supervisor to exit")).not.toBe(0);
     expect(server.stderr().match(/draining/g)).toHaveLength(1);
@@ -264,7 +264,7 @@ describe(`--workers on ${RUNTIME}`, () => {
       "two workers",
     );
     globalThis.process.kill(server.process.pid!, "SIGKILL");
-    await waitFor(() => (workers.some(alive) ? undefined : true), 10_000, "the orphaned workers to exit");
+    await waitUntil(() => !workers.some(alive), { timeoutMs: 10_000, what: "the orphaned workers to exit" });
   }, 30_000);
 
   test(
@@ -277,7 +277,7 @@ describe(`--workers on ${RUNTIME}`, () => {
         const socket = resources.add(await connect(server.port));
         await socket.write(bytes("wrong"));
         expect(text(await readAll(socket))).toBe("please go out!");
-        await waitFor(() => (penalties().length === i + 1 ? true : undefined), 5000, `penalty ${i + 1}`);
+        await waitUntil(() => penalties().length === i + 1, { what: `penalty ${i + 1}` });
         await new Promise((resolve) => setTimeout(resolve, 150));
       }
       // Each penalty counts all before it, whichever worker gave it: 5, 10, 15, 20 s (less a little decay).
@@ -290,7 +290,7 @@ describe(`--workers on ${RUNTIME}`, () => {
         await socket.write(bytes("right")).catch(() => {});
         expect(text(await readAll(socket).catch(() => new Uint8Array()))).toBe("");
       }
-      await waitFor(() => (refusedBy().size === 2 ? true : undefined), 5000, "a refusal from each worker");
+      await waitUntil(() => refusedBy().size === 2, { what: "a refusal from each worker" });
       expect([...refusedBy()].sort()).toEqual([1, 2]);
     },
     60_000,
@@ -304,7 +304,7 @@ describe(`--workers on ${RUNTIME}`, () => {
         const socket = resources.add(await connect(server.port));
         await socket.write(bytes("wrong"));
         expect(text(await readAll(socket))).toBe("please go out!");
-        await waitFor(() => (events(server, "penalty").length === i + 1 ? true : undefined), 5000, `penalty ${i + 1}`);
+        await waitUntil(() => events(server, "penalty").length === i + 1, { what: `penalty ${i + 1}` });
         await new Promise((resolve) => setTimeout(resolve, 150));
       }
       const [victim] = childPids(server.process.pid!);
