@@ -68,6 +68,31 @@ export async function waitUntil(
   }
 }
 
+/**
+ * The adapter's transport, with `watch` called on every socket its listeners accept before the
+ * server gets it: a test wraps a method there to see the server call it (on a real socket).
+ *
+ * @example
+ * let handshakes = 0;
+ * const watched = watchingTransport((socket) => {
+ *   const startTls = socket.startTls?.bind(socket);
+ *   if (startTls) socket.startTls = (buffered) => (handshakes++, startTls(buffered));
+ * });
+ */
+export function watchingTransport(watch: (socket: StreamSocket) => void): Transport {
+  return {
+    ...transport,
+    listen: (endpoint, handlers, options) =>
+      transport.listen(endpoint, {
+        ...handlers,
+        onSocket(socket) {
+          watch(socket);
+          handlers.onSocket(socket);
+        },
+      }, options),
+  };
+}
+
 /** A child process whose output is collected as it arrives. */
 export interface Child {
   readonly process: ChildProcess;

@@ -35,6 +35,7 @@ import {
   transport,
   waitFor,
   waitUntil,
+  watchingTransport,
 } from "./_utils.ts";
 
 const opensslMissing = !hasOpenssl();
@@ -452,17 +453,9 @@ function watchingHandshakes(): { transport: Transport; handshakesStarted: () => 
   let started = 0;
   return {
     handshakesStarted: () => started,
-    transport: {
-      ...transport,
-      listen: (endpoint, handlers, options) =>
-        transport.listen(endpoint, {
-          ...handlers,
-          onSocket(socket) {
-            const startTls = socket.startTls?.bind(socket);
-            if (startTls) socket.startTls = (buffered) => (started++, startTls(buffered));
-            handlers.onSocket(socket);
-          },
-        }, options),
-    },
+    transport: watchingTransport((socket) => {
+      const startTls = socket.startTls?.bind(socket);
+      if (startTls) socket.startTls = (buffered) => (started++, startTls(buffered));
+    }),
   };
 }
