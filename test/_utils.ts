@@ -48,6 +48,51 @@ export async function waitFor<T>(check: () => T | undefined, ms: number, what: s
   }
 }
 
+/**
+ * Polls `predicate` every `intervalMs` until it holds; fails after `timeoutMs`, naming `what`. The
+ * predicate is asked once more after the deadline, so a loaded machine that wakes late still sees
+ * the state it was waiting for.
+ *
+ * @example
+ * await waitUntil(() => child.stdout().includes("listening"), { what: "the listening line" });
+ */
+export async function waitUntil(
+  predicate: () => boolean,
+  options: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
+): Promise<void> {
+  const { timeoutMs = 5000, intervalMs = 20, what = "a condition" } = options;
+  const end = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > end) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+/**
+ * The adapter's transport, with `watch` called on every socket its listeners accept before the
+ * server gets it: a test wraps a method there to see the server call it (on a real socket).
+ *
+ * @example
+ * let handshakes = 0;
+ * const watched = watchingTransport((socket) => {
+ *   const startTls = socket.startTls?.bind(socket);
+ *   if (startTls) socket.startTls = (buffered) => (handshakes++, startTls(buffered));
+ * });
+ */
+export function watchingTransport(watch: (socket: StreamSocket) => void): Transport {
+  return {
+    ...transport,
+    listen: (endpoint, handlers, options) =>
+      transport.listen(endpoint, {
+        ...handlers,
+        onSocket(socket) {
+          watch(socket);
+          handlers.onSocket(socket);
+        },
+      }, options),
+  };
+}
+
 /** A child process whose output is collected as it arrives. */
 export interface Child {
   readonly process: ChildProcess;

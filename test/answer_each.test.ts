@@ -17,6 +17,7 @@ import {
   text,
   transport,
   waitFor,
+  watchingTransport,
 } from "./_utils.ts";
 
 const resources = cleanup();
@@ -230,18 +231,10 @@ describe(`servers on ${RUNTIME} and answerEach`, () => {
     let calls = 0;
     return {
       calls: () => calls,
-      transport: {
-        ...transport,
-        listen: (endpoint, handlers) =>
-          transport.listen(endpoint, {
-            ...handlers,
-            onSocket(socket) {
-              const answerEach = socket.answerEach!.bind(socket);
-              socket.answerEach = (responder) => (calls++, answerEach(responder));
-              handlers.onSocket(socket);
-            },
-          }),
-      },
+      transport: watchingTransport((socket) => {
+        const answerEach = socket.answerEach!.bind(socket);
+        socket.answerEach = (responder) => (calls++, answerEach(responder));
+      }),
     };
   }
 

@@ -14,11 +14,12 @@ import {
   tempSocketPath,
   text,
   transport,
-  waitFor,
+  waitUntil,
 } from "./_utils.ts";
 
 const resources = cleanup();
 afterEach(() => resources.run());
+const ipv6 = await hasIPv6(); // no IPv6 loopback on some machines: the test says it is skipped
 
 async function startEcho(
   options: EchoOptions & { maxConns?: number; logger?: ReturnType<typeof recordingLogger> } = {},
@@ -136,14 +137,13 @@ describe(`echo server on ${RUNTIME}`, () => {
     expect(await logger.waitForEvent("refused")).toMatchObject({ event: "refused" });
     await first.closeWrite();
     await readAll(first);
-    await waitFor(() => (server.connections === 0 ? true : undefined), 5000, "the first connection to close");
+    await waitUntil(() => server.connections === 0, { what: "the first connection to close" });
     const third = await connect();
     await third.write(bytes("3"));
     expect(text(await readAtLeast(third, 7))).toBe("Echo=>3");
   });
 
-  test("listens and answers on IPv6 ::1", async () => {
-    if (!(await hasIPv6())) return; // no IPv6 loopback on this machine
+  test.skipIf(!ipv6)("listens and answers on IPv6 ::1", async () => {
     const server = resources.add(await serveEcho({ transport, hostname: "::1", port: 0 }));
     expect(server.url).toMatch(/^\[::1\]:\d+$/);
     const socket = resources.add(await transport.connect({ hostname: "::1", port: portOf(server) }));

@@ -15,6 +15,7 @@ import {
   serveGate,
   type StreamSocket,
   type TlsServerOptions,
+  type Transport,
   WELCOME,
 } from "../src/mod.ts";
 import { expectSighupReload, hasOpenssl, usePki } from "./_pki.ts";
@@ -33,6 +34,8 @@ import {
   text,
   transport,
   waitFor,
+  waitUntil,
+  watchingTransport,
 } from "./_utils.ts";
 
 const opensslMissing = !hasOpenssl();
@@ -54,11 +57,13 @@ describe.skipIf(opensslMissing)(`PROXY protocol then TLS on ${RUNTIME}`, () => {
   });
   const clientTls = () => ({ ca: pki.caCert, servername: "localhost" });
 
-  async function echoServer(options: { trusted?: string[]; tls?: Partial<TlsServerOptions>; maxConns?: number } = {}) {
+  async function echoServer(
+    options: { trusted?: string[]; tls?: Partial<TlsServerOptions>; maxConns?: number; transport?: Transport } = {},
+  ) {
     const logger = recordingLogger();
     const server = resources.add(
       await serveEcho({
-        transport,
+        transport: options.transport ?? transport,
         port: 0,
         logger,
         maxConns: options.maxConns,
@@ -268,15 +273,20 @@ describe.skipIf(opensslMissing)(`PROXY protocol then TLS on ${RUNTIME}`, () => {
   });
 
   test("maxConns counts handshakes under way; closing the server closes them", async () => {
-    const { logger, server, port } = await echoServer({ maxConns: 1 });
+    const watch = watchingHandshakes();
+    const { logger, server, port } = await echoServer({ maxConns: 1, transport: watch.transport });
     const stalled = await dial(port);
     await stalled.write(encodeProxyHeader({ version: 2, source: CLIENT, destination: SERVER }));
+    // Only once the server has read the header is the slot held by a handshake; before, closing
+    // the server would close a connection with the header unread, which TCP answers with a reset.
+    await waitUntil(() => watch.handshakesStarted() === 1, { what: "the stalled connection's handshake" });
     const second = await dial(port);
     await second.write(encodeProxyHeader({ version: 2, source: CLIENT, destination: SERVER }));
     expect(await readAll(second, 5000)).toHaveLength(0);
     expect(await logger.waitForEvent("refused")).toMatchObject({
       reason: "1 connections waiting for a PROXY header or TLS handshake",
     });
+    expect(watch.handshakesStarted()).toBe(1); // the refused connection never reached a handshake
     await server.close();
     expect(await readAll(stalled, 5000)).toHaveLength(0);
     expect(events(logger.events, "tls-handshake-failed")).toEqual([]);
@@ -301,7 +311,7 @@ describe.skipIf(opensslMissing)(`PROXY protocol then TLS on ${RUNTIME}`, () => {
         expect(sent.stderr).toBe("");
         expect(sent.stdout).toContain("Client received: 'Echo=>hi'");
       }
-      await waitFor(() => human.stdout().includes("Server connected by 192.0.2.10:9") || undefined, 5000, "the line");
+      await waitUntil(() => human.stdout().includes("Server connected by 192.0.2.10:9"), { what: "the line" });
       const line = await waitFor(() => json.stdout().split("\n").find((l) => l.includes('"connect"')), 5000, "event");
       expect(JSON.parse(line)).toMatchObject({
         remote: "192.0.2.10:9",
@@ -322,7 +332,7 @@ describe.skipIf(opensslMissing)(`PROXY protocol then TLS on ${RUNTIME}`, () => {
         ...["--tls", "--ca", pki.files.caCert, "--proxy-header", "v2", "--proxy-source", "[2001:db8::9]:7"],
       ]);
       expect(knocked.code).toBe(0);
-      await waitFor(() => gate.stdout().includes('"remote":"[2001:db8::9]:7"') || undefined, 5000, "the v6 client");
+      await waitUntil(() => gate.stdout().includes('"remote":"[2001:db8::9]:7"'), { what: "the v6 client" });
     });
 
     test("bench --tls --proxy-header v2 loads a PROXY + TLS listener: every exchange echoed, each as the header's client", async () => {
@@ -387,7 +397,7 @@ describe.skipIf(opensslMissing)(`PROXY protocol then TLS on ${RUNTIME}`, () => {
         });
         expect(replies).toEqual([`Echo=>m${i}`]);
       }
-      await waitFor(() => server.stdout().includes("Server connected by 192.0.2.7:41003") || undefined, 5000, "line");
+      await waitUntil(() => server.stdout().includes("Server connected by 192.0.2.7:41003"), { what: "line" });
     });
   });
 });
@@ -435,5 +445,20 @@ async function coalescingRelay(port: number, header: Uint8Array) {
       await listener.close();
       for (const socket of open) socket.close();
     },
+  };
+}
+
+/**
+ * The adapter's transport, with a count of the handshakes its server started: the server calls
+ * `startTls` on a deferred connection once it has read that connection's PROXY header.
+ */
+function watchingHandshakes(): { transport: Transport; handshakesStarted: () => number } {
+  let started = 0;
+  return {
+    handshakesStarted: () => started,
+    transport: watchingTransport((socket) => {
+      const startTls = socket.startTls?.bind(socket);
+      if (startTls) socket.startTls = (buffered) => (started++, startTls(buffered));
+    }),
   };
 }

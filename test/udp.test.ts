@@ -12,10 +12,22 @@ import {
   serveEcho,
   type Transport,
 } from "../src/mod.ts";
-import { bytes, cleanup, hasIPv6, recordingLogger, runCommand, RUNTIME, text, transport, waitFor } from "./_utils.ts";
+import {
+  bytes,
+  cleanup,
+  hasIPv6,
+  recordingLogger,
+  runCommand,
+  RUNTIME,
+  text,
+  transport,
+  waitFor,
+  waitUntil,
+} from "./_utils.ts";
 
 const resources = cleanup();
 afterEach(() => resources.run());
+const ipv6 = await hasIPv6(); // no IPv6 loopback on some machines: the tests say they are skipped
 
 /** A real datagram socket that keeps what it receives. */
 async function peer(hostname = "127.0.0.1", port = 0, via: Transport = transport) {
@@ -93,16 +105,14 @@ describe(`UDP echo on ${RUNTIME}`, () => {
     expect(text(client.received[0]!.bytes)).toBe("Echo=>");
   });
 
-  test("IPv6: a server on ::1 answers an IPv6 client", async () => {
-    if (!(await hasIPv6())) return console.log("skipped: this machine cannot bind ::1");
+  test.skipIf(!ipv6)("IPv6: a server on ::1 answers an IPv6 client", async () => {
     const server = await udpServer({ hostname: "::1" });
     expect(server.url).toBe(`[::1]:${portOf(server)}`);
     const replies = await sendEcho({ transport, udp: true, hostname: "::1", port: portOf(server), messages: ["six"] });
     expect(replies.map(text)).toEqual(["Echo=>six"]);
   });
 
-  test("a server on :: answers IPv4 and IPv6 clients alike (dual-stack)", async () => {
-    if (!(await hasIPv6())) return console.log("skipped: this machine cannot bind ::1");
+  test.skipIf(!ipv6)("a server on :: answers IPv4 and IPv6 clients alike (dual-stack)", async () => {
     const logger = recordingLogger();
     const server = await udpServer({ hostname: "::", logger });
     for (const hostname of ["127.0.0.1", "::1"]) {
@@ -154,7 +164,7 @@ describe(`UDP safety on ${RUNTIME}`, () => {
     // The same port on another loopback address: what a second echo server on that port sends from.
     const twin = await peer("127.0.0.2", portOf(server));
     twin.send("loop?", portOf(server), "127.0.0.1");
-    await waitFor(() => server.stats.refusedPort === 1 || undefined, 5000, "the refusal");
+    await waitUntil(() => server.stats.refusedPort === 1, { what: "the refusal" });
     await settle();
     expect(twin.received).toEqual([]);
     expect(server.stats.answered).toBe(0);
@@ -170,7 +180,7 @@ describe(`UDP safety on ${RUNTIME}`, () => {
         return console.log(`skipped: cannot bind 127.0.0.1:${sourcePort} (${(error as Error).message}; needs root)`);
       }
       source.send("x", portOf(server));
-      await waitFor(() => server.stats.refusedPort === 1 || undefined, 5000, "the refusal");
+      await waitUntil(() => server.stats.refusedPort === 1, { what: "the refusal" });
       await settle();
       expect(source.received).toEqual([]);
       expect(server.stats.answered).toBe(0);
@@ -183,7 +193,7 @@ describe(`UDP safety on ${RUNTIME}`, () => {
     expect(await rawSend(0, portOf(server), "from zero")).toBe(true);
     expect(await rawSend(40_000, portOf(server), "from a real port")).toBe(true);
     // Then the datagram from port 40000 has been handled too: the one from 0 was before it.
-    await waitFor(() => server.stats.answered === 1 || undefined, 5000, "the answer to port 40000");
+    await waitUntil(() => server.stats.answered === 1, { what: "the answer to port 40000" });
     if (RUNTIME === "bun") {
       // Bun's socket never delivers a datagram from port 0 (checked: only the second arrives).
       expect(server.stats).toMatchObject({ received: 1, answered: 1, refusedPort: 0 });
@@ -196,7 +206,7 @@ describe(`UDP safety on ${RUNTIME}`, () => {
     const server = await udpServer({ limits: { rate: 2, burst: 4 } });
     const greedy = await peer();
     for (let i = 0; i < 20; i++) greedy.send(`g${i}`, portOf(server));
-    await waitFor(() => server.stats.received === 20 || undefined, 5000, "20 datagrams in");
+    await waitUntil(() => server.stats.received === 20, { what: "20 datagrams in" });
     await greedy.waitFor(4);
     const other = await peer("127.0.0.2");
     other.send("me too", portOf(server), "127.0.0.1");
@@ -221,7 +231,7 @@ describe(`UDP safety on ${RUNTIME}`, () => {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
     const elapsedS = (performance.now() - started) / 1000;
-    await waitFor(() => server.stats.received === sent || undefined, 5000, "every datagram in");
+    await waitUntil(() => server.stats.received === sent, { what: "every datagram in" });
     await settle();
     // 1 at once, then 20/s: about 21 over the second (not 1, as with a clock that stood still);
     // at least 5 even if a loaded machine sent only a few datagrams, each more than 50 ms apart.
@@ -236,7 +246,7 @@ describe(`UDP safety on ${RUNTIME}`, () => {
     const server = await udpServer({ limits: { rate: 100, budget: 6 }, logger });
     const sources = await Promise.all(["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"].map((h) => peer(h)));
     for (const source of sources) for (let i = 0; i < 5; i++) source.send(`b${i}`, portOf(server), "127.0.0.1");
-    await waitFor(() => server.stats.received === 20 || undefined, 5000, "20 datagrams in");
+    await waitUntil(() => server.stats.received === 20, { what: "20 datagrams in" });
     await settle();
     const answered = sources.map((s) => s.received.length);
     for (const n of answered) expect(n).toBeLessThanOrEqual(4); // 3 at once, +1 if refilled meanwhile
@@ -259,8 +269,8 @@ describe(`UDP safety on ${RUNTIME}`, () => {
       client.send(`n${i}`, portOf(limited));
       client.send(`n${i}`, portOf(unlimited));
     }
-    await waitFor(() => unlimited.stats.answered === 50 || undefined, 5000, "50 answers unlimited");
-    await waitFor(() => limited.stats.received === 50 || undefined, 5000, "50 datagrams in");
+    await waitUntil(() => unlimited.stats.answered === 50, { what: "50 answers unlimited" });
+    await waitUntil(() => limited.stats.received === 50, { what: "50 datagrams in" });
     expect(limited.stats.answered).toBeLessThanOrEqual(21); // the default burst, 20, + refill
     expect(limited.stats.rateLimited).toBe(50 - limited.stats.answered);
   });
@@ -306,14 +316,14 @@ describe(`UDP safety on ${RUNTIME}`, () => {
     const closedPort = closed.socket.addr.transport === "udp" ? closed.socket.addr.port : 0;
     await closed.socket.close();
     for (let i = 0; i < 3; i++) expect(await rawSend(closedPort, portOf(server), `icmp ${i}`)).toBe(true);
-    await waitFor(() => server.stats.answered === 3 || undefined, 5000, "3 answers sent");
+    await waitUntil(() => server.stats.answered === 3, { what: "3 answers sent" });
     await settle(300);
     // Bun reports the ICMP error on the socket, without the peer: counted in the drop report,
     // never an error; Node's and Deno's unconnected sockets never see it.
     expect(logger.events.filter((e) => e.event === "error")).toEqual([]);
     if (RUNTIME === "bun") {
       // One count per ICMP error, though Bun reports each twice (at most 3: the kernel may rate-limit ICMP).
-      await waitFor(() => server.stats.portUnreachable >= 1 || undefined, 5000, "the ICMP errors counted");
+      await waitUntil(() => server.stats.portUnreachable >= 1, { what: "the ICMP errors counted" });
       expect(server.stats.portUnreachable).toBeLessThanOrEqual(3);
       expect(await logger.waitForEvent("datagram-drops")).toMatchObject({ portUnreachable: 1 }); // the first, at once
     }
@@ -348,7 +358,7 @@ describe(`UDP safety on ${RUNTIME}`, () => {
     const unlucky = await peer();
     failingPort = unlucky.socket.addr.transport === "udp" ? unlucky.socket.addr.port : 0;
     for (let i = 0; i < 3; i++) unlucky.send(`u${i}`, portOf(server));
-    await waitFor(() => server.stats.sendErrors === 3 || undefined, 5000, "3 failed sends");
+    await waitUntil(() => server.stats.sendErrors === 3, { what: "3 failed sends" });
     const lucky = await peer("127.0.0.2");
     lucky.send("fine", portOf(server), "127.0.0.1");
     await lucky.waitFor(1);

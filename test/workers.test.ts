@@ -23,6 +23,7 @@ import {
   text,
   transport,
   waitFor,
+  waitUntil,
 } from "./_utils.ts";
 
 const resources = cleanup();
@@ -58,7 +59,7 @@ afterEach(async () => {
       }
     }
     await supervisor.stop();
-    await waitFor(() => (workers.some(alive) ? undefined : true), 10_000, "workers to be gone");
+    await waitUntil(() => !workers.some(alive), { timeoutMs: 10_000, what: "workers to be gone" });
   }
   await resources.run();
 });
@@ -149,7 +150,7 @@ describe(`--workers on ${RUNTIME}`, () => {
     async () => {
       const server = await startEchoWorkers();
       expect(server.stdout()).toMatch(/^echo server listening on 127\.0\.0\.1:\d+ \(2 workers\)\n/);
-      await waitFor(() => (childPids(server.process.pid!).length === 2 ? true : undefined), 5000, "two workers");
+      await waitUntil(() => childPids(server.process.pid!).length === 2, { what: "two workers" });
       const held = await socketPerWorker(server, 2);
       expect([...held.keys()].sort()).toEqual([1, 2]);
       expect(server.stdout().match(/listening/g)).toHaveLength(1);
@@ -233,10 +234,12 @@ describe(`--workers on ${RUNTIME}`, () => {
     await socketPerWorker(server, 2); // open connections keep the drain waiting
     const workers = childPids(server.process.pid!);
     globalThis.process.kill(server.process.pid!, "SIGTERM");
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // The first signal is handled (both workers drain) before the second is sent.
+    const line = "echogate: draining 2 connections for up to 30 s; SIGTERM again to stop now\n";
+    await waitUntil(() => server.stderr().includes(line), { timeoutMs: 10_000, what: "the draining line" });
     globalThis.process.kill(server.process.pid!, "SIGINT");
     expect(await deadline(server.exited, 5000, "the supervisor to exit")).not.toBe(0);
-    await waitFor(() => (workers.some(alive) ? undefined : true), 5000, "the workers to be gone");
+    await waitUntil(() => !workers.some(alive), { what: "the workers to be gone" });
   }, 30_000);
 
   test("Ctrl-C with connections open in two workers: the supervisor says it drains them in one line", async () => {
@@ -244,7 +247,7 @@ describe(`--workers on ${RUNTIME}`, () => {
     expect((await socketPerWorker(server, 2)).size).toBe(2);
     globalThis.process.kill(server.process.pid!, "SIGINT");
     const line = "echogate: draining 2 connections for up to 30 s; Ctrl-C again to stop now\n";
-    await waitFor(() => (server.stderr().includes(line) ? true : undefined), 10_000, "the draining line");
+    await waitUntil(() => server.stderr().includes(line), { timeoutMs: 10_000, what: "the draining line" });
     globalThis.process.kill(server.process.pid!, "SIGINT");
     expect(await deadline(server.exited, 5000, "the supervisor to exit")).not.toBe(0);
     expect(server.stderr().match(/draining/g)).toHaveLength(1);
@@ -261,7 +264,7 @@ describe(`--workers on ${RUNTIME}`, () => {
       "two workers",
     );
     globalThis.process.kill(server.process.pid!, "SIGKILL");
-    await waitFor(() => (workers.some(alive) ? undefined : true), 10_000, "the orphaned workers to exit");
+    await waitUntil(() => !workers.some(alive), { timeoutMs: 10_000, what: "the orphaned workers to exit" });
   }, 30_000);
 
   test(
@@ -274,7 +277,7 @@ describe(`--workers on ${RUNTIME}`, () => {
         const socket = resources.add(await connect(server.port));
         await socket.write(bytes("wrong"));
         expect(text(await readAll(socket))).toBe("please go out!");
-        await waitFor(() => (penalties().length === i + 1 ? true : undefined), 5000, `penalty ${i + 1}`);
+        await waitUntil(() => penalties().length === i + 1, { what: `penalty ${i + 1}` });
         await new Promise((resolve) => setTimeout(resolve, 150));
       }
       // Each penalty counts all before it, whichever worker gave it: 5, 10, 15, 20 s (less a little decay).
@@ -287,7 +290,7 @@ describe(`--workers on ${RUNTIME}`, () => {
         await socket.write(bytes("right")).catch(() => {});
         expect(text(await readAll(socket).catch(() => new Uint8Array()))).toBe("");
       }
-      await waitFor(() => (refusedBy().size === 2 ? true : undefined), 5000, "a refusal from each worker");
+      await waitUntil(() => refusedBy().size === 2, { what: "a refusal from each worker" });
       expect([...refusedBy()].sort()).toEqual([1, 2]);
     },
     60_000,
@@ -301,7 +304,7 @@ describe(`--workers on ${RUNTIME}`, () => {
         const socket = resources.add(await connect(server.port));
         await socket.write(bytes("wrong"));
         expect(text(await readAll(socket))).toBe("please go out!");
-        await waitFor(() => (events(server, "penalty").length === i + 1 ? true : undefined), 5000, `penalty ${i + 1}`);
+        await waitUntil(() => events(server, "penalty").length === i + 1, { what: `penalty ${i + 1}` });
         await new Promise((resolve) => setTimeout(resolve, 150));
       }
       const [victim] = childPids(server.process.pid!);
@@ -320,14 +323,16 @@ describe(`--workers on ${RUNTIME}`, () => {
         10_000,
         "the worker to be started again",
       );
-      await new Promise((resolve) => setTimeout(resolve, 500)); // let it listen
       // The right token now: only a worker that forgot the penalties would let it in.
       // Every connection is refused; the restarted worker logs the first it refuses at once.
+      // Connections reach it once it listens (no line says when): keep knocking until then, to a deadline.
       const refusedByRestarted = () => events(server, "refused").some((event) => event.worker === dead) || undefined;
-      for (let i = 0; i < 60 && !refusedByRestarted(); i++) {
+      const knockUntil = Date.now() + 20_000;
+      while (Date.now() < knockUntil && !refusedByRestarted()) {
         const socket = resources.add(await connect(server.port));
         await socket.write(bytes("right")).catch(() => {});
         expect(text(await readAll(socket).catch(() => new Uint8Array()))).toBe("");
+        socket.close();
       }
       expect(await waitFor(refusedByRestarted, 5000, "a refusal from the restarted worker")).toBe(true);
     },
