@@ -642,14 +642,20 @@ class BunDatagramSocket implements DatagramSocket {
 }
 
 /**
- * What the CLI needs from Bun (which provides Node's `process`).
+ * Builds what the CLI needs from Bun (which provides Node's `process`). Its output starts at once (listeners on the
+ * process's streams): call it once, when the CLI runs, never at import.
+ *
+ * @returns A new host around {@linkcode transport}.
  *
  * @example
  * ```ts ignore
  * import { runCli } from "../src/cli/main.ts";
- * import { host } from "./bun.ts";
+ * import { createHost } from "./bun.ts";
  *
+ * const host = createHost();
  * host.exit(await runCli(host));
  * ```
  */
-export const host: CliHost = processHost(transport);
+export function createHost(): CliHost {
+  return processHost(transport);
+}

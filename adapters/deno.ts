@@ -507,14 +507,20 @@ export const transport: Transport = {
 };
 
 /**
- * What the CLI needs from Deno: arguments, environment, output, exit, signals and files.
+ * Builds what the CLI needs from Deno: arguments, environment, output, exit, signals and files. Its output starts at once (listeners on the
+ * process's streams): call it once, when the CLI runs, never at import.
+ *
+ * @returns A new host around {@linkcode transport}.
  *
  * @example
  * ```ts ignore
  * import { runCli } from "../src/cli/main.ts";
- * import { host } from "./deno.ts";
+ * import { createHost } from "./deno.ts";
  *
+ * const host = createHost();
  * host.exit(await runCli(host));
  * ```
  */
-export const host: CliHost = denoHost(transport);
+export function createHost(): CliHost {
+  return denoHost(transport);
+}

@@ -640,14 +640,20 @@ export const transport: Transport = {
 };
 
 /**
- * What the CLI needs from Node: arguments, environment, output, exit, signals and files.
+ * Builds what the CLI needs from Node: arguments, environment, output, exit, signals and files. Its output starts at once (listeners on the
+ * process's streams): call it once, when the CLI runs, never at import.
+ *
+ * @returns A new host around {@linkcode transport}.
  *
  * @example
  * ```ts ignore
  * import { runCli } from "../src/cli/main.ts";
- * import { host } from "./node.ts";
+ * import { createHost } from "./node.ts";
  *
+ * const host = createHost();
  * host.exit(await runCli(host));
  * ```
  */
-export const host: CliHost = processHost(transport);
+export function createHost(): CliHost {
+  return processHost(transport);
+}
