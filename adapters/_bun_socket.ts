@@ -1,14 +1,9 @@
 // The Bun adapter's socket: a Bun.listen / Bun.connect socket as echogate's StreamSocket, and
 // the handler that maps Bun's events onto it.
 
-import {
-  type Address,
-  type Endpoint,
-  PushStreamSocket,
-  type StreamSocket,
-  type TlsInfo,
-  WriteQueue,
-} from "../src/mod.ts";
+import type { Address, Endpoint, StreamSocket, TlsInfo } from "../src/mod.ts";
+import { PushStreamSocket } from "../src/read_queue.ts";
+import { WriteQueue } from "../src/write_queue.ts";
 import type { BunEndpoint, BunSocket, BunSocketHandler } from "./_bun_api.ts";
 import { tlsInfo } from "./_tls_common.ts";
 

@@ -1,7 +1,8 @@
 // The Deno adapter's accept loop, for plain and TLS listeners, and its handling of failed accepts
 // and binds.
 
-import { ACCEPT_BACKOFF_MS, acceptErrorKind, AddrInUseError, type ListenHandlers } from "../src/mod.ts";
+import { AddrInUseError, type ListenHandlers } from "../src/mod.ts";
+import { ACCEPT_BACKOFF_MS, acceptErrorKind } from "../src/accept_errors.ts";
 import { sleep } from "../src/_timers.ts";
 import { Deno, type DenoConn, type DenoListener } from "./_deno_api.ts";
 

@@ -1,6 +1,7 @@
 // Listener policy shared by the adapters: the same errors whatever runtime failed to bind.
 
-import { AddrInUseError, type Endpoint, formatEndpoint } from "../src/mod.ts";
+import { AddrInUseError, type Endpoint } from "../src/mod.ts";
+import { formatEndpoint } from "../src/address.ts";
 
 /**
  * `error` as an {@linkcode AddrInUseError} naming `endpoint` when it says the address is taken

@@ -4,7 +4,9 @@
 import type * as net from "node:net";
 import type * as tls from "node:tls";
 import { Buffer } from "node:buffer";
-import { type Address, PushStreamSocket, type ReadQueueSource, type TlsInfo, toRetainable } from "../src/mod.ts";
+import type { Address, ReadQueueSource, TlsInfo } from "../src/mod.ts";
+import { PushStreamSocket } from "../src/read_queue.ts";
+import { toRetainable } from "../src/write_queue.ts";
 import { tlsInfo } from "./_tls_common.ts";
 
 const RESOLVED: Promise<void> = Promise.resolve();

@@ -8,7 +8,6 @@ import type { Buffer } from "node:buffer";
 import {
   type Address,
   type Endpoint,
-  isSpecificIp,
   type Listener,
   type ListenHandlers,
   type StreamSocket,
@@ -16,6 +15,7 @@ import {
   TlsHandshakeError,
   type TlsServerOptions,
 } from "../src/mod.ts";
+import { isSpecificIp } from "../src/address.ts";
 import { NodeStreamSocket, remoteTcpAddress } from "./_node_socket.ts";
 import { socketBudget } from "./_descriptors.ts";
 import { tcpListenOptions } from "./_reuse_port.ts";

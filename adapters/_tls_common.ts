@@ -2,14 +2,8 @@
 // verifies, and how long a server waits for a handshake.
 
 import { isIP } from "node:net";
-import {
-  DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
-  type Endpoint,
-  formatSubject,
-  type TlsClientOptions,
-  type TlsInfo,
-  type TlsServerOptions,
-} from "../src/mod.ts";
+import type { Endpoint, TlsClientOptions, TlsInfo, TlsServerOptions } from "../src/mod.ts";
+import { DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS, formatSubject } from "../src/tls.ts";
 
 /** What a runtime's TLS socket tells of its session, in its own shapes. */
 export interface TlsSessionFacts {

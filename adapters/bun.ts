@@ -12,11 +12,8 @@
 import {
   type Address,
   AddrInUseError,
-  alpnWireFormat,
-  checkFingerprint,
   type ConnectOptions,
   type Endpoint,
-  isSpecificIp,
   type Listener,
   type ListenHandlers,
   type StreamSocket,
@@ -25,6 +22,9 @@ import {
   type TlsServerOptions,
   type Transport,
 } from "../src/mod.ts";
+import { isSpecificIp } from "../src/address.ts";
+import { alpnWireFormat } from "../src/tls.ts";
+import { checkFingerprint } from "../src/tls_self_signed.ts";
 import { checkServerIdentity, rootCertificates } from "node:tls";
 import { type CliHost, processHost } from "./_process_host.ts";
 import { socketBudget } from "./_descriptors.ts";

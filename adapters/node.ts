@@ -8,15 +8,9 @@
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { Buffer } from "node:buffer";
-import {
-  type Address,
-  checkFingerprint,
-  type ConnectOptions,
-  type Endpoint,
-  isSpecificIp,
-  type TlsClientOptions,
-  type Transport,
-} from "../src/mod.ts";
+import type { Address, ConnectOptions, Endpoint, TlsClientOptions, Transport } from "../src/mod.ts";
+import { isSpecificIp } from "../src/address.ts";
+import { checkFingerprint } from "../src/tls_self_signed.ts";
 import { type CliHost, processHost } from "./_process_host.ts";
 import { socketBudget } from "./_descriptors.ts";
 import { bindNodeDatagram } from "./_dgram.ts";

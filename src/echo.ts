@@ -118,7 +118,8 @@ export function serveEcho(options: ServeEchoOptions): Promise<EchogateServer> {
  *
  * @example
  * ```ts ignore
- * import { createEchoHandler, serve } from "./mod.ts";
+ * import { serve } from "./mod.ts";
+ * import { createEchoHandler } from "./echo.ts";
  * import { transport } from "../adapters/bun.ts";
  *
  * const server = await serve({ transport, port: 0 }, createEchoHandler({ mode: "raw" }), "echo");
@@ -237,7 +238,7 @@ function watchIdle(socket: StreamSocket, context: ConnectionContext, idleMs: num
  *
  * @example
  * ```ts
- * import { LineSplitter } from "./mod.ts";
+ * import { LineSplitter } from "./echo.ts";
  *
  * const splitter = new LineSplitter(1024);
  * const enc = new TextEncoder();

@@ -37,7 +37,7 @@ export const MAX_TOKEN_BYTES = 1024;
  *
  * @example
  * ```ts
- * import { DEFAULT_MAX_PENDING_PER_SOURCE } from "./mod.ts";
+ * import { DEFAULT_MAX_PENDING_PER_SOURCE } from "./gate.ts";
  *
  * console.log(DEFAULT_MAX_PENDING_PER_SOURCE); // 64
  * ```
@@ -235,7 +235,7 @@ function throttle(intervalMs: number): (run: () => void) => void {
  *
  * @example
  * ```ts
- * import { tokenFromChunk } from "./mod.ts";
+ * import { tokenFromChunk } from "./gate.ts";
  *
  * const token = tokenFromChunk(new TextEncoder().encode("1\r\n"));
  * console.log(new TextDecoder().decode(token)); // "1"
@@ -268,7 +268,7 @@ export function tokenFromChunk(chunk: Uint8Array): Uint8Array {
  *
  * @example
  * ```ts
- * import { createTokenMatcher } from "./mod.ts";
+ * import { createTokenMatcher } from "./gate.ts";
  *
  * const matches = createTokenMatcher(["s3cret"]);
  * console.log(matches(new TextEncoder().encode("s3cret"))); // true

@@ -148,7 +148,8 @@ export type ConnectionHandler = (socket: StreamSocket, context: ConnectionContex
  *
  * @example A handler with both forms
  * ```ts
- * import { answerAll, type ChunkAnswering, type ConnectionHandler } from "./mod.ts";
+ * import { type ChunkAnswering, type ConnectionHandler } from "./mod.ts";
+ * import { answerAll } from "./answer.ts";
  *
  * const answerChunk: ChunkAnswering["answerChunk"] = (chunk) => chunk; // echo it back
  * const handler: ConnectionHandler & ChunkAnswering = Object.assign(

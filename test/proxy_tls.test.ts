@@ -15,8 +15,8 @@ import {
   serveGate,
   type StreamSocket,
   type TlsServerOptions,
-  WELCOME,
 } from "../src/mod.ts";
+import { WELCOME } from "../src/gate.ts";
 import { expectSighupReload, hasOpenssl, usePki } from "./_pki.ts";
 import {
   bytes,
