@@ -29,10 +29,9 @@ export type {
   StreamSocket,
   Transport,
 } from "./types.ts";
+export { closeGracefully, type CloseGracefullyOptions } from "./close.ts";
 export {
   type ChunkAnswering,
-  closeGracefully,
-  type CloseGracefullyOptions,
   type ConnectionContext,
   type ConnectionHandler,
   type EchogateServer,
