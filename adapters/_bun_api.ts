@@ -17,8 +17,9 @@ export interface BunSocket<Data = any> {
   pause(): void;
   resume(): void;
   setNoDelay?(noDelay?: boolean): boolean;
-  // TLS sockets only:
+  /** Closes at once with an RST. */
   terminate?(): void;
+  // TLS sockets only:
   readonly authorized?: boolean;
   readonly alpnProtocol?: string | false | null;
   getTLSVersion?(): string | null;

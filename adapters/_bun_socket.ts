@@ -87,6 +87,13 @@ export class BunStreamSocket extends PushStreamSocket {
     this.#socket.end();
     this.onEnd();
   }
+
+  reset(): void {
+    if (this.#isClosed) return;
+    this.#isClosed = true;
+    this.#socket.terminate!(); // an RST (uSockets closes with SO_LINGER 0)
+    this.onEnd();
+  }
 }
 
 /** A TLS socket: handed out only once its handshake is done (and, with a client CA, the client verified). */

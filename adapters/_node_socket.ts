@@ -141,6 +141,15 @@ export class NodeStreamSocket extends PushStreamSocket {
     this.end();
   }
 
+  reset(): void {
+    try {
+      this.#socket.resetAndDestroy(); // SO_LINGER 0: an RST, not a FIN
+    } catch {
+      this.#socket.destroy(); // not connected (yet or any more): nothing to reset
+    }
+    this.end();
+  }
+
   /**
    * Hands the connection over to another reader (a TLS handshake): our data listener off, input
    * paused, and `buffered` plus whatever was queued put back in front of the socket's input,

@@ -5,7 +5,7 @@
 // faster and cheaper than node:cluster (docs/workers.md). Node 20 has no SO_REUSEPORT in `net`,
 // so there its workers are `node:cluster` workers: the primary holds the one listening socket and
 // hands connections round-robin. ECHOGATE_NODE_WORKERS=cluster keeps node:cluster on newer Node
-// (scripts/bench_workers.mjs uses it to compare the two). Deno starts its workers here too
+// (scripts/bench/workers.mjs uses it to compare the two). Deno starts its workers here too
 // (spawnWorker), for the IPC channel its Deno.Command cannot open.
 //
 // Each worker has an IPC channel of its own to the supervisor (node:cluster's, or "ipc" in its

@@ -32,6 +32,7 @@ import { bindWithMode, removeStaleSocketFile } from "./_socket_file.ts";
 import { lookupHost } from "./_lookup.ts";
 import { BUN_TLS_SERVER_PROFILE } from "./_tls_profile.ts";
 import { explainConnectError } from "./_connect_errors.ts";
+import { serveHttpBun } from "./_http_bun.ts";
 import { Bun, type BunListener, type BunSocket, type BunSocketHandler, type BunTlsOptions } from "./_bun_api.ts";
 import { bindBunDatagram } from "./_bun_datagram.ts";
 import {
@@ -254,6 +255,7 @@ async function nodeTransport(): Promise<Transport> {
  */
 export const transport: Transport = {
   runtime: "bun",
+  serveHttp: serveHttpBun,
   listen(endpoint, handlers, options) {
     // Bun.listen's TLS starts at accept; node:tls runs it after a clear-text header, in place.
     if (options?.tls && options.deferTls) {

@@ -29,6 +29,7 @@ import { closeQuietly, DenoStreamSocket, withTransport } from "./_deno_socket.ts
 import { denoHost } from "./_deno_host.ts";
 import { lookupHost } from "./_lookup.ts";
 import { explainConnectError } from "./_connect_errors.ts";
+import { serveHttpDeno } from "./_http_deno.ts";
 import { bindWithMode, removeStaleSocketFile } from "./_socket_file.ts";
 import { tlsEndpoint, toListenError } from "./_listen.ts";
 import { handshakeTimeoutMs, reopenWithTls, startHandshakeTimer } from "./_tls_common.ts";
@@ -199,6 +200,7 @@ async function connectDeno(endpoint: Endpoint, options: ConnectOptions | undefin
     return await (await nodeTransport()).connect(endpoint, options);
   }
   if (options?.tls) return await connectTlsNative(endpoint, options.tls, options.beforeTls);
+  if (options?.resettable) return await (await nodeTransport()).connect(endpoint, options);
   const conn = await Deno.connect(denoEndpoint(endpoint));
   if (!("path" in endpoint)) conn.setNoDelay?.(true);
   return new DenoStreamSocket(conn);
@@ -217,6 +219,7 @@ async function connectDeno(endpoint: Endpoint, options: ConnectOptions | undefin
  */
 export const transport: Transport = {
   runtime: "deno",
+  serveHttp: serveHttpDeno,
   async listen(endpoint, handlers, options) {
     const tls = options?.tls;
     // Deno.listenTls can neither ask for client certificates nor close a connection whose handshake
@@ -226,6 +229,8 @@ export const transport: Transport = {
       return await (await nodeTransport()).listen(endpoint, handlers, options);
     }
     if (tls) return listenTlsNative(endpoint, handlers, tls, options?.reusePort);
+    // Deno's own sockets cannot send an RST; its node:net can (resetAndDestroy).
+    if (options?.resettable) return await (await nodeTransport()).listen(endpoint, handlers, options);
     let listener: DenoListener;
     try {
       // reusePort is unstable in Deno: without --unstable-net, Deno exits (the supervisor adds the flag).

@@ -15,7 +15,7 @@
  */
 
 import * as core from "../src/mod.ts";
-import type { CliHost, EchogateServer, KnockResult, Transport } from "../src/mod.ts";
+import type { CliHost, EchogateServer, FaultsServer, KnockResult, Transport } from "../src/mod.ts";
 
 export * from "../src/mod.ts";
 
@@ -165,4 +165,27 @@ export async function sendEcho(options: WithOptionalTransport<core.SendEchoOptio
  */
 export async function knockGate(options: WithOptionalTransport<core.KnockGateOptions> = {}): Promise<KnockResult> {
   return core.knockGate(await withTransport(options));
+}
+
+/**
+ * Starts a fault proxy server (toxiproxy's HTTP API, default `127.0.0.1:8474`) on the current
+ * runtime. See docs/faults.md.
+ *
+ * @param options Address, seed and proxies to start with; see {@linkcode core.ServeFaultsOptions}.
+ * @returns The running server, with the API's operations as methods.
+ *
+ * @example
+ * ```ts ignore
+ * import { serveFaults } from "./mod.ts";
+ *
+ * const faults = await serveFaults({ port: 0, seed: 42 });
+ * const db = await faults.createProxy({ name: "db", upstream: "127.0.0.1:5432" });
+ * faults.addToxic("db", { type: "latency", attributes: { latency: 100 } });
+ * await faults.close();
+ * ```
+ */
+export async function serveFaults(
+  options: WithOptionalTransport<core.ServeFaultsOptions> = {},
+): Promise<FaultsServer> {
+  return core.serveFaults(await withTransport(options));
 }

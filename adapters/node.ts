@@ -16,6 +16,7 @@ import { socketBudget } from "./_descriptors.ts";
 import { bindNodeDatagram } from "./_dgram.ts";
 import { lookupHost } from "./_lookup.ts";
 import { explainConnectError } from "./_connect_errors.ts";
+import { serveHttpNode } from "./_http_node.ts";
 import { tcpListenOptions } from "./_reuse_port.ts";
 import { bindWithMode, removeStaleSocketFile } from "./_socket_file.ts";
 import { localTcpAddress, NodeStreamSocket, remoteTcpAddress } from "./_node_socket.ts";
@@ -124,6 +125,7 @@ async function connectTls(
  */
 export const transport: Transport = {
   runtime: "node",
+  serveHttp: serveHttpNode,
   listen(endpoint, handlers, options) {
     if (options?.tls) return listenTls(endpoint, handlers, options.tls, options.reusePort, options.deferTls);
     const unixPath = "path" in endpoint ? endpoint.path : undefined;

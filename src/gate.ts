@@ -81,7 +81,7 @@ export interface ServeGateOptions extends ServerOptions {
   maxPendingPerSource?: number;
   /**
    * What a welcomed connection does next, instead of closing: e.g. `createEchoHandler()` to
-   * continue as an echo session, or `createProxyHandler(transport, upstream)` to forward it.
+   * continue as an echo session, or `createForwardHandler({ transport, upstream })` to forward it.
    * (Not named `then`: an options object with a `then` method would be taken for a promise.)
    */
   handoff?: ConnectionHandler;

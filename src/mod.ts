@@ -23,13 +23,14 @@ export type {
   DatagramHandlers,
   DatagramSocket,
   Endpoint,
+  HttpHandler,
+  HttpServer,
   Listener,
   ListenHandlers,
   ListenOptions,
   StreamSocket,
   Transport,
 } from "./types.ts";
-export { closeGracefully, type CloseGracefullyOptions } from "./close.ts";
 export {
   type ChunkAnswering,
   type ConnectionContext,
@@ -38,6 +39,7 @@ export {
   serve,
   type ServerOptions,
 } from "./server.ts";
+export { closeGracefully, type CloseGracefullyOptions } from "./close.ts";
 export { DEFAULT_ECHO_PORT, type EchoMode, type EchoOptions, serveEcho, type ServeEchoOptions } from "./echo.ts";
 export { DEFAULT_GATE_PORT, serveGate, type ServeGateOptions } from "./gate.ts";
 export {
@@ -45,6 +47,7 @@ export {
   knockGate,
   type KnockGateOptions,
   type KnockResult,
+  type proxyHeaderFor,
   sendEcho,
   type SendEchoOptions,
 } from "./client.ts";
@@ -81,7 +84,7 @@ export {
   type SelfSignedTlsOptions,
   TlsFingerprintError,
 } from "./tls_self_signed.ts";
-export { createProxyHandler, type ProxyHandlerOptions } from "./proxy.ts";
+export { createForwardHandler, type ForwardOptions } from "./forward.ts";
 export type { ProxyHeader, ProxyTlv } from "./proxy_protocol/header.ts";
 export { encodeProxyHeader, type ProxyHeaderInit } from "./proxy_protocol/encoder.ts";
 export type { ProxyParseResult } from "./proxy_protocol/parser.ts";
@@ -108,4 +111,20 @@ export type { Cidr, PenaltyKind, PenaltyOptions, PenaltyShare } from "./penaltie
 export type { ChunkListener, ReadQueueSource } from "./read_queue.ts";
 export type { ImmediateWriter, WriteSink } from "./write_queue.ts";
 export { VERSION } from "./version.ts";
+export {
+  DEFAULT_FAULTS_PORT,
+  FaultsError,
+  type FaultsEvent,
+  type FaultsServer,
+  type FaultsTlsOptions,
+  type ProxyInfo,
+  type ProxyInput,
+  serveFaults,
+  type ServeFaultsOptions,
+  type Toxic,
+  TOXIC_TYPES,
+  type ToxicInput,
+  type ToxicStream,
+  type ToxicType,
+} from "./faults/mod.ts";
 export type { CliHost, SmallFile, WorkerProcess, WorkerSpawner } from "./cli/host.ts";

@@ -73,6 +73,12 @@ export interface StreamSocket {
   closeWrite(): Promise<void>;
   /** Closes both directions now. Safe to call more than once. */
   close(): void;
+  /**
+   * Closes both directions now with a TCP RST (SO_LINGER 0) instead of a FIN, dropping unsent
+   * bytes: the peer sees "connection reset". Present where the runtime can; see
+   * {@linkcode ListenOptions.resettable}.
+   */
+  reset?(): void;
   /** Resolves once the socket is closed; never rejects. */
   readonly closed: Promise<void>;
   /**
@@ -193,6 +199,12 @@ export interface ListenOptions {
    * created with this mode (through the umask), never wider for a moment. @default {0o600}
    */
   unixMode?: number;
+  /**
+   * Hand out sockets that have {@linkcode StreamSocket.reset} (a fault proxy's `reset_peer`):
+   * on Deno, whose own sockets cannot send an RST, the listener then runs on its `node:net`.
+   * @default {false}
+   */
+  resettable?: boolean;
 }
 
 /**
@@ -213,6 +225,8 @@ export interface ConnectOptions {
    * sends a PROXY protocol header; made from the connection's addresses once it is open.
    */
   beforeTls?: (connection: { readonly localAddr: Address; readonly remoteAddr: Address }) => Uint8Array;
+  /** Return a socket that has {@linkcode StreamSocket.reset}, as {@linkcode ListenOptions.resettable}. */
+  resettable?: boolean;
 }
 
 /**
@@ -296,6 +310,42 @@ export interface Transport {
    * same words on every runtime; returns anything else as it is. `connect` applies it already.
    */
   explainError?(error: unknown, endpoint: Endpoint, tls?: TlsClientOptions): unknown;
+  /**
+   * Serves HTTP/1.1 on the runtime's own HTTP server, every request answered by `handler`
+   * (`echogate faults`' control API). Missing on transports without an HTTP server.
+   */
+  serveHttp?(endpoint: { hostname: string; port: number }, handler: HttpHandler): Promise<HttpServer>;
+}
+
+/**
+ * A fetch-style HTTP request handler, as {@linkcode Transport.serveHttp} calls it.
+ *
+ * @example
+ * ```ts
+ * import type { HttpHandler } from "./mod.ts";
+ *
+ * const hello: HttpHandler = () => Promise.resolve(new Response("hello"));
+ * ```
+ */
+export type HttpHandler = (request: Request) => Promise<Response>;
+
+/**
+ * A running HTTP server started by {@linkcode Transport.serveHttp}.
+ *
+ * @example
+ * ```ts
+ * import type { HttpServer } from "./mod.ts";
+ *
+ * async function stop(server: HttpServer): Promise<void> {
+ *   await server.close();
+ * }
+ * ```
+ */
+export interface HttpServer {
+  /** The address actually bound (the real port when 0 was asked for). */
+  readonly addr: Address;
+  /** Stops the server and closes its open connections. */
+  close(): Promise<void>;
 }
 
 /**

@@ -40,6 +40,33 @@ describe(`echogate CLI on ${RUNTIME}`, () => {
     expect((await run(["gate", "serve", "--version"])).stdout).toBe(`${VERSION}\n`);
   });
 
+  test("every flag a command's --help shows is in its usage lines and is taken by its parser", async () => {
+    const overview = await run(["--help"]);
+    expect(overview.code).toBe(0);
+    for (const command of ["echo serve", "echo send", "gate serve", "gate knock", "bench"]) {
+      const words = command.split(" ");
+      // Its usage lines in the overview: from "  echogate <command>" to the next command's.
+      const start = overview.stdout.indexOf(`  echogate ${command} `);
+      expect(start, command).toBeGreaterThan(0);
+      const next = overview.stdout.indexOf("\n  echogate ", start + 1);
+      const usage = overview.stdout.slice(start, next === -1 ? overview.stdout.indexOf("\n\n", start) : next);
+      const help = await run([...words, "--help"]);
+      expect(help.code, command).toBe(0);
+      // "  --name VALUE   text" or "  --switch         text".
+      const rows = [...help.stdout.matchAll(/^ {2}--([a-z][a-z-]*)(?: (\S+))?/gm)].map((m) => ({
+        name: m[1]!,
+        value: m[2],
+      }));
+      expect(rows.length, command).toBeGreaterThan(5);
+      for (const { name } of rows) expect(usage, `${command}: --${name}`).toMatch(new RegExp(`--${name}(?![\\w-])`));
+      // Every row's flag given at once: the parser takes them all, and --help still answers.
+      const all = rows.flatMap(({ name, value }) => value === undefined ? [`--${name}`] : [`--${name}`, "x"]);
+      const parsed = await run([...words, ...all, "--help"]);
+      expect(parsed.stderr, command).toBe("");
+      expect(parsed, command).toMatchObject({ code: 0, stdout: help.stdout });
+    }
+  });
+
   const badInputs: [string[], RegExp][] = [
     [["frob"], /Unknown command "frob"/],
     [["echo"], /Missing command after "echo"/],

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, test } from "vitest";
 import {
+  createForwardHandler,
   createLogger,
-  createProxyHandler,
   encodeProxyHeader,
   type LogEvent,
   serveEcho,
@@ -257,7 +257,7 @@ describe(`gate hardening on ${RUNTIME}`, () => {
   test("--then HOST:PORT forwards a welcomed connection both ways, with half-close", async () => {
     const upstream = resources.add(await serveEcho({ transport, port: 0, mode: "raw" }));
     const { connect, knock } = await startGate({
-      handoff: createProxyHandler(transport, { hostname: "127.0.0.1", port: portOf(upstream) }),
+      handoff: createForwardHandler({ transport, upstream: { hostname: "127.0.0.1", port: portOf(upstream) } }),
     });
     expect(await knock("2")).toBe(REFUSAL); // refused knocks are never forwarded
     const socket = await connect();

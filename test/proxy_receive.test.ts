@@ -4,7 +4,7 @@
 
 import { afterEach, describe, expect, test } from "vitest";
 import {
-  createProxyHandler,
+  createForwardHandler,
   encodeProxyHeader,
   type LogEvent,
   sendEcho,
@@ -345,7 +345,9 @@ describe("proxyProtocol on the gate: penalties per client, never for the proxy",
         port: 0,
         tokens: ["s3cret"],
         proxyProtocol: {},
-        handoff: createProxyHandler(transport, { hostname: "127.0.0.1", port: upstream.port }, undefined, {
+        handoff: createForwardHandler({
+          transport,
+          upstream: { hostname: "127.0.0.1", port: upstream.port },
           proxyProtocol: 1,
         }),
       }),
@@ -356,7 +358,9 @@ describe("proxyProtocol on the gate: penalties per client, never for the proxy",
         port: 0,
         tokens: ["s3cret"],
         proxyProtocol: {},
-        handoff: createProxyHandler(transport, { hostname: "127.0.0.1", port: portOf(second) }, undefined, {
+        handoff: createForwardHandler({
+          transport,
+          upstream: { hostname: "127.0.0.1", port: portOf(second) },
           proxyProtocol: 2,
         }),
       }),

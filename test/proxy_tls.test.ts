@@ -6,7 +6,7 @@ import { copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, test } from "vitest";
 import {
-  createProxyHandler,
+  createForwardHandler,
   encodeProxyHeader,
   knockGate,
   type LogEvent,
@@ -160,9 +160,12 @@ describe.skipIf(opensslMissing)(`PROXY protocol then TLS on ${RUNTIME}`, () => {
         port: 0,
         tokens: ["t"],
         proxyProtocol: {},
-        handoff: createProxyHandler(transport, { hostname: "127.0.0.1", port: upstream.port }, {
+        handoff: createForwardHandler({
+          transport,
+          upstream: { hostname: "127.0.0.1", port: upstream.port },
           tls: { ca: pki.caCert },
-        }, { proxyProtocol: 2 }),
+          proxyProtocol: 2,
+        }),
       }),
     );
     const socket = await dial(portOf(gate));

@@ -90,7 +90,7 @@ export async function measureIdle(name, command) {
         "-c",
         `ulimit -n ${FD_LIMIT} 2>/dev/null; exec "$@"`,
         "bash",
-        ...pinned(GENERATOR_CPUS, ["node", join(ROOT, "bench/hold.mjs")]),
+        ...pinned(GENERATOR_CPUS, ["node", join(ROOT, "scripts/bench/hold.mjs")]),
         "--port",
         String(server.port),
         "--conns",

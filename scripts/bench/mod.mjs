@@ -1,7 +1,7 @@
 // `npm run bench`: echogate's servers against minimal hand-written servers on each runtime's own
 // socket API (bench/baseline/), driven by the same load generator (`echogate bench`, in its own
 // process), side by side. Prints a table and writes bench/results.json, bench/results.md and
-// bench/results.svg (a chart, scripts/bench_chart.mjs; that script alone redraws it from saved results).
+// bench/results.svg (a chart, scripts/bench/chart.mjs; that script alone redraws it from saved results).
 //
 //   node scripts/bench.mjs                                  everything (about 9 minutes on 2 cores)
 //   node scripts/bench.mjs --runtimes bun --scenarios pingpong --seconds 1 --rounds 2
@@ -22,7 +22,7 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, release } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { cellsFromResults, renderChart } from "../bench_chart.mjs";
+import { cellsFromResults, renderChart } from "./chart.mjs";
 import {
   DENO,
   GENERATOR,

@@ -4,7 +4,7 @@ import { execFileSync } from "node:child_process";
 import { join, resolve } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import { parseCommandLine, usageError as usageErrorOf } from "../_args.mjs";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const BIN = join(ROOT, "node_modules/.bin");
@@ -41,38 +41,26 @@ Options:
   --echogate DIR       run echogate's servers from another checkout (built, for node), e.g. to
                        measure a change; the baselines and the generator stay this checkout's`;
 
-export let options;
-try {
-  options = parseArgs({
-    options: {
-      runtimes: { type: "string", default: "node,deno,bun" },
-      scenarios: {
-        type: "string",
-        default: "stream,pingpong,idle,connect,connect-proxy,connect-proxy-cpu,tls-stream,tls-pingpong,tls-connect," +
-          "tls-stream-close,tls-pingpong-close,tls-connect-close,tls-stream-close-nodetls," +
-          "tls-pingpong-close-nodetls,tls-connect-close-nodetls,udp",
-      },
-      seconds: { type: "string", default: "2.5" },
-      rounds: { type: "string", default: "4" },
-      "idle-conns": { type: "string", default: "5000" },
-      "idle-settle": { type: "string", default: "6" },
-      generator: { type: "string", default: "bun" },
-      "check-generator": { type: "boolean", default: false },
-      "no-pin": { type: "boolean", default: false },
-      "skip-build": { type: "boolean", default: false },
-      out: { type: "string", default: "bench" },
-      echogate: { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  }).values;
-} catch (error) {
-  console.error(`bench: ${error.message}\n\n${USAGE}`);
-  process.exit(2);
-}
-if (options.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
+export const options = parseCommandLine("bench", USAGE, {
+  strings: {
+    runtimes: "node,deno,bun",
+    scenarios: "stream,pingpong,idle,connect,connect-proxy,connect-proxy-cpu,tls-stream,tls-pingpong,tls-connect," +
+      "tls-stream-close,tls-pingpong-close,tls-connect-close,tls-stream-close-nodetls," +
+      "tls-pingpong-close-nodetls,tls-connect-close-nodetls,udp",
+    seconds: "2.5",
+    rounds: "4",
+    "idle-conns": "5000",
+    "idle-settle": "6",
+    generator: "bun",
+    out: "bench",
+    echogate: undefined,
+  },
+  options: {
+    "check-generator": { type: "boolean", default: false },
+    "no-pin": { type: "boolean", default: false },
+    "skip-build": { type: "boolean", default: false },
+  },
+}).values;
 
 export const RUNTIMES = list(options.runtimes, ["node", "deno", "bun"], "--runtimes");
 export const SCENARIO_NAMES = list(
@@ -131,6 +119,5 @@ export function positive(value, flag) {
   return n;
 }
 export function usageError(message) {
-  console.error(`bench: ${message}\n\n${USAGE}`);
-  process.exit(2);
+  usageErrorOf("bench", USAGE, message);
 }

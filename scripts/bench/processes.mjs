@@ -5,9 +5,9 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
+import { rssKiB } from "../_proc.mjs";
 import { BUN, DENO, FD_LIMIT, GENERATOR, options, ROOT } from "./options.mjs";
 
-export const CLK_TCK = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
 export const CPU_COUNT = cpus().length;
 export const PIN = !options["no-pin"] && CPU_COUNT >= 2 && hasCommand("taskset");
 export const SERVER_CPUS = "0";
@@ -42,17 +42,10 @@ export function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** CPU seconds (user + system, all threads) a process has used, from /proc. */
-export function cpuSeconds(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-}
+export { cpuSeconds } from "../_proc.mjs";
 
 /** Resident memory of a process in bytes, from /proc/<pid>/status VmRSS. */
-export function rssBytes(pid) {
-  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return Number(match?.[1] ?? 0) * 1024;
-}
+export const rssBytes = (pid) => rssKiB(pid) * 1024;
 
 export let serverCount = 0;
 /**

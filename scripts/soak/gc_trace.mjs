@@ -10,12 +10,17 @@
 // Times are from the server's start (V8's clock), in minutes.
 
 import { readFileSync } from "node:fs";
+import { parseCommandLine } from "../_args.mjs";
 
-const args = process.argv.slice(2);
-const file = args.find((a) => !a.startsWith("--"));
-const every = Number(args[args.indexOf("--every") + 1]) || 60;
+const USAGE = "Usage: node scripts/soak/gc_trace.mjs TRACE.txt [--every SECONDS]";
+const { values, positionals } = parseCommandLine("gc_trace", USAGE, {
+  allowPositionals: true,
+  strings: { every: "60" },
+});
+const file = positionals[0];
+const every = Number(values.every) || 60;
 if (file === undefined) {
-  console.error("Usage: node scripts/soak/gc_trace.mjs TRACE.txt [--every SECONDS]");
+  console.error(USAGE);
   process.exit(2);
 }
 

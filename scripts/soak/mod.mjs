@@ -30,6 +30,7 @@
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { parseCommandLine, usageError } from "../_args.mjs";
 import { heapSample, openInspector } from "../_inspector.mjs";
 import { plot, round, sleep, slope, summaryTable, warmupEnd } from "./analysis.mjs";
 import {
@@ -51,15 +52,8 @@ import {
   totals,
   unexpected,
 } from "./peers.mjs";
-import {
-  fdCount,
-  MALLOC_TRIM,
-  rssMiB,
-  rssParts,
-  startServer as startCliServer,
-  threadCount,
-  waitListening,
-} from "./servers.mjs";
+import { fdCount, threadCount } from "../_proc.mjs";
+import { MALLOC_TRIM, rssMiB, rssParts, startServer as startCliServer, waitListening } from "./servers.mjs";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -67,34 +61,35 @@ const root = fileURLToPath(new URL("../..", import.meta.url));
 
 const PEERS = ["pingpong", "stream", "churn", "reset", "slow", "overlong", "knock"];
 
-function parseOptions(argv) {
+const USAGE = `Usage: npm run soak -- --minutes M --runtime node|deno|bun [--interval S] [--out DIR]
+       [--heap | --no-heap] [--only ${PEERS.join(",")}] [--server-flags "RUNTIME FLAGS"] [--baseline]
+       [--server-output DIR] [--leak KIB_PER_MIN]`;
+
+function parseOptions() {
+  const { values } = parseCommandLine("soak", USAGE, {
+    strings: {
+      minutes: "10",
+      runtime: "node",
+      interval: "5",
+      out: `${root}bench/soak`,
+      leak: "0",
+      only: PEERS.join(","),
+      "server-flags": "",
+      "server-output": "",
+    },
+    options: {
+      heap: { type: "boolean" }, // on by default where there is a V8 inspector (node, deno)
+      "no-heap": { type: "boolean" },
+      baseline: { type: "boolean", default: false },
+    },
+  });
   const options = {
-    minutes: 10,
-    runtime: "node",
-    interval: 5,
-    out: `${root}bench/soak`,
-    heap: undefined, // on by default where there is a V8 inspector (node, deno)
-    baseline: false,
-    leak: 0,
-    only: PEERS.join(","),
-    "server-flags": "",
-    "server-output": "",
+    ...values,
+    minutes: Number(values.minutes),
+    interval: Number(values.interval),
+    leak: Number(values.leak),
+    heap: values["no-heap"] ? false : values.heap,
   };
-  const strings = ["runtime", "out", "only", "server-flags", "server-output"];
-  for (let i = 0; i < argv.length; i++) {
-    const name = argv[i].replace(/^--/, "");
-    if (name === "heap" || name === "baseline") {
-      options[name] = true;
-      continue;
-    }
-    if (name === "no-heap") {
-      options.heap = false;
-      continue;
-    }
-    const value = argv[++i];
-    if (!(name in options) || value === undefined) usage(`unknown option or missing value: ${argv[i - 1]}`);
-    options[name] = strings.includes(name) ? value : Number(value);
-  }
   if (!["node", "deno", "bun"].includes(options.runtime)) usage(`--runtime must be node, deno or bun`);
   if (!(options.minutes > 0) || !(options.interval > 0)) usage("--minutes and --interval must be positive numbers");
   if (options.heap && options.runtime === "bun") usage("--heap reads the V8 inspector: node or deno only");
@@ -107,15 +102,10 @@ function parseOptions(argv) {
 }
 
 function usage(message) {
-  console.error(
-    `soak: ${message}\nUsage: npm run soak -- --minutes M --runtime node|deno|bun [--interval S] [--out DIR]\n` +
-      `       [--heap | --no-heap] [--only ${PEERS.join(",")}] [--server-flags "RUNTIME FLAGS"] [--baseline]\n` +
-      `       [--server-output DIR] [--leak KIB_PER_MIN]`,
-  );
-  process.exit(2);
+  usageError("soak", USAGE, message);
 }
 
-const options = parseOptions(process.argv.slice(2));
+const options = parseOptions();
 const RSS_SLOPE_LIMIT = 1; // MiB per minute
 const FD_SLOPE_LIMIT = 1; // descriptors per minute
 const PROBE_LIMIT_MS = 1000;

@@ -2,6 +2,7 @@
 // and the probes that time the servers' event loops as a client sees them.
 
 import net from "node:net";
+import { EchoVerifier, patternBytes } from "../_echo_verifier.mjs";
 import { sleep } from "./analysis.mjs";
 
 /** The gate's token in the soak (the servers get it in ECHOGATE_TOKEN). */
@@ -13,31 +14,8 @@ const MiB = 1024 * 1024;
 /** Byte `i` of a connection's payload: lowercase letters only, never the prefix's "E". */
 const patternByte = (i) => 97 + ((i * 7 + (i >>> 12)) % 26);
 
-function pattern(offset, length) {
-  const bytes = Buffer.allocUnsafe(length);
-  for (let i = 0; i < length; i++) bytes[i] = patternByte(offset + i);
-  return bytes;
-}
-
-/** Checks a chunk-mode echo as it arrives: "Echo=>" frames around the payload, in order. */
-class EchoVerifier {
-  received = 0;
-  error = undefined;
-  #inPrefix = 0;
-  static PREFIX = Buffer.from("Echo=>");
-  push(chunk) {
-    for (let k = 0; k < chunk.length && this.error === undefined; k++) {
-      const byte = chunk[k];
-      if (this.#inPrefix > 0) {
-        if (byte !== EchoVerifier.PREFIX[this.#inPrefix]) this.error = `bad prefix byte at offset ${this.received}`;
-        this.#inPrefix = (this.#inPrefix + 1) % EchoVerifier.PREFIX.length;
-      } else if (byte === 0x45) this.#inPrefix = 1;
-      else if (byte !== patternByte(this.received)) {
-        this.error = `byte ${this.received} is ${byte}, expected ${patternByte(this.received)}`;
-      } else this.received++;
-    }
-  }
-}
+const pattern = (offset, length) => patternBytes(patternByte, offset, length);
+const newVerifier = () => new EchoVerifier(patternByte);
 
 // --- counters ---
 
@@ -146,7 +124,7 @@ export async function loop(what, body, pause = 0) {
 
 export async function pingpong(port) {
   const socket = await connect(port);
-  const verifier = new EchoVerifier();
+  const verifier = newVerifier();
   let sent = 0;
   try {
     while (soak.running) {
@@ -165,7 +143,7 @@ export async function pingpong(port) {
 
 export async function stream(port) {
   const socket = await connect(port);
-  const verifier = new EchoVerifier();
+  const verifier = newVerifier();
   const total = 16 * MiB;
   const block = 16 * 1024;
   let sent = 0;
@@ -202,7 +180,7 @@ export async function stream(port) {
 
 export async function churn(port) {
   const socket = await connect(port);
-  const verifier = new EchoVerifier();
+  const verifier = newVerifier();
   socket.write(pattern(0, 32));
   await readUntil(socket, verifier, () => verifier.received === 32);
   if (!(await endAndWait(socket))) throw new Error("the server did not close after our FIN");
@@ -223,7 +201,7 @@ export async function reset(port) {
 
 export async function slowReader(port) {
   const socket = await connect(port);
-  const verifier = new EchoVerifier();
+  const verifier = newVerifier();
   const total = 512 * 1024;
   socket.write(pattern(0, total));
   // Read 16 KiB at a time, pausing 20 ms after each read.
@@ -296,7 +274,7 @@ export async function knock(port) {
 
 export async function echoProbe(port) {
   const socket = await connect(port);
-  const verifier = new EchoVerifier();
+  const verifier = newVerifier();
   let sent = 0;
   return {
     async measure() {

@@ -1,8 +1,9 @@
 // The soak's servers: echogate's CLI in child processes, each with --json, and what /proc says of them.
 
 import { spawn } from "node:child_process";
-import { appendFileSync, readdirSync, readFileSync } from "node:fs";
+import { appendFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { rssKiB, rssPartsKiB } from "../_proc.mjs";
 import { INSPECTOR_NOTICE, inspectorUrl } from "../_inspector.mjs";
 import { round, sleep } from "./analysis.mjs";
 
@@ -109,21 +110,13 @@ export async function waitListening(server, heap) {
   }
 }
 
-export function rssMiB(pid) {
-  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0);
-  return kb / 1024;
-}
-
-export const fdCount = (pid) => readdirSync(`/proc/${pid}/fd`).length;
+export const rssMiB = (pid) => rssKiB(pid) / 1024;
 
 export const MALLOC_TRIM =
   `Deno.dlopen("libc.so.6", { malloc_trim: { parameters: ["usize"], result: "i32" } }).symbols.malloc_trim(0n)`;
 
 /** RSS split into anonymous memory (heaps, buffers) and file-backed pages (the binary), in MiB. */
 export function rssParts(pid) {
-  const text = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
-  const kb = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? NaN);
-  return { anon: round(kb("Anonymous") / 1024, 1), file: round((kb("Rss") - kb("Anonymous")) / 1024, 1) };
+  const { anon, file } = rssPartsKiB(pid);
+  return { anon: round(anon / 1024, 1), file: round(file / 1024, 1) };
 }
-
-export const threadCount = (pid) => Number(/Threads:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]);

@@ -20,26 +20,29 @@ import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "../echo.ts";
 import { UsageError } from "../errors.ts";
 import { DEFAULT_GATE_PORT } from "../gate.ts";
 import { parseChoice, parsePort, parsePositiveInt, parseSeconds } from "./args.ts";
-import { type Command, type Options, str } from "./command.ts";
+import { clientFlags, type Command, type Options, str } from "./command.ts";
+import { continued, defineCommand } from "./flags.ts";
 import type { CliHost } from "./host.ts";
 import { BENCH_UDP_HELP, benchUdp } from "./bench_udp.ts";
-import { PROXY_CLIENT_HELP, PROXY_CLIENT_OPTIONS, proxyHeaderOption } from "./proxy_flags.ts";
-import { CLIENT_TLS_FLAGS, CLIENT_TLS_HELP, readClientTls } from "./tls_options.ts";
+import { PROXY_CLIENT_FLAGS, PROXY_CLIENT_USAGE, proxyHeaderOption } from "./proxy_flags.ts";
+import { CLIENT_TLS_FLAGS, readClientTls } from "./tls_options.ts";
 
 // Descriptors kept free beyond the connections (the runtime's own, stdio, DNS).
 const DESCRIPTOR_RESERVE = 16;
 
 /** `echogate bench`: drives an echo server and checks every reply. */
-export const benchCommand: Command = {
+export const benchCommand: Command = defineCommand({
   name: "bench",
-  usage: `echogate bench [HOST] [--port 50007] [--unix PATH] [--mode pingpong|stream|connect] [--conns 50]
-                    [--size B] [--duration 5] [--prefix 'Echo=>'] [--rate R] [--knock TOKEN]
-                    [--timeout 5] [--workers N|auto] [--hdr FILE] [--proxy-header v1|v2 [--proxy-source IP:PORT]]
-                    [--json | --json-stream] [--udp]
-                    [--tls [--ca F] [--servername NAME] [--tls-cert F --tls-key F] [--insecure]]`,
-  help: `Usage: echogate bench [HOST] [options]
-
-Drives an echo server (echogate's in chunk or raw mode, or any other) over many connections,
+  usage: [
+    "[HOST] [{port}] [{unix}] [{mode}] [{conns}]",
+    "[{size}] [{duration}] [{prefix}] [{rate}] [{knock}]",
+    `[{timeout}] [{workers}] [{hdr}] ${PROXY_CLIENT_USAGE}`,
+    "[{json} | {json-stream}] [{udp}]",
+    "[{tls} [{ca} | {tls-fingerprint}] [{servername}] [{tls-cert} {tls-key}]",
+    "[{insecure}]]",
+  ],
+  synopsis: "[HOST] [options]",
+  about: `Drives an echo server (echogate's in chunk or raw mode, or any other) over many connections,
 checks every reply byte for byte, and ends with throughput, latency (p50, p90, p99, p99.9,
 p99.99, max), errors and mismatches. Exits 1 on any error or mismatch. Ctrl-C stops early and still reports.
 
@@ -51,61 +54,89 @@ Modes:
              prefix + piece frames whose pieces join up to the stream. Counts MB/s.
   connect    Each operation is a new connection doing one exchange and closing: one echo round
              trip, or with --knock TOKEN a gate knock (send the token, read to the server's
-             close, expect 'welcome to server!'). Counts connections/s.
-
-Options:
-  --port PORT          Server port (default ${DEFAULT_ECHO_PORT}, ${DEFAULT_GATE_PORT} with --knock); HOST defaults to localhost
-  --unix PATH          Connect to a unix socket instead
-  --mode MODE          pingpong, stream or connect (default pingpong)
-  --conns N            Connections, or exchanges at once in connect mode (default ${DEFAULT_BENCH_CONNS})
-  --size B             Message bytes (default ${DEFAULT_BENCH_MESSAGE_SIZE}); in stream mode, bytes in flight
-                       per connection (default ${DEFAULT_BENCH_STREAM_SIZE})
-  --duration S         Seconds to run once the connections are open (default ${DEFAULT_BENCH_DURATION_MS / 1000})
-  --prefix STR         What the server puts before each answer, '' for a raw server (default '${DEFAULT_PREFIX}')
-  --rate R             R operations per second in total (round trips, blocks or connections),
-                       each connection on its own schedule; connections open one per slot, over
-                       at most a quarter of the run, instead of all at once. Latency then counts
-                       from when each operation was due, not sent (coordinated omission, as
-                       wrk2); the uncorrected figures are reported too
-  --knock TOKEN        Connect mode only: knock on a gate with TOKEN instead of an echo round trip
-${PROXY_CLIENT_HELP}
-  --timeout S          Seconds to wait for a connection or a reply; longer is an error (default 5)
-  --workers N|auto     Split the connections (and the rate) over N processes, auto: one per core;
-                       the report merges theirs exactly (histograms bucket by bucket)
-  --hdr FILE           Write the latency histogram to FILE in HdrHistogram's percentile
-                       distribution text format (values in ms), for HdrHistogram's plotter;
-                       checked before any load (exit 2 if it cannot be written)
-  --json               Print the final report as one JSON object (JSON Schema: the npm package's
-                       bench-report.schema.json, src/bench/schema.json in the source)
-  --json-stream        Print one JSON object per second ("interval"), then the report ("end")
-${CLIENT_TLS_HELP}
-                       (in connect mode, every operation is then a full TLS handshake)
-
-Units: MB is 10^6 bytes of payload echoed back (prefixes not counted); latencies are in ms.
+             close, expect 'welcome to server!'). Counts connections/s.`,
+  flags: [
+    ...clientFlags(DEFAULT_ECHO_PORT, `${DEFAULT_ECHO_PORT}, ${DEFAULT_GATE_PORT} with --knock`),
+    {
+      name: "mode",
+      value: "MODE",
+      usage: BENCH_MODES.join("|"),
+      help: "pingpong, stream or connect (default pingpong)",
+    },
+    {
+      name: "conns",
+      value: "N",
+      usage: String(DEFAULT_BENCH_CONNS),
+      help: `Connections, or exchanges at once in connect mode (default ${DEFAULT_BENCH_CONNS})`,
+    },
+    {
+      name: "size",
+      value: "B",
+      help: `Message bytes (default ${DEFAULT_BENCH_MESSAGE_SIZE}); in stream mode, bytes in flight
+per connection (default ${DEFAULT_BENCH_STREAM_SIZE})`,
+    },
+    {
+      name: "duration",
+      value: "S",
+      usage: String(DEFAULT_BENCH_DURATION_MS / 1000),
+      help: `Seconds to run once the connections are open (default ${DEFAULT_BENCH_DURATION_MS / 1000})`,
+    },
+    {
+      name: "prefix",
+      value: "STR",
+      usage: `'${DEFAULT_PREFIX}'`,
+      help: `What the server puts before each answer, '' for a raw server (default '${DEFAULT_PREFIX}')`,
+    },
+    {
+      name: "rate",
+      value: "R",
+      help: `R operations per second in total (round trips, blocks or connections),
+each connection on its own schedule; connections open one per slot, over
+at most a quarter of the run, instead of all at once. Latency then counts
+from when each operation was due, not sent (coordinated omission, as
+wrk2); the uncorrected figures are reported too`,
+    },
+    {
+      name: "knock",
+      value: "TOKEN",
+      help: "Connect mode only: knock on a gate with TOKEN instead of an echo round trip",
+    },
+    ...PROXY_CLIENT_FLAGS,
+    {
+      name: "timeout",
+      value: "S",
+      usage: "5",
+      help: "Seconds to wait for a connection or a reply; longer is an error (default 5)",
+    },
+    {
+      name: "workers",
+      value: "N|auto",
+      help: `Split the connections (and the rate) over N processes, auto: one per core;
+the report merges theirs exactly (histograms bucket by bucket)`,
+    },
+    {
+      name: "hdr",
+      value: "FILE",
+      help: `Write the latency histogram to FILE in HdrHistogram's percentile
+distribution text format (values in ms), for HdrHistogram's plotter;
+checked before any load (exit 2 if it cannot be written)`,
+    },
+    {
+      name: "json",
+      help: `Print the final report as one JSON object (JSON Schema: the npm package's
+bench-report.schema.json, src/bench/schema.json in the source)`,
+    },
+    { name: "json-stream", help: `Print one JSON object per second ("interval"), then the report ("end")` },
+    ...CLIENT_TLS_FLAGS,
+    continued("(in connect mode, every operation is then a full TLS handshake)"),
+    { name: "udp" }, // told of in the UDP section below
+  ],
+  footer: `Units: MB is 10^6 bytes of payload echoed back (prefixes not counted); latencies are in ms.
 Before opening N connections, the descriptor limit is checked (where the runtime can tell).
 ${BENCH_UDP_HELP}`,
-  options: {
-    ...CLIENT_TLS_FLAGS,
-    port: "string",
-    unix: "string",
-    mode: "string",
-    conns: "string",
-    size: "string",
-    duration: "string",
-    prefix: "string",
-    rate: "string",
-    knock: "string",
-    ...PROXY_CLIENT_OPTIONS,
-    timeout: "string",
-    workers: "string",
-    hdr: "string",
-    json: "boolean",
-    "json-stream": "boolean",
-    udp: "boolean",
-  },
   run: (host, positionals, options) =>
     options.udp === true ? benchUdp(host, positionals, options) : bench(host, positionals, options),
-};
+});
 
 function parseRate(value: string): number {
   const rate = /^\d+(\.\d+)?$|^\.\d+$/.test(value) ? Number(value) : NaN;

@@ -5,6 +5,7 @@ import { ServerSpeaksTlsError } from "../connect_errors.ts";
 import { createLogger, errorMessage, type Logger } from "../log.ts";
 import type { EchogateServer } from "../server.ts";
 import { type OptionSpec, parsePort, parsePositiveInt, parseSeconds } from "./args.ts";
+import type { Flag } from "./flags.ts";
 import type { CliHost } from "./host.ts";
 
 /** Parsed options of one command, by name. */
@@ -45,6 +46,55 @@ export function parseUnixMode(value: string): number {
   }
   return Number.parseInt(value, 8);
 }
+
+/**
+ * The flags of the address a server listens on.
+ *
+ * @example
+ * ```ts ignore
+ * listenFlags(50007); // --host, --port (default 50007), --unix, --unix-mode
+ * ```
+ */
+export function listenFlags(defaultPort: number): Flag[] {
+  return [
+    {
+      name: "host",
+      value: "HOST",
+      usage: "127.0.0.1",
+      help: "Address to bind: IPv4, IPv6 or a name (default 127.0.0.1)",
+    },
+    {
+      name: "port",
+      value: "PORT",
+      usage: String(defaultPort),
+      help: `Port to bind, 0 for any free port (default ${defaultPort})`,
+    },
+    {
+      name: "unix",
+      value: "PATH",
+      help: `Listen on a unix socket instead of TCP. A stale socket there is replaced;
+anything else (a file, a directory, a symlink) is refused, untouched`,
+    },
+    {
+      name: "unix-mode",
+      value: "MODE",
+      usage: "0600",
+      help: `The socket's permission bits, octal (default 0600: this user only;
+0660 lets the file's group connect too)`,
+    },
+  ];
+}
+
+/** Their usage. */
+export const LISTEN_USAGE = "[{host}] [{port}] [{unix} [{unix-mode}]]";
+
+/** A server's --max-conns flag. */
+export const MAX_CONNS_FLAG: Flag = {
+  name: "max-conns",
+  value: "N",
+  help: `Close new connections at once while N are open (default: no limit);
+with --workers, per worker`,
+};
 
 /** Reads --host, --port, --unix, --unix-mode and --max-conns. */
 export function listenOptions(options: Options, defaultPort: number) {
@@ -123,6 +173,26 @@ export function untilSignal(host: CliHost, server: EchogateServer, drainMs: numb
     host.onSignal("SIGINT", () => stop("SIGINT"));
     host.onSignal("SIGTERM", () => stop("SIGTERM"));
   });
+}
+
+/**
+ * The flags of a client's target (with [HOST]): --port and --unix.
+ *
+ * @example
+ * ```ts ignore
+ * clientFlags(8001); // --port (default 8001), --unix
+ * ```
+ */
+export function clientFlags(defaultPort: number, defaults: string = String(defaultPort)): Flag[] {
+  return [
+    {
+      name: "port",
+      value: "PORT",
+      usage: String(defaultPort),
+      help: `Server port (default ${defaults}); HOST defaults to localhost`,
+    },
+    { name: "unix", value: "PATH", help: "Connect to a unix socket instead" },
+  ];
 }
 
 /** Reads a client's target: [HOST] and --port, or --unix (then every positional is left over). */

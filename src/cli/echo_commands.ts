@@ -16,109 +16,119 @@ import { DEFAULT_UDP_RETRIES } from "../datagram/client.ts";
 import { UsageError } from "../errors.ts";
 import { parseChoice, parsePositiveInt, parseSeconds } from "./args.ts";
 import {
+  clientFlags,
   clientTarget,
   type Command,
-  drainMs,
-  explainListenError,
+  LISTEN_USAGE,
+  listenFlags,
   listenOptions,
+  MAX_CONNS_FLAG,
   noPositionals,
   type Options,
   str,
   suggestTls,
-  untilSignal,
 } from "./command.ts";
+import { defineCommand, type Flag } from "./flags.ts";
 import type { CliHost } from "./host.ts";
-import { lines, supervise, WorkerChannel, workerLogger, workerNumber, workersOption } from "./workers.ts";
+import { prepareServer, SERVE_FLAGS, SERVE_USAGE } from "./serve_lifecycle.ts";
+import { lines } from "./workers.ts";
 import {
-  PROXY_CLIENT_HELP,
-  PROXY_CLIENT_OPTIONS,
-  PROXY_SERVE_HELP,
-  PROXY_SERVE_OPTIONS,
+  PROXY_CLIENT_FLAGS,
+  PROXY_SERVE_FLAGS,
+  PROXY_SERVE_USAGE,
   proxyHeaderOption,
   proxyProtocolOptions,
 } from "./proxy_flags.ts";
 import {
   CLIENT_TLS_FLAGS,
-  CLIENT_TLS_HELP,
-  explainTlsConfigError,
   readClientTls,
-  readSelfSignedTls,
-  readServerTls,
-  reloadOnSighup,
-  selfSignedWorkerEnv,
   SERVER_TLS_FLAGS,
-  SERVER_TLS_HELP,
+  SERVER_TLS_NOTE,
+  SERVER_TLS_USAGE,
   serverTlsFiles,
 } from "./tls_options.ts";
 
-/** `echogate echo serve`: the seed's echo server. */
-export const echoServeCommand: Command = {
-  name: "echo serve",
-  usage: `echogate echo serve [--host 127.0.0.1] [--port 50007] [--unix PATH [--unix-mode 0600]]
-                    [--mode chunk|line|raw] [--prefix 'Echo=>'] [--idle-timeout S] [--max-line BYTES]
-                    [--max-conns N]
-                    [--drain-timeout 5] [--workers N|auto] [--json]
-                    [--tls-cert F --tls-key F | --tls-self-signed] [--tls-client-ca F] [--alpn L]
-                    [--tls-handshake-timeout 10] [--tls-stalled-handshakes close|hold]
-                    [--proxy-protocol [--proxy-from CIDR,...] [--proxy-timeout 5]]
-                    [--udp [--max-datagram 1472] [--udp-rate 10] [--udp-budget 1000] [--no-udp-limits]]`,
-  help: `Usage: echogate echo serve [options]
-
-Answers every read with prefix + chunk until the peer closes (the seed's echo server).
-
-Options:
-  --host HOST          Address to bind: IPv4, IPv6 or a name (default 127.0.0.1)
-  --port PORT          Port to bind, 0 for any free port (default ${DEFAULT_ECHO_PORT})
-  --unix PATH          Listen on a unix socket instead of TCP. A stale socket there is replaced;
-                       anything else (a file, a directory, a symlink) is refused, untouched
-  --unix-mode MODE     The socket's permission bits, octal (default 0600: this user only;
-                       0660 lets the file's group connect too)
-  --mode MODE          chunk: one answer per read; line: one per \\n-terminated line;
-                       raw: bytes back unchanged (default chunk)
-  --prefix STR         Put before every answer in chunk and line mode (default '${DEFAULT_PREFIX}');
-                       with --udp at most ${MAX_UDP_PREFIX} bytes unless --no-udp-limits
-  --idle-timeout S     Close a connection after S seconds without traffic (default: never)
-  --max-line BYTES     Longest line in line mode; longer closes the connection (default ${DEFAULT_MAX_LINE})
-  --max-conns N        Close new connections at once while N are open (default: no limit);
-                       with --workers, per worker
-${PROXY_SERVE_HELP}
-  --drain-timeout S    On SIGINT/SIGTERM, give open connections S seconds to finish (default 5)
-  --workers N|auto     Serve the port from N processes (auto: one per core) under one supervisor;
-                       TCP only. On Deno the workers run with --unstable-net (for reusePort)
-  --json               Log one JSON object per event
-${SERVER_TLS_HELP}
-
-UDP (RFC 862 over datagrams; see docs/udp.md):
-  --udp                Serve UDP: every datagram is answered with prefix + datagram, to its sender.
-                       Datagrams from source ports 0, 7, 19 and the server's own are never answered
-  --max-datagram B     Drop (and count) datagrams over B bytes (default ${DEFAULT_MAX_DATAGRAM})
-  --udp-rate N         Answers per second to one source address (IPv6: per /64), bursts of 2N
-                       (default ${DEFAULT_UDP_RATE}); one source never gets more than half the budget
-  --udp-budget N       Answers per second in total, over every source (default ${DEFAULT_UDP_BUDGET})
-  --no-udp-limits      No per-source rate and no budget (a lab; never on a public address)`,
-  options: {
-    ...PROXY_SERVE_OPTIONS,
-    ...SERVER_TLS_FLAGS,
-    host: "string",
-    port: "string",
-    unix: "string",
-    "unix-mode": "string",
-    mode: "string",
-    prefix: "string",
-    "idle-timeout": "string",
-    "max-line": "string",
-    "max-conns": "string",
-    "drain-timeout": "string",
-    workers: "string",
-    json: "boolean",
-    udp: "boolean",
-    "max-datagram": "string",
-    "udp-rate": "string",
-    "udp-budget": "string",
-    "no-udp-limits": "boolean",
+/** The echo session's flags (also taken by `gate serve --then echo`). */
+export const ECHO_FLAGS: readonly Flag[] = [
+  {
+    name: "mode",
+    value: "MODE",
+    usage: ECHO_MODES.join("|"),
+    help: `chunk: one answer per read; line: one per \\n-terminated line;
+raw: bytes back unchanged (default chunk)`,
   },
+  {
+    name: "prefix",
+    value: "STR",
+    usage: `'${DEFAULT_PREFIX}'`,
+    help: `Put before every answer in chunk and line mode (default '${DEFAULT_PREFIX}');
+with --udp at most ${MAX_UDP_PREFIX} bytes unless --no-udp-limits`,
+  },
+  { name: "idle-timeout", value: "S", help: "Close a connection after S seconds without traffic (default: never)" },
+  {
+    name: "max-line",
+    value: "BYTES",
+    help: `Longest line in line mode; longer closes the connection (default ${DEFAULT_MAX_LINE})`,
+  },
+];
+
+/** `echo serve`'s UDP flags. */
+const UDP_FLAGS: readonly Flag[] = [
+  {
+    name: "udp",
+    help: `Serve UDP: every datagram is answered with prefix + datagram, to its sender.
+Datagrams from source ports 0, 7, 19 and the server's own are never answered`,
+  },
+  {
+    name: "max-datagram",
+    value: "B",
+    usage: String(DEFAULT_MAX_DATAGRAM),
+    help: `Drop (and count) datagrams over B bytes (default ${DEFAULT_MAX_DATAGRAM})`,
+  },
+  {
+    name: "udp-rate",
+    value: "N",
+    usage: String(DEFAULT_UDP_RATE),
+    help: `Answers per second to one source address (IPv6: per /64), bursts of 2N
+(default ${DEFAULT_UDP_RATE}); one source never gets more than half the budget`,
+  },
+  {
+    name: "udp-budget",
+    value: "N",
+    usage: String(DEFAULT_UDP_BUDGET),
+    help: `Answers per second in total, over every source (default ${DEFAULT_UDP_BUDGET})`,
+  },
+  { name: "no-udp-limits", help: "No per-source rate and no budget (a lab; never on a public address)" },
+];
+
+/** `echogate echo serve`: the seed's echo server. */
+export const echoServeCommand: Command = defineCommand({
+  name: "echo serve",
+  usage: [
+    LISTEN_USAGE,
+    "[{mode}] [{prefix}] [{idle-timeout}] [{max-line}]",
+    "[{max-conns}]",
+    SERVE_USAGE,
+    ...SERVER_TLS_USAGE,
+    PROXY_SERVE_USAGE,
+    "[{udp} [{max-datagram}] [{udp-rate}] [{udp-budget}] [{no-udp-limits}]]",
+  ],
+  synopsis: "[options]",
+  about: "Answers every read with prefix + chunk until the peer closes (the seed's echo server).",
+  flags: [
+    ...listenFlags(DEFAULT_ECHO_PORT),
+    ...ECHO_FLAGS,
+    MAX_CONNS_FLAG,
+    ...PROXY_SERVE_FLAGS,
+    ...SERVE_FLAGS,
+    ...SERVER_TLS_FLAGS,
+    SERVER_TLS_NOTE,
+    "",
+    "UDP (RFC 862 over datagrams; see docs/udp.md):",
+    ...UDP_FLAGS,
+  ],
   run: echoServe,
-};
+});
 
 /** Reads --mode, --prefix, --idle-timeout and --max-line (also used by `gate serve --then echo`). */
 export function echoOptions(options: Options): EchoOptions {
@@ -134,38 +144,38 @@ export function echoOptions(options: Options): EchoOptions {
 }
 
 /** `echogate echo send`: the seed's echo client. */
-export const echoSendCommand: Command = {
+export const echoSendCommand: Command = defineCommand({
   name: "echo send",
-  usage: `echogate echo send  [HOST] [MSG... | -] [--port 50007] [--unix PATH] [--timeout S]
-                    [--tls [--ca F | --tls-fingerprint FP] [--servername NAME] [--tls-cert F --tls-key F]
-                    [--insecure]]
-                    [--proxy-header v1|v2 [--proxy-source IP:PORT]] [--udp [--retries 3]]`,
-  help: `Usage: echogate echo send [HOST] [MSG... | -] [options]
-
-Sends each message (default 'Hello network world') and prints "Client received: '<reply>'".
+  usage: [
+    "[HOST] [MSG... | -] [{port}] [{unix}] [{timeout}]",
+    "[{tls} [{ca} | {tls-fingerprint}] [{servername}] [{tls-cert} {tls-key}]",
+    "[{insecure}]]",
+    "[{proxy-header} [{proxy-source}]] [{udp} [{retries}]]",
+  ],
+  synopsis: "[HOST] [MSG... | -] [options]",
+  about: `Sends each message (default 'Hello network world') and prints "Client received: '<reply>'".
 With --unix, every positional is a message. With - as the only message, reads the messages from
 standard input, one per line (sent without its newline; empty lines are skipped), each sent once
-the previous reply came, until end of input.
-
-Options:
-  --port PORT          Server port (default ${DEFAULT_ECHO_PORT}); HOST defaults to localhost
-  --unix PATH          Connect to a unix socket instead
-  --timeout S          Wait at most S seconds for each reply (default 5; with --udp, per try: 1)
-  --udp                Send each message as one UDP datagram; exits 1 when one never got a reply
-  --retries N          With --udp: send a message again up to N times (default ${DEFAULT_UDP_RETRIES})
-${CLIENT_TLS_HELP}
-${PROXY_CLIENT_HELP}`,
-  options: {
+the previous reply came, until end of input.`,
+  flags: [
+    ...clientFlags(DEFAULT_ECHO_PORT),
+    {
+      name: "timeout",
+      value: "S",
+      help: "Wait at most S seconds for each reply (default 5; with --udp, per try: 1)",
+    },
+    { name: "udp", help: "Send each message as one UDP datagram; exits 1 when one never got a reply" },
+    {
+      name: "retries",
+      value: "N",
+      usage: String(DEFAULT_UDP_RETRIES),
+      help: `With --udp: send a message again up to N times (default ${DEFAULT_UDP_RETRIES})`,
+    },
     ...CLIENT_TLS_FLAGS,
-    port: "string",
-    unix: "string",
-    timeout: "string",
-    ...PROXY_CLIENT_OPTIONS,
-    udp: "boolean",
-    retries: "string",
-  },
+    ...PROXY_CLIENT_FLAGS,
+  ],
   run: echoSend,
-};
+});
 
 /** Reads --udp and the flags that go with it; complains about flags that do not apply. */
 function udpOptions(options: Options): { udp?: boolean; maxDatagram?: number; limits?: DatagramLimits | false } {
@@ -209,41 +219,23 @@ function udpOptions(options: Options): { udp?: boolean; maxDatagram?: number; li
 
 async function echoServe(host: CliHost, positionals: string[], options: Options): Promise<number> {
   noPositionals(positionals);
-  const drain = drainMs(options);
   const udp = udpOptions(options);
   const settings = { ...listenOptions(options, DEFAULT_ECHO_PORT), ...echoOptions(options) };
   const proxyProtocol = proxyProtocolOptions(options);
-  const workers = workersOption(host, options);
-  const worker = workerNumber(host);
-  if (workers !== undefined && worker === undefined) {
-    return await supervise(host, {
-      count: workers,
-      protocol: "echo",
-      json: options.json === true,
-      reload: serverTlsFiles(options) !== undefined || options["tls-self-signed"] === true,
-      drainMs: drain,
-      env: await selfSignedWorkerEnv(host, options),
-    });
+  if (udp.udp && (serverTlsFiles(options) || options["tls-self-signed"])) {
+    throw new UsageError(`TLS does not apply with --udp`);
   }
-  const channel = worker === undefined ? undefined : new WorkerChannel(host, worker);
-  const tlsFiles = serverTlsFiles(options);
-  if (udp.udp && (tlsFiles || options["tls-self-signed"])) throw new UsageError(`TLS does not apply with --udp`);
-  const logger = workerLogger(host, options, worker);
-  const tls = tlsFiles
-    ? await readServerTls(host, tlsFiles, options)
-    : await readSelfSignedTls(host, options, logger, worker);
-  const server = await serveEcho({
-    transport: host.transport,
-    ...settings,
-    ...(tls && { tls }),
-    proxyProtocol,
-    ...udp,
-    reusePort: channel !== undefined,
-    logger,
-  }).catch(explainTlsConfigError(tlsFiles)).catch(explainListenError);
-  const reload = tlsFiles && reloadOnSighup(host, server, tlsFiles, options);
-  if (reload) channel?.onReload(reload);
-  return channel ? await channel.run(server, drain) : await untilSignal(host, server, drain);
+  const server = await prepareServer(host, options);
+  return await server.run("echo", (tls) =>
+    serveEcho({
+      transport: host.transport,
+      ...settings,
+      ...(tls && { tls }),
+      proxyProtocol,
+      ...udp,
+      reusePort: server.channel !== undefined,
+      logger: server.logger,
+    }));
 }
 
 async function echoSend(host: CliHost, positionals: string[], options: Options): Promise<number> {

@@ -5,167 +5,183 @@ import { createEchoHandler } from "../echo.ts";
 import { UsageError } from "../errors.ts";
 import { DEFAULT_GATE_PORT, DEFAULT_MAX_PENDING_PER_SOURCE, DEFAULT_TOKEN, serveGate } from "../gate.ts";
 import { parseCidr, type PenaltyOptions } from "../penalties.ts";
-import { createProxyHandler } from "../proxy.ts";
+import { createForwardHandler } from "../forward.ts";
 import type { ConnectionHandler } from "../server.ts";
 import { parsePort, parsePositiveInt, parseSeconds } from "./args.ts";
-import { echoOptions } from "./echo_commands.ts";
+import { ECHO_FLAGS, echoOptions } from "./echo_commands.ts";
 import {
+  clientFlags,
   clientTarget,
   type Command,
-  drainMs,
-  explainListenError,
+  LISTEN_USAGE,
+  listenFlags,
   listenOptions,
+  MAX_CONNS_FLAG,
   noPositionals,
   type Options,
   str,
   suggestTls,
-  untilSignal,
 } from "./command.ts";
+import { defineCommand, type Flag } from "./flags.ts";
 import type { CliHost } from "./host.ts";
 import { isLoopbackHost } from "./loopback.ts";
+import { prepareServer, SERVE_FLAGS, SERVE_USAGE } from "./serve_lifecycle.ts";
 import { chooseTokens } from "./tokens.ts";
-import { supervise, WorkerChannel, workerLogger, workerNumber, workersOption } from "./workers.ts";
 import {
-  PROXY_CLIENT_HELP,
-  PROXY_CLIENT_OPTIONS,
-  PROXY_SERVE_HELP,
-  PROXY_SERVE_OPTIONS,
+  PROXY_CLIENT_FLAGS,
+  PROXY_SERVE_FLAGS,
+  PROXY_SERVE_USAGE,
   proxyHeaderOption,
   proxyProtocolOptions,
   thenProxyVersion,
 } from "./proxy_flags.ts";
 import {
   CLIENT_TLS_FLAGS,
-  CLIENT_TLS_HELP,
-  explainTlsConfigError,
   readClientTls,
   readPem,
-  readSelfSignedTls,
-  readServerTls,
-  reloadOnSighup,
-  selfSignedWorkerEnv,
   SERVER_TLS_FLAGS,
-  SERVER_TLS_HELP,
-  serverTlsFiles,
+  SERVER_TLS_NOTE,
+  SERVER_TLS_USAGE,
 } from "./tls_options.ts";
 
+/** The gate's token flags and how long it waits for the token. */
+const TOKEN_FLAGS: readonly Flag[] = [
+  { name: "token-file", value: "F", help: "Accept each non-empty line of F as a token (first choice)" },
+  {
+    name: "token",
+    value: "TOKEN",
+    usage: DEFAULT_TOKEN,
+    help: `The token, if neither --token-file nor env ECHOGATE_TOKEN is set (default ${DEFAULT_TOKEN})`,
+  },
+  { name: "timeout", value: "S", usage: "5", help: "Seconds to wait for the token, more than 0 (default 5)" },
+];
+
+/** The gate's limits on waiting connections and its per-source penalties. */
+const PENALTY_FLAGS: readonly Flag[] = [
+  {
+    name: "max-pending",
+    value: "N",
+    help: `Close new connections at once while N wait for their token (default: no limit);
+with --workers, per worker`,
+  },
+  {
+    name: "max-pending-per-source",
+    value: "N",
+    usage: String(DEFAULT_MAX_PENDING_PER_SOURCE),
+    help: `Close a source's new connections at once while N of its own wait for their
+token (default ${DEFAULT_MAX_PENDING_PER_SOURCE}; "none": no limit). A source is an IPv4 address or an IPv6 /64
+(behind --proxy-protocol, the client the header names), penalty-exempt or not; per worker`,
+  },
+  {
+    name: "penalty-exempt",
+    value: "L",
+    usage: "CIDR,...",
+    help: `Comma-separated CIDR blocks never penalised, or "none" (default 127.0.0.0/8,::1/128)`,
+  },
+  {
+    name: "no-penalties",
+    help: `Turn per-source penalties off. By default (as OpenSSH's PerSourcePenalties) a wrong
+token adds 5 s to its source (IPv4 address, IPv6 /64), no token in time 10 s, leaving
+without a byte 1 s; a source with more than 15 s accrued is refused until it decays.
+With --workers, the workers share the penalties`,
+  },
+];
+
+/** What a welcomed connection does next: --then and the flags that go with it. */
+const THEN_FLAGS: readonly Flag[] = [
+  {
+    name: "then",
+    value: "echo",
+    help: `Keep a welcomed connection open as an echo session (--mode, --prefix,
+--max-line and --idle-timeout apply, as for echo serve)`,
+  },
+  {
+    name: "then",
+    value: "HOST:PORT",
+    help: "Forward a welcomed connection to HOST:PORT ([::1]:PORT for IPv6, unix:PATH)",
+  },
+  {
+    name: "then",
+    value: "tls://HOST:PORT",
+    help: "Forward it over TLS, verifying the upstream (system roots, plus --then-ca F)",
+  },
+  { name: "then-ca", value: "F" },
+  {
+    name: "then-proxy-protocol",
+    value: "V",
+    usage: "v1|v2",
+    help: `With --then HOST:PORT: first send the upstream a PROXY header (v1 or v2)
+naming the client`,
+  },
+];
+
 /** `echogate gate serve`: the seed's knock gate. */
-export const gateServeCommand: Command = {
+export const gateServeCommand: Command = defineCommand({
   name: "gate serve",
-  usage: `echogate gate serve [--host 127.0.0.1] [--port 8001] [--unix PATH [--unix-mode 0600]]
-                    [--token 1 | --token-file F]
-                    [--timeout 5] [--max-conns N] [--max-pending N] [--penalty-exempt CIDR,... | none]
-                    [--max-pending-per-source ${DEFAULT_MAX_PENDING_PER_SOURCE} | none]
-                    [--no-penalties] [--then echo | --then HOST:PORT | --then tls://HOST:PORT [--then-ca F]]
-                    [--drain-timeout 5] [--workers N|auto] [--json]
-                    [--tls-cert F --tls-key F | --tls-self-signed] [--tls-client-ca F] [--alpn L]
-                    [--tls-handshake-timeout 10] [--tls-stalled-handshakes close|hold]
-                    [--then-proxy-protocol v1|v2] [--proxy-protocol [--proxy-from CIDR,...] [--proxy-timeout 5]]
-                    (env ECHOGATE_TOKEN also sets the token)`,
-  help: `Usage: echogate gate serve [options]
-
-Gives each connection --timeout seconds to send one token chunk (up to 1024 bytes, one trailing
-newline ignored): the right token gets 'welcome to server!', anything else 'please go out!'.
-
-Options:
-  --host HOST          Address to bind (default 127.0.0.1)
-  --port PORT          Port to bind, 0 for any free port (default ${DEFAULT_GATE_PORT})
-  --unix PATH          Listen on a unix socket instead of TCP. A stale socket there is replaced;
-                       anything else (a file, a directory, a symlink) is refused, untouched
-  --unix-mode MODE     The socket's permission bits, octal (default 0600: this user only;
-                       0660 lets the file's group connect too)
-  --token-file F       Accept each non-empty line of F as a token (first choice)
-  --token TOKEN        The token, if neither --token-file nor env ECHOGATE_TOKEN is set (default ${DEFAULT_TOKEN})
-  --timeout S          Seconds to wait for the token, more than 0 (default 5)
-  --max-conns N        Close new connections at once while N are open (default: no limit)
-  --max-pending N      Close new connections at once while N wait for their token (default: no limit);
-                       with --workers, both limits are per worker
-  --max-pending-per-source N  Close a source's new connections at once while N of its own wait for their
-                       token (default ${DEFAULT_MAX_PENDING_PER_SOURCE}; "none": no limit). A source is an IPv4 address or an IPv6 /64
-                       (behind --proxy-protocol, the client the header names), penalty-exempt or not; per worker
-  --penalty-exempt L   Comma-separated CIDR blocks never penalised, or "none" (default 127.0.0.0/8,::1/128)
-  --no-penalties       Turn per-source penalties off. By default (as OpenSSH's PerSourcePenalties) a wrong
-                       token adds 5 s to its source (IPv4 address, IPv6 /64), no token in time 10 s, leaving
-                       without a byte 1 s; a source with more than 15 s accrued is refused until it decays
-  --then echo          Keep a welcomed connection open as an echo session (--mode, --prefix,
-                       --max-line and --idle-timeout apply, as for echo serve)
-  --then HOST:PORT     Forward a welcomed connection to HOST:PORT ([::1]:PORT for IPv6, unix:PATH)
-  --then tls://HOST:PORT  Forward it over TLS, verifying the upstream (system roots, plus --then-ca F)
-  --then-proxy-protocol V  With --then HOST:PORT: first send the upstream a PROXY header (v1 or v2)
-                       naming the client
-${PROXY_SERVE_HELP}
-  --drain-timeout S    On SIGINT/SIGTERM, give open connections S seconds to finish (default 5)
-  --workers N|auto     Serve the port from N processes (auto: one per core) under one supervisor;
-                       TCP only. Penalties are shared between workers. On Deno the workers run
-                       with --unstable-net (for reusePort)
-  --json               Log one JSON object per event
-
-${SERVER_TLS_HELP}
-
-The token is never logged; a token on the command line (visible in ps) or the default one gets a warning,
+  usage: [
+    LISTEN_USAGE,
+    "[{token} | {token-file}]",
+    "[{timeout}] [{max-conns}] [{max-pending}] [{penalty-exempt} | none]",
+    "[{max-pending-per-source} | none]",
+    "[{no-penalties}] [--then echo | --then HOST:PORT | --then tls://HOST:PORT [{then-ca}]]",
+    SERVE_USAGE,
+    ...SERVER_TLS_USAGE,
+    `[{then-proxy-protocol}] ${PROXY_SERVE_USAGE}`,
+    "(env ECHOGATE_TOKEN also sets the token)",
+  ],
+  synopsis: "[options]",
+  about: `Gives each connection --timeout seconds to send one token chunk (up to 1024 bytes, one trailing
+newline ignored): the right token gets 'welcome to server!', anything else 'please go out!'.`,
+  flags: [
+    ...listenFlags(DEFAULT_GATE_PORT),
+    ...TOKEN_FLAGS,
+    MAX_CONNS_FLAG,
+    ...PENALTY_FLAGS,
+    ...THEN_FLAGS,
+    ...PROXY_SERVE_FLAGS,
+    ...SERVE_FLAGS,
+    "",
+    ...SERVER_TLS_FLAGS,
+    SERVER_TLS_NOTE,
+  ],
+  alsoAccepts: ECHO_FLAGS,
+  footer: `The token is never logged; a token on the command line (visible in ps) or the default one gets a warning,
 and so do two token sources set at once, and a token file other users may read. The default token is
 refused (exit 2) on an address other than loopback (127.0.0.0/8, ::1, localhost) or a unix socket.
 --token-file F must be a regular file of at most 64 KiB.`,
-  options: {
-    ...SERVER_TLS_FLAGS,
-    "then-ca": "string",
-    host: "string",
-    port: "string",
-    unix: "string",
-    "unix-mode": "string",
-    token: "string",
-    "token-file": "string",
-    timeout: "string",
-    "max-conns": "string",
-    "max-pending": "string",
-    "max-pending-per-source": "string",
-    "penalty-exempt": "string",
-    "no-penalties": "boolean",
-    then: "string",
-    mode: "string",
-    prefix: "string",
-    "max-line": "string",
-    "idle-timeout": "string",
-    "drain-timeout": "string",
-    workers: "string",
-    json: "boolean",
-    "then-proxy-protocol": "string",
-    ...PROXY_SERVE_OPTIONS,
-  },
   run: gateServe,
-};
+});
 
 /** `echogate gate knock`: the seed's first client. */
-export const gateKnockCommand: Command = {
+export const gateKnockCommand: Command = defineCommand({
   name: "gate knock",
-  usage: `echogate gate knock [HOST] [--port 8001] [--unix PATH] [--token 1 | --token-file F] [--delay 2]
-                    [--timeout S] [--tls [--ca F | --tls-fingerprint FP] [--servername NAME]
-                    [--tls-cert F --tls-key F] [--insecure]] [--proxy-header v1|v2 [--proxy-source IP:PORT]]`,
-  help: `Usage: echogate gate knock [HOST] [options]
-
-Connects, waits --delay seconds, sends the token and prints the reply. Exits 0 only when welcomed.
-
-Options:
-  --port PORT          Server port (default ${DEFAULT_GATE_PORT}); HOST defaults to localhost
-  --unix PATH          Connect to a unix socket instead
-  --token-file F       Send the first non-empty line of F (first choice; env ECHOGATE_TOKEN next)
-  --token TOKEN        Token to send, if neither --token-file nor env ECHOGATE_TOKEN is set (default ${DEFAULT_TOKEN})
-  --delay S            Seconds to wait before sending (default 2, as the seed's client)
-  --timeout S          Seconds to wait for the reply (default 5)
-${CLIENT_TLS_HELP}
-${PROXY_CLIENT_HELP}`,
-  options: {
+  usage: [
+    "[HOST] [{port}] [{unix}] [{token} | {token-file}] [{delay}]",
+    "[{timeout}] [{tls} [{ca} | {tls-fingerprint}] [{servername}]",
+    "[{tls-cert} {tls-key}] [{insecure}]] [{proxy-header} [{proxy-source}]]",
+  ],
+  synopsis: "[HOST] [options]",
+  about: "Connects, waits --delay seconds, sends the token and prints the reply. Exits 0 only when welcomed.",
+  flags: [
+    ...clientFlags(DEFAULT_GATE_PORT),
+    {
+      name: "token-file",
+      value: "F",
+      help: "Send the first non-empty line of F (first choice; env ECHOGATE_TOKEN next)",
+    },
+    {
+      name: "token",
+      value: "TOKEN",
+      usage: DEFAULT_TOKEN,
+      help: `Token to send, if neither --token-file nor env ECHOGATE_TOKEN is set (default ${DEFAULT_TOKEN})`,
+    },
+    { name: "delay", value: "S", usage: "2", help: "Seconds to wait before sending (default 2, as the seed's client)" },
+    { name: "timeout", value: "S", help: "Seconds to wait for the reply (default 5)" },
     ...CLIENT_TLS_FLAGS,
-    port: "string",
-    unix: "string",
-    token: "string",
-    "token-file": "string",
-    delay: "string",
-    timeout: "string",
-    ...PROXY_CLIENT_OPTIONS,
-  },
+    ...PROXY_CLIENT_FLAGS,
+  ],
   run: gateKnock,
-};
+});
 
 async function gateServe(host: CliHost, positionals: string[], options: Options): Promise<number> {
   noPositionals(positionals);
@@ -179,9 +195,8 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
   }
   const maxPending = str(options, "max-pending");
   const maxPendingPerSource = pendingPerSourceOption(options);
-  const workers = workersOption(host, options);
-  const worker = workerNumber(host);
-  const channel = worker === undefined ? undefined : new WorkerChannel(host, worker);
+  const server = await prepareServer(host, options);
+  const { channel } = server;
   const penalties = penaltyOptions(options);
   const settings = {
     transport: host.transport,
@@ -193,11 +208,8 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
     handoff: await handoff(host, options),
     proxyProtocol: proxyProtocolOptions(options),
     reusePort: channel !== undefined,
-    logger: workerLogger(host, options, worker),
+    logger: server.logger,
   };
-  const drain = drainMs(options);
-  const tlsFiles = serverTlsFiles(options);
-  const tls = tlsFiles && await readServerTls(host, tlsFiles, options);
   // Workers read the token themselves, quietly: their supervisor has warned once.
   const quiet = channel !== undefined;
   const { tokens, source } = await chooseTokens(host, options, { quiet, commandLineWarning: true });
@@ -215,24 +227,11 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
       );
     }
   }
-  if (workers !== undefined && worker === undefined) {
-    return await supervise(host, {
-      count: workers,
-      protocol: "gate",
-      json: options.json === true,
-      reload: serverTlsFiles(options) !== undefined || options["tls-self-signed"] === true,
-      drainMs: drain,
-      env: await selfSignedWorkerEnv(host, options),
-    });
-  }
-  const selfSigned = await readSelfSignedTls(host, options, settings.logger, worker);
-  // A worker started again first learns the penalties the others gave meanwhile.
-  await channel?.synced;
-  const server = await serveGate({ ...settings, ...((tls ?? selfSigned) && { tls: tls ?? selfSigned }), tokens })
-    .catch(explainTlsConfigError(tlsFiles)).catch(explainListenError);
-  const reload = tlsFiles && reloadOnSighup(host, server, tlsFiles, options);
-  if (reload) channel?.onReload(reload);
-  return channel ? await channel.run(server, drain) : await untilSignal(host, server, drain);
+  return await server.run("gate", async (tls) => {
+    // A worker started again first learns the penalties the others gave meanwhile.
+    await channel?.synced;
+    return await serveGate({ ...settings, ...(tls && { tls }), tokens });
+  });
 }
 
 /** Reads --max-pending-per-source: a positive integer, or "none" for no limit. */
@@ -288,7 +287,7 @@ async function handoff(host: CliHost, options: Options): Promise<ConnectionHandl
   if (then === undefined) return undefined;
   if (then === "echo") return createEchoHandler(echoOptions(options));
   if (then.startsWith("unix:") && then.length > 5) {
-    return createProxyHandler(host.transport, { path: then.slice(5) }, undefined, { proxyProtocol });
+    return createForwardHandler({ transport: host.transport, upstream: { path: then.slice(5) }, proxyProtocol });
   }
   const match = /^(?:\[([^\]]+)\]|([^:\[\]]+)):(\d+)$/.exec(then);
   if (!match) {
@@ -297,9 +296,14 @@ async function handoff(host: CliHost, options: Options): Promise<ConnectionHandl
     );
   }
   const upstream = { hostname: match[1] ?? match[2]!, port: parsePort("then", match[3]!) };
-  if (!overTls) return createProxyHandler(host.transport, upstream, undefined, { proxyProtocol });
+  if (!overTls) return createForwardHandler({ transport: host.transport, upstream, proxyProtocol });
   const ca = thenCa === undefined ? undefined : await readPem(host, "then-ca", thenCa, "certificate");
-  return createProxyHandler(host.transport, upstream, { tls: ca === undefined ? {} : { ca } }, { proxyProtocol });
+  return createForwardHandler({
+    transport: host.transport,
+    upstream,
+    tls: ca === undefined ? {} : { ca },
+    proxyProtocol,
+  });
 }
 
 async function gateKnock(host: CliHost, positionals: string[], options: Options): Promise<number> {

@@ -13,6 +13,7 @@ import { benchCommand } from "./bench_command.ts";
 import type { Command } from "./command.ts";
 import { echoSendCommand, echoServeCommand } from "./echo_commands.ts";
 import { gateKnockCommand, gateServeCommand } from "./gate_commands.ts";
+import { faultsCommand } from "./faults_command.ts";
 import type { CliHost } from "./host.ts";
 
 /** Every command, in the order `--help` lists them. */
@@ -22,6 +23,7 @@ const COMMANDS: readonly Command[] = [
   gateServeCommand,
   gateKnockCommand,
   benchCommand,
+  faultsCommand,
 ];
 
 const COMMON: OptionSpec = { help: "boolean", version: "boolean" };

@@ -7,29 +7,51 @@ import { DEFAULT_PROXY_TRUSTED, type ProxyHeaderInit, type ProxyProtocolOptions 
 import type { Address } from "../types.ts";
 import { parseChoice, parsePort, parseSeconds } from "./args.ts";
 import { type Options, str } from "./command.ts";
+import type { Flag } from "./flags.ts";
 
-/** The option spec of the server flags. */
-export const PROXY_SERVE_OPTIONS = {
-  "proxy-protocol": "boolean",
-  "proxy-from": "string",
-  "proxy-timeout": "string",
-} as const;
+/** The servers' PROXY protocol flags. */
+export const PROXY_SERVE_FLAGS: readonly Flag[] = [
+  {
+    name: "proxy-protocol",
+    help: `Every connection must begin with a PROXY protocol v1 or v2 header (as HAProxy's
+send-proxy / send-proxy-v2 send); logs, --max-conns and penalties see the client it names`,
+  },
+  {
+    name: "proxy-from",
+    value: "L",
+    usage: "CIDR,...",
+    help: `Comma-separated CIDR blocks of the proxies allowed to connect; any other peer is
+refused (default ${DEFAULT_PROXY_TRUSTED.join(",")})`,
+  },
+  {
+    name: "proxy-timeout",
+    value: "S",
+    usage: "5",
+    help: "Seconds a connection has to send its complete header, at least 3 (default 5)",
+  },
+];
 
-/** Their --help lines. */
-export const PROXY_SERVE_HELP =
-  `  --proxy-protocol     Every connection must begin with a PROXY protocol v1 or v2 header (as HAProxy's
-                       send-proxy / send-proxy-v2 send); logs, --max-conns and penalties see the client it names
-  --proxy-from L       Comma-separated CIDR blocks of the proxies allowed to connect; any other peer is
-                       refused (default ${DEFAULT_PROXY_TRUSTED.join(",")})
-  --proxy-timeout S    Seconds a connection has to send its complete header, at least 3 (default 5)`;
+/** Their usage. */
+export const PROXY_SERVE_USAGE = "[{proxy-protocol} [{proxy-from}] [{proxy-timeout}]]";
 
-/** The option spec of the client flags. */
-export const PROXY_CLIENT_OPTIONS = { "proxy-header": "string", "proxy-source": "string" } as const;
+/** The clients' PROXY protocol flags. */
+export const PROXY_CLIENT_FLAGS: readonly Flag[] = [
+  {
+    name: "proxy-header",
+    value: "V",
+    usage: "v1|v2",
+    help: "Send a PROXY protocol header first, V is v1 or v2 (to test a --proxy-protocol server)",
+  },
+  {
+    name: "proxy-source",
+    value: "A",
+    usage: "IP:PORT",
+    help: "The client IP:PORT the header names ([v6]:PORT for IPv6; default this connection's own)",
+  },
+];
 
-/** Their --help lines. */
-export const PROXY_CLIENT_HELP =
-  `  --proxy-header V     Send a PROXY protocol header first, V is v1 or v2 (to test a --proxy-protocol server)
-  --proxy-source A     The client IP:PORT the header names ([v6]:PORT for IPv6; default this connection's own)`;
+/** Their usage. */
+export const PROXY_CLIENT_USAGE = "[{proxy-header} [{proxy-source}]]";
 
 const VERSIONS = ["v1", "v2"] as const;
 

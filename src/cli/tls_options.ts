@@ -9,51 +9,60 @@ import { type TlsClientOptions, TlsConfigError, type TlsServerOptions } from "..
 import { createSelfSignedTls, normalizeFingerprint, type SelfSignedTls } from "../tls_self_signed.ts";
 import { parseSeconds } from "./args.ts";
 import { type Options, str } from "./command.ts";
+import { continued, type Flag } from "./flags.ts";
 import type { CliHost } from "./host.ts";
 
-/** The option specs, for the commands' `options`. */
-export const SERVER_TLS_FLAGS = {
-  "tls-cert": "string",
-  "tls-key": "string",
-  "tls-self-signed": "boolean",
-  "tls-client-ca": "string",
-  alpn: "string",
-  "tls-handshake-timeout": "string",
-  "tls-stalled-handshakes": "string",
-} as const;
+/** The servers' TLS flags. */
+export const SERVER_TLS_FLAGS: readonly Flag[] = [
+  { name: "tls-cert", value: "F", help: "Serve TLS with this PEM certificate chain (needs --tls-key)" },
+  { name: "tls-key", value: "F", help: "The certificate's PEM private key" },
+  {
+    name: "tls-self-signed",
+    help: `Serve TLS with a throwaway EC P-256 certificate made at start (SANs: --host, localhost,
+127.0.0.1, ::1) and print its SHA-256 fingerprint, for clients' --tls-fingerprint`,
+  },
+  { name: "tls-client-ca", value: "F", help: "Require a client certificate signed by this PEM CA (mutual TLS)" },
+  { name: "alpn", value: "LIST", usage: "L", help: "Comma-separated ALPN protocols to offer" },
+  {
+    name: "tls-handshake-timeout",
+    value: "S",
+    usage: "10",
+    help: "Close connections that have not finished the handshake in S seconds (default 10)",
+  },
+  {
+    name: "tls-stalled-handshakes",
+    value: "close|hold",
+    help: `hold: on Deno, serve with Deno.listenTls (faster), whose timed-out
+handshakes keep their descriptors until the peer leaves (default close)`,
+  },
+];
 
-/** The client side's option specs. */
-export const CLIENT_TLS_FLAGS = {
-  tls: "boolean",
-  ca: "string",
-  servername: "string",
-  "tls-cert": "string",
-  "tls-key": "string",
-  insecure: "boolean",
-  "tls-fingerprint": "string",
-} as const;
+/** The --help line after {@linkcode SERVER_TLS_FLAGS}' rows. */
+export const SERVER_TLS_NOTE: string = continued(
+  "SIGHUP re-reads the certificate, key and client CA for new connections",
+);
 
-/** Help lines for the server flags. */
-export const SERVER_TLS_HELP = `  --tls-cert F         Serve TLS with this PEM certificate chain (needs --tls-key)
-  --tls-key F          The certificate's PEM private key
-  --tls-self-signed    Serve TLS with a throwaway EC P-256 certificate made at start (SANs: --host, localhost,
-                       127.0.0.1, ::1) and print its SHA-256 fingerprint, for clients' --tls-fingerprint
-  --tls-client-ca F    Require a client certificate signed by this PEM CA (mutual TLS)
-  --alpn LIST          Comma-separated ALPN protocols to offer
-  --tls-handshake-timeout S  Close connections that have not finished the handshake in S seconds (default 10)
-  --tls-stalled-handshakes close|hold  hold: on Deno, serve with Deno.listenTls (faster), whose timed-out
-                       handshakes keep their descriptors until the peer leaves (default close)
-                       SIGHUP re-reads the certificate, key and client CA for new connections`;
+/** Their usage lines. */
+export const SERVER_TLS_USAGE: readonly string[] = [
+  "[{tls-cert} {tls-key} | {tls-self-signed}] [{tls-client-ca}] [{alpn}]",
+  "[{tls-handshake-timeout}] [{tls-stalled-handshakes}]",
+];
 
-/** Help lines for the client flags. */
-export const CLIENT_TLS_HELP = `  --tls                Speak TLS (implied by the flags below)
-  --ca F               Trust this PEM CA in addition to the system roots
-  --servername NAME    Name sent as SNI and verified in the certificate (default: the host)
-  --tls-cert F         Present this PEM client certificate (needs --tls-key)
-  --tls-key F          The client certificate's PEM private key
-  --insecure           Do not verify the server's certificate (a warning is printed)
-  --tls-fingerprint FP Accept only the server certificate whose SHA-256 is FP (AB:CD:… as openssl
-                       and --tls-self-signed print it), instead of verifying it against CAs and a name`;
+/** The clients' TLS flags. */
+export const CLIENT_TLS_FLAGS: readonly Flag[] = [
+  { name: "tls", help: "Speak TLS (implied by the flags below)" },
+  { name: "ca", value: "F", help: "Trust this PEM CA in addition to the system roots" },
+  { name: "servername", value: "NAME", help: "Name sent as SNI and verified in the certificate (default: the host)" },
+  { name: "tls-cert", value: "F", help: "Present this PEM client certificate (needs --tls-key)" },
+  { name: "tls-key", value: "F", help: "The client certificate's PEM private key" },
+  { name: "insecure", help: "Do not verify the server's certificate (a warning is printed)" },
+  {
+    name: "tls-fingerprint",
+    value: "FP",
+    help: `Accept only the server certificate whose SHA-256 is FP (AB:CD:… as openssl
+and --tls-self-signed print it), instead of verifying it against CAs and a name`,
+  },
+];
 
 /** Reads a PEM file named by `--flag`: a usage error naming both when it cannot be read or is not PEM. */
 export async function readPem(host: CliHost, flag: string, path: string, kind: "certificate" | "key"): Promise<string> {

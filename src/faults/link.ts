@@ -1,0 +1,241 @@
+/**
+ * One client connection through a fault proxy: two pipes (client to upstream, upstream to
+ * client), each passing its chunks through the toxics in place on its stream.
+ *
+ * @module
+ */
+
+import type { StreamSocket } from "../types.ts";
+import type { Toxic, ToxicStream } from "./model.ts";
+import { SeededRandom } from "./prng.ts";
+import { startToxic, stopToxic, targets, toxicData, toxicEnd, type ToxicLink, type ToxicRun, wait } from "./toxics.ts";
+
+/** What a link needs from its proxy. */
+export interface LinkOwner {
+  /** The toxics in place on `stream` now, in the order they were added. */
+  toxics(stream: ToxicStream): readonly Toxic[];
+  /** Counts bytes received from (`received`) or sent to (`sent`) a peer on `stream`. */
+  count(stream: ToxicStream, kind: "received" | "sent", bytes: number): void;
+}
+
+/** Bytes read ahead of the toxics, per direction, before reading pauses. */
+const READ_AHEAD = 256 * 1024;
+/** How long a normal close waits for written bytes to go out. */
+const FLUSH_MS = 2000;
+
+type Item = { bytes: Uint8Array; at: number } | null;
+
+class Pipe implements ToxicLink {
+  readonly random: SeededRandom;
+  readonly signal: AbortSignal;
+  readonly runs = new Map<string, ToxicRun>();
+  #queue: Item[] = [];
+  #queued = 0;
+  #wake?: () => void;
+  #room?: () => void;
+
+  constructor(
+    readonly link: Link,
+    readonly stream: ToxicStream,
+    readonly from: StreamSocket,
+    readonly to: StreamSocket,
+    key: string,
+  ) {
+    this.random = new SeededRandom(`${key}/${stream}`);
+    this.signal = link.signal;
+    this.signal.addEventListener("abort", () => {
+      this.#wake?.();
+      this.#room?.();
+    });
+  }
+
+  close(): void {
+    this.link.close();
+  }
+
+  reset(): void {
+    this.link.reset();
+  }
+
+  /** Brings the runs in line with the toxics in place: new ones start, removed ones stop. */
+  sync(toxics: readonly Toxic[]): void {
+    const names = new Set(toxics.map((toxic) => toxic.name));
+    for (const [name, run] of this.runs) {
+      if (names.has(name)) continue;
+      this.runs.delete(name);
+      stopToxic(run, this, true);
+    }
+    for (const toxic of toxics) {
+      const run = this.runs.get(toxic.name);
+      if (run?.toxic === toxic) continue;
+      if (run) stopToxic(run, this, false);
+      // Toxicity is rolled once per connection and direction, and again when the toxic changes.
+      const active = this.random.next() < toxic.toxicity && targets(toxic, this.link.client.remoteAddr);
+      if (active) this.link.applied.add(toxic.name);
+      const next: ToxicRun = run ? Object.assign(run, { toxic, active }) : { toxic, active, sent: 0, debt: 0 };
+      this.runs.set(toxic.name, next);
+      startToxic(next, this);
+    }
+  }
+
+  async read(): Promise<void> {
+    try {
+      for (let bytes = await this.from.read(); bytes !== null; bytes = await this.from.read()) {
+        this.link.owner.count(this.stream, "received", bytes.length);
+        if (this.stream === "upstream") this.link.bytesIn += bytes.length;
+        this.#push({ bytes, at: Date.now() }, bytes.length);
+        while (this.#queued >= READ_AHEAD && !this.signal.aborted) {
+          await new Promise<void>((resolve) => (this.#room = resolve));
+        }
+      }
+      this.#push(null, 0);
+    } catch {
+      this.link.close(); // a failed read (reset by the peer): the connection is over
+    }
+  }
+
+  #push(item: Item, size: number): void {
+    this.#queue.push(item);
+    this.#queued += size;
+    this.#wake?.();
+  }
+
+  async #take(): Promise<Item> {
+    while (this.#queue.length === 0 && !this.signal.aborted) {
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+    }
+    const item = this.#queue.shift() ?? null;
+    if (item) this.#queued -= item.bytes.length;
+    this.#room?.();
+    return item;
+  }
+
+  #chain(): ToxicRun[] {
+    const chain: ToxicRun[] = [];
+    for (const toxic of this.link.owner.toxics(this.stream)) {
+      const run = this.runs.get(toxic.name);
+      if (run?.active) chain.push(run);
+    }
+    return chain;
+  }
+
+  async forward(): Promise<void> {
+    try {
+      for (let item = await this.#take(); !this.signal.aborted; item = await this.#take()) {
+        const chain = this.#chain();
+        if (item === null) {
+          for (const run of chain) await toxicEnd(run, this);
+          if (!this.signal.aborted) await this.to.closeWrite(); // half-close carried through
+          return;
+        }
+        const at = item.at;
+        const through = (i: number, bytes: Uint8Array): Promise<void> => {
+          if (this.signal.aborted) return Promise.resolve();
+          if (i === chain.length) return this.#write(bytes);
+          return toxicData(chain[i]!, bytes, at, (out) => through(i + 1, out), this);
+        };
+        await through(0, item.bytes);
+      }
+    } catch {
+      this.link.close(); // a failed write: the peer is gone
+    }
+  }
+
+  async #write(bytes: Uint8Array): Promise<void> {
+    await this.to.write(bytes);
+    this.link.owner.count(this.stream, "sent", bytes.length);
+    if (this.stream === "downstream") this.link.bytesOut += bytes.length;
+  }
+
+  stop(): void {
+    for (const run of this.runs.values()) stopToxic(run, this, false);
+  }
+}
+
+/**
+ * A client connected through a proxy to its upstream.
+ *
+ * @example
+ * ```ts ignore
+ * import { Link } from "./link.ts";
+ *
+ * const link = new Link(owner, client, upstream, "42/db/1");
+ * await link.run(); // until both sides are done
+ * ```
+ */
+export class Link {
+  readonly #abort = new AbortController();
+  /** The toxics whose roll chose this connection, on either stream. */
+  readonly applied = new Set<string>();
+  /** Bytes read from the client. */
+  bytesIn = 0;
+  /** Bytes written to the client. */
+  bytesOut = 0;
+  readonly #pipes: Record<ToxicStream, Pipe>;
+
+  /**
+   * @param owner The proxy: its toxics and counters.
+   * @param client The accepted connection.
+   * @param upstream The connection to the upstream.
+   * @param key What its random choices derive from: seed, proxy name, connection number.
+   */
+  constructor(readonly owner: LinkOwner, readonly client: StreamSocket, readonly upstream: StreamSocket, key: string) {
+    this.#pipes = {
+      upstream: new Pipe(this, "upstream", client, upstream, key),
+      downstream: new Pipe(this, "downstream", upstream, client, key),
+    };
+    this.sync("upstream");
+    this.sync("downstream");
+  }
+
+  /** Aborted once the link is closed. */
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  /** Relays both ways until both directions have ended (or the link was closed), then closes both sockets. */
+  async run(): Promise<void> {
+    const pipes = Object.values(this.#pipes);
+    for (const pipe of pipes) void pipe.read();
+    await Promise.all(pipes.map((pipe) => pipe.forward()));
+    if (!this.signal.aborted) this.destroy(); // both sides finished sending
+  }
+
+  /** The toxics on `stream` changed: applies them to this connection. */
+  sync(stream: ToxicStream): void {
+    if (!this.signal.aborted) this.#pipes[stream].sync(this.owner.toxics(stream));
+  }
+
+  /** Closes normally: what was written goes out (for a bounded time), then FIN both ways. */
+  close(): void {
+    if (this.signal.aborted) return;
+    this.#finish();
+    const sockets = [this.client, this.upstream];
+    const flushed = new AbortController();
+    void Promise.race([Promise.all(sockets.map((s) => s.closeWrite())), wait(FLUSH_MS, flushed.signal)])
+      .catch(() => {}) // a socket already reset: nothing to flush
+      .finally(() => {
+        flushed.abort(); // ends the wait's timer
+        for (const socket of sockets) socket.close();
+      });
+  }
+
+  /** Closes with an RST on both sides (where the transport can). */
+  reset(): void {
+    if (this.signal.aborted) return;
+    this.#finish();
+    for (const socket of [this.client, this.upstream]) socket.reset ? socket.reset() : socket.close();
+  }
+
+  /** Closes at once (proxy disabled or removed). */
+  destroy(): void {
+    if (!this.signal.aborted) this.#finish();
+    this.client.close();
+    this.upstream.close();
+  }
+
+  #finish(): void {
+    this.#abort.abort();
+    for (const pipe of Object.values(this.#pipes)) pipe.stop();
+  }
+}
