@@ -18,7 +18,16 @@ import { serve } from "./server.ts";
 import type { StreamSocket } from "./types.ts";
 import { ProxiedSocket } from "./proxy_protocol/mod.ts";
 
-/** The seed's gate port. */
+/**
+ * The seed's gate port.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_GATE_PORT } from "./mod.ts";
+ *
+ * console.log(DEFAULT_GATE_PORT); // 8001
+ * ```
+ */
 export const DEFAULT_GATE_PORT = 8001;
 /** The seed's token. */
 export const DEFAULT_TOKEN = "1";
