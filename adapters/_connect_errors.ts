@@ -9,12 +9,12 @@ import {
   ConnectionRefusedError,
   ConnectPermissionError,
   type Endpoint,
-  formatEndpoint,
   HostNotFoundError,
   NoSuchUnixSocketError,
   TlsClientError,
   type TlsClientOptions,
 } from "../src/mod.ts";
+import { formatEndpoint } from "../src/address.ts";
 
 const UNTRUSTED_CODES: Record<string, string> = {
   UNABLE_TO_VERIFY_LEAF_SIGNATURE: "unknown issuer",

@@ -3,7 +3,8 @@
 // docs/udp.md's measurements Deno's `node:dgram` spends about twice the CPU per datagram, and
 // its heap grows with the number of peers.
 
-import { AddrInUseError, type DatagramHandlers, type DatagramSocket, formatEndpoint } from "../src/mod.ts";
+import type { DatagramHandlers, DatagramSocket } from "../src/mod.ts";
+import { toListenError } from "./_listen.ts";
 import { prefixedBuffer } from "./_prefixed_buffer.ts";
 
 type UdpAddr = { transport: "udp"; hostname: string; port: number };
@@ -187,14 +188,12 @@ export function bindDenoDatagram(
   listenDatagram: ListenDatagram,
   endpoint: { hostname: string; port: number },
   handlers: DatagramHandlers,
-  addrInUse: new () => Error,
 ): Promise<DatagramSocket> {
   let conn: DenoDatagramConn;
   try {
     conn = listenDatagram({ transport: "udp", hostname: endpoint.hostname, port: endpoint.port });
   } catch (error) {
-    if (!(error instanceof addrInUse)) return Promise.reject(error);
-    return Promise.reject(new AddrInUseError(`udp ${formatEndpoint(endpoint)}`, { cause: error }));
+    return Promise.reject(toListenError(error, endpoint, "udp"));
   }
   return Promise.resolve(new DenoDatagramSocket(conn, handlers));
 }

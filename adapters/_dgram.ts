@@ -3,7 +3,8 @@
 // `deno run -A` (test/udp.test.ts runs it so), hence one implementation for both.
 
 import dgram from "node:dgram";
-import { AddrInUseError, type DatagramHandlers, type DatagramSocket, formatEndpoint } from "../src/mod.ts";
+import type { DatagramHandlers, DatagramSocket } from "../src/mod.ts";
+import { toListenError } from "./_listen.ts";
 
 // Sends handed to the runtime whose completion has not been reported yet. Node's libuv queue
 // and Deno's pending send ops both grow without bound when the kernel's buffer is full; past
@@ -84,9 +85,7 @@ export function bindNodeDatagram(
   return new Promise((resolve, reject) => {
     socket.once("error", (error: Error & { code?: string }) => {
       socket.close();
-      reject(
-        error.code === "EADDRINUSE" ? new AddrInUseError(`udp ${formatEndpoint(endpoint)}`, { cause: error }) : error,
-      );
+      reject(toListenError(error, endpoint, "udp"));
     });
     socket.bind({ address: endpoint.hostname, port: endpoint.port, exclusive: true }, () => {
       socket.removeAllListeners("error");

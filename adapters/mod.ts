@@ -40,9 +40,24 @@ export function detectRuntime(): RuntimeName {
 }
 
 /**
+ * The current runtime's adapter: its transport, and the CLI host made from it.
+ */
+export interface Adapter {
+  /** The runtime's sockets. */
+  readonly transport: Transport;
+  /**
+   * What the CLI needs from the runtime. Made on first read, once per process: making it puts
+   * listeners on the process's streams, so merely loading the adapter does not.
+   */
+  readonly host: CliHost;
+}
+
+let cliHost: CliHost | undefined;
+
+/**
  * Loads the adapter for the current runtime: its transport and its CLI host.
  *
- * @returns The adapter module's `transport` and `host`.
+ * @returns The adapter's `transport`, and its `host` (made when first read).
  *
  * @example
  * ```ts ignore
@@ -52,15 +67,25 @@ export function detectRuntime(): RuntimeName {
  * console.log(transport.runtime);
  * ```
  */
-export async function loadAdapter(): Promise<{ transport: Transport; host: CliHost }> {
+export async function loadAdapter(): Promise<Adapter> {
+  const adapter = await importAdapter();
+  return {
+    transport: adapter.transport,
+    get host() {
+      return cliHost ??= adapter.createHost();
+    },
+  };
+}
+
+function importAdapter(): Promise<{ transport: Transport; createHost(): CliHost }> {
   // Literal specifiers, so bundlers and the npm build can see every adapter.
   switch (detectRuntime()) {
     case "deno":
-      return await import("./deno.ts");
+      return import("./deno.ts");
     case "bun":
-      return await import("./bun.ts");
+      return import("./bun.ts");
     default:
-      return await import("./node.ts");
+      return import("./node.ts");
   }
 }
 

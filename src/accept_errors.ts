@@ -35,7 +35,7 @@ export type AcceptErrorKind = "connection" | "exhaustion" | "other";
  *
  * @example
  * ```ts
- * import { ACCEPT_BACKOFF_MS } from "./mod.ts";
+ * import { ACCEPT_BACKOFF_MS } from "./accept_errors.ts";
  *
  * console.log(ACCEPT_BACKOFF_MS); // 100
  * ```
@@ -90,7 +90,7 @@ const CONNECTION_NAMES = new Set([
  *
  * @example
  * ```ts
- * import { acceptErrorKind } from "./mod.ts";
+ * import { acceptErrorKind } from "./accept_errors.ts";
  *
  * const reset = Object.assign(new Error("Transport endpoint is not connected"), { code: "ENOTCONN" });
  * const full = Object.assign(new Error("Too many open files"), { code: "EMFILE" });
@@ -136,7 +136,8 @@ export type AcceptErrorCounts = Record<AcceptErrorKind, number>;
  *
  * @example
  * ```ts
- * import { AcceptErrorReport, type LogEvent } from "./mod.ts";
+ * import { type LogEvent } from "./mod.ts";
+ * import { AcceptErrorReport } from "./accept_errors.ts";
  *
  * const events: LogEvent[] = [];
  * const report = new AcceptErrorReport({ log: (event) => events.push(event) });

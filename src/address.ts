@@ -35,7 +35,7 @@ export function formatAddress(addr: Address): string {
  *
  * @example
  * ```ts
- * import { formatEndpoint } from "./mod.ts";
+ * import { formatEndpoint } from "./address.ts";
  *
  * console.log(formatEndpoint({ hostname: "127.0.0.1", port: 8001 })); // "127.0.0.1:8001"
  * ```
@@ -54,7 +54,7 @@ export function formatEndpoint(endpoint: Endpoint): string {
  *
  * @example
  * ```ts
- * import { isSpecificIp } from "./mod.ts";
+ * import { isSpecificIp } from "./address.ts";
  *
  * console.log(isSpecificIp("127.0.0.1"), isSpecificIp("0.0.0.0"), isSpecificIp("localhost")); // true false false
  * ```

@@ -19,7 +19,7 @@ import type { ChunkResponder, StreamSocket } from "./types.ts";
  *
  * @example Upper-case every chunk
  * ```ts ignore
- * import { answerAll } from "./mod.ts";
+ * import { answerAll } from "./answer.ts";
  *
  * const encoder = new TextEncoder();
  * const decoder = new TextDecoder();

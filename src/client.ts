@@ -172,7 +172,7 @@ async function readReply(
  *
  * @example
  * ```ts
- * import { echoReplyState } from "./mod.ts";
+ * import { echoReplyState } from "./client.ts";
  *
  * const enc = new TextEncoder();
  * console.log(echoReplyState(enc.encode("Echo=>ab"), enc.encode("abc"), enc.encode("Echo=>"))); // "partial"

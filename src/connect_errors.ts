@@ -176,7 +176,7 @@ export class ServerSpeaksTlsError extends ConnectError {
  *
  * @example
  * ```ts
- * import { looksLikeTlsRecord } from "./mod.ts";
+ * import { looksLikeTlsRecord } from "./connect_errors.ts";
  *
  * console.log(looksLikeTlsRecord(new Uint8Array([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32]))); // true
  * console.log(looksLikeTlsRecord(new TextEncoder().encode("Echo=>hi"))); // false

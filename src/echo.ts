@@ -10,6 +10,7 @@
  */
 
 import { concatAll, ReplySlabs, utf8 } from "./_bytes.ts";
+import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "./echo_defaults.ts";
 import { answerAll } from "./answer.ts";
 import type { ChunkAnswering, ConnectionContext, ConnectionHandler, EchogateServer, ServerOptions } from "./server.ts";
 import { serve } from "./server.ts";
@@ -23,11 +24,7 @@ export type EchoMode = "chunk" | "line" | "raw";
 /** The list of echo modes, for validation. */
 export const ECHO_MODES: readonly EchoMode[] = ["chunk", "line", "raw"];
 
-/** The seed's echo port. */
-export const DEFAULT_ECHO_PORT = 50007;
-
-/** The seed's reply prefix. */
-export const DEFAULT_PREFIX = "Echo=>";
+export { DEFAULT_ECHO_PORT, DEFAULT_PREFIX };
 
 /** Default bound on one line in `line` mode: 64 KiB. */
 export const DEFAULT_MAX_LINE = 64 * 1024;
@@ -118,7 +115,8 @@ export function serveEcho(options: ServeEchoOptions): Promise<EchogateServer> {
  *
  * @example
  * ```ts ignore
- * import { createEchoHandler, serve } from "./mod.ts";
+ * import { serve } from "./mod.ts";
+ * import { createEchoHandler } from "./echo.ts";
  * import { transport } from "../adapters/bun.ts";
  *
  * const server = await serve({ transport, port: 0 }, createEchoHandler({ mode: "raw" }), "echo");
@@ -237,7 +235,7 @@ function watchIdle(socket: StreamSocket, context: ConnectionContext, idleMs: num
  *
  * @example
  * ```ts
- * import { LineSplitter } from "./mod.ts";
+ * import { LineSplitter } from "./echo.ts";
  *
  * const splitter = new LineSplitter(1024);
  * const enc = new TextEncoder();

@@ -18,7 +18,16 @@ import { serve } from "./server.ts";
 import type { StreamSocket } from "./types.ts";
 import { ProxiedSocket } from "./proxy_protocol/mod.ts";
 
-/** The seed's gate port. */
+/**
+ * The seed's gate port.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_GATE_PORT } from "./mod.ts";
+ *
+ * console.log(DEFAULT_GATE_PORT); // 8001
+ * ```
+ */
 export const DEFAULT_GATE_PORT = 8001;
 /** The seed's token. */
 export const DEFAULT_TOKEN = "1";
@@ -37,7 +46,7 @@ export const MAX_TOKEN_BYTES = 1024;
  *
  * @example
  * ```ts
- * import { DEFAULT_MAX_PENDING_PER_SOURCE } from "./mod.ts";
+ * import { DEFAULT_MAX_PENDING_PER_SOURCE } from "./gate.ts";
  *
  * console.log(DEFAULT_MAX_PENDING_PER_SOURCE); // 64
  * ```
@@ -235,7 +244,7 @@ function throttle(intervalMs: number): (run: () => void) => void {
  *
  * @example
  * ```ts
- * import { tokenFromChunk } from "./mod.ts";
+ * import { tokenFromChunk } from "./gate.ts";
  *
  * const token = tokenFromChunk(new TextEncoder().encode("1\r\n"));
  * console.log(new TextDecoder().decode(token)); // "1"
@@ -268,7 +277,7 @@ export function tokenFromChunk(chunk: Uint8Array): Uint8Array {
  *
  * @example
  * ```ts
- * import { createTokenMatcher } from "./mod.ts";
+ * import { createTokenMatcher } from "./gate.ts";
  *
  * const matches = createTokenMatcher(["s3cret"]);
  * console.log(matches(new TextEncoder().encode("s3cret"))); // true

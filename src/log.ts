@@ -90,7 +90,16 @@ export interface Logger {
   log(event: LogEvent): void;
 }
 
-/** A logger that drops every event: the default for library use. */
+/**
+ * A logger that drops every event: the default for library use.
+ *
+ * @example
+ * ```ts
+ * import { silentLogger } from "./mod.ts";
+ *
+ * silentLogger.log({ event: "listening", protocol: "echo", address: "127.0.0.1:50007" }); // nothing is written
+ * ```
+ */
 export const silentLogger: Logger = { log() {} };
 
 /** Options for {@linkcode createLogger}. */

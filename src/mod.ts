@@ -16,26 +16,115 @@
  * @module
  */
 
-export * from "./types.ts";
-export * from "./tls.ts";
-export * from "./tls_self_signed.ts";
-export * from "./answer.ts";
-export * from "./errors.ts";
-export * from "./connect_errors.ts";
-export * from "./address.ts";
-export * from "./log.ts";
-export * from "./accept_errors.ts";
-export * from "./server.ts";
-export * from "./echo.ts";
-export * from "./gate.ts";
-export * from "./client.ts";
-export * from "./datagram/mod.ts";
-export * from "./read_queue.ts";
-export * from "./write_queue.ts";
-export * from "./bench/mod.ts";
-export * from "./penalties.ts";
-export * from "./forward.ts";
-export * from "./proxy_protocol/mod.ts";
-export * from "./version.ts";
+export type {
+  Address,
+  ChunkResponder,
+  ConnectOptions,
+  DatagramHandlers,
+  DatagramSocket,
+  Endpoint,
+  HttpHandler,
+  HttpServer,
+  Listener,
+  ListenHandlers,
+  ListenOptions,
+  StreamSocket,
+  Transport,
+} from "./types.ts";
+export {
+  type ChunkAnswering,
+  type ConnectionContext,
+  type ConnectionHandler,
+  type EchogateServer,
+  serve,
+  type ServerOptions,
+} from "./server.ts";
+export { closeGracefully, type CloseGracefullyOptions } from "./close.ts";
+export { DEFAULT_ECHO_PORT, type EchoMode, type EchoOptions, serveEcho, type ServeEchoOptions } from "./echo.ts";
+export { DEFAULT_GATE_PORT, serveGate, type ServeGateOptions } from "./gate.ts";
+export {
+  type ClientOptions,
+  knockGate,
+  type KnockGateOptions,
+  type KnockResult,
+  type proxyHeaderFor,
+  sendEcho,
+  type SendEchoOptions,
+} from "./client.ts";
+export {
+  type DatagramEchoOptions,
+  type DatagramEchoServer,
+  type DatagramEchoStats,
+  serveDatagramEcho,
+} from "./datagram/echo.ts";
+export type { DatagramLimits } from "./datagram/sources.ts";
+export { sendDatagrams, type SendDatagramsOptions } from "./datagram/client.ts";
+export type { BenchMode, BenchOptions } from "./bench/options.ts";
+export { runBench } from "./bench/run.ts";
+export {
+  type DatagramBenchInterval,
+  type DatagramBenchOptions,
+  type DatagramBenchReport,
+  runDatagramBench,
+} from "./bench/udp.ts";
+export type { BenchInterval, BenchReport, LatencyMs } from "./bench/report.ts";
+export { DescriptorLimitError, type FileDescriptorUsage } from "./bench/descriptors.ts";
+export {
+  type TlsClientOptions,
+  TlsConfigError,
+  TlsHandshakeError,
+  type TlsHandshakeFailure,
+  type TlsInfo,
+  type TlsServerOptions,
+} from "./tls.ts";
+export {
+  certificateFingerprint,
+  createSelfSignedTls,
+  type SelfSignedTls,
+  type SelfSignedTlsOptions,
+  TlsFingerprintError,
+} from "./tls_self_signed.ts";
+export { createForwardHandler, type ForwardOptions } from "./forward.ts";
+export type { ProxyHeader, ProxyTlv } from "./proxy_protocol/header.ts";
+export { encodeProxyHeader, type ProxyHeaderInit } from "./proxy_protocol/encoder.ts";
+export type { ProxyParseResult } from "./proxy_protocol/parser.ts";
+export {
+  type ProxiedSocket,
+  type ProxyHeaderOutcome,
+  type ProxyProtocolOptions,
+  readProxyHeader,
+} from "./proxy_protocol/receive.ts";
+export { createLogger, type CreateLoggerOptions, type LogEvent, type Logger, silentLogger } from "./log.ts";
+export { AddrInUseError, NotASocketError, UsageError } from "./errors.ts";
+export {
+  ConnectError,
+  ConnectionRefusedError,
+  ConnectPermissionError,
+  HostNotFoundError,
+  NoSuchUnixSocketError,
+  ServerSpeaksTlsError,
+  TlsClientError,
+} from "./connect_errors.ts";
+export type { AcceptErrorCounts, AcceptErrorKind } from "./accept_errors.ts";
+export { formatAddress } from "./address.ts";
+export type { Cidr, PenaltyKind, PenaltyOptions, PenaltyShare } from "./penalties.ts";
+export type { ChunkListener, ReadQueueSource } from "./read_queue.ts";
+export type { ImmediateWriter, WriteSink } from "./write_queue.ts";
+export { VERSION } from "./version.ts";
+export {
+  DEFAULT_FAULTS_PORT,
+  FaultsError,
+  type FaultsEvent,
+  type FaultsServer,
+  type FaultsTlsOptions,
+  type ProxyInfo,
+  type ProxyInput,
+  serveFaults,
+  type ServeFaultsOptions,
+  type Toxic,
+  TOXIC_TYPES,
+  type ToxicInput,
+  type ToxicStream,
+  type ToxicType,
+} from "./faults/mod.ts";
 export type { CliHost, SmallFile, WorkerProcess, WorkerSpawner } from "./cli/host.ts";
-export * from "./faults/mod.ts";

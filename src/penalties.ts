@@ -52,7 +52,8 @@ export interface PenaltyOptions {
  *
  * @example Two tables in one process, sharing
  * ```ts
- * import { type PenaltyKind, PenaltyBox, type PenaltyShare } from "./mod.ts";
+ * import { type PenaltyKind, type PenaltyShare } from "./mod.ts";
+ * import { PenaltyBox } from "./penalties.ts";
  *
  * const appliers: ((address: string, kind: PenaltyKind, at: number) => void)[] = [];
  * const share = (index: number): PenaltyShare => ({
@@ -88,7 +89,7 @@ interface Penalty {
  *
  * @example
  * ```ts
- * import { PenaltyBox } from "./mod.ts";
+ * import { PenaltyBox } from "./penalties.ts";
  *
  * const box = new PenaltyBox({ exempt: [] });
  * for (let i = 0; i < 4; i++) box.penalize("192.0.2.7", "authfail"); // 20 s > 15 s
@@ -212,7 +213,8 @@ export class PenaltyBox {
  *
  * @example
  * ```ts
- * import { type Cidr, parseCidr } from "./mod.ts";
+ * import { type Cidr } from "./mod.ts";
+ * import { parseCidr } from "./penalties.ts";
  *
  * const block: Cidr = parseCidr("192.0.2.0/24");
  * ```
@@ -233,7 +235,7 @@ export interface Cidr {
  *
  * @example
  * ```ts
- * import { parseIp } from "./mod.ts";
+ * import { parseIp } from "./penalties.ts";
  *
  * console.log(parseIp("::ffff:10.0.0.1")); // Uint8Array [10, 0, 0, 1]
  * ```
@@ -323,7 +325,7 @@ function parseIpv6(text: string): Uint8Array | undefined {
  *
  * @example
  * ```ts
- * import { parseCidr } from "./mod.ts";
+ * import { parseCidr } from "./penalties.ts";
  *
  * console.log(parseCidr("127.0.0.0/8").bits); // 8
  * ```
@@ -346,7 +348,7 @@ export function parseCidr(text: string): Cidr {
  *
  * @example
  * ```ts
- * import { cidrContains, parseCidr, parseIp } from "./mod.ts";
+ * import { cidrContains, parseCidr, parseIp } from "./penalties.ts";
  *
  * console.log(cidrContains(parseCidr("10.0.0.0/8"), parseIp("10.1.2.3")!)); // true
  * ```
@@ -370,7 +372,7 @@ export function cidrContains(cidr: Cidr, bytes: Uint8Array): boolean {
  *
  * @example
  * ```ts
- * import { sourceKey } from "./mod.ts";
+ * import { sourceKey } from "./penalties.ts";
  *
  * console.log(sourceKey("2001:db8:1:2::7") === sourceKey("2001:db8:1:2:ffff::1")); // true: one /64
  * console.log(sourceKey("::ffff:192.0.2.7") === sourceKey("192.0.2.7")); // true

@@ -28,7 +28,7 @@ export interface ReadQueueSource {
  *
  * @example
  * ```ts
- * import { ReadQueue } from "./mod.ts";
+ * import { ReadQueue } from "./read_queue.ts";
  *
  * const queue = new ReadQueue({ pause() {}, resume() {} });
  * queue.push(new Uint8Array([1, 2]));
@@ -155,7 +155,7 @@ export class ReadQueue {
    *
    * @example
    * ```ts
-   * import { ReadQueue } from "./mod.ts";
+   * import { ReadQueue } from "./read_queue.ts";
    *
    * const queue = new ReadQueue({ pause() {}, resume() {} });
    * queue.push(new Uint8Array([1]));
@@ -221,7 +221,7 @@ export interface ChunkListener {
  *
  * @example An in-memory socket answered by doubling each byte
  * ```ts
- * import { answerQueued, ReadQueue } from "./mod.ts";
+ * import { answerQueued, ReadQueue } from "./read_queue.ts";
  *
  * const written: number[] = [];
  * const queue = new ReadQueue({ pause() {}, resume() {} });
@@ -263,7 +263,8 @@ class QueuedAnswerer implements ChunkListener {
  *
  * @example A socket whose peer is an array
  * ```ts
- * import { type Address, PushStreamSocket } from "./mod.ts";
+ * import { type Address } from "./mod.ts";
+ * import { PushStreamSocket } from "./read_queue.ts";
  *
  * class ArraySocket extends PushStreamSocket {
  *   readonly localAddr: Address = { transport: "unix", path: "/tmp/array" };

@@ -10,163 +10,21 @@ import { AcceptErrorReport } from "./accept_errors.ts";
 import { LogThrottle } from "./_log_throttle.ts";
 import { formatAddress } from "./address.ts";
 import { AddrInUseError } from "./errors.ts";
+import { closeGracefully } from "./close.ts";
+import { within } from "./_timers.ts";
 import { errorMessage, type LogEvent, type Logger, silentLogger } from "./log.ts";
-import { TIMED_OUT, within } from "./_timers.ts";
-import {
-  createProxyTrust,
-  DEFAULT_PROXY_TIMEOUT_MS,
-  ProxiedSocket,
-  ProxyHeaderReads,
-  type ProxyProtocolOptions,
-} from "./proxy_protocol/mod.ts";
+import { createProxyTrust, DEFAULT_PROXY_TIMEOUT_MS, ProxiedSocket, ProxyHeaderReads } from "./proxy_protocol/mod.ts";
 import { TlsHandshakeError, type TlsHandshakeFailure, type TlsInfo, type TlsServerOptions } from "./tls.ts";
 import type { Address, ChunkResponder, Endpoint, Listener, ListenOptions, StreamSocket, Transport } from "./types.ts";
+import type {
+  ChunkAnswering,
+  ConnectionContext,
+  ConnectionHandler,
+  EchogateServer,
+  ServerOptions,
+} from "./server_types.ts";
 
-/**
- * Where and how a server listens. Give `path` for a unix socket, else `hostname`/`port`.
- *
- * @example
- * ```ts
- * import type { ServerOptions } from "./mod.ts";
- *
- * const options: Omit<ServerOptions, "transport"> = { hostname: "::1", port: 0, maxConns: 100 };
- * ```
- */
-export interface ServerOptions {
-  /** The runtime's socket API (each adapter exports one as `transport`). */
-  transport: Transport;
-  /** Host to bind. @default {"127.0.0.1"} */
-  hostname?: string;
-  /** Port to bind; 0 picks a free one. The protocol sets the default. */
-  port?: number;
-  /**
-   * Unix socket path; when set, `hostname` and `port` are ignored. A stale socket file there (one
-   * nothing listens on) is replaced; anything else at the path makes listening fail, untouched.
-   */
-  path?: string;
-  /**
-   * With `path`: the socket file's permission bits. The default lets only this user (and root)
-   * connect, which matters with `proxyProtocol`: every peer on a unix socket may send a PROXY
-   * header. @default {0o600}
-   */
-  unixMode?: number;
-  /** Receives server events. @default {silentLogger} */
-  logger?: Logger;
-  /** Connections beyond this many open ones are closed at once. @default {Infinity} */
-  maxConns?: number;
-  /** How long a closing connection waits for the peer's FIN before closing anyway, in ms. @default {2000} */
-  lingerMs?: number;
-  /**
-   * Decides at accept whether to serve a connection: return a reason to refuse it (it is then
-   * closed at once, with a `refused` event, throttled), or `undefined` to serve it.
-   */
-  admit?: (socket: StreamSocket) => string | undefined;
-  /**
-   * Expect a PROXY protocol header (v1 or v2) at the start of every connection, from trusted
-   * proxies only: the protocol, the logs, `maxConns` and `admit` then see the client the header
-   * names (`socket.remoteAddr`), with the proxy's own address as `proxy` in events.
-   */
-  proxyProtocol?: ProxyProtocolOptions;
-  /** Share the port with other processes (`ListenOptions.reusePort`); TCP only. @default {false} */
-  reusePort?: boolean;
-  /** Serve TLS (PEM strings). Every protocol runs over it unchanged. Not with `path`. */
-  tls?: TlsServerOptions;
-  /** Called for each connection whose TLS handshake failed or timed out (after it is logged, throttled). */
-  onHandshakeError?: (failure: TlsHandshakeFailure) => void;
-}
-
-/**
- * A running echo or gate server.
- *
- * @example Close a server when done
- * ```ts
- * import type { EchogateServer } from "./mod.ts";
- *
- * async function stop(server: EchogateServer): Promise<void> {
- *   console.log(`closing ${server.url}`);
- *   await server.close();
- * }
- * ```
- */
-export interface EchogateServer {
-  /** The address the server is bound to (with the real port when 0 was asked for). */
-  readonly addr: Address;
-  /** `addr` in printable form: `127.0.0.1:50007`, `[::1]:50007` or `unix:/path`. */
-  readonly url: string;
-  /** Connections open right now. */
-  readonly connections: number;
-  /**
-   * Stops accepting, then shuts connections down gracefully: each finishes answering what it
-   * already read, sends FIN and waits for the peer's; whatever is still open after `drainMs`
-   * is closed at once. Resolves when every connection is closed.
-   */
-  close(options?: { drainMs?: number }): Promise<void>;
-  /**
-   * A TLS server only: serves new connections with this certificate, key and client CA from now
-   * on; open connections keep theirs. Rejects, keeping the old ones, when they are refused.
-   * Logs a `tls-reload` event either way.
-   */
-  reloadTls?(tls: TlsServerOptions): Promise<void>;
-}
-
-/** Per-connection state a {@linkcode ConnectionHandler} reads and updates. */
-export interface ConnectionContext {
-  /** The peer's printable address. */
-  readonly remote: string;
-  /** `Date.now()` when the connection was accepted. */
-  readonly connectedAt: number;
-  /** Where events go. */
-  readonly logger: Logger;
-  /** Bytes read from the peer so far. */
-  bytesIn: number;
-  /** Bytes written to the peer so far. */
-  bytesOut: number;
-  /** `Date.now()` of the last read or write; drives idle timeouts. */
-  lastActivity: number;
-  /** A read still pending when the handler returned; the close sequence awaits it instead of reading again. */
-  pendingRead?: Promise<Uint8Array | null>;
-  /**
-   * True while the handler waits in `read()` with nothing unanswered; the server may then
-   * half-close the socket to shut it down. Handlers set it around their reads.
-   */
-  idle: boolean;
-  /** Set when the server shuts down: answer what was read, then return without reading more. */
-  stopping: boolean;
-}
-
-/**
- * Runs one connection's protocol. The server closes the socket afterwards (flush, FIN, wait
- * for the peer's FIN, close), so a handler just returns when it is done.
- */
-export type ConnectionHandler = (socket: StreamSocket, context: ConnectionContext) => Promise<void>;
-
-/**
- * The per-chunk form of a protocol that answers each chunk as it arrives. A handler that also
- * carries `answerChunk` (as echo's `chunk` and `raw` handlers do) is run through
- * {@linkcode StreamSocket.answerEach} where the adapter has it: the connection itself is the
- * responder, so an idle connection holds no promise, closure or async frame.
- *
- * @example A handler with both forms
- * ```ts
- * import { answerAll, type ChunkAnswering, type ConnectionHandler } from "./mod.ts";
- *
- * const answerChunk: ChunkAnswering["answerChunk"] = (chunk) => chunk; // echo it back
- * const handler: ConnectionHandler & ChunkAnswering = Object.assign(
- *   (socket: Parameters<ConnectionHandler>[0], context: Parameters<ConnectionHandler>[1]) =>
- *     answerAll(socket, (chunk) => answerChunk(chunk, context)),
- *   { answerChunk },
- * );
- * ```
- */
-export interface ChunkAnswering {
-  /**
-   * Returns the answer to `chunk` (see {@linkcode ChunkResponder.answer}): bytes to write,
-   * `undefined` for none, `null` to stop reading. Must not throw for bad input: answer or stop.
-   */
-  answerChunk(chunk: Uint8Array, context: ConnectionContext, framed?: Uint8Array): Uint8Array | null | undefined;
-  /** What every answer begins with, where `answerChunk` can take `framed` (see {@linkcode ChunkResponder.replyPrefix}). */
-  replyPrefix?: Uint8Array;
-}
+export type { ChunkAnswering, ConnectionContext, ConnectionHandler, EchogateServer, ServerOptions };
 
 /**
  * Binds a server and runs `handler` for every connection.
@@ -623,45 +481,5 @@ async function bind(options: ServerOptions, handlers: Parameters<Transport["list
     }
     live.close();
     throw error;
-  }
-}
-
-/** Options for {@linkcode closeGracefully}. */
-export interface CloseGracefullyOptions {
-  /** How long to wait for the peer's FIN after ours, in ms. @default {2000} */
-  lingerMs?: number;
-  /** A read already in flight on the socket, to await instead of starting another. */
-  pendingRead?: Promise<Uint8Array | null>;
-}
-
-/**
- * The one close sequence for every runtime: flush and send FIN, read and discard until the
- * peer's FIN (bounded by `lingerMs`), then close. Closing with unread input would make the
- * kernel send a reset, which can destroy a reply the peer has not read yet.
- *
- * @param socket The socket to close.
- * @param options Linger time and an in-flight read.
- *
- * @example
- * ```ts ignore
- * import { closeGracefully } from "./mod.ts";
- *
- * await closeGracefully(socket, { lingerMs: 1000 });
- * ```
- */
-export async function closeGracefully(socket: StreamSocket, options: CloseGracefullyOptions = {}): Promise<void> {
-  const deadline = Date.now() + (options.lingerMs ?? 2000);
-  try {
-    await socket.closeWrite();
-    let read = options.pendingRead ?? socket.read();
-    while (true) {
-      const chunk = await within(read, deadline - Date.now());
-      if (chunk === null || chunk === TIMED_OUT) break;
-      read = socket.read();
-    }
-  } catch {
-    // The peer reset or the socket is already closed: nothing left to flush.
-  } finally {
-    socket.close();
   }
 }

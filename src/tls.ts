@@ -176,7 +176,7 @@ export interface TlsHandshakeFailure {
  *
  * @example
  * ```ts
- * import { alpnWireFormat } from "./mod.ts";
+ * import { alpnWireFormat } from "./tls.ts";
  *
  * console.log(alpnWireFormat(["h2", "echo"])); // Uint8Array [2, 104, 50, 4, 101, 99, 104, 111]
  * ```
@@ -202,7 +202,7 @@ export function alpnWireFormat(names: readonly string[]): Uint8Array {
  *
  * @example
  * ```ts
- * import { formatSubject } from "./mod.ts";
+ * import { formatSubject } from "./tls.ts";
  *
  * console.log(formatSubject({ CN: "client", O: "echogate" })); // "CN=client, O=echogate"
  * ```

@@ -125,7 +125,7 @@ export async function certificateFingerprint(certificate: Uint8Array | string): 
  *
  * @example
  * ```ts
- * import { normalizeFingerprint } from "./mod.ts";
+ * import { normalizeFingerprint } from "./tls_self_signed.ts";
  *
  * console.log(normalizeFingerprint("ab".repeat(32))?.slice(0, 8)); // "AB:AB:AB"
  * ```
@@ -184,7 +184,8 @@ export class TlsFingerprintError extends Error {
  *
  * @example
  * ```ts
- * import { checkFingerprint, createSelfSignedTls } from "./mod.ts";
+ * import { createSelfSignedTls } from "./mod.ts";
+ * import { checkFingerprint } from "./tls_self_signed.ts";
  *
  * const tls = await createSelfSignedTls();
  * const der = Uint8Array.from(atob(tls.cert.split("\n").slice(1, -2).join("")), (c) => c.charCodeAt(0));

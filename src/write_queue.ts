@@ -36,7 +36,7 @@ export interface ImmediateWriter {
  *
  * @example
  * ```ts
- * import { writeAndDrain, WriteQueue } from "./mod.ts";
+ * import { writeAndDrain, WriteQueue } from "./write_queue.ts";
  *
  * const queue = new WriteQueue({ write: (bytes: Uint8Array) => bytes.length, shutdown() {} });
  * await writeAndDrain(queue, new Uint8Array([1, 2, 3]));
@@ -69,7 +69,7 @@ const RESOLVED: Promise<void> = Promise.resolve();
  *
  * @example
  * ```ts
- * import { WriteQueue } from "./mod.ts";
+ * import { WriteQueue } from "./write_queue.ts";
  *
  * const out: number[] = [];
  * // A sink that takes at most 2 bytes per call.
@@ -198,7 +198,7 @@ export const RETAIN_COPY_MAX: number = SLAB_VIEW_MAX;
  *
  * @example
  * ```ts
- * import { toRetainable } from "./mod.ts";
+ * import { toRetainable } from "./write_queue.ts";
  *
  * const slab = new Uint8Array(8192);
  * const reply = slab.subarray(0, 70);

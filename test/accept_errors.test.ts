@@ -3,7 +3,8 @@
 // skipped at once, and only running out of resources backs off.
 
 import { afterEach, describe, expect, test } from "vitest";
-import { acceptErrorKind, type LogEvent, type StreamSocket } from "../src/mod.ts";
+import type { LogEvent, StreamSocket } from "../src/mod.ts";
+import { acceptErrorKind } from "../src/accept_errors.ts";
 import { hasOpenssl, usePki } from "./_pki.ts";
 import {
   bytes,

@@ -4,7 +4,9 @@
 
 import { afterEach, describe, expect, test } from "vitest";
 import fc from "fast-check";
-import { answerAll, answerQueued, ReadQueue, serveEcho, type StreamSocket, type Transport } from "../src/mod.ts";
+import { serveEcho, type StreamSocket, type Transport } from "../src/mod.ts";
+import { answerAll } from "../src/answer.ts";
+import { answerQueued, ReadQueue } from "../src/read_queue.ts";
 import {
   bytes,
   cleanup,

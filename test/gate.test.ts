@@ -1,15 +1,6 @@
 import { afterEach, describe, expect, test } from "vitest";
-import {
-  createTokenMatcher,
-  knockGate,
-  REFUSAL,
-  sendEcho,
-  serveEcho,
-  serveGate,
-  type ServeGateOptions,
-  tokenFromChunk,
-  WELCOME,
-} from "../src/mod.ts";
+import { knockGate, sendEcho, serveEcho, serveGate, type ServeGateOptions } from "../src/mod.ts";
+import { createTokenMatcher, REFUSAL, tokenFromChunk, WELCOME } from "../src/gate.ts";
 import {
   bytes,
   cleanup,

@@ -1,19 +1,17 @@
 import { afterEach, describe, expect, test } from "vitest";
 import {
-  createEchoHandler,
   createForwardHandler,
   createLogger,
-  DEFAULT_MAX_PENDING_PER_SOURCE,
   encodeProxyHeader,
   type LogEvent,
-  PenaltyBox,
-  REFUSAL,
   serveEcho,
   serveGate,
   type ServeGateOptions,
   type StreamSocket,
-  WELCOME,
 } from "../src/mod.ts";
+import { createEchoHandler } from "../src/echo.ts";
+import { DEFAULT_MAX_PENDING_PER_SOURCE, REFUSAL, WELCOME } from "../src/gate.ts";
+import { PenaltyBox } from "../src/penalties.ts";
 import { PendingPerSource } from "../src/_pending_sources.ts";
 import { hasOpenssl, usePki } from "./_pki.ts";
 import {

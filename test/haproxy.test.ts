@@ -9,7 +9,7 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { REFUSAL, WELCOME } from "../src/mod.ts";
+import { REFUSAL, WELCOME } from "../src/gate.ts";
 import { hasOpenssl, usePki } from "./_pki.ts";
 import { type Child, type ChildServer, ROOT, RUNTIME, startChild, startCliServer, waitFor } from "./_utils.ts";
 

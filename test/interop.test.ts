@@ -3,7 +3,8 @@
 
 import { existsSync, readFileSync } from "node:fs";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
-import { knockGate, REFUSAL, sendEcho, serveEcho, serveGate, WELCOME } from "../src/mod.ts";
+import { knockGate, sendEcho, serveEcho, serveGate } from "../src/mod.ts";
+import { REFUSAL, WELCOME } from "../src/gate.ts";
 import {
   type ChildServer,
   cleanup,

@@ -3,21 +3,13 @@
 
 import fc from "fast-check";
 import { describe, expect, test } from "vitest";
-import {
-  crc32c,
-  encodeProxyHeader,
-  formatIp,
-  parseIp,
-  PP2_TYPE,
-  type ProxyHeader,
-  ProxyHeaderParser,
-  ProxyHeaderTemplate,
-  type ProxyParseResult,
-  type ProxyTlv,
-  V1_MAX_BYTES,
-  V2_MAX_LENGTH,
-  V2_SIGNATURE,
-} from "../src/mod.ts";
+import { encodeProxyHeader, type ProxyHeader, type ProxyParseResult, type ProxyTlv } from "../src/mod.ts";
+import { parseIp } from "../src/penalties.ts";
+import { crc32c } from "../src/proxy_protocol/crc32c.ts";
+import { ProxyHeaderTemplate } from "../src/proxy_protocol/encoder.ts";
+import { PP2_TYPE, V1_MAX_BYTES, V2_MAX_LENGTH, V2_SIGNATURE } from "../src/proxy_protocol/header.ts";
+import { formatIp } from "../src/proxy_protocol/ip.ts";
+import { ProxyHeaderParser } from "../src/proxy_protocol/parser.ts";
 
 const enc = new TextEncoder();
 const concat = (parts: Uint8Array[]) => {

@@ -7,15 +7,13 @@ import {
   createForwardHandler,
   encodeProxyHeader,
   type LogEvent,
-  REFUSAL,
   sendEcho,
   serveEcho,
   serveGate,
   type StreamSocket,
-  V2_MAX_LENGTH,
-  V2_SIGNATURE,
-  WELCOME,
 } from "../src/mod.ts";
+import { REFUSAL, WELCOME } from "../src/gate.ts";
+import { V2_MAX_LENGTH, V2_SIGNATURE } from "../src/proxy_protocol/header.ts";
 import {
   bytes,
   cleanup,

@@ -16,8 +16,8 @@ import {
   type StreamSocket,
   type TlsServerOptions,
   type Transport,
-  WELCOME,
 } from "../src/mod.ts";
+import { WELCOME } from "../src/gate.ts";
 import { expectSighupReload, hasOpenssl, usePki } from "./_pki.ts";
 import {
   bytes,

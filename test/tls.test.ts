@@ -7,7 +7,6 @@ import { afterEach, describe, expect, test } from "vitest";
 import {
   type EchoMode,
   knockGate,
-  REFUSAL,
   runBench,
   sendEcho,
   serveEcho,
@@ -15,8 +14,8 @@ import {
   type StreamSocket,
   type TlsClientOptions,
   TlsConfigError,
-  WELCOME,
 } from "../src/mod.ts";
+import { REFUSAL, WELCOME } from "../src/gate.ts";
 import { createEchoHandler } from "../src/echo.ts";
 import { hasOpenssl, usePki } from "./_pki.ts";
 import {

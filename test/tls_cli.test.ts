@@ -6,7 +6,8 @@ import { execFileSync } from "node:child_process";
 import { copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
-import { sendEcho, serveEcho, type StreamSocket, WELCOME } from "../src/mod.ts";
+import { sendEcho, serveEcho, type StreamSocket } from "../src/mod.ts";
+import { WELCOME } from "../src/gate.ts";
 import { expectSighupReload, hasOpenssl, usePki } from "./_pki.ts";
 import {
   type ChildServer,

@@ -7,14 +7,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, test } from "vitest";
-import {
-  certificateFingerprint,
-  createSelfSignedTls,
-  sendEcho,
-  serveEcho,
-  TlsFingerprintError,
-  WELCOME,
-} from "../src/mod.ts";
+import { certificateFingerprint, createSelfSignedTls, sendEcho, serveEcho, TlsFingerprintError } from "../src/mod.ts";
+import { WELCOME } from "../src/gate.ts";
 import { hasOpenssl } from "./_pki.ts";
 import {
   type ChildServer,

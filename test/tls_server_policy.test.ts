@@ -7,7 +7,8 @@ import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from "node:c
 import { join } from "node:path";
 import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, test } from "vitest";
-import { knockGate, serveEcho, serveGate, type TlsServerOptions, WELCOME } from "../src/mod.ts";
+import { knockGate, serveEcho, serveGate, type TlsServerOptions } from "../src/mod.ts";
+import { WELCOME } from "../src/gate.ts";
 import { hasOpenssl, usePki } from "./_pki.ts";
 import { cleanup, portOf, readAll, recordingLogger, runCommand, RUNTIME, transport, waitFor } from "./_utils.ts";
 

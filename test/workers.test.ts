@@ -5,7 +5,8 @@
 import { afterEach, describe, expect, test } from "vitest";
 import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type StreamSocket, type TlsClientOptions, WELCOME } from "../src/mod.ts";
+import type { StreamSocket, TlsClientOptions } from "../src/mod.ts";
+import { WELCOME } from "../src/gate.ts";
 import { hasOpenssl, usePki } from "./_pki.ts";
 import {
   bytes,

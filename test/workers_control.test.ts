@@ -8,7 +8,8 @@ import { afterEach, describe, expect, test } from "vitest";
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import tls from "node:tls";
-import { REFUSAL, type TlsClientOptions, WELCOME } from "../src/mod.ts";
+import type { TlsClientOptions } from "../src/mod.ts";
+import { REFUSAL, WELCOME } from "../src/gate.ts";
 import { hasOpenssl, makeClientLeaf, usePki } from "./_pki.ts";
 import {
   bytes,

@@ -50,8 +50,9 @@ Options:
  * @example
  * ```ts ignore
  * import { runCli } from "./main.ts";
- * import { host } from "../../adapters/node.ts";
+ * import { createHost } from "../../adapters/node.ts";
  *
+ * const host = createHost();
  * host.exit(await runCli(host));
  * ```
  */
@@ -123,9 +124,9 @@ export const FATAL_EXIT_CODE = 70;
  * @example
  * ```ts ignore
  * import { exitOnFatal } from "./main.ts";
- * import { host } from "../../adapters/node.ts";
+ * import { createHost } from "../../adapters/node.ts";
  *
- * exitOnFatal(host);
+ * exitOnFatal(createHost());
  * setTimeout(() => { throw new Error("boom"); }); // "echogate: fatal: boom", exit code 70
  * ```
  */

@@ -8,7 +8,7 @@
 
 import { ReplySlabs, utf8 } from "../_bytes.ts";
 import { formatAddress } from "../address.ts";
-import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "../echo.ts";
+import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "../echo_defaults.ts";
 import { errorMessage, type Logger, silentLogger } from "../log.ts";
 import type { EchogateServer } from "../server.ts";
 import type { DatagramSocket, Transport } from "../types.ts";

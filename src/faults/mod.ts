@@ -28,7 +28,16 @@ export {
 export { SeededRandom } from "./prng.ts";
 export type { FaultsTlsOptions } from "./proxies.ts";
 
-/** toxiproxy's port, the default of the control API. */
+/**
+ * toxiproxy's port, the default of the control API.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_FAULTS_PORT } from "../mod.ts";
+ *
+ * console.log(DEFAULT_FAULTS_PORT); // 8474
+ * ```
+ */
 export const DEFAULT_FAULTS_PORT = 8474;
 
 /**

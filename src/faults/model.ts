@@ -7,7 +7,16 @@
 
 import { parseCidr } from "../penalties.ts";
 
-/** The toxic types echogate knows, by toxiproxy's names. */
+/**
+ * The toxic types echogate knows, by toxiproxy's names.
+ *
+ * @example
+ * ```ts
+ * import { TOXIC_TYPES } from "../mod.ts";
+ *
+ * console.log(TOXIC_TYPES); // ["latency", "bandwidth", ...]
+ * ```
+ */
 export const TOXIC_TYPES = [
   "latency",
   "bandwidth",
