@@ -23,6 +23,7 @@ export interface BunSocket<Data = any> {
   readonly authorized?: boolean;
   readonly alpnProtocol?: string | false | null;
   getTLSVersion?(): string | null;
+  getCipher?(): { name?: string } | undefined;
   getServername?(): string | undefined;
   getPeerCertificate?(): PeerCertificate | undefined;
 }

@@ -114,6 +114,7 @@ export class BunTlsStreamSocket extends BunStreamSocket {
     const socket = this.#bun;
     return tlsInfo({
       version: socket.getTLSVersion?.(),
+      cipher: socket.getCipher?.()?.name,
       alpn: socket.alpnProtocol,
       servername: socket.getServername?.(),
       peerSubject: socket.getPeerCertificate?.()?.subject,

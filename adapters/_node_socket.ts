@@ -93,6 +93,7 @@ export class NodeStreamSocket extends PushStreamSocket {
     if (!socket.encrypted) return undefined;
     return tlsInfo({
       version: socket.getProtocol(),
+      cipher: socket.getCipher()?.name,
       alpn: socket.alpnProtocol,
       servername: (socket as { servername?: string | false }).servername,
       peerSubject: socket.getPeerCertificate()?.subject,

@@ -9,6 +9,8 @@ import { DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS, formatSubject } from "../src/tls.ts";
 export interface TlsSessionFacts {
   /** The protocol version (`"TLSv1.3"`). */
   version?: string | null;
+  /** The cipher suite, as `getCipher().name` gives it. */
+  cipher?: string | null;
   /** The negotiated ALPN protocol. */
   alpn?: string | false | null;
   /** The SNI name the client sent (server side). */
@@ -36,6 +38,7 @@ export interface TlsSessionFacts {
 export function tlsInfo(facts: TlsSessionFacts): TlsInfo {
   const info: TlsInfo = {};
   if (facts.version) info.version = facts.version;
+  if (facts.cipher) info.cipher = facts.cipher;
   if (facts.alpn) info.alpn = facts.alpn;
   if (facts.servername) info.servername = facts.servername;
   const subject = formatSubject(facts.peerSubject as Record<string, string> | undefined);

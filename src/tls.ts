@@ -86,6 +86,8 @@ export interface TlsClientOptions {
 export interface TlsInfo {
   /** The protocol version, e.g. `TLSv1.3`. */
   version?: string;
+  /** The cipher suite agreed on, e.g. `TLS_AES_256_GCM_SHA384`, where the runtime tells (not on Deno's own TLS). */
+  cipher?: string;
   /** The ALPN protocol agreed on. */
   alpn?: string;
   /** The server name the client asked for (SNI), on the server side. */

@@ -31,6 +31,7 @@ import {
 import { defineCommand, type Flag } from "./flags.ts";
 import type { CliHost } from "./host.ts";
 import { prepareServer, SERVE_FLAGS, SERVE_USAGE } from "./serve_lifecycle.ts";
+import { TRACE_FLAG, tracing } from "./trace_option.ts";
 import { lines } from "./workers.ts";
 import {
   PROXY_CLIENT_FLAGS,
@@ -112,6 +113,7 @@ export const echoServeCommand: Command = defineCommand({
     ...SERVER_TLS_USAGE,
     PROXY_SERVE_USAGE,
     "[{udp} [{max-datagram}] [{udp-rate}] [{udp-budget}] [{no-udp-limits}]]",
+    "[{trace}]",
   ],
   synopsis: "[options]",
   about: "Answers every read with prefix + chunk until the peer closes (the seed's echo server).",
@@ -126,6 +128,8 @@ export const echoServeCommand: Command = defineCommand({
     "",
     "UDP (RFC 862 over datagrams; see docs/udp.md):",
     ...UDP_FLAGS,
+    "",
+    TRACE_FLAG,
   ],
   run: echoServe,
 });
@@ -150,7 +154,7 @@ export const echoSendCommand: Command = defineCommand({
     "[HOST] [MSG... | -] [{port}] [{unix}] [{timeout}]",
     "[{tls} [{ca} | {tls-fingerprint}] [{servername}] [{tls-cert} {tls-key}]",
     "[{insecure}]]",
-    "[{proxy-header} [{proxy-source}]] [{udp} [{retries}]]",
+    "[{proxy-header} [{proxy-source}]] [{udp} [{retries}]] [{trace}]",
   ],
   synopsis: "[HOST] [MSG... | -] [options]",
   about: `Sends each message (default 'Hello network world') and prints "Client received: '<reply>'".
@@ -173,6 +177,7 @@ the previous reply came, until end of input.`,
     },
     ...CLIENT_TLS_FLAGS,
     ...PROXY_CLIENT_FLAGS,
+    TRACE_FLAG,
   ],
   run: echoSend,
 });
@@ -225,16 +230,17 @@ async function echoServe(host: CliHost, positionals: string[], options: Options)
   if (udp.udp && (serverTlsFiles(options) || options["tls-self-signed"])) {
     throw new UsageError(`TLS does not apply with --udp`);
   }
+  const trace = tracing(host, options);
   const server = await prepareServer(host, options);
   return await server.run("echo", (tls) =>
     serveEcho({
-      transport: host.transport,
+      transport: trace.transport,
       ...settings,
       ...(tls && { tls }),
       proxyProtocol,
       ...udp,
       reusePort: server.channel !== undefined,
-      logger: server.logger,
+      logger: trace.logger(server.logger),
     }));
 }
 
@@ -255,9 +261,10 @@ async function echoSend(host: CliHost, positionals: string[], options: Options):
   if (retries !== undefined && !/^\d{1,6}$/.test(retries)) {
     throw new UsageError(`Invalid value for "--retries": "${retries}" is not a non-negative integer`);
   }
+  const { transport } = tracing(host, options);
   const tls = await readClientTls(host, options);
   await sendEcho({
-    transport: host.transport,
+    transport,
     ...target,
     ...(tls && { tls }),
     udp: options.udp === true,

@@ -27,6 +27,7 @@ import type { CliHost } from "./host.ts";
 import { isLoopbackHost } from "./loopback.ts";
 import { prepareServer, SERVE_FLAGS, SERVE_USAGE } from "./serve_lifecycle.ts";
 import { chooseTokens } from "./tokens.ts";
+import { TRACE_FLAG, tracing } from "./trace_option.ts";
 import {
   PROXY_CLIENT_FLAGS,
   PROXY_SERVE_FLAGS,
@@ -126,7 +127,7 @@ export const gateServeCommand: Command = defineCommand({
     "[{no-penalties}] [--then echo | --then HOST:PORT | --then tls://HOST:PORT [{then-ca}]]",
     SERVE_USAGE,
     ...SERVER_TLS_USAGE,
-    `[{then-proxy-protocol}] ${PROXY_SERVE_USAGE}`,
+    `[{then-proxy-protocol}] ${PROXY_SERVE_USAGE} [{trace}]`,
     "(env ECHOGATE_TOKEN also sets the token)",
   ],
   synopsis: "[options]",
@@ -143,6 +144,7 @@ newline ignored): the right token gets 'welcome to server!', anything else 'plea
     "",
     ...SERVER_TLS_FLAGS,
     SERVER_TLS_NOTE,
+    TRACE_FLAG,
   ],
   alsoAccepts: ECHO_FLAGS,
   footer: `The token is never logged; a token on the command line (visible in ps) or the default one gets a warning,
@@ -158,7 +160,7 @@ export const gateKnockCommand: Command = defineCommand({
   usage: [
     "[HOST] [{port}] [{unix}] [{token} | {token-file}] [{delay}]",
     "[{timeout}] [{tls} [{ca} | {tls-fingerprint}] [{servername}]",
-    "[{tls-cert} {tls-key}] [{insecure}]] [{proxy-header} [{proxy-source}]]",
+    "[{tls-cert} {tls-key}] [{insecure}]] [{proxy-header} [{proxy-source}]] [{trace}]",
   ],
   synopsis: "[HOST] [options]",
   about: "Connects, waits --delay seconds, sends the token and prints the reply. Exits 0 only when welcomed.",
@@ -179,6 +181,7 @@ export const gateKnockCommand: Command = defineCommand({
     { name: "timeout", value: "S", help: "Seconds to wait for the reply (default 5)" },
     ...CLIENT_TLS_FLAGS,
     ...PROXY_CLIENT_FLAGS,
+    TRACE_FLAG,
   ],
   run: gateKnock,
 });
@@ -195,11 +198,13 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
   }
   const maxPending = str(options, "max-pending");
   const maxPendingPerSource = pendingPerSourceOption(options);
+  // The token comes in the first chunk; behind a proxy, perhaps in the one after the header.
+  const trace = tracing(host, options, { recv: "proxy-protocol" in options ? 2 : 1 });
   const server = await prepareServer(host, options);
   const { channel } = server;
   const penalties = penaltyOptions(options);
   const settings = {
-    transport: host.transport,
+    transport: trace.transport,
     ...listenOptions(options, DEFAULT_GATE_PORT),
     timeoutMs,
     maxPending: maxPending === undefined ? undefined : parsePositiveInt("max-pending", maxPending),
@@ -208,7 +213,7 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
     handoff: await handoff(host, options),
     proxyProtocol: proxyProtocolOptions(options),
     reusePort: channel !== undefined,
-    logger: server.logger,
+    logger: trace.logger(server.logger),
   };
   // Workers read the token themselves, quietly: their supervisor has warned once.
   const quiet = channel !== undefined;
@@ -312,8 +317,10 @@ async function gateKnock(host: CliHost, positionals: string[], options: Options)
   const delay = str(options, "delay");
   const { tokens } = await chooseTokens(host, options);
   const tls = await readClientTls(host, options);
+  // Everything a knock sends is the token (and a PROXY header before it).
+  const { transport } = tracing(host, options, { send: Infinity });
   const result = await knockGate({
-    transport: host.transport,
+    transport,
     ...target,
     ...(tls && { tls }),
     token: tokens[0]!,

@@ -38,7 +38,8 @@ export type TraceStep =
  * or made. `together` lists the steps the same runtime call also did, in order, where one call did
  * several (node:net's `listen()` creates, binds and listens): the line then says so rather than
  * pretending each was a call of its own. `api` names that call. `preview` holds at most the first
- * bytes of the data (a copy: the data itself may be lent), `bytes` the whole count.
+ * bytes of the data (a copy: the data itself may be lent), `bytes` the whole count; `hidden`
+ * marks data that must not be shown (a gate token), its preview empty.
  *
  * @example A connection's first chunk
  * ```ts
@@ -54,8 +55,8 @@ export type TraceEvent =
   | { step: "listen"; conn: number; address: string; backlog?: number; together?: readonly TraceStep[]; api?: string }
   | { step: "accept"; conn: number; peer: string }
   | { step: "connect"; conn: number; peer: string; together?: readonly TraceStep[]; api?: string }
-  | { step: "recv"; conn: number; bytes: number; preview: Uint8Array }
-  | { step: "send"; conn: number; bytes: number; preview: Uint8Array }
+  | { step: "recv"; conn: number; bytes: number; preview: Uint8Array; hidden?: boolean }
+  | { step: "send"; conn: number; bytes: number; preview: Uint8Array; hidden?: boolean }
   | { step: "shutdown"; conn: number }
   | { step: "close"; conn: number }
   | { step: "timeout"; conn: number; afterMs?: number }

@@ -11,6 +11,7 @@
  *   `renderTraceLine(record, { vocabulary })`; no code path changes.
  * - render.ts: one line per step, at most 80 columns (wide characters count 2), escaped, coloured on request.
  * - width.ts: terminal columns.
+ * - transport.ts: {@linkcode traceTransport}, a Transport wrapper that traces, installed only with `--trace`.
  *
  * @example Trace to the console
  * ```ts
@@ -28,3 +29,4 @@ export { createTracer, type CreateTracerOptions, type Tracer, type TraceSink } f
 export { TRACE_VOCABULARY_EN, type TraceVocabulary } from "./vocabulary.ts";
 export { renderTraceLine, type RenderTraceOptions } from "./render.ts";
 export { columns, fitColumns } from "./width.ts";
+export { traceTransport, type TraceTransportOptions } from "./transport.ts";

@@ -63,37 +63,41 @@ const LABEL_COLUMNS = 9;
 export function renderTraceLine(record: TraceRecord, options: RenderTraceOptions = {}): string {
   const words = options.vocabulary ?? TRACE_VOCABULARY_EN;
   const width = options.width ?? 80;
-  const head = `${record.ms.toFixed(1).padStart(8)} ms #${String(record.conn).padEnd(3)}`;
+  const head = `${record.ms.toFixed(1).padStart(8)} ms #${String(record.conn).padEnd(2)}`;
   const together = "together" in record && record.together && record.together.length > 0 ? record.together : [];
   const label = escapeLogText([...together, record.step].map((step) => words.steps[step]).join(words.joiner));
   const labelText = label + " ".repeat(Math.max(1, LABEL_COLUMNS - columns(label)));
-  const detail = escapeLogText(details(record, words));
   const room = width - columns(head) - 1 - columns(labelText);
+  // The call's name, where one call did several steps, only when the line has room for it.
+  let detail = escapeLogText(details(record, words, true));
+  if (columns(detail) > room) detail = escapeLogText(details(record, words, false));
   const rest = room > 0 ? fitColumns(detail, room) : "";
   if (!options.color) return `${head} ${labelText}${rest}`.trimEnd();
   return `\x1b[2m${head}\x1b[0m \x1b[${COLOURS[record.step]}m${label}\x1b[0m${labelText.slice(label.length)}${rest}`
     .trimEnd();
 }
 
-function details(record: TraceRecord, words: TraceVocabulary): string {
+function details(record: TraceRecord, words: TraceVocabulary, api: boolean): string {
   switch (record.step) {
     case "socket":
     case "shutdown":
     case "close":
       return "";
     case "bind":
-      return `${record.address}${oneCall(record, words)}`;
+      return `${record.address}${oneCall(record, words, api)}`;
     case "listen":
       return `${record.address}${record.backlog === undefined ? "" : ` ${words.backlog} ${record.backlog}`}${
-        oneCall(record, words)
+        oneCall(record, words, api)
       }`;
     case "accept":
       return `${words.from} ${record.peer}`;
     case "connect":
-      return `${words.to} ${record.peer}${oneCall(record, words)}`;
+      return `${words.to} ${record.peer}${oneCall(record, words, api)}`;
     case "recv":
+      if (record.hidden) return `${words.bytes(record.bytes)} ${words.hidden}`;
       return record.bytes === 0 ? `${words.bytes(0)} (${words.eof})` : data(record.bytes, record.preview, words);
     case "send":
+      if (record.hidden) return `${words.bytes(record.bytes)} ${words.hidden}`;
       return data(record.bytes, record.preview, words);
     case "recvfrom":
       return `${words.from} ${record.peer} ${data(record.bytes, record.preview, words)}`;
@@ -109,8 +113,12 @@ function details(record: TraceRecord, words: TraceVocabulary): string {
   }
 }
 
-function oneCall(record: { together?: readonly TraceStep[]; api?: string }, words: TraceVocabulary): string {
-  return record.together && record.together.length > 0 ? ` (${words.oneCall(record.api)})` : "";
+function oneCall(
+  record: { together?: readonly TraceStep[]; api?: string },
+  words: TraceVocabulary,
+  api: boolean,
+): string {
+  return record.together && record.together.length > 0 ? ` (${words.oneCall(api ? record.api : undefined)})` : "";
 }
 
 function data(bytes: number, preview: Uint8Array, words: TraceVocabulary): string {

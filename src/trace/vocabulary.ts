@@ -35,6 +35,8 @@ export interface TraceVocabulary {
   readonly eof: string;
   /** Says one call did several steps, naming it (`api`) where known: `one call: node:net listen()`. */
   readonly oneCall: (api?: string) => string;
+  /** In place of the preview of data not shown (a gate token): `(token: not shown)`. */
+  readonly hidden: string;
   /** Before a hex preview of binary bytes: `hex`. */
   readonly hex: string;
   /** The gate's timeout, with how long it waited where known: `no token after 5000 ms`. */
@@ -79,6 +81,7 @@ export const TRACE_VOCABULARY_EN: TraceVocabulary = {
   bytes: (n) => `${n} B`,
   eof: "EOF",
   oneCall: (api) => (api ? `one call: ${api}` : "one call"),
+  hidden: "(token: not shown)",
   hex: "hex",
   timeout: (afterMs) => (afterMs === undefined ? "no token in time" : `no token after ${Math.round(afterMs)} ms`),
   cipher: "cipher",
