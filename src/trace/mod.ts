@@ -12,6 +12,8 @@
  * - render.ts: one line per step, at most 80 columns (wide characters count 2), escaped, coloured on request.
  * - width.ts: terminal columns.
  * - transport.ts: {@linkcode traceTransport}, a Transport wrapper that traces, installed only with `--trace`.
+ * - session.ts: {@linkcode traceSession}, that transport and a logger wrapper for the steps only a server's logs tell
+ *   (the gate's timeout, a PROXY header's client): what the CLI (src/cli/trace_option.ts) and the demo use.
  *
  * @example Trace to the console
  * ```ts
@@ -30,3 +32,4 @@ export { TRACE_VOCABULARY_EN, type TraceVocabulary } from "./vocabulary.ts";
 export { renderTraceLine, type RenderTraceOptions } from "./render.ts";
 export { columns, fitColumns } from "./width.ts";
 export { traceTransport, type TraceTransportOptions } from "./transport.ts";
+export { type TraceSession, traceSession, type TraceSessionOptions } from "./session.ts";
