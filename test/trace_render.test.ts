@@ -1,7 +1,12 @@
 // The trace renderer on its own: another language is another vocabulary table, lines keep to 80
-// columns whatever the labels and data, colour only on request, binary as hex.
+// columns whatever the labels and data, colour only on request, binary as hex. And without
+// --trace, nothing is wrapped.
 
 import { describe, expect, test } from "vitest";
+import type { CliHost } from "../src/cli/host.ts";
+import { tracing } from "../src/cli/trace_option.ts";
+import type { Logger } from "../src/log.ts";
+import { transport } from "./_utils.ts";
 import {
   columns,
   renderTraceLine,
@@ -96,5 +101,18 @@ describe("renderTraceLine", () => {
   test("peer bytes are escaped: no control character reaches the line", () => {
     const line = renderTraceLine({ step: "proxy", conn: 1, ms: 1, client: "x\ny\u202e" });
     expect(line).toBe("     1.0 ms #1  proxy    client x\\x0Ay\\u202E");
+  });
+});
+
+describe("--trace off", () => {
+  test("the command gets the host's own transport and logger: nothing wrapped, nothing per chunk", () => {
+    const host = { transport, env: () => undefined } as unknown as CliHost;
+    const logger: Logger = { log() {} };
+    const off = tracing(host, {});
+    expect(off.transport).toBe(transport);
+    expect(off.logger(logger)).toBe(logger);
+    const on = tracing(host, { trace: true });
+    expect(on.transport).not.toBe(transport);
+    expect(on.logger(logger)).not.toBe(logger);
   });
 });
