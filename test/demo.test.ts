@@ -1,0 +1,96 @@
+// `echogate demo`: the tutorial's scenarios, narrated, through the CLI on each runtime.
+
+import { describe, expect, test } from "vitest";
+import { columns } from "../src/trace/width.ts";
+import { cliCommand, runCommand, RUNTIME } from "./_utils.ts";
+
+const cli = cliCommand(RUNTIME);
+const demo = (args: string[] = [], env?: Record<string, string>) =>
+  runCommand([...cli, "demo", ...args], { env: { NO_COLOR: "1", ...env }, ms: 60_000 });
+
+/** What each scenario's programs print, as the tutorial's do, and the reads recv's point shows. */
+const SHOWS = {
+  gate: ["client prints: welcome to server!", "client prints: please go out!", "server prints: time out"],
+  echo: [
+    "server prints: Server connected by 127.0.0.1:",
+    "client prints: Client received: 'Echo=>Hello network world'",
+  ],
+  recv: ['recv     11 B "Hello world"', "3 reads (1024 + 1024 + 452 bytes) for one send of 2500 bytes."],
+} as const;
+
+function expectFits(stdout: string): void {
+  for (const line of stdout.split("\n")) expect(columns(line), line).toBeLessThanOrEqual(80);
+}
+
+describe(`echogate demo on ${RUNTIME}`, () => {
+  test("demo runs every scenario, prints what the tutorial's programs print, fits 80 columns, exits 0", async () => {
+    const result = await demo();
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    for (const line of [...SHOWS.gate, ...SHOWS.echo, ...SHOWS.recv]) expect(result.stdout).toContain(line);
+    // recv(1024) of a 2500-byte message: at most 1024 bytes a read, the rest on the next.
+    expect(result.stdout).toMatch(/recv +1024 B "abc[^\n]*\n[^\n]*recv +1024 B "klm[^\n]*\n[^\n]*recv +452 B "uvw/);
+    expect(result.stdout).toMatch(/socket\+bind\+listen 127\.0\.0\.1:\d+/);
+    expect(result.stdout).toMatch(/shortens that to\s1\u00a0s/);
+    expect(result.stdout).toMatch(/timeout +no token after \d+ ms/);
+    expectFits(result.stdout);
+  });
+
+  test("demo --lang zh narrates in the tutorial's Chinese terms and shows the same outputs", async () => {
+    const result = await demo(["--lang", "zh"]);
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    for (
+      const word of ["创建套接字+绑定+监听", "接受", "创建套接字+连接", "接收", "发送", "关闭", "超时", "缓冲于接收端"]
+    ) {
+      expect(result.stdout).toContain(word);
+    }
+    for (
+      const line of ["welcome to server!", "please go out!", "time out", "Client received: 'Echo=>Hello network world'"]
+    ) {
+      expect(result.stdout).toContain(line);
+    }
+    expect(result.stdout).toMatch(/接收 +452 字节/);
+    expectFits(result.stdout);
+  });
+
+  test.each(["gate", "echo", "recv"] as const)("demo %s runs that scenario alone", async (scenario) => {
+    const result = await demo([scenario]);
+    expect(result.code).toBe(0);
+    for (const [name, lines] of Object.entries(SHOWS)) {
+      for (const line of lines) {
+        if (name === scenario) expect(result.stdout).toContain(line);
+        else expect(result.stdout).not.toContain(line);
+      }
+    }
+  });
+
+  test("demo --runtime-notes tells what Python's, Node's, Deno's and Bun's APIs do at each step", async () => {
+    const result = await demo(["echo", "--runtime-notes"]);
+    expect(result.code).toBe(0);
+    for (
+      const note of [
+        "Python: socket(), bind((host, port)), listen(5): three calls",
+        "node:net: server.listen(port, host) creates, binds and listens at once",
+        "Deno: Deno.listen({ hostname, port }) does all three in one call",
+        "Bun: Bun.listen({ hostname, port, socket }) does all three in one call",
+        "Python: recv(1024) returns at most 1024 bytes",
+      ]
+    ) expect(result.stdout).toContain(note);
+    expectFits(result.stdout);
+    expect((await demo(["echo"])).stdout).not.toContain("Python: socket()");
+  });
+
+  test.each([
+    [["--lang", "fr"], /^echogate: Invalid value for "--lang": "fr" is not one of en, zh$/],
+    [["dance"], /^echogate: Unknown scenario "dance": not one of gate, echo, recv, all$/],
+  ])("demo %j is a usage error: exit 2, one line and the usage hint", async (args, message) => {
+    const result = await demo(args);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe("");
+    expect(result.stderr.trim().split("\n")).toEqual([
+      expect.stringMatching(message),
+      "Run 'echogate --help' for usage.",
+    ]);
+  });
+});
