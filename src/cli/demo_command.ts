@@ -12,11 +12,11 @@ const CHOICES = [...DEMO_SCENARIOS, "all"] as const;
 export const demoCommand: Command = defineCommand({
   name: "demo",
   synopsis: `[${CHOICES.join("|")}] [options]`,
-  about: `Runs the socket tutorial's scenarios end to end in this process, server and client side
-by side on loopback (a free port each), narrating every socket step from the trace: the gate
-with the right token, a wrong token and a client that waits too long (the 5 s timeout shortened
-to ${DEMO_GATE_TIMEOUT_MS / 1000} s), the echo client's message, and recv(1024): a message over
-1024 bytes in several reads, two quick sends in one read. Writes no files. See docs/learn.md.`,
+  about: `Runs the socket tutorial's scenarios end to end in this process, server and client side by
+side on loopback (a free port each), narrating every socket step from the trace: the gate with
+the right token, a wrong token and a client that waits too long (the 5 s timeout shortened to
+${DEMO_GATE_TIMEOUT_MS / 1000} s), the echo client's message, and recv(1024): a message over 1024 bytes in several
+reads, two quick sends in one read. Writes no files. See docs/learn.md.`,
   usage: [`[${CHOICES.join("|")}] [{lang}] [{runtime-notes}]`],
   flags: [
     { name: "lang", value: "LANG", usage: "en|zh", help: "Narrate in English or the tutorial's Chinese (default en)" },

@@ -24,7 +24,7 @@ const EN: Partial<Record<TraceStep, Note>> = {
   },
   connect: {
     Python: "sock = socket(...); sock.connect((host, port)): two calls",
-    "node:net": "net.createConnection({ host, port }) creates and connects",
+    "node:net": "net.connect({ host, port }) creates and connects",
     Deno: "await Deno.connect({ hostname, port }) creates and connects",
     Bun: "await Bun.connect({ hostname, port, socket }) creates and connects",
   },
@@ -75,7 +75,7 @@ const ZH: Partial<Record<TraceStep, Note>> = {
   },
   connect: {
     Python: "sock = socket(...);sock.connect((host, port)):两次调用",
-    "node:net": "net.createConnection({ host, port }) 创建并连接",
+    "node:net": "net.connect({ host, port }) 创建并连接",
     Deno: "await Deno.connect({ hostname, port }) 创建并连接",
     Bun: "await Bun.connect({ hostname, port, socket }) 创建并连接",
   },
