@@ -3,6 +3,7 @@
 // tutorial's client does what they do, and the tutorial's few lines otherwise.
 
 import { pythonRepr, utf8 } from "../_bytes.ts";
+import { within } from "../_timers.ts";
 import { knockGate, sendEcho } from "../client.ts";
 import { serveEcho } from "../echo.ts";
 import { serveGate } from "../gate.ts";
@@ -25,6 +26,9 @@ export interface ScenarioContext {
 }
 
 const LOOPBACK = "127.0.0.1";
+
+/** The longest the demo waits for a server's connections to close before it goes on, in ms. */
+const IDLE_WAIT_MS = 5000;
 
 /**
  * The gate: one server (the tutorial's server.py, its timeout shortened), three clients: the
@@ -185,9 +189,10 @@ class TutorialReader {
       for (const message of messages) await socket.write(message);
       await socket.closeWrite();
     })();
+    sending.catch(() => {}); // awaited below, once the server has read: a failure is thrown there
     const server = await accepted;
     const buffer = new ReceiveBuffer(server.socket);
-    await buffer.waitFor(total);
+    await within(buffer.waitFor(total), IDLE_WAIT_MS);
     const sizes: number[] = [];
     while (true) {
       const data = await buffer.recv(1024);
@@ -238,8 +243,13 @@ function traced(transport: Transport, tracers: Record<Side, Tracer>) {
   });
   return {
     server,
-    /** Resolves once every connection the server accepted is closed (so its steps come first). */
-    serverIdle: (): Promise<void> => open === 0 ? Promise.resolve() : new Promise((resolve) => idle = resolve),
+    /**
+     * Resolves once every connection the server accepted is closed, so that its steps are told
+     * before what comes next; after {@linkcode IDLE_WAIT_MS} at most, so a stuck peer never hangs the demo.
+     */
+    serverIdle: async (): Promise<void> => {
+      if (open > 0) await within(new Promise<void>((resolve) => idle = resolve), IDLE_WAIT_MS);
+    },
     client: traceTransport(transport, clientTracer),
     /** Shows the server's `shown` events as the tutorial's server prints them; a timeout is traced too. */
     logger(narrator: Narrator, shown: readonly LogEvent["event"][]): Logger {
