@@ -78,16 +78,17 @@ export type TraceEvent =
 export type TraceRecord = TraceEvent & { readonly ms: number };
 
 /**
- * How many bytes of a chunk a trace keeps for its preview: more than an 80-column line shows.
+ * How many bytes of a chunk a trace keeps for its preview: more than an 80-column line shows
+ * (32 wide characters of 3 bytes each, the most a line has room for).
  *
  * @example
  * ```ts
  * import { PREVIEW_BYTES } from "./mod.ts";
  *
- * console.log(PREVIEW_BYTES); // 64
+ * console.log(PREVIEW_BYTES); // 96
  * ```
  */
-export const PREVIEW_BYTES = 64;
+export const PREVIEW_BYTES = 96;
 
 /**
  * Copies the first {@linkcode PREVIEW_BYTES} of `bytes` for a trace event: the chunk itself may
@@ -100,7 +101,7 @@ export const PREVIEW_BYTES = 64;
  * ```ts
  * import { previewOf } from "./mod.ts";
  *
- * console.log(previewOf(new Uint8Array(1000)).length); // 64
+ * console.log(previewOf(new Uint8Array(1000)).length); // 96
  * ```
  */
 export function previewOf(bytes: Uint8Array): Uint8Array {
