@@ -2,6 +2,7 @@
 // of an echo exchange on both sides, a gate timeout and a UDP datagram in their order; standard
 // output byte for byte as without it; 80 columns with wide characters; colour on a terminal only.
 
+import { rmSync } from "node:fs";
 import { afterEach, describe, expect, test } from "vitest";
 import {
   type ChildServer,
@@ -184,6 +185,60 @@ describe(`${RUNTIME} CLI --trace`, () => {
     // deno-lint-ignore no-control-regex
     expect(client.stderr + echo.stderr()).not.toMatch(/[\x00-\x09\x0b-\x1f]/);
     expect(echo.stderr()).toMatch(/#2 +recv +4 B hex ff 00 80 41$/m);
+  });
+});
+
+describe(`${RUNTIME} CLI --trace over TLS, behind a PROXY header and on a unix socket`, () => {
+  const send = (args: string[]) =>
+    runCommand([...cli, "echo", "send", ...args, "--trace", "Hi"], { env: COLOUR_ALLOWED });
+  const closed = (child: ChildServer) =>
+    waitFor(() => stepsOf(child.stderr(), 1).includes("close") || undefined, 10_000, "the server's close");
+
+  test("TLS: the handshake's version (and cipher, where the runtime tells) after accept and connect", async () => {
+    const tls = await server(["echo", "serve", "--port", "0", "--tls-self-signed", "--trace"]);
+    const client = await send(["127.0.0.1", "--port", String(tls.port), "--tls", "--insecure"]);
+    expect(client.stdout).toBe("Client received: 'Echo=>Hi'\n");
+    expect(stepsOf(client.stderr, 1)).toEqual(["socket+connect", "tls", "send", "recv", "shutdown", "close"]);
+    await closed(tls);
+    expect(stepsOf(tls.stderr(), 1)).toEqual(["accept", "tls", "recv", "send", "recv", "shutdown", "close"]);
+    for (const output of [client.stderr, tls.stderr()]) {
+      expect(steps(output).find((s) => s.step === "tls")!.detail).toMatch(/^TLSv1\.[23]( cipher [\w-]+)?$/);
+    }
+  });
+
+  test("PROXY: the client the header names, after the header's recv", async () => {
+    const proxied = await server(["echo", "serve", "--port", "0", "--proxy-protocol", "--trace"]);
+    const client = await send([
+      "127.0.0.1",
+      "--port",
+      String(proxied.port),
+      "--proxy-header",
+      "v1",
+      "--proxy-source",
+      "203.0.113.7:4242",
+    ]);
+    expect(client.stdout).toBe("Client received: 'Echo=>Hi'\n");
+    expect(client.stderr).toMatch(/#1 +send +\d+ B "PROXY TCP4 203\.0\.113\.7 127\.0\.0\.1 4242 \d+/);
+    await closed(proxied);
+    const server1 = stepsOf(proxied.stderr(), 1);
+    expect(server1.slice(0, 3)).toEqual(["accept", "recv", "proxy"]);
+    expect(server1.at(-1)).toBe("close");
+    expect(proxied.stderr()).toMatch(/#1 +proxy +client 203\.0\.113\.7:4242$/m);
+  });
+
+  test("a unix socket: listen on its path, the same steps as TCP", async () => {
+    // Short enough for the listen line to show it whole.
+    const path = `/tmp/eg-trace-${RUNTIME}-${globalThis.process.pid}.sock`;
+    resources.add({ close: () => rmSync(path, { force: true }) });
+    const unix = await server(["echo", "serve", "--unix", path, "--trace"]);
+    const client = await send(["--unix", path]);
+    expect(client.stdout).toBe("Client received: 'Echo=>Hi'\n");
+    expect(stepsOf(client.stderr, 1)).toEqual(["socket+connect", "send", "recv", "shutdown", "close"]);
+    await closed(unix);
+    expect(steps(unix.stderr())[0]!.detail).toMatch(
+      new RegExp(`^unix:${path.replaceAll(".", "\\.")}( backlog \\d+)?( |$)`),
+    );
+    expect(stepsOf(unix.stderr(), 1)).toEqual(["accept", "recv", "send", "recv", "shutdown", "close"]);
   });
 });
 

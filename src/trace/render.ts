@@ -68,31 +68,34 @@ export function renderTraceLine(record: TraceRecord, options: RenderTraceOptions
   const label = escapeLogText([...together, record.step].map((step) => words.steps[step]).join(words.joiner));
   const labelText = label + " ".repeat(Math.max(1, LABEL_COLUMNS - columns(label)));
   const room = width - columns(head) - 1 - columns(labelText);
-  // The call's name, where one call did several steps, only when the line has room for it.
-  let detail = escapeLogText(details(record, words, true));
-  if (columns(detail) > room) detail = escapeLogText(details(record, words, false));
+  // Where one call did several steps, the label says so; the details add "(one call: its name)",
+  // or "(one call)", or nothing, as the line has room (an address is worth more than the note).
+  let detail = escapeLogText(details(record, words, 2));
+  if (columns(detail) > room) detail = escapeLogText(details(record, words, 1));
+  if (columns(detail) > room) detail = escapeLogText(details(record, words, 0));
   const rest = room > 0 ? fitColumns(detail, room) : "";
   if (!options.color) return `${head} ${labelText}${rest}`.trimEnd();
   return `\x1b[2m${head}\x1b[0m \x1b[${COLOURS[record.step]}m${label}\x1b[0m${labelText.slice(label.length)}${rest}`
     .trimEnd();
 }
 
-function details(record: TraceRecord, words: TraceVocabulary, api: boolean): string {
+// `note`: 2 for "(one call: api)", 1 for "(one call)", 0 for none.
+function details(record: TraceRecord, words: TraceVocabulary, note: 0 | 1 | 2): string {
   switch (record.step) {
     case "socket":
     case "shutdown":
     case "close":
       return "";
     case "bind":
-      return `${record.address}${oneCall(record, words, api)}`;
+      return `${record.address}${oneCall(record, words, note)}`;
     case "listen":
       return `${record.address}${record.backlog === undefined ? "" : ` ${words.backlog} ${record.backlog}`}${
-        oneCall(record, words, api)
+        oneCall(record, words, note)
       }`;
     case "accept":
       return `${words.from} ${record.peer}`;
     case "connect":
-      return `${words.to} ${record.peer}${oneCall(record, words, api)}`;
+      return `${words.to} ${record.peer}${oneCall(record, words, note)}`;
     case "recv":
       if (record.hidden) return `${words.bytes(record.bytes)} ${words.hidden}`;
       return record.bytes === 0 ? `${words.bytes(0)} (${words.eof})` : data(record.bytes, record.preview, words);
@@ -116,9 +119,10 @@ function details(record: TraceRecord, words: TraceVocabulary, api: boolean): str
 function oneCall(
   record: { together?: readonly TraceStep[]; api?: string },
   words: TraceVocabulary,
-  api: boolean,
+  note: 0 | 1 | 2,
 ): string {
-  return record.together && record.together.length > 0 ? ` (${words.oneCall(api ? record.api : undefined)})` : "";
+  if (note === 0 || !record.together || record.together.length === 0) return "";
+  return ` (${words.oneCall(note === 2 ? record.api : undefined)})`;
 }
 
 function data(bytes: number, preview: Uint8Array, words: TraceVocabulary): string {

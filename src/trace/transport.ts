@@ -39,9 +39,9 @@ const DATAGRAM_API: Readonly<Record<string, string>> = {
   node: "dgram bind()",
   bun: "Bun.udpSocket()",
 };
-// The listen backlog each runtime's call asks for, where it is fixed: Node's documented default
-// (Linux caps it at net.core.somaxconn).
-const BACKLOG: Readonly<Record<string, number>> = { node: 511 };
+// The listen backlog each runtime's call asks for (Linux caps it at net.core.somaxconn): Node's
+// documented default; Deno's and Bun's as `ss -ltn` shows them (Deno 2.9, Bun 1.4; docs/trace.md).
+const BACKLOG: Readonly<Record<string, number>> = { node: 511, deno: 511, bun: 512 };
 
 const LISTEN_STEPS: readonly TraceStep[] = ["socket", "bind"];
 const CONNECT_STEPS: readonly TraceStep[] = ["socket"];
