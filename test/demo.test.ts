@@ -24,7 +24,7 @@ function expectFits(stdout: string): void {
 
 describe(`echogate demo on ${RUNTIME}`, () => {
   test("demo runs every scenario, prints what the tutorial's programs print, fits 80 columns, exits 0", async () => {
-    const result = await demo([], {}); // piped: no colour even without NO_COLOR
+    const result = await demo([], { NO_COLOR: "" }); // piped: no colour even without NO_COLOR
     expect(result.stdout).not.toContain("\x1b");
     expect(result.stderr).toBe("");
     expect(result.code).toBe(0);
@@ -81,6 +81,26 @@ describe(`echogate demo on ${RUNTIME}`, () => {
     ) expect(result.stdout).toContain(note);
     expectFits(result.stdout);
     expect((await demo(["echo"])).stdout).not.toContain("Python: socket()");
+  });
+
+  test("demo is coloured on a terminal, and plain there with NO_COLOR set", async () => {
+    // `script` gives the demo a terminal for its standard output.
+    const onTerminal = (env: Record<string, string>) =>
+      runCommand(
+        ["script", "-q", "-e", "-c", [...cli, "demo", "echo"].map((arg) => `'${arg}'`).join(" "), "/dev/null"],
+        {
+          env,
+          ms: 60_000,
+        },
+      );
+    const coloured = await onTerminal({ NO_COLOR: "" });
+    expect(coloured.code).toBe(0);
+    expect(coloured.stdout).toContain("Client received: 'Echo=>Hello network world'");
+    expect(coloured.stdout).toContain("\x1b[34msocket+bind+listen\x1b[0m");
+    const plain = await onTerminal({ NO_COLOR: "1" });
+    expect(plain.code).toBe(0);
+    expect(plain.stdout).toMatch(/socket\+bind\+listen 127\.0\.0\.1:\d+/);
+    expect(plain.stdout).not.toContain("\x1b[");
   });
 
   test.each([
