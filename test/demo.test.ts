@@ -1,5 +1,6 @@
 // `echogate demo`: the tutorial's scenarios, narrated, through the CLI on each runtime.
 
+import { spawnSync } from "node:child_process";
 import { describe, expect, test } from "vitest";
 import { columns } from "../src/trace/width.ts";
 import { cliCommand, runCommand, RUNTIME } from "./_utils.ts";
@@ -17,6 +18,12 @@ const SHOWS = {
   ],
   recv: ['recv     11 B "Hello world"', "3 reads (1024 + 1024 + 452 bytes) for one send of 2500 bytes."],
 } as const;
+
+// `script` (util-linux, Essential on Debian) gives the demo a terminal.
+const scriptMissing = spawnSync("script", ["--version"]).status === 0
+  ? undefined
+  : "script (util-linux) is not installed";
+if (scriptMissing) console.log(`test/demo.test.ts: the terminal colour test skipped: ${scriptMissing}`);
 
 function expectFits(stdout: string): void {
   for (const line of stdout.split("\n")) expect(columns(line), line).toBeLessThanOrEqual(80);
@@ -83,25 +90,27 @@ describe(`echogate demo on ${RUNTIME}`, () => {
     expect((await demo(["echo"])).stdout).not.toContain("Python: socket()");
   });
 
-  test("demo is coloured on a terminal, and plain there with NO_COLOR set", async () => {
-    // `script` gives the demo a terminal for its standard output.
-    const onTerminal = (env: Record<string, string>) =>
-      runCommand(
-        ["script", "-q", "-e", "-c", [...cli, "demo", "echo"].map((arg) => `'${arg}'`).join(" "), "/dev/null"],
-        {
-          env,
-          ms: 60_000,
-        },
-      );
-    const coloured = await onTerminal({ NO_COLOR: "" });
-    expect(coloured.code).toBe(0);
-    expect(coloured.stdout).toContain("Client received: 'Echo=>Hello network world'");
-    expect(coloured.stdout).toContain("\x1b[34msocket+bind+listen\x1b[0m");
-    const plain = await onTerminal({ NO_COLOR: "1" });
-    expect(plain.code).toBe(0);
-    expect(plain.stdout).toMatch(/socket\+bind\+listen 127\.0\.0\.1:\d+/);
-    expect(plain.stdout).not.toContain("\x1b[");
-  });
+  test.skipIf(scriptMissing !== undefined)(
+    "demo is coloured on a terminal, and plain there with NO_COLOR set",
+    async () => {
+      const onTerminal = (env: Record<string, string>) =>
+        runCommand(
+          ["script", "-q", "-e", "-c", [...cli, "demo", "echo"].map((arg) => `'${arg}'`).join(" "), "/dev/null"],
+          {
+            env,
+            ms: 60_000,
+          },
+        );
+      const coloured = await onTerminal({ NO_COLOR: "" });
+      expect(coloured.code).toBe(0);
+      expect(coloured.stdout).toContain("Client received: 'Echo=>Hello network world'");
+      expect(coloured.stdout).toContain("\x1b[34msocket+bind+listen\x1b[0m");
+      const plain = await onTerminal({ NO_COLOR: "1" });
+      expect(plain.code).toBe(0);
+      expect(plain.stdout).toMatch(/socket\+bind\+listen 127\.0\.0\.1:\d+/);
+      expect(plain.stdout).not.toContain("\x1b[");
+    },
+  );
 
   test.each([
     [["--lang", "fr"], /^echogate: Invalid value for "--lang": "fr" is not one of en, zh$/],
