@@ -2,12 +2,14 @@
 // of an echo exchange on both sides, a gate timeout and a UDP datagram in their order; standard
 // output byte for byte as without it; 80 columns with wide characters; colour on a terminal only.
 
+import { spawn } from "node:child_process";
 import { rmSync } from "node:fs";
 import { afterEach, describe, expect, test } from "vitest";
 import {
   type ChildServer,
   cleanup,
   cliCommand,
+  readAtLeast,
   runCommand,
   RUNTIME,
   startCliServer,
@@ -240,6 +242,48 @@ describe(`${RUNTIME} CLI --trace over TLS, behind a PROXY header and on a unix s
     );
     expect(stepsOf(unix.stderr(), 1)).toEqual(["accept", "recv", "send", "recv", "shutdown", "close"]);
   });
+});
+
+describe(`${RUNTIME} CLI --trace, standard error not read`, () => {
+  test("trace lines are dropped and counted, the server keeps answering", async () => {
+    // A server whose standard error nobody reads (a stopped terminal): its pipe fills at once.
+    const child = spawn(cli[0]!, [...cli.slice(1), "echo", "serve", "--port", "0", "--trace"], {
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+      env: { ...globalThis.process.env, NO_COLOR: "1" },
+    });
+    const exited = new Promise((resolve) => child.on("close", resolve));
+    resources.add({
+      close: async () => {
+        try {
+          globalThis.process.kill(-child.pid!, "SIGKILL");
+        } catch {
+          // Gone already.
+        }
+        await exited;
+      },
+    });
+    child.stderr!.pause();
+    let out = "";
+    child.stdout!.on("data", (chunk) => (out += chunk));
+    const port = Number(await waitFor(() => /listening on \S+:(\d+)/.exec(out)?.[1], 15_000, "the server to listen"));
+    const socket = resources.add(await transport.connect({ hostname: "127.0.0.1", port }));
+    // Two lines of about 80 bytes per exchange: well over the 1 MiB queue and the pipe's buffer.
+    const message = new TextEncoder().encode("x".repeat(40));
+    for (let i = 0; i < 10_000; i++) {
+      await socket.write(message);
+      expect((await readAtLeast(socket, 46, 30_000)).length).toBe(46);
+    }
+    let err = "";
+    child.stderr!.on("data", (chunk) => (err += chunk));
+    child.stderr!.resume();
+    const dropped = await waitFor(
+      () => /Log lines dropped: (\d+) \(standard error/.exec(err)?.[1],
+      15_000,
+      "the drop report",
+    );
+    expect(Number(dropped)).toBeGreaterThan(1000);
+  }, 120_000);
 });
 
 describe(`${RUNTIME} CLI --trace colour`, () => {

@@ -74,6 +74,15 @@ describe("renderTraceLine", () => {
     expect(renderTraceLine(RECORDS[4]!)).toMatch(/recv +0 B \(EOF\)$/);
   });
 
+  test("a preview cut in the middle of a character is still text; bytes that are not UTF-8 are hex", () => {
+    const cut = bytes("a" + "接".repeat(40)).slice(0, 96); // 1 + 31 characters of 3 bytes, and 2 of the next
+    expect(renderTraceLine({ step: "recv", conn: 1, ms: 1, bytes: 121, preview: cut })).toMatch(/recv +121 B "a接接/);
+    const broken = new Uint8Array([0x61, 0xe6, 0x61]); // a lead byte followed by ASCII
+    expect(renderTraceLine({ step: "recv", conn: 1, ms: 1, bytes: 3, preview: broken })).toMatch(
+      /recv +3 B hex 61 e6 61$/,
+    );
+  });
+
   test("colour only when asked, never counted in the width", () => {
     for (const record of RECORDS) {
       expect(renderTraceLine(record)).not.toContain("\x1b");

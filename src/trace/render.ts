@@ -130,13 +130,29 @@ function data(bytes: number, preview: Uint8Array, words: TraceVocabulary): strin
   return `${words.bytes(bytes)} ${previewText(preview, words)}${more}`;
 }
 
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+// The length of `bytes` without a UTF-8 sequence cut off at its end.
+function wholeCharacters(bytes: Uint8Array): number {
+  for (let back = 1; back <= 3 && back <= bytes.length; back++) {
+    const byte = bytes[bytes.length - back]!;
+    if (byte < 0x80) return bytes.length; // ASCII: nothing cut
+    if (byte >= 0xc0) {
+      // A lead byte: the sequence it starts needs 2, 3 or 4 bytes.
+      const needs = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : 2;
+      return needs > back ? bytes.length - back : bytes.length;
+    }
+  }
+  return bytes.length;
+}
+
 // Text as a quoted string (escaped by the caller), anything else (bytes that are not UTF-8, or
 // controls beyond tab and line ends) as hex.
 function previewText(preview: Uint8Array, words: TraceVocabulary): string {
   let text: string | undefined;
   try {
-    // stream: a preview cut in the middle of a character is still text.
-    text = new TextDecoder("utf-8", { fatal: true }).decode(preview, { stream: true });
+    // A preview cut in the middle of a character is still text: decoded up to that character.
+    text = UTF8.decode(preview.subarray(0, wholeCharacters(preview)));
   } catch {
     text = undefined;
   }
