@@ -71,8 +71,8 @@ export function renderTraceLine(record: TraceRecord, options: RenderTraceOptions
   // Where one call did several steps, the label says so; the details add "(one call: its name)",
   // or "(one call)", or nothing, as the line has room (an address is worth more than the note).
   let detail = escapeLogText(details(record, words, 2));
-  if (columns(detail) > room) detail = escapeLogText(details(record, words, 1));
-  if (columns(detail) > room) detail = escapeLogText(details(record, words, 0));
+  if (together.length > 0 && columns(detail) > room) detail = escapeLogText(details(record, words, 1));
+  if (together.length > 0 && columns(detail) > room) detail = escapeLogText(details(record, words, 0));
   const rest = room > 0 ? fitColumns(detail, room) : "";
   if (!options.color) return `${head} ${labelText}${rest}`.trimEnd();
   return `\x1b[2m${head}\x1b[0m \x1b[${COLOURS[record.step]}m${label}\x1b[0m${labelText.slice(label.length)}${rest}`

@@ -20,6 +20,9 @@ const WIDE: readonly number[] = [
   0x1f9ff, 0x1fa70, 0x1faff, 0x20000, 0x3fffd,
 ];
 
+// Most trace lines: one column per character, counted by length.
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
+
 /**
  * The columns one code point takes: 2 for East Asian wide and fullwidth characters, 0 for
  * combining marks and zero-width characters, else 1.
@@ -61,6 +64,7 @@ export function codePointColumns(code: number): number {
  * ```
  */
 export function columns(text: string): number {
+  if (PRINTABLE_ASCII.test(text)) return text.length;
   let width = 0;
   for (const char of text) width += codePointColumns(char.codePointAt(0)!);
   return width;
@@ -81,6 +85,7 @@ export function columns(text: string): number {
  * ```
  */
 export function fitColumns(text: string, max: number): string {
+  if (PRINTABLE_ASCII.test(text)) return text.length <= max ? text : text.slice(0, Math.max(0, max - 1)) + "…";
   if (columns(text) <= max) return text;
   let width = 0;
   let out = "";
