@@ -14,6 +14,7 @@ import type { Command } from "./command.ts";
 import { echoSendCommand, echoServeCommand } from "./echo_commands.ts";
 import { gateKnockCommand, gateServeCommand } from "./gate_commands.ts";
 import { faultsCommand } from "./faults_command.ts";
+import { demoCommand } from "./demo_command.ts";
 import type { CliHost } from "./host.ts";
 
 /** Every command, in the order `--help` lists them. */
@@ -24,6 +25,7 @@ const COMMANDS: readonly Command[] = [
   gateKnockCommand,
   benchCommand,
   faultsCommand,
+  demoCommand,
 ];
 
 const COMMON: OptionSpec = { help: "boolean", version: "boolean" };
