@@ -216,6 +216,12 @@ export class HaproxyPenaltyReporter {
     if (this.#closed || state.busy) return;
     state.busy = true;
     let batch: [string, { address: string; value: 0 | 1 }][] = [];
+    // After a failure it may have restarted with an empty table: everything refused now, again.
+    if (state.failing) {
+      for (const [key, source] of this.#refused) {
+        if (!state.pending.has(key)) state.pending.set(key, { address: source.address, value: 1 });
+      }
+    }
     try {
       while (state.pending.size > 0 && !this.#closed) {
         state.type ??= tableTypeIn(await this.#exchange(state, "show table"), this.#table);
@@ -260,10 +266,6 @@ export class HaproxyPenaltyReporter {
     state.failing = false;
     state.retryMs = this.#firstRetryMs;
     this.#logger.log({ event: "haproxy-runtime", target: state.target.label, ok: true });
-    // It may have restarted with an empty table: everything refused now, again.
-    for (const [key, source] of this.#refused) {
-      if (!state.pending.has(key)) state.pending.set(key, { address: source.address, value: 1 });
-    }
   }
 
   #warnIpv6(state: TargetState): void {
