@@ -197,8 +197,14 @@ describe.skipIf(haproxyMissing !== undefined)(`fleet penalties through two HAPro
       await eventually(async () => (await gpc0(lb1, "127.0.0.4")) === 1, 5000, "gpc0 1 on lb1");
       const failing = () => events(gate).filter((e) => e.event === "haproxy-runtime" && e.target === label);
       await waitFor(() => failing().length > 0 || undefined, 10_000, "the failing runtime API logged");
+      const started = Date.now();
       expect(await startBalancer(lb2)).toBe(true);
-      await eventually(async () => (await gpc0(lb2, "127.0.0.4")) === 1, 10_000, "gpc0 1 on the restarted lb2");
+      const ms = await eventually(async () => (await gpc0(lb2, "127.0.0.4")) === 1, 10_000, "gpc0 1 on lb2");
+      console.log(
+        `${RUNTIME}: the restarted lb2 had 127.0.0.4 ${
+          Date.now() - started
+        } ms after its start (${ms} ms after its stats socket answered)`,
+      );
       const before = await denied(lb2);
       expect(await knock(lb2.port, "127.0.0.4", TOKEN)).toBe("");
       expect(await denied(lb2)).toBe(before + 1);
