@@ -9,7 +9,8 @@
 //   node scripts/fleet_knocks.mjs [--duration S] [--runtimes node,deno,bun] [--reporting-first]
 //   (after npm run build; the load and the gate share the machine, so compare runs in both orders)
 
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import { promisify } from "node:util";
 import net from "node:net";
 import { fileURLToPath } from "node:url";
 
@@ -26,6 +27,7 @@ const cli = {
   deno: [`${ROOT}node_modules/.bin/deno`, "run", "-A", `${ROOT}src/cli.ts`],
   bun: [`${ROOT}node_modules/.bin/bun`, `${ROOT}src/cli.ts`],
 };
+const run = promisify(execFile);
 const UNREACHABLE = "unix:/tmp/echogate-fleet-knocks-missing.sock,10.255.255.1:9999";
 
 function startGate(runtime, extra) {
@@ -71,23 +73,12 @@ function penalise(port) {
   return { stop: () => ((stop = true), done) };
 }
 
-function bench(port) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cli.node[0], [
-      cli.node[1],
-      ...["bench", "--mode", "connect", "--knock", "s3cret", "--port", String(port), "--conns", "32"],
-      ...["--duration", String(duration), "--json"],
-    ]);
-    let out = "";
-    child.stdout.on("data", (chunk) => (out += chunk));
-    child.on("close", () => {
-      try {
-        resolve(JSON.parse(out));
-      } catch {
-        reject(new Error(`bench: ${out}`));
-      }
-    });
-  });
+/** `echogate bench --mode connect --knock` for --duration seconds: its JSON report (it exits 1 on errors, and still reports). */
+async function bench(port) {
+  const args = ["bench", "--mode", "connect", "--knock", "s3cret", "--port", String(port), "--conns", "32"];
+  args.push("--duration", String(duration), "--json");
+  const { stdout } = await run(cli.node[0], [cli.node[1], ...args]).catch((error) => error);
+  return JSON.parse(stdout);
 }
 
 const rows = [];
