@@ -56,6 +56,22 @@ async function eventually(check: () => Promise<boolean>, ms: number, what: strin
 const knock = (port: number, source: string, token: string) =>
   exchange(port, source, Buffer.from(token), { end: true }).then((reply) => reply.toString(), () => "");
 
+/**
+ * Knocks with a wrong token until the source is refused (closed without a reply): two knocks
+ * (6 s > 4 s), more if the machine was so slow that the first had decayed below 1 s meanwhile.
+ */
+async function penalise(wrongKnock: () => Promise<string>): Promise<number> {
+  const replies: string[] = [];
+  let earned = 0; // when the reply to the knock that got the source refused came
+  while (replies.at(-1) !== "" && replies.length < 6) {
+    replies.push(await wrongKnock());
+    if (replies.at(-1) === REFUSAL) earned = Date.now();
+  }
+  expect(replies.slice(0, 2)).toEqual([REFUSAL, REFUSAL]);
+  expect(replies.at(-1)).toBe("");
+  return earned;
+}
+
 interface JsonEvent {
   event: string;
   target?: string;
@@ -152,14 +168,17 @@ describe.skipIf(haproxyMissing !== undefined)(`fleet penalties through two HAPro
   test(
     "a source penalised through lb1 is refused by both balancers at the edge; another source is unaffected",
     async () => {
-      expect(await knock(lb1.port, "127.0.0.2", "wrong")).toBe(REFUSAL);
-      expect(await knock(lb1.port, "127.0.0.2", "wrong")).toBe(REFUSAL); // 6 s accrued: refused
-      const ms = await eventually(
+      const earned = await penalise(() => knock(lb1.port, "127.0.0.2", "wrong"));
+      await eventually(
         async () => (await gpc0(lb1, "127.0.0.2")) === 1 && (await gpc0(lb2, "127.0.0.2")) === 1,
         5000,
         "gpc0 1 on both balancers",
       );
-      console.log(`${RUNTIME}: 127.0.0.2 marked on both balancers ${ms} ms after its second wrong knock`);
+      console.log(
+        `${RUNTIME}: 127.0.0.2 on both balancers by ${
+          Date.now() - earned
+        } ms after the knock that got it refused (polled every 50 ms)`,
+      );
       for (const lb of balancers) {
         const before = await denied(lb);
         expect(await knock(lb.port, "127.0.0.2", TOKEN)).toBe("");
@@ -167,9 +186,9 @@ describe.skipIf(haproxyMissing !== undefined)(`fleet penalties through two HAPro
         expect(await knock(lb.port, "127.0.0.3", TOKEN)).toBe(WELCOME);
       }
       expect(await gpc0(lb1, "127.0.0.3")).toBeUndefined();
-      // The supervisor reported it once (the workers' penalties reach it once each).
-      const penalties = events(gate).filter((e) => e.event === "penalty");
-      expect(penalties.length).toBe(2);
+      // Only 127.0.0.2 was penalised: the health checks (HAProxy's own LOCAL connections) accrue nothing.
+      const penalised = events(gate).filter((e) => e.event === "penalty").map((e) => e.remote?.replace(/:\d+$/, ""));
+      expect(new Set(penalised)).toEqual(new Set(["127.0.0.2"]));
     },
     30_000,
   );
@@ -192,8 +211,7 @@ describe.skipIf(haproxyMissing !== undefined)(`fleet penalties through two HAPro
     async () => {
       const label = `unix:${lb2.stats}`;
       await lb2.process!.stop();
-      expect(await knock(lb1.port, "127.0.0.4", "wrong")).toBe(REFUSAL);
-      expect(await knock(lb1.port, "127.0.0.4", "wrong")).toBe(REFUSAL);
+      await penalise(() => knock(lb1.port, "127.0.0.4", "wrong"));
       await eventually(async () => (await gpc0(lb1, "127.0.0.4")) === 1, 5000, "gpc0 1 on lb1");
       const failing = () => events(gate).filter((e) => e.event === "haproxy-runtime" && e.target === label);
       await waitFor(() => failing().length > 0 || undefined, 10_000, "the failing runtime API logged");
@@ -234,7 +252,7 @@ describe.skipIf(haproxyMissing !== undefined)(`fleet penalties through two HAPro
           socket.on("error", () => resolve(reply));
           socket.setTimeout(10_000, () => socket.destroy());
         });
-      for (let i = 0; i < 2; i++) expect(await tlsKnock("127.0.0.7", "wrong")).toBe(REFUSAL);
+      await penalise(() => tlsKnock("127.0.0.7", "wrong"));
       await eventually(async () => (await gpc0(lb1, "127.0.0.7")) === 1, 5000, "gpc0 1 on lb1");
       await eventually(async () => (await gpc0(lb2, "127.0.0.7")) === 1, 5000, "gpc0 1 on lb2, from its peer");
       const failures = () => events(tlsGate).filter((e) => e.event === "haproxy-runtime");
