@@ -17,14 +17,16 @@ export const FLEET_FLAGS: readonly Flag[] = [
     value: "L",
     usage: "KIND:S,...",
     help: `Penalty sizes in seconds, as OpenSSH's PerSourcePenalties: authfail, grace-exceeded,
-noauth, min (refused beyond it), max (default authfail:5,grace-exceeded:10,noauth:1,min:15,max:600)`,
+noauth, min (refused beyond it), max
+(default authfail:5,grace-exceeded:10,noauth:1,min:15,max:600)`,
   },
   {
     name: "haproxy-runtime",
     value: "ADDR",
     usage: "ADDR,...",
-    help: `Report refused sources to these HAProxy runtime APIs (unix:PATH or HOST:PORT, stats socket
-level admin): data.gpc0 1 in --haproxy-table while refused, 0 after (docs/fleet.md)`,
+    help: `Report refused sources to these HAProxy runtime APIs (unix:PATH or HOST:PORT,
+stats socket level admin): data.gpc0 1 in --haproxy-table while refused,
+0 after (docs/fleet.md)`,
   },
   { name: "haproxy-table", value: "NAME", help: "The stick table for --haproxy-runtime (type ip or ipv6, store gpc0)" },
 ];
