@@ -19,7 +19,7 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Connects from `localAddress`, writes `send`, half-closes when `end`, and collects everything until the server closes. */
+/** Connects (to 127.0.0.1, or ::1 from an IPv6 `localAddress`) from `localAddress`, writes `send`, half-closes when `end`, and collects everything until the server closes. */
 export function exchange(
   port: number,
   localAddress: string,
@@ -27,7 +27,7 @@ export function exchange(
   options: { end?: boolean; until?: number } = {},
 ): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: "127.0.0.1", port, localAddress });
+    const socket = net.connect({ host: localAddress.includes(":") ? "::1" : "127.0.0.1", port, localAddress });
     const parts: Buffer[] = [];
     let total = 0;
     const timer = setTimeout(() => (socket.destroy(), reject(new Error("no reply within 10 s"))), 10_000);
@@ -43,6 +43,15 @@ export function exchange(
     });
     socket.on("end", () => (socket.end(), done()));
     socket.on("error", (error) => (clearTimeout(timer), reject(error)));
+  });
+}
+
+/** Whether this machine has IPv6 loopback (::1) to listen on. */
+export function hasIpv6Loopback(): Promise<boolean> {
+  const server = net.createServer();
+  return new Promise((resolve) => {
+    server.once("error", () => resolve(false));
+    server.listen(0, "::1", () => server.close(() => resolve(true)));
   });
 }
 

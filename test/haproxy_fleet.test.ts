@@ -8,10 +8,11 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { REFUSAL, WELCOME } from "../src/gate.ts";
-import { exchange, freePort, haproxyMissingReason, runtimeApi, showStat } from "./_haproxy.ts";
+import { exchange, freePort, haproxyMissingReason, hasIpv6Loopback, runtimeApi, showStat } from "./_haproxy.ts";
 import { type Child, type ChildServer, ROOT, RUNTIME, startChild, startCliServer, waitFor } from "./_utils.ts";
 
 const haproxyMissing = haproxyMissingReason();
+const ipv6 = await hasIpv6Loopback();
 if (haproxyMissing) console.log(`test/haproxy_fleet.test.ts skipped: ${haproxyMissing}`);
 
 const TABLE = "penalised";
@@ -28,10 +29,11 @@ interface Balancer {
   process?: Child;
 }
 
-/** gpc0 of `address`'s entry in the balancer's table, or undefined when it has none. */
+/** gpc0 of the entry for `address` (IPv4; IPv6 as the key itself), or undefined when there is none. */
 async function gpc0(lb: Balancer, address: string): Promise<number | undefined> {
   const out = await runtimeApi(lb.stats, `show table ${TABLE}`).catch(() => "");
-  const line = out.split("\n").find((l) => l.includes(` key=::ffff:${address} `));
+  const key = address.includes(":") ? address : `::ffff:${address}`;
+  const line = out.split("\n").find((l) => l.includes(` key=${key} `));
   const value = line && /gpc0=(\d+)/.exec(line)?.[1];
   return value ? Number(value) : undefined;
 }
@@ -124,7 +126,7 @@ describe.skipIf(haproxyMissing !== undefined)(`fleet penalties through two HAPro
           .replace("stats socket 10.0.0.1:9999", `stats socket ${lb.stats}`)
           .replace("10.0.0.1:10000", `127.0.0.1:${peers[0]}`)
           .replace("10.0.0.2:10000", `127.0.0.1:${peers[1]}`)
-          .replace("bind :8001", `bind 127.0.0.1:${lb.port}`)
+          .replace("bind :8001", `bind 127.0.0.1:${lb.port}${ipv6 ? `\n    bind [::1]:${lb.port}` : ""}`)
           .replace("10.0.1.1:8001", `127.0.0.1:${gate.port}`)
           // One gate here (its two workers share the port): both servers name it.
           .replace("10.0.1.2:8001", `127.0.0.1:${gate.port}`)
@@ -231,6 +233,23 @@ describe.skipIf(haproxyMissing !== undefined)(`fleet penalties through two HAPro
       expect(failing().map((e) => e.ok).sort()).toEqual([false, true]); // (stderr and stdout: order lost)
     },
     40_000,
+  );
+
+  test.skipIf(!ipv6)(
+    "an IPv6 source is refused by its /64: the gate reports the network address, HAProxy masks src with ipmask(32,64)",
+    async () => {
+      await penalise(() => knock(lb1.port, "::1", "wrong"));
+      // ::1's /64 is ::/64, its network address :: (the gate writes 0:0:0:0::, HAProxy prints ::).
+      await eventually(
+        async () => (await gpc0(lb1, "::")) === 1 && (await gpc0(lb2, "::")) === 1,
+        5000,
+        "gpc0 1 for :: on both balancers",
+      );
+      const before = await denied(lb2);
+      expect(await knock(lb2.port, "::1", TOKEN)).toBe("");
+      expect(await denied(lb2)).toBe(before + 1);
+    },
+    30_000,
   );
 
   test(
