@@ -95,6 +95,7 @@ describe.skipIf(haproxyMissing !== undefined)(`fleet penalties through two HAPro
   const [lb1, lb2] = balancers as [Balancer, Balancer];
   const children: Child[] = [];
   let gate: ChildServer;
+  let lb2Api = "";
 
   /** Starts the balancer on its config; false when it exits (a port taken meanwhile). */
   async function startBalancer(lb: Balancer): Promise<boolean> {
@@ -110,7 +111,10 @@ describe.skipIf(haproxyMissing !== undefined)(`fleet penalties through two HAPro
   }
 
   beforeAll(async () => {
-    const runtimes = balancers.map((lb) => `unix:${lb.stats}`).join(",");
+    // lb1's runtime API as a unix socket, lb2's over TCP (lb2 has a unix one too, for this test's own look-ups).
+    // That port is fixed before the gate starts: if it was taken meanwhile, lb2 cannot start (rare).
+    lb2Api = `127.0.0.1:${await freePort()}`;
+    const runtimes = `unix:${lb1.stats},${lb2Api}`;
     gate = await startCliServer(RUNTIME, [
       ...["gate", "serve", "--port", "0", "--proxy-protocol", "--json", "--workers", "2", ...PENALTIES],
       ...["--haproxy-runtime", runtimes, "--haproxy-table", TABLE],
@@ -123,7 +127,10 @@ describe.skipIf(haproxyMissing !== undefined)(`fleet penalties through two HAPro
       for (const lb of balancers) {
         lb.port = await freePort();
         const config = example
-          .replace("stats socket 10.0.0.1:9999", `stats socket ${lb.stats}`)
+          .replace(
+            "stats socket 10.0.0.1:9999 level admin",
+            `stats socket ${lb.stats} level admin${lb === lb2 ? `\n    stats socket ${lb2Api} level admin` : ""}`,
+          )
           .replace("10.0.0.1:10000", `127.0.0.1:${peers[0]}`)
           .replace("10.0.0.2:10000", `127.0.0.1:${peers[1]}`)
           .replace("bind :8001", `bind 127.0.0.1:${lb.port}${ipv6 ? `\n    bind [::1]:${lb.port}` : ""}`)
@@ -211,7 +218,7 @@ describe.skipIf(haproxyMissing !== undefined)(`fleet penalties through two HAPro
   test(
     "a restarted balancer gets the state back: the source penalised while it was down is refused by it",
     async () => {
-      const label = `unix:${lb2.stats}`;
+      const label = lb2Api;
       await lb2.process!.stop();
       await penalise(() => knock(lb1.port, "127.0.0.4", "wrong"));
       await eventually(async () => (await gpc0(lb1, "127.0.0.4")) === 1, 5000, "gpc0 1 on lb1");
