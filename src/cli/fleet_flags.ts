@@ -4,7 +4,7 @@
 import { UsageError } from "../errors.ts";
 import { HaproxyPenaltyReporter, isTableName, parseRuntimeApiTargets } from "../haproxy_runtime/mod.ts";
 import type { Logger } from "../log.ts";
-import type { PenaltyOptions } from "../penalties.ts";
+import { PenaltyBox, type PenaltyKind, type PenaltyOptions } from "../penalties.ts";
 import type { Options } from "./command.ts";
 import { str } from "./command.ts";
 import type { Flag } from "./flags.ts";
@@ -91,4 +91,22 @@ export function startHaproxyReporter(
   logger: Logger,
 ): HaproxyPenaltyReporter {
   return new HaproxyPenaltyReporter({ transport: host.transport, ...settings, logger });
+}
+
+/**
+ * With --workers: the supervisor's own penalty table, fed each penalty a worker gives, tells the
+ * reporter when a source starts being refused (once per source, whichever worker saw it).
+ * Returns what the supervisor calls with each penalty.
+ */
+export function workerPenaltyReports(
+  penalties: PenaltyOptions,
+  reporter: HaproxyPenaltyReporter,
+): (address: string, kind: PenaltyKind, at: number) => void {
+  let apply: ((address: string, kind: PenaltyKind, at: number) => void) | undefined;
+  new PenaltyBox({
+    ...penalties,
+    onRefusing: reporter.refusing,
+    share: { publish: () => {}, subscribe: (given) => void (apply = given) },
+  });
+  return (address, kind, at) => apply?.(address, kind, at);
 }

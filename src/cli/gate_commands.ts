@@ -4,7 +4,7 @@ import { knockGate } from "../client.ts";
 import { createEchoHandler } from "../echo.ts";
 import { UsageError } from "../errors.ts";
 import { DEFAULT_GATE_PORT, DEFAULT_MAX_PENDING_PER_SOURCE, DEFAULT_TOKEN, serveGate } from "../gate.ts";
-import { parseCidr, PenaltyBox, type PenaltyKind, type PenaltyOptions } from "../penalties.ts";
+import { parseCidr, type PenaltyOptions } from "../penalties.ts";
 import { createForwardHandler } from "../forward.ts";
 import type { ConnectionHandler } from "../server.ts";
 import { parsePort, parsePositiveInt, parseSeconds } from "./args.ts";
@@ -23,7 +23,14 @@ import {
   suggestTls,
 } from "./command.ts";
 import { defineCommand, type Flag } from "./flags.ts";
-import { FLEET_FLAGS, FLEET_USAGE, haproxyReportSettings, penaltySizes, startHaproxyReporter } from "./fleet_flags.ts";
+import {
+  FLEET_FLAGS,
+  FLEET_USAGE,
+  haproxyReportSettings,
+  penaltySizes,
+  startHaproxyReporter,
+  workerPenaltyReports,
+} from "./fleet_flags.ts";
 import type { CliHost } from "./host.ts";
 import { isLoopbackHost } from "./loopback.ts";
 import { prepareServer, SERVE_FLAGS, SERVE_USAGE } from "./serve_lifecycle.ts";
@@ -204,15 +211,7 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
   const report = haproxyReportSettings(options, penalties !== false);
   // The process that sees every penalty reports them: the supervisor with --workers, else the server itself.
   const reporter = report && channel === undefined ? startHaproxyReporter(host, report, server.logger) : undefined;
-  let applyWorkerPenalty: ((address: string, kind: PenaltyKind, at: number) => void) | undefined;
-  if (reporter && server.supervising && penalties) {
-    // The supervisor's own table, fed the penalties its workers give, tells when a source is refused.
-    new PenaltyBox({
-      ...penalties,
-      onRefusing: reporter.refusing,
-      share: { publish: () => {}, subscribe: (apply) => void (applyWorkerPenalty = apply) },
-    });
-  }
+  const onPenalty = reporter && server.supervising && penalties ? workerPenaltyReports(penalties, reporter) : undefined;
   const localPenalties = penalties && reporter ? { ...penalties, onRefusing: reporter.refusing } : penalties;
   const settings = {
     transport: host.transport,
@@ -248,7 +247,7 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
       // A worker started again first learns the penalties the others gave meanwhile.
       await channel?.synced;
       return await serveGate({ ...settings, ...(tls && { tls }), tokens });
-    }, { onPenalty: applyWorkerPenalty && ((address, kind, at) => applyWorkerPenalty!(address, kind, at)) });
+    }, { onPenalty });
   } finally {
     reporter?.close();
   }
