@@ -10,7 +10,14 @@ import { str } from "./command.ts";
 import type { Flag } from "./flags.ts";
 import type { CliHost } from "./host.ts";
 
-/** The flags. */
+/**
+ * The flags.
+ *
+ * @example
+ * ```ts ignore
+ * defineCommand({ name: "gate serve", flags: [...FLEET_FLAGS], ... });
+ * ```
+ */
 export const FLEET_FLAGS: readonly Flag[] = [
   {
     name: "penalties",
@@ -31,7 +38,7 @@ stats socket level admin): data.gpc0 1 in --haproxy-table while refused,
   { name: "haproxy-table", value: "NAME", help: "The stick table for --haproxy-runtime (type ip or ipv6, store gpc0)" },
 ];
 
-/** Their usage line. */
+/** Their usage line (`{name}` stands for a flag and its value). */
 export const FLEET_USAGE = "[{penalties}] [{haproxy-runtime} {haproxy-table}]";
 
 const PENALTY_NAMES: Record<string, keyof PenaltyOptions> = {
@@ -42,7 +49,14 @@ const PENALTY_NAMES: Record<string, keyof PenaltyOptions> = {
   max: "maxSeconds",
 };
 
-/** Reads --penalties into penalty options (empty without it). */
+/**
+ * Reads --penalties into penalty options (empty without it).
+ *
+ * @example
+ * ```ts ignore
+ * penaltySizes({ penalties: "authfail:3,min:4" }); // { authfailSeconds: 3, minSeconds: 4 }
+ * ```
+ */
 export function penaltySizes(options: Options): PenaltyOptions {
   const text = str(options, "penalties");
   if (text === undefined) return {};
@@ -64,7 +78,14 @@ export function penaltySizes(options: Options): PenaltyOptions {
   return sizes;
 }
 
-/** The HAProxy runtime APIs and table to report to, checked; undefined without --haproxy-runtime. */
+/**
+ * The HAProxy runtime APIs and table to report to, checked; undefined without --haproxy-runtime.
+ *
+ * @example
+ * ```ts ignore
+ * haproxyReportSettings({ "haproxy-runtime": "unix:/run/h.sock", "haproxy-table": "penalised" }, true);
+ * ```
+ */
 export function haproxyReportSettings(
   options: Options,
   penalties: boolean,
@@ -84,7 +105,14 @@ export function haproxyReportSettings(
   return { targets: parseRuntimeApiTargets(runtime), table };
 }
 
-/** The reporter for these settings. */
+/**
+ * The reporter for these settings, logging to `logger`.
+ *
+ * @example
+ * ```ts ignore
+ * const reporter = startHaproxyReporter(host, settings, server.logger);
+ * ```
+ */
 export function startHaproxyReporter(
   host: CliHost,
   settings: NonNullable<ReturnType<typeof haproxyReportSettings>>,
@@ -97,6 +125,11 @@ export function startHaproxyReporter(
  * With --workers: the supervisor's own penalty table, fed each penalty a worker gives, tells the
  * reporter when a source starts being refused (once per source, whichever worker saw it).
  * Returns what the supervisor calls with each penalty.
+ *
+ * @example
+ * ```ts ignore
+ * await server.run("gate", listen, { onPenalty: workerPenaltyReports(penalties, reporter) });
+ * ```
  */
 export function workerPenaltyReports(
   penalties: PenaltyOptions,

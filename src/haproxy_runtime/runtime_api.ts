@@ -108,6 +108,11 @@ export function tableKey(address: string, type: TableKeyType): string | undefine
  * @param timeoutMs How long connecting and answering may take together.
  * @returns HAProxy's answer.
  * @throws {Error} When it cannot connect, times out, or answers more than 64 KiB.
+ *
+ * @example
+ * ```ts ignore
+ * const answer = await runtimeApiExchange(transport, target, "show table", 5000);
+ * ```
  */
 export async function runtimeApiExchange(
   transport: Transport,
