@@ -72,7 +72,15 @@ export type LogEvent =
     /** Failures since the previous report, this one included, by kind. */
     counts: AcceptErrorCounts;
   }
-  | { event: "worker-exit"; worker: number; code: number | null; signal: string | null; restartInMs?: number };
+  | { event: "worker-exit"; worker: number; code: number | null; signal: string | null; restartInMs?: number }
+  | {
+    event: "haproxy-runtime";
+    /** The runtime API's address, as given (`unix:PATH`, `HOST:PORT`). */
+    target: string;
+    /** False once when reports to it start failing, true once when they succeed again. */
+    ok: boolean;
+    message?: string;
+  };
 
 /**
  * Receives server events. Pass one to a server's `logger` option.
@@ -169,6 +177,7 @@ export function createLogger(options: CreateLoggerOptions): Logger {
 function toStderr(event: LogEvent): boolean {
   if (event.event === "log-dropped") return event.stream === "stderr"; // said where the gap is
   if (event.event === "tls-reload") return !event.ok;
+  if (event.event === "haproxy-runtime") return !event.ok;
   return event.event === "error" || event.event === "accept-error" || event.event === "worker-exit";
 }
 
@@ -220,6 +229,10 @@ function humanLine(event: LogEvent): string | undefined {
       } was not read in time)`;
     case "accept-error":
       return `Error: Accept failed: ${event.message} (${acceptCounts(event)})`;
+    case "haproxy-runtime":
+      return event.ok
+        ? `HAProxy runtime API ${event.target}: reports delivered again`
+        : `HAProxy runtime API ${event.target} failing, retrying with back-off (the gate still refuses penalised sources itself): ${event.message}`;
     case "error":
       return event.remote ? `Error on ${event.remote}: ${event.message}` : `Error: ${event.message}`;
     // The seed prints nothing for these; JSON mode carries them.

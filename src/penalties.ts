@@ -42,6 +42,13 @@ export interface PenaltyOptions {
   onOverflow?: (family: "ipv4" | "ipv6") => void;
   /** Shares penalties with the tables of other processes (the workers of `--workers`). */
   share?: PenaltyShare;
+  /**
+   * Called when a source starts being refused, and again whenever a further penalty moves the
+   * end of its refusal later: an address of the source, and when (ms, this table's clock) it is
+   * admitted again. Penalties applied through `share` count too. (Nothing is called at the end:
+   * the table decays lazily; the caller times it.)
+   */
+  onRefusing?: (address: string, untilMs: number) => void;
 }
 
 /**
@@ -107,6 +114,7 @@ export class PenaltyBox {
   #onOverflow?: (family: "ipv4" | "ipv6") => void;
   #tables = { ipv4: new Map<string, Penalty>(), ipv6: new Map<string, Penalty>() };
   #share?: PenaltyShare;
+  #onRefusing?: (address: string, untilMs: number) => void;
 
   /**
    * Creates an empty table.
@@ -126,6 +134,7 @@ export class PenaltyBox {
     this.#now = options.now ?? Date.now;
     this.#onOverflow = options.onOverflow;
     this.#share = options.share;
+    this.#onRefusing = options.onRefusing;
     this.#share?.subscribe((address, kind, at) => void this.#add(address, kind, at));
   }
 
@@ -150,9 +159,16 @@ export class PenaltyBox {
     const table = this.#tables[source.family];
     const entry = table.get(source.key);
     const penalty = entry ?? { expiry: now, active: false };
-    if (penalty.expiry < now) penalty.expiry = now;
+    if (penalty.expiry <= now) {
+      // Decayed (entries go lazily): it starts again from nothing, not refused.
+      penalty.expiry = now;
+      penalty.active = false;
+    }
+    const previousExpiry = penalty.expiry;
     penalty.expiry = Math.min(penalty.expiry + this.#seconds[kind] * 1000, now + this.#maxMs);
+    const wasActive = penalty.active;
     if (!penalty.active && penalty.expiry - now > this.#minMs) penalty.active = true;
+    if (penalty.active && (!wasActive || penalty.expiry > previousExpiry)) this.#onRefusing?.(address, penalty.expiry);
     // Re-insert so the Map's first entry is always the least recently penalised.
     if (entry) table.delete(source.key);
     else if (table.size >= this.#maxSources) this.#evictOldest(source.family, now);

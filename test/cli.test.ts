@@ -84,6 +84,17 @@ describe(`echogate CLI on ${RUNTIME}`, () => {
     [["gate", "serve", "--penalty-exempt", "10.0.0.0/33"], /"--penalty-exempt".*not a CIDR block/],
     [["gate", "serve", "--no-penalties", "--penalty-exempt", "none"], /exclude each other/],
     [["gate", "serve", "--max-pending", "-3"], /"--max-pending"/],
+    [["gate", "serve", "--penalties", "authfail:x"], /"--penalties".*not KIND:SECONDS/],
+    [["gate", "serve", "--penalties", "min:20,max:10"], /"--penalties".*max must be more than min/],
+    [
+      ["gate", "serve", "--haproxy-runtime", "unix:/run/h.sock"],
+      /"--haproxy-runtime" and "--haproxy-table" go together/,
+    ],
+    [
+      ["gate", "serve", "--haproxy-runtime", "h", "--haproxy-table", "t"],
+      /"--haproxy-runtime".*not unix:PATH or HOST:PORT/,
+    ],
+    [["gate", "serve", "--haproxy-runtime", "h:1", "--haproxy-table", "t;x"], /"--haproxy-table".*not letters/],
     [["gate", "serve", "--then", "nowhere"], /"--then".*not "echo", HOST:PORT, tls:\/\/HOST:PORT or unix:PATH/],
     [["gate", "serve", "--then", "localhost:99999"], /"--then".*not a port number/],
     [["gate", "serve", "--mode", "line"], /"--mode" applies only with "--then echo"/],

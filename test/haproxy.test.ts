@@ -4,76 +4,21 @@
 // Clients connect from their own loopback addresses (127.0.0.2, 127.0.0.3) and HAProxy from
 // 127.0.0.9, so the servers' logs show whose address they took.
 
-import { spawnSync } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { REFUSAL, WELCOME } from "../src/gate.ts";
+import { exchange, freePort, haproxyMissingReason, showStat } from "./_haproxy.ts";
 import { hasOpenssl, usePki } from "./_pki.ts";
 import { type Child, type ChildServer, ROOT, RUNTIME, startChild, startCliServer, waitFor } from "./_utils.ts";
 
 const HAPROXY_SOURCE = "127.0.0.9";
 const haproxyMissing = (() => {
-  const probe = spawnSync("haproxy", ["-v"], { encoding: "utf8" });
-  if (probe.status !== 0) return "haproxy is not installed (apt-get install -y haproxy)";
+  const missing = haproxyMissingReason();
+  if (missing) return missing;
   return hasOpenssl() ? undefined : "openssl is not installed (apt-get install -y openssl), for the test certificates";
 })();
 if (haproxyMissing) console.log(`test/haproxy.test.ts skipped: ${haproxyMissing}`);
-
-/** A port that was free a moment ago (bound on port 0, then released). */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => server.once("error", reject).listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** Connects from `localAddress`, writes `send`, half-closes when `end`, and collects everything until the server closes. */
-function exchange(
-  port: number,
-  localAddress: string,
-  send: Uint8Array,
-  options: { end?: boolean; until?: number } = {},
-): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: "127.0.0.1", port, localAddress });
-    const parts: Buffer[] = [];
-    let total = 0;
-    const timer = setTimeout(() => (socket.destroy(), reject(new Error("no reply within 10 s"))), 10_000);
-    const done = () => (clearTimeout(timer), resolve(Buffer.concat(parts)));
-    socket.on("connect", () => {
-      socket.write(send);
-      if (options.end) socket.end();
-    });
-    socket.on("data", (chunk) => {
-      parts.push(chunk);
-      total += chunk.length;
-      if (options.until !== undefined && total >= options.until) (socket.destroy(), done());
-    });
-    socket.on("end", () => (socket.end(), done()));
-    socket.on("error", (error) => (clearTimeout(timer), reject(error)));
-  });
-}
-
-/** HAProxy's `show stat` over its stats socket, as rows of name → value. */
-function showStat(path: string): Promise<Record<string, string>[]> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(path);
-    let out = "";
-    socket.on("connect", () => socket.end("show stat\n"));
-    socket.on("data", (chunk) => (out += chunk));
-    socket.on("end", () => {
-      const [head, ...rows] = out.trim().split("\n");
-      const names = head!.replace(/^# /, "").split(",");
-      // A check in progress shows as "* L7OK": the last result, with the star.
-      const field = (value: string) => value.replace(/^\* /, "");
-      resolve(rows.map((row) => Object.fromEntries(row.split(",").map((value, i) => [names[i], field(value)]))));
-    });
-    socket.on("error", reject);
-  });
-}
 
 interface JsonEvent {
   event: string;

@@ -23,6 +23,14 @@ import {
   suggestTls,
 } from "./command.ts";
 import { defineCommand, type Flag } from "./flags.ts";
+import {
+  FLEET_FLAGS,
+  FLEET_USAGE,
+  haproxyReportSettings,
+  penaltySizes,
+  startHaproxyReporter,
+  workerPenaltyReports,
+} from "./fleet_flags.ts";
 import type { CliHost } from "./host.ts";
 import { isLoopbackHost } from "./loopback.ts";
 import { prepareServer, SERVE_FLAGS, SERVE_USAGE } from "./serve_lifecycle.ts";
@@ -124,7 +132,8 @@ export const gateServeCommand: Command = defineCommand({
     "[{token} | {token-file}]",
     "[{timeout}] [{max-conns}] [{max-pending}] [{penalty-exempt} | none]",
     "[{max-pending-per-source} | none]",
-    "[{no-penalties}] [--then echo | --then HOST:PORT | --then tls://HOST:PORT [{then-ca}]]",
+    `[{no-penalties}] ${FLEET_USAGE}`,
+    "[--then echo | --then HOST:PORT | --then tls://HOST:PORT [{then-ca}]]",
     SERVE_USAGE,
     ...SERVER_TLS_USAGE,
     `[{then-proxy-protocol}] ${PROXY_SERVE_USAGE} [{trace}]`,
@@ -138,6 +147,7 @@ newline ignored): the right token gets 'welcome to server!', anything else 'plea
     ...TOKEN_FLAGS,
     MAX_CONNS_FLAG,
     ...PENALTY_FLAGS,
+    ...FLEET_FLAGS,
     ...THEN_FLAGS,
     ...PROXY_SERVE_FLAGS,
     ...SERVE_FLAGS,
@@ -203,13 +213,18 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
   const server = await prepareServer(host, options);
   const { channel } = server;
   const penalties = penaltyOptions(options);
+  const report = haproxyReportSettings(options, penalties !== false);
+  // The process that sees every penalty reports them: the supervisor with --workers, else the server itself.
+  const reporter = report && channel === undefined ? startHaproxyReporter(host, report, server.logger) : undefined;
+  const onPenalty = reporter && server.supervising && penalties ? workerPenaltyReports(penalties, reporter) : undefined;
+  const localPenalties = penalties && reporter ? { ...penalties, onRefusing: reporter.refusing } : penalties;
   const settings = {
     transport: trace.transport,
     ...listenOptions(options, DEFAULT_GATE_PORT),
     timeoutMs,
     maxPending: maxPending === undefined ? undefined : parsePositiveInt("max-pending", maxPending),
     maxPendingPerSource,
-    penalties: penalties && channel ? { ...penalties, share: channel.share } : penalties,
+    penalties: penalties && channel ? { ...penalties, share: channel.share } : localPenalties,
     handoff: await handoff(host, options),
     proxyProtocol: proxyProtocolOptions(options),
     reusePort: channel !== undefined,
@@ -232,11 +247,15 @@ async function gateServe(host: CliHost, positionals: string[], options: Options)
       );
     }
   }
-  return await server.run("gate", async (tls) => {
-    // A worker started again first learns the penalties the others gave meanwhile.
-    await channel?.synced;
-    return await serveGate({ ...settings, ...(tls && { tls }), tokens });
-  });
+  try {
+    return await server.run("gate", async (tls) => {
+      // A worker started again first learns the penalties the others gave meanwhile.
+      await channel?.synced;
+      return await serveGate({ ...settings, ...(tls && { tls }), tokens });
+    }, { onPenalty });
+  } finally {
+    reporter?.close();
+  }
 }
 
 /** Reads --max-pending-per-source: a positive integer, or "none" for no limit. */
@@ -257,10 +276,12 @@ function penaltyOptions(options: Options): PenaltyOptions | false {
   const exempt = str(options, "penalty-exempt");
   if (options["no-penalties"] === true) {
     if (exempt !== undefined) throw new UsageError(`"--penalty-exempt" and "--no-penalties" exclude each other`);
+    if (options.penalties !== undefined) throw new UsageError(`"--penalties" and "--no-penalties" exclude each other`);
     return false;
   }
-  if (exempt === undefined) return {};
-  if (exempt === "none") return { exempt: [] };
+  const sizes = penaltySizes(options);
+  if (exempt === undefined) return sizes;
+  if (exempt === "none") return { ...sizes, exempt: [] };
   const blocks = exempt.split(",").map((block) => block.trim());
   for (const block of blocks) {
     try {
@@ -269,7 +290,7 @@ function penaltyOptions(options: Options): PenaltyOptions | false {
       throw new UsageError(`Invalid value for "--penalty-exempt": "${block}" is not a CIDR block`);
     }
   }
-  return { exempt: blocks };
+  return { ...sizes, exempt: blocks };
 }
 
 /** Reads --then: "echo", "HOST:PORT", "[v6]:PORT", "tls://HOST:PORT" (with --then-ca) or "unix:PATH". */

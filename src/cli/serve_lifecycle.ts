@@ -3,6 +3,7 @@
 // the listen, and the wait for a signal.
 
 import type { Logger } from "../log.ts";
+import type { PenaltyKind } from "../penalties.ts";
 import type { EchogateServer } from "../server.ts";
 import type { TlsServerOptions } from "../tls.ts";
 import { drainMs, explainListenError, type Options, untilSignal } from "./command.ts";
@@ -44,12 +45,19 @@ export interface ServerProcess {
   readonly channel: WorkerChannel | undefined;
   /** Its logger (a worker's leaves "listening" to the supervisor). */
   readonly logger: Logger;
+  /** Whether this process supervises workers (--workers) rather than serving. */
+  readonly supervising: boolean;
   /**
    * With --workers, supervises the workers; otherwise (or in a worker) listens with `listen`, given
    * the TLS options, re-reads the TLS files on SIGHUP, and resolves with the exit code once a
-   * signal (or the supervisor) has stopped the server.
+   * signal (or the supervisor) has stopped the server. A supervisor calls `onPenalty` with each
+   * penalty a worker gives.
    */
-  run(protocol: "echo" | "gate", listen: (tls?: TlsServerOptions) => Promise<EchogateServer>): Promise<number>;
+  run(
+    protocol: "echo" | "gate",
+    listen: (tls?: TlsServerOptions) => Promise<EchogateServer>,
+    options?: { onPenalty?: (address: string, kind: PenaltyKind, at: number) => void },
+  ): Promise<number>;
 }
 
 /**
@@ -70,12 +78,15 @@ export async function prepareServer(host: CliHost, options: Options): Promise<Se
   const tls = tlsFiles && await readServerTls(host, tlsFiles, options);
   const channel = worker === undefined ? undefined : new WorkerChannel(host, worker);
   const logger = workerLogger(host, options, worker);
+  const supervising = workers !== undefined && worker === undefined;
   return {
     channel,
     logger,
-    async run(protocol, listen) {
-      if (workers !== undefined && worker === undefined) {
+    supervising,
+    async run(protocol, listen, runOptions) {
+      if (supervising) {
         return await supervise(host, {
+          onPenalty: runOptions?.onPenalty,
           count: workers,
           protocol,
           json: options.json === true,

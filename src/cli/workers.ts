@@ -300,6 +300,8 @@ export interface SuperviseOptions {
   drainMs?: number;
   /** Added to every worker's environment (the --tls-self-signed certificate). */
   env?: Record<string, string>;
+  /** Called with each penalty a worker gives (checked), once. */
+  onPenalty?: (address: string, kind: PenaltyKind, at: number) => void;
 }
 
 interface Slot {
@@ -386,6 +388,7 @@ export async function supervise(host: CliHost, options: SuperviseOptions): Promi
         if (!started) firstAddress ??= message.address;
       } else if (message?.t === "penalty") {
         broadcast(slot.number, message);
+        options.onPenalty?.(message.address, message.kind, message.at);
         given.push(message);
         if (given.length > MAX_REPLAY) given.splice(0, given.length - MAX_REPLAY);
       } else if (message?.t === "draining") drained(slot.number, message.connections);
