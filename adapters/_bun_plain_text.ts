@@ -10,13 +10,12 @@
 
 import { writeSync } from "node:fs";
 import type { BunSocket } from "./_bun_api.ts";
+import { PLAIN_TEXT_ALERT } from "./_tls_common.ts";
 
 /** How often the connections still in their handshake are looked at. */
 const CHECK_INTERVAL_MS = 200;
 /** A TLS record header's length: BoringSSL judges a connection from this many bytes on. */
 const TLS_RECORD_HEADER_BYTES = 5;
-/** A fatal TLS alert, unexpected_message, in a TLS 1.0 record as a first record goes. */
-const PLAIN_TEXT_ALERT = new Uint8Array([0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x0a]);
 
 /** The bytes a TCP connection has received so far, or `undefined` where that cannot be known. */
 type BytesReceived = (fd: number) => number | undefined;
