@@ -9,6 +9,8 @@ export interface BunSocket<Data = any> {
   data: Data;
   readonly remoteAddress: string;
   readonly remotePort?: number;
+  /** The socket's descriptor. */
+  readonly fd?: number;
   readonly localAddress?: string;
   readonly localPort?: number;
   write(bytes: Uint8Array): number;

@@ -21,7 +21,7 @@ import { socketBudget } from "./_descriptors.ts";
 import { tcpListenOptions } from "./_reuse_port.ts";
 import { NODE_TLS_SERVER_PROFILE } from "./_tls_profile.ts";
 import { tlsEndpoint, toListenError } from "./_listen.ts";
-import { handshakeTimeoutMs } from "./_tls_common.ts";
+import { handshakeTimeoutMs, PLAIN_TEXT_ALERT } from "./_tls_common.ts";
 
 /** Node's secure-context options for a server, checked now so a bad pair fails before binding. */
 function serverContextOptions(options: TlsServerOptions): tls.SecureContextOptions & tls.TlsOptions {
@@ -221,8 +221,6 @@ export function listenTls(
   });
 }
 
-/** A fatal TLS alert, unexpected_message, in a TLS 1.0 record as a first record goes. */
-const PLAIN_TEXT_ALERT = new Uint8Array([0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x0a]);
 const TLS_HANDSHAKE_RECORD = 0x16;
 
 /**

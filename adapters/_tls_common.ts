@@ -74,6 +74,19 @@ export function serverName(
 }
 
 /**
+ * A fatal TLS alert, unexpected_message, in a TLS 1.0 record as a first record goes: the answer of
+ * every runtime's TLS server to a client that sent plain text.
+ *
+ * @example
+ * ```ts
+ * import { PLAIN_TEXT_ALERT } from "./_tls_common.ts";
+ *
+ * console.log(PLAIN_TEXT_ALERT[0]); // 21 (an alert record)
+ * ```
+ */
+export const PLAIN_TEXT_ALERT: Uint8Array = new Uint8Array([0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x0a]);
+
+/**
  * How long a server waits for a connection's TLS handshake.
  *
  * @param options The server's TLS options.

@@ -32,6 +32,7 @@ import { bindWithMode, removeStaleSocketFile } from "./_socket_file.ts";
 import { lookupHost } from "./_lookup.ts";
 import { BUN_TLS_SERVER_PROFILE } from "./_tls_profile.ts";
 import { explainConnectError } from "./_connect_errors.ts";
+import { PlainTextWatch } from "./_bun_plain_text.ts";
 import { serveHttpBun } from "./_http_bun.ts";
 import { Bun, type BunListener, type BunSocket, type BunSocketHandler, type BunTlsOptions } from "./_bun_api.ts";
 import { bindBunDatagram } from "./_bun_datagram.ts";
@@ -74,14 +75,28 @@ function tlsServerHandler(
 ): BunSocketHandler {
   const timeoutMs = handshakeTimeoutMs(options);
   const requireClient = options.clientCa !== undefined;
+  const plainText = new PlainTextWatch();
   const fail = (socket: BunSocket, reason: "timeout" | "failed", message: string) => {
     const wrapper = socket.data as BunTlsStreamSocket;
+    plainText.stop(socket);
     if (wrapper.handshakeDone !== undefined) return;
     wrapper.handshakeDone = false;
     clearTimeout(wrapper.handshakeTimer);
     const remoteAddr = wrapper.remoteAddr;
     wrapper.close();
     handlers.onHandshakeError?.({ remoteAddr, reason, message });
+  };
+  // The watch has written the alert: a FIN follows, and the connection is read on (into Bun's TLS
+  // layer) until the peer closes or the timeout, so closing does not reset it before the alert is read.
+  const refusePlainText = (socket: BunSocket) => {
+    const wrapper = socket.data as BunTlsStreamSocket;
+    if (wrapper.handshakeDone !== undefined) return;
+    wrapper.handshakeDone = false;
+    clearTimeout(wrapper.handshakeTimer);
+    socket.shutdown();
+    wrapper.handshakeTimer = setTimeout(() => wrapper.close(), timeoutMs);
+    const remoteAddr = wrapper.remoteAddr;
+    handlers.onHandshakeError?.({ remoteAddr, reason: "failed", message: "not TLS: the client sent plain text" });
   };
   return {
     ...handlerFor(known),
@@ -90,9 +105,11 @@ function tlsServerHandler(
       socket.data = wrapper;
       socket.setNoDelay?.(true);
       wrapper.handshakeTimer = startHandshakeTimer(timeoutMs, (message) => fail(socket, "timeout", message));
+      plainText.watch(socket, () => refusePlainText(socket));
     },
     handshake(socket, success, authorizationError) {
       const wrapper = socket.data as BunTlsStreamSocket;
+      plainText.stop(socket);
       if (wrapper.handshakeDone !== undefined) return;
       // Bun reports a client certificate it could not verify as a successful handshake with an
       // authorization error (rejectUnauthorized is not enforced on its servers): refuse it here.
@@ -108,6 +125,7 @@ function tlsServerHandler(
       if (wrapper && wrapper.handshakeDone === undefined) {
         fail(socket, "failed", error?.message ?? "closed during the TLS handshake");
       }
+      if (wrapper?.handshakeDone === false) clearTimeout(wrapper.handshakeTimer);
       wrapper?.onClose(error);
     },
   };

@@ -17,6 +17,7 @@ import {
 } from "../src/mod.ts";
 import { REFUSAL, WELCOME } from "../src/gate.ts";
 import { createEchoHandler } from "../src/echo.ts";
+import { sleep } from "../src/_timers.ts";
 import { hasOpenssl, usePki } from "./_pki.ts";
 import {
   bytes,
@@ -259,6 +260,49 @@ for (const stalledMode of STALLED_MODES) {
         await logger.waitForEvent("tls-handshake-failed");
         expect(logger.events.some((e) => e.event === "connect")).toBe(false);
         const [reply] = await sendEcho({ transport, hostname: "127.0.0.1", port: portOf(server), tls: trusting() });
+        expect(text(reply!)).toBe("Echo=>Hello network world");
+      });
+
+      test("plain text shorter than a TLS record header is answered with a fatal alert and logged", async () => {
+        const logger = recordingLogger();
+        const server = resources.add(await serveEcho({ transport, port: 0, logger, tls: serverTls() }));
+        const plain = resources.add(await transport.connect({ hostname: "127.0.0.1", port: portOf(server) }));
+        await plain.write(bytes("1"));
+        // Bun's server (BoringSSL) waits for 5 bytes: its adapter finds the short message by the
+        // bytes the kernel received (docs/tls.md). The alert is 21 (an alert record), 3 (TLS).
+        const reply = await deadline(readAll(plain), 5000, "the alert and the close");
+        expect([...reply.subarray(0, 2)]).toEqual([0x15, 0x03]);
+        const failure = await logger.waitForEvent("tls-handshake-failed", 5000);
+        expect(failure.event === "tls-handshake-failed" && failure.reason).toBe("failed");
+      });
+
+      test("a TLS client that waits before its ClientHello, then sends it in two parts, is served", async () => {
+        // A proxy holds the client's first chunk back, then forwards 10 bytes, then the rest: the
+        // server sees a silent connection, then a record header without its body, for 0.7 s each.
+        const server = resources.add(await serveEcho({ transport, port: 0, tls: serverTls() }));
+        const sockets: net.Socket[] = [];
+        const proxy = net.createServer((client) => {
+          const upstream = net.connect({ host: "127.0.0.1", port: portOf(server) });
+          sockets.push(client, upstream);
+          let queue: Promise<void> | undefined;
+          client.on("data", (chunk: Uint8Array) => {
+            queue = queue === undefined
+              ? sleep(700)
+                .then(() => void upstream.write(chunk.subarray(0, 10)))
+                .then(() => sleep(700))
+                .then(() => void upstream.write(chunk.subarray(10)))
+              : queue.then(() => void upstream.write(chunk));
+          });
+          upstream.on("data", (chunk) => client.write(chunk));
+          client.on("error", () => upstream.destroy());
+          upstream.on("error", () => client.destroy());
+          client.on("end", () => upstream.end());
+          upstream.on("end", () => client.end());
+        });
+        await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+        resources.add({ close: () => (sockets.forEach((s) => s.destroy()), proxy.close()) });
+        const port = (proxy.address() as net.AddressInfo).port;
+        const [reply] = await sendEcho({ transport, hostname: "127.0.0.1", port, tls: trusting(), timeoutMs: 10_000 });
         expect(text(reply!)).toBe("Echo=>Hello network world");
       });
 
