@@ -102,6 +102,21 @@ function servers(runtime) {
 }
 
 const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
+const live = new Set(); // servers' process groups, killed if this script is stopped
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.on(signal, () => {
+    for (const pid of live) killGroup(pid);
+    rmSync(scratch, { recursive: true, force: true });
+    process.exit(130);
+  });
+}
+function killGroup(pid) {
+  try {
+    process.kill(-pid, "SIGKILL");
+  } catch {
+    // gone
+  }
+}
 let started = 0;
 /** Starts a server on CPU 0 with its output in a file; resolves with its pid and port once it listens. */
 async function startServer(argv) {
@@ -112,6 +127,7 @@ async function startServer(argv) {
     detached: true,
   });
   const exited = new Promise((done) => child.on("exit", done));
+  live.add(child.pid);
   const deadline = Date.now() + 30_000;
   while (true) {
     const output = existsSync(log) ? readFileSync(log, "utf8") : "";
@@ -122,21 +138,15 @@ async function startServer(argv) {
         port,
         log,
         async stop() {
-          try {
-            process.kill(-child.pid, "SIGKILL");
-          } catch {
-            // gone
-          }
+          killGroup(child.pid);
           await exited;
+          live.delete(child.pid);
         },
       };
     }
     if (child.exitCode !== null || Date.now() > deadline) {
-      try {
-        process.kill(-child.pid, "SIGKILL");
-      } catch {
-        // gone
-      }
+      killGroup(child.pid);
+      live.delete(child.pid);
       throw new Error(`${argv.join(" ")} did not start: ${output.trim() || "no output"}`);
     }
     await sleep(50);
