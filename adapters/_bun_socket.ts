@@ -52,6 +52,7 @@ export class BunStreamSocket extends PushStreamSocket {
     this.#isClosed = true;
     this.#bunClosed = true;
     this.onEnd(error);
+    // Only a queue can have writers waiting to be told (an Error is dear: it captures a stack).
     this.#writes?.fail(error ?? new Error("Socket is closed"));
     this.#markClosed?.();
     this.#markClosed = undefined;
@@ -73,8 +74,14 @@ export class BunStreamSocket extends PushStreamSocket {
   }
 
   closeWrite(): Promise<void> {
+    if (this.#isClosed) return RESOLVED;
+    // Nothing queued (the kernel took every write): FIN now, with no queue made just for it.
+    if (this.#writes === undefined) {
+      this.#socket.shutdown();
+      return RESOLVED;
+    }
     // Bun's end() has dropped queued bytes on large writes: flush first, then shutdown().
-    return this.#isClosed ? RESOLVED : this.#writeQueue().closeWrite();
+    return this.#writes.closeWrite();
   }
 
   #writeQueue(): WriteQueue {

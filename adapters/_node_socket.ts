@@ -130,11 +130,9 @@ export class NodeStreamSocket extends PushStreamSocket {
   closeWrite(): Promise<void> {
     const socket = this.#socket;
     if (socket.destroyed || socket.writableFinished) return RESOLVED;
-    return new Promise((resolve) => {
-      socket.once("finish", resolve);
-      socket.once("close", resolve);
-      socket.end();
-    });
+    // end()'s callback runs once the FIN is out, or with an error if the socket is destroyed
+    // first: no listeners to add and remove.
+    return new Promise((resolve) => socket.end(() => resolve()));
   }
 
   close(): void {

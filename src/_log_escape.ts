@@ -38,10 +38,21 @@ function hex(code: number, digits: number): string {
  * ```
  */
 export function escapeLogText(text: string): string {
+  // Most lines are printable ASCII without a backslash: one pass over the codes, no regex.
+  if (isPlainAscii(text)) return text;
   return text.replace(HUMAN_UNSAFE, (char) => {
     const code = char.charCodeAt(0);
     return code <= 0xff ? `\\x${hex(code, 2)}` : `\\u${hex(code, 4)}`;
   });
+}
+
+/** Whether every character of `text` is printable ASCII (U+0020 to U+007E) other than the backslash. */
+function isPlainAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x20 || code > 0x7e || code === 0x5c) return false;
+  }
+  return true;
 }
 
 /**

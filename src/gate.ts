@@ -122,8 +122,10 @@ export async function serveGate(options: ServeGateOptions): Promise<EchogateServ
   }
   const pendingPerSource = maxPendingPerSource === Infinity ? undefined : new PendingPerSource(maxPendingPerSource);
   const logger = options.logger ?? silentLogger;
-  const welcome = utf8(WELCOME);
-  const refusal = utf8(REFUSAL);
+  const logsKnock = logger.wants?.("knock") ?? true;
+  // In the runtime's preferred kind (Node: a Buffer, which it writes without wrapping it in one).
+  const welcome = preferred(utf8(WELCOME), options.transport);
+  const refusal = preferred(utf8(REFUSAL), options.transport);
   const overflowLog = throttle(10_000);
   const box = options.penalties === false ? undefined : new PenaltyBox({
     ...options.penalties,
@@ -207,7 +209,9 @@ export async function serveGate(options: ServeGateOptions): Promise<EchogateServ
     const reply = welcomed ? welcome : refusal;
     await socket.write(reply);
     context.bytesOut += reply.length;
-    context.logger.log({ event: "knock", remote: context.remote, welcomed, durationMs: Date.now() - started });
+    if (logsKnock) {
+      context.logger.log({ event: "knock", remote: context.remote, welcomed, durationMs: Date.now() - started });
+    }
     if (!welcomed) penalize(socket, context, "authfail");
     else if (options.handoff) await options.handoff(socket, context);
   }, "gate");
@@ -222,6 +226,14 @@ function countedSource(socket: StreamSocket): string | undefined {
   const remote = socket.remoteAddr;
   if (remote.transport !== "tcp" || (socket instanceof ProxiedSocket && socket.fromProxyItself)) return undefined;
   return remote.hostname;
+}
+
+/** `bytes` copied into memory the transport allocates, when it has a preference. */
+function preferred(bytes: Uint8Array, transport: ServeGateOptions["transport"]): Uint8Array {
+  if (!transport.allocate) return bytes;
+  const copy = transport.allocate(bytes.length);
+  copy.set(bytes);
+  return copy;
 }
 
 /** Runs at most one call per `intervalMs`; the rest are dropped. */

@@ -96,6 +96,12 @@ export type LogEvent =
 export interface Logger {
   /** Called once per event. Must not throw. */
   log(event: LogEvent): void;
+  /**
+   * Whether {@linkcode Logger.log} does anything with events of this kind (without it: every
+   * kind). Servers skip building the per-connection events a logger would drop, such as the
+   * `close` and `knock` events that human lines leave out.
+   */
+  wants?(event: LogEvent["event"]): boolean;
 }
 
 /**
@@ -108,7 +114,7 @@ export interface Logger {
  * silentLogger.log({ event: "listening", protocol: "echo", address: "127.0.0.1:50007" }); // nothing is written
  * ```
  */
-export const silentLogger: Logger = { log() {} };
+export const silentLogger: Logger = { log() {}, wants: () => false };
 
 /** Options for {@linkcode createLogger}. */
 export interface CreateLoggerOptions {
@@ -161,6 +167,8 @@ export function createLogger(options: CreateLoggerOptions): Logger {
     };
   }
   return {
+    // The seed prints no line for these (see humanLine): not worth building per connection.
+    wants: (event) => event !== "close" && event !== "knock",
     log(event) {
       const human = humanLine(event);
       if (human === undefined) return;

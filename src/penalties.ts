@@ -270,33 +270,51 @@ export function parseIp(address: string): Uint8Array | undefined {
 // A loop over the characters, not split and a regex per part: the gate parses its peer's address
 // at every accept (twice behind a PROXY listener: the trust check and the penalty lookup).
 function parseIpv4(text: string): Uint8Array | undefined {
+  const packed = scanIpv4(text);
+  if (packed < 0) return undefined;
+  const bytes = new Uint8Array(4);
+  bytes[0] = (packed / 2 ** 24) & 0xff;
+  bytes[1] = (packed >>> 16) & 0xff;
+  bytes[2] = (packed >>> 8) & 0xff;
+  bytes[3] = packed & 0xff;
+  return bytes;
+}
+
+/** Whether `text` is an IPv4 address as `bytes.join(".")` writes it: four parts 0-255, no leading zeros. */
+function isCanonicalIpv4(text: string): boolean {
+  const packed = scanIpv4(text);
+  return packed >= 0 && packed < NOT_CANONICAL;
+}
+
+// scanIpv4 adds this to an address written with a leading zero (`010.0.0.1`).
+const NOT_CANONICAL = 2 ** 32;
+
+/** The IPv4 address `text` as one number (plus NOT_CANONICAL if a part has a leading zero), or -1. */
+function scanIpv4(text: string): number {
   let packed = 0; // the finished parts, 8 bits each
   let parts = 0;
   let value = 0;
   let digits = 0;
+  let leadingZero = false;
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);
     if (code === DOT) {
-      if (digits === 0 || parts === 3) return undefined;
+      if (digits === 0 || parts === 3) return -1;
       packed = packed * 256 + value;
       parts++;
       value = 0;
       digits = 0;
     } else if (code >= DIGIT_0 && code <= DIGIT_9 && digits < 3) {
+      if (digits === 1 && value === 0) leadingZero = true;
       value = value * 10 + code - DIGIT_0;
       digits++;
-      if (value > 255) return undefined;
+      if (value > 255) return -1;
     } else {
-      return undefined;
+      return -1;
     }
   }
-  if (digits === 0 || parts !== 3) return undefined;
-  const bytes = new Uint8Array(4);
-  bytes[0] = packed >>> 16;
-  bytes[1] = (packed >>> 8) & 0xff;
-  bytes[2] = packed & 0xff;
-  bytes[3] = value;
-  return bytes;
+  if (digits === 0 || parts !== 3) return -1;
+  return packed * 256 + value + (leadingZero ? NOT_CANONICAL : 0);
 }
 
 const DOT = 0x2e;
@@ -395,6 +413,8 @@ export function cidrContains(cidr: Cidr, bytes: Uint8Array): boolean {
  * ```
  */
 export function sourceKey(address: string): string | undefined {
+  // The usual peer address already is its key: no bytes to parse into, no key to build.
+  if (isCanonicalIpv4(address)) return address;
   return sourceOf(address)?.key;
 }
 

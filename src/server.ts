@@ -53,6 +53,7 @@ export async function serve(
   const logger = options.logger ?? silentLogger;
   const maxConns = options.maxConns ?? Infinity;
   const lingerMs = options.lingerMs ?? 2000;
+  const logsClose = logger.wants?.("close") ?? true;
   const connections = new ConnectionList();
   let stopping = false;
   let emptied: { promise: Promise<void>; resolve(): void } | undefined;
@@ -95,18 +96,20 @@ export async function serve(
     const socket = connection.socket;
     const durationMs = Date.now() - connection.connectedAt;
     const { bytesIn, bytesOut } = connection;
-    logger.log(
-      socket instanceof ProxiedSocket
-        ? {
-          event: "close",
-          remote: connection.remote,
-          proxy: formatAddress(socket.proxy),
-          bytesIn,
-          bytesOut,
-          durationMs,
-        }
-        : { event: "close", remote: connection.remote, bytesIn, bytesOut, durationMs },
-    );
+    if (logsClose) {
+      logger.log(
+        socket instanceof ProxiedSocket
+          ? {
+            event: "close",
+            remote: connection.remote,
+            proxy: formatAddress(socket.proxy),
+            bytesIn,
+            bytesOut,
+            durationMs,
+          }
+          : { event: "close", remote: connection.remote, bytesIn, bytesOut, durationMs },
+      );
+    }
     connections.delete(connection);
     if (connections.size === 0 && emptied) {
       emptied.resolve();

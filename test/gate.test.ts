@@ -75,6 +75,22 @@ describe(`gate server on ${RUNTIME}`, () => {
     expect(await logger.waitForEvent("timeout")).toMatchObject({ event: "timeout" });
   });
 
+  test("a shorter deadline set after a longer one ends first: a close linger before an earlier token wait", async () => {
+    // Every deadline shares one timer (src/_timers.ts): the linger of a knock made after a silent
+    // connection opened must not wait for that connection's token timeout.
+    const logger = recordingLogger();
+    const { connect } = await startGate({ timeoutMs: 3000, lingerMs: 200, logger });
+    const silent = await connect();
+    const knocker = await connect();
+    await knocker.write(bytes("1"));
+    expect(text(await readAll(knocker))).toBe(WELCOME); // our side stays open: the gate lingers, then closes
+    await logger.waitForEvent("timeout", 15_000);
+    const close = logger.events.findIndex((e) => e.event === "close");
+    expect(logger.events[close]).toMatchObject({ event: "close", bytesIn: 1 });
+    expect(close).toBeLessThan(logger.events.findIndex((e) => e.event === "timeout"));
+    silent.close();
+  });
+
   test("answers a late token with nothing once the timeout has passed", async () => {
     const { connect } = await startGate({ timeoutMs: 100 });
     const socket = await connect();

@@ -14,7 +14,7 @@
  */
 
 import { UsageError } from "../errors.ts";
-import { createLogger, type Logger } from "../log.ts";
+import { createLogger, type LogEvent, type Logger } from "../log.ts";
 import { parseIp, type PenaltyKind, type PenaltyShare } from "../penalties.ts";
 import type { EchogateServer } from "../server.ts";
 import { parsePositiveInt } from "./args.ts";
@@ -283,7 +283,10 @@ export function workerLogger(host: CliHost, options: Options, worker: number | u
   const logger = serverLogger(host, options, worker);
   if (worker === undefined) return logger;
   // The supervisor prints "listening" once for all workers.
-  return { log: (event) => event.event !== "listening" && logger.log(event) };
+  return {
+    log: (event) => event.event !== "listening" && logger.log(event),
+    ...(logger.wants && { wants: (event: LogEvent["event"]) => logger.wants!(event) }),
+  };
 }
 
 /** What {@linkcode supervise} runs. */
