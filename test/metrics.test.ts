@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { renderMetrics } from "../src/metrics/mod.ts";
+import { addCounters, newServerCounters, parseCounters, renderMetrics } from "../src/metrics/mod.ts";
 import {
   bytes,
   type ChildServer,
@@ -258,6 +258,34 @@ describe(`--metrics on ${RUNTIME}`, () => {
     }
     expect(value).toBe("1");
   }, 90_000);
+});
+
+describe("a worker's counters message", () => {
+  test("is taken only whole: known keys, finite counts from 0", () => {
+    const good = { ...newServerCounters(), accepted: 3, knocks: { welcome: 1, refused: 1, timeout: 1 } };
+    expect(parseCounters(JSON.parse(JSON.stringify(good)))).toEqual(good);
+    for (
+      const bad of [
+        null,
+        [],
+        { ...good, accepted: -1 },
+        { ...good, accepted: "3" },
+        { ...good, open: Infinity },
+        { ...good, extra: 1 },
+        { ...good, refused: { ...good.refused, invented: 1 } },
+        { ...good, refused: { max_conns: 1 } },
+        { ...good, knocks: { welcome: 1 } },
+        { ...good, penalizedSources: NaN },
+        { ...good, datagrams: { received: 1 } },
+      ]
+    ) expect(parseCounters(bad)).toBeUndefined();
+  });
+
+  test("sums counter by counter", () => {
+    const one = { ...newServerCounters(), accepted: 2, sentBytes: 10, penalizedSources: 1 };
+    const sum = addCounters(addCounters(newServerCounters(), one), one);
+    expect(sum).toMatchObject({ accepted: 4, sentBytes: 20, penalizedSources: 2 });
+  });
 });
 
 describe("the text format", () => {

@@ -8,7 +8,16 @@
 
 import type { DatagramEchoStats } from "../datagram/echo.ts";
 
-/** Why a connection was closed at admission, as the `reason` label says it. */
+/**
+ * Why a connection was closed at admission, as the `reason` label says it.
+ *
+ * @example
+ * ```ts
+ * import { REFUSAL_REASONS } from "./counters.ts";
+ *
+ * REFUSAL_REASONS.includes("penalized"); // true
+ * ```
+ */
 export const REFUSAL_REASONS = [
   "max_conns",
   "shutting_down",
@@ -22,10 +31,28 @@ export const REFUSAL_REASONS = [
   "other",
 ] as const;
 
-/** One of {@linkcode REFUSAL_REASONS}. */
+/**
+ * One of {@linkcode REFUSAL_REASONS}.
+ *
+ * @example
+ * ```ts
+ * import type { RefusalReason } from "./counters.ts";
+ *
+ * const reason: RefusalReason = "max_conns";
+ * ```
+ */
 export type RefusalReason = typeof REFUSAL_REASONS[number];
 
-/** A UDP echo server's datagram counters (`DatagramEchoStats`: each field says what it counts). */
+/**
+ * A UDP echo server's datagram counters (`DatagramEchoStats`: each field says what it counts).
+ *
+ * @example
+ * ```ts
+ * import type { DatagramCounters } from "./counters.ts";
+ *
+ * const dropped = (d: DatagramCounters) => d.received - d.answered;
+ * ```
+ */
 export type DatagramCounters = DatagramEchoStats;
 
 /**

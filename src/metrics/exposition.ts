@@ -6,13 +6,40 @@
  * @module
  */
 
-/** The media type of the text format. */
+/**
+ * The media type of the text format.
+ *
+ * @example
+ * ```ts
+ * import { METRICS_CONTENT_TYPE } from "./exposition.ts";
+ *
+ * const response = new Response("up 1\n", { headers: { "content-type": METRICS_CONTENT_TYPE } });
+ * ```
+ */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
-/** A sample's labels: name to value. Names must match `[a-zA-Z_][a-zA-Z0-9_]*`. */
+/**
+ * A sample's labels: name to value. Names must match `[a-zA-Z_][a-zA-Z0-9_]*`.
+ *
+ * @example
+ * ```ts
+ * import type { MetricLabels } from "./exposition.ts";
+ *
+ * const labels: MetricLabels = { reason: "max_conns" };
+ * ```
+ */
 export type MetricLabels = Readonly<Record<string, string>>;
 
-/** One metric family: its samples share a name, a type and a help text. */
+/**
+ * One metric family: its samples share a name, a type and a help text.
+ *
+ * @example
+ * ```ts
+ * import type { MetricFamily } from "./exposition.ts";
+ *
+ * const up: MetricFamily = { name: "up", type: "gauge", help: "Whether it runs", samples: [{ value: 1 }] };
+ * ```
+ */
 export interface MetricFamily {
   /** The metric name, such as `echogate_connections_accepted_total`. */
   readonly name: string;
