@@ -3,7 +3,7 @@
 
 import { afterEach, describe, expect, test } from "vitest";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -224,6 +224,26 @@ describe(`--metrics on ${RUNTIME}`, () => {
     expect(values.get("echogate_received_bytes_total")).toBe(8 * 1 + 4 * 2);
     expect(values.get("echogate_sent_bytes_total")).toBe(8 * 18 + 4 * 14);
     if (PROMTOOL) promtoolCheck((await scrape(server.metrics)).body);
+  });
+
+  test("gate serve --workers 2: a worker killed and restarted takes none of the counts with it", async () => {
+    const server = await start(["gate", "serve", "--workers", "2"]);
+    for (let i = 0; i < 6; i++) expect(await knock(server.port, "1")).toBe("welcome to server!");
+    await scrapeUntil(server.metrics, (v) => v.get("echogate_connections_accepted_total") === 6, "the knocks");
+    const workers = readFileSync(`/proc/${server.process.pid}/task/${server.process.pid}/children`, "utf8")
+      .trim().split(/\s+/).map(Number);
+    globalThis.process.kill(workers[0]!, "SIGKILL");
+    await waitUntil(() => /Worker \d exited/.test(server.stdout() + server.stderr()), {
+      timeoutMs: 15_000,
+      what: "the worker's exit",
+    });
+    expect(await knock(server.port, "1")).toBe("welcome to server!");
+    const values = await scrapeUntil(
+      server.metrics,
+      (v) => v.get("echogate_connections_accepted_total") === 7,
+      "the counts kept",
+    );
+    expect(values.get('echogate_knocks_total{result="welcome"}')).toBe(7);
   });
 
   test.skipIf(!PROMETHEUS)("a real Prometheus server scrapes it", async () => {
