@@ -464,7 +464,7 @@ export async function supervise(host: CliHost, options: SuperviseOptions): Promi
       else if (message?.t === "counters") {
         report.counters = message;
         report.replies++;
-        answered?.();
+        for (const waiter of scrapes) waiter();
       }
     });
     void (async () => {
@@ -478,6 +478,7 @@ export async function supervise(host: CliHost, options: SuperviseOptions): Promi
     void worker.exited.then(({ code, signal }) => {
       slot.process = undefined;
       retire(report);
+      for (const waiter of scrapes) waiter(); // a scrape need not wait for it
       listening.delete(slot.number);
       drained(slot.number, 0);
       if (stopping || !started) {
@@ -505,7 +506,7 @@ export async function supervise(host: CliHost, options: SuperviseOptions): Promi
   // list for a while, then folded into one sum.
   const retired = newServerCounters();
   const exited = new Set<WorkerReport>();
-  let answered: (() => void) | undefined;
+  const scrapes = new Set<() => void>(); // scrapes waiting for the workers' answers
   function retire(report: WorkerReport): void {
     exited.add(report);
     setTimeout(() => {
@@ -516,15 +517,21 @@ export async function supervise(host: CliHost, options: SuperviseOptions): Promi
   async function collect(): Promise<{ counters: ServerCounters; process: ProcessFacts }> {
     const asked = live().map((slot) => ({ slot, report: slot.report, replies: slot.report.replies }));
     for (const { slot } of asked) slot.process!.send(encode({ t: "counters" }));
-    const all = () => asked.every(({ slot, report, replies }) => report.replies > replies || slot.report !== report);
+    // Answered, or gone (exited, or exited and started again) meanwhile.
+    const all = () =>
+      asked.every(({ slot, report, replies }) =>
+        report.replies > replies || slot.report !== report || slot.process === undefined
+      );
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let waiter!: () => void;
     await new Promise<void>((resolve) => {
-      answered = () => all() && resolve();
+      waiter = () => all() && resolve();
+      scrapes.add(waiter);
       timer = setTimeout(resolve, SCRAPE_WAIT_MS);
-      answered();
+      waiter();
     });
     clearTimeout(timer);
-    answered = undefined;
+    scrapes.delete(waiter);
     const counters = addCounters(newServerCounters(), retired);
     for (const report of exited) if (report.counters) addCounters(counters, gone(report.counters.counters));
     const reports = live().map((slot) => slot.report.counters).filter((report) => report !== undefined);
