@@ -324,7 +324,8 @@ export interface Transport {
 
 /**
  * Bounds on the peers of an HTTP server started by {@linkcode Transport.serveHttp}. Node applies
- * all three; Bun the idle timeout and the request size; Deno its own fixed limits.
+ * all three, and so does Deno (its node:http serves when limits are given); Bun the idle timeout
+ * and the request size.
  *
  * @example
  * ```ts

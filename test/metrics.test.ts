@@ -210,6 +210,22 @@ describe(`--metrics on ${RUNTIME}`, () => {
     await scrapeUntil(server.metrics, (v) => v.get("echogate_connections_accepted_total") === 1, "a scrape");
   });
 
+  test.skipIf(RUNTIME === "bun")("the endpoint holds at most 16 connections: more are closed at once", async () => {
+    // Bun.serve has no connection limit (its idle timeout still applies).
+    const server = await start(["echo", "serve"]);
+    const port = Number(server.metrics.split(":").pop());
+    const idle = await Promise.all(
+      Array.from({ length: 24 }, () => transport.connect({ hostname: "127.0.0.1", port })),
+    );
+    let closed = 0;
+    for (const socket of idle) {
+      resources.add(socket);
+      void socket.read().then((chunk) => chunk === null && closed++, () => closed++);
+    }
+    await waitUntil(() => closed >= 8, { timeoutMs: 15_000, what: "the connections over the limit closed" });
+    expect(closed).toBeLessThanOrEqual(24 - 16 + 1);
+  });
+
   test("gate serve --workers 2: the supervisor's endpoint sums its workers exactly", async () => {
     const server = await start(["gate", "serve", "--workers", "2"]);
     const knocks = 12;
