@@ -29,6 +29,14 @@ afterEach(() => resources.run());
 const hasTool = (name: string) => spawnSync(name, ["--version"], { stdio: "ignore" }).status === 0;
 const PROMTOOL = hasTool("promtool");
 const PROMETHEUS = hasTool("prometheus");
+if (!PROMTOOL) {
+  console.log("test/metrics.test.ts: promtool checks skipped: promtool is missing (apt-get install prometheus)");
+}
+if (!PROMETHEUS) {
+  console.log(
+    "test/metrics.test.ts: the real-Prometheus scrape skipped: prometheus is missing (apt-get install prometheus)",
+  );
+}
 
 /** Starts `echogate <args> --metrics 127.0.0.1:0`; resolves with the server and its metrics address. */
 async function start(args: string[]): Promise<ChildServer & { metrics: string }> {
@@ -107,7 +115,6 @@ describe(`--metrics on ${RUNTIME}`, () => {
     const { body, type } = await scrape(server.metrics);
     expect(type).toMatch(/^text\/plain; version=0\.0\.4/);
     if (PROMTOOL) promtoolCheck(body);
-    else console.log("promtool check skipped: promtool is not installed (apt-get install prometheus)");
   });
 
   test("echo serve: an open connection's bytes count before it closes; --max-conns refusals by reason", async () => {
