@@ -216,10 +216,7 @@ export async function serveGate(options: ServeGateOptions): Promise<EchogateServ
     else if (options.handoff) await options.handoff(socket, context);
   }, "gate");
   const counters = server.counters;
-  server.counters = () => {
-    const size = box?.size;
-    return { ...counters(), knocks: { ...knocks }, penalizedSources: size ? size.ipv4 + size.ipv6 : 0 };
-  };
+  server.counters = () => ({ ...counters(), knocks: { ...knocks }, penalizedSources: box?.countPenalized() ?? 0 });
   return server;
 }
 
