@@ -82,6 +82,7 @@ export interface DenoApi {
   env: { get(name: string): string | undefined };
   exit(code: number): never;
   addSignalListener(signal: "SIGINT" | "SIGTERM" | "SIGHUP", handler: () => void): void;
+  memoryUsage(): { rss: number };
   readTextFileSync(path: string): string;
   readDirSync(path: string): Iterable<unknown>;
   statSync(path: string): { isFile: boolean };

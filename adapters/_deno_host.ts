@@ -7,7 +7,8 @@ import type { Transport } from "../src/mod.ts";
 import { Deno } from "./_deno_api.ts";
 import { checkOutputFile } from "./_output_file.ts";
 import { lookupAddresses } from "./_lookup.ts";
-import { softOpenFilesLimit } from "./_proc_limits.ts";
+import { cpuSecondsFromStat, softOpenFilesLimit } from "./_proc_limits.ts";
+import type { ProcessFacts } from "../src/metrics/mod.ts";
 import { readSmallFile } from "./_small_file.ts";
 import { sendToSupervisor, spawnWorker } from "./_workers.ts";
 
@@ -118,6 +119,17 @@ export function denoHost(transport: Transport): CliHost {
       } catch {
         return undefined; // not Linux, or no read permission
       }
+    },
+    processFacts() {
+      // Deno has no CPU-time API: Linux /proc tells it (and the descriptors).
+      const facts: ProcessFacts = { residentMemoryBytes: Deno.memoryUsage().rss };
+      try {
+        facts.cpuSeconds = cpuSecondsFromStat(Deno.readTextFileSync("/proc/self/stat"));
+        facts.openFds = [...Deno.readDirSync("/proc/self/fd")].length;
+      } catch {
+        // not Linux, or no read permission
+      }
+      return facts;
     },
     isTerminal: (stream) => Deno[stream].isTerminal(),
     onOutputDropped: (reporter) => output.onDropped(reporter),

@@ -24,3 +24,12 @@ export function fileDescriptorUsage(): { limit: number; open: number } | undefin
     return undefined;
   }
 }
+
+/** Descriptors open now (Linux /proc), or `undefined` where that cannot be read. */
+export function openFds(): number | undefined {
+  try {
+    return readdirSync("/proc/self/fd").length;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,6 +1,6 @@
 // An HTTP server on Bun.serve that answers through one fetch-style handler (Transport.serveHttp).
 
-import type { Address, HttpHandler, HttpServer } from "../src/types.ts";
+import type { Address, HttpHandler, HttpLimits, HttpServer } from "../src/types.ts";
 import { AddrInUseError } from "../src/errors.ts";
 import { formatEndpoint } from "../src/address.ts";
 
@@ -10,11 +10,17 @@ interface BunServeApi {
     port: number;
     fetch: (request: Request) => Promise<Response>;
     error?: (error: unknown) => Response;
+    idleTimeout?: number;
+    maxRequestBodySize?: number;
   }): { readonly hostname?: string; readonly port?: number; stop(closeActiveConnections?: boolean): Promise<void> };
 }
 
 /** Serves `handler` on Bun.serve at `endpoint`. */
-export function serveHttpBun(endpoint: { hostname: string; port: number }, handler: HttpHandler): Promise<HttpServer> {
+export function serveHttpBun(
+  endpoint: { hostname: string; port: number },
+  handler: HttpHandler,
+  limits: HttpLimits = {},
+): Promise<HttpServer> {
   const Bun = (globalThis as unknown as { Bun: BunServeApi }).Bun;
   let server: ReturnType<BunServeApi["serve"]>;
   try {
@@ -23,6 +29,9 @@ export function serveHttpBun(endpoint: { hostname: string; port: number }, handl
       port: endpoint.port,
       fetch: handler,
       error: () => new Response(null, { status: 500 }),
+      // Bun.serve takes seconds (at most 255); it has no connection limit of its own.
+      ...(limits.idleTimeoutMs !== undefined && { idleTimeout: Math.min(255, Math.ceil(limits.idleTimeoutMs / 1000)) }),
+      ...(limits.maxRequestBytes !== undefined && { maxRequestBodySize: limits.maxRequestBytes }),
     });
   } catch (error) {
     if ((error as { code?: string }).code === "EADDRINUSE") {

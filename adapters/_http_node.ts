@@ -4,13 +4,25 @@ import * as http from "node:http";
 import { Readable } from "node:stream";
 import { AddrInUseError } from "../src/errors.ts";
 import { formatEndpoint } from "../src/address.ts";
-import type { Address, HttpHandler, HttpServer } from "../src/types.ts";
+import type { Address, HttpHandler, HttpLimits, HttpServer } from "../src/types.ts";
 
 /** Serves `handler` on node:http at `endpoint`; resolves once listening. */
-export function serveHttpNode(endpoint: { hostname: string; port: number }, handler: HttpHandler): Promise<HttpServer> {
-  const server = http.createServer((req, res) => {
-    void answer(req, res, handler);
-  });
+export function serveHttpNode(
+  endpoint: { hostname: string; port: number },
+  handler: HttpHandler,
+  limits: HttpLimits = {},
+): Promise<HttpServer> {
+  const server = http.createServer(
+    limits.maxRequestBytes === undefined ? {} : { maxHeaderSize: limits.maxRequestBytes },
+    (req, res) => void answer(req, res, handler),
+  );
+  if (limits.maxConnections !== undefined) server.maxConnections = limits.maxConnections;
+  if (limits.idleTimeoutMs !== undefined) {
+    // A slow or stalled peer is dropped: the head must arrive in time, and so must the next request.
+    server.headersTimeout = server.requestTimeout = limits.idleTimeoutMs;
+    server.keepAliveTimeout = limits.idleTimeoutMs;
+    server.timeout = limits.idleTimeoutMs;
+  }
   return new Promise((resolve, reject) => {
     server.once("error", (error: NodeJS.ErrnoException) => {
       reject(error.code === "EADDRINUSE" ? new AddrInUseError(formatEndpoint(endpoint), { cause: error }) : error);

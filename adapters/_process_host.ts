@@ -6,7 +6,7 @@ import process from "node:process";
 import type { CliHost } from "../src/cli/host.ts";
 import { EXIT_FLUSH_MS, LineOutput, type WriteText } from "../src/cli/output.ts";
 import type { Transport } from "../src/mod.ts";
-import { fileDescriptorUsage } from "./_descriptors.ts";
+import { fileDescriptorUsage, openFds } from "./_descriptors.ts";
 import { checkOutputFile } from "./_output_file.ts";
 import { lookupAddresses } from "./_lookup.ts";
 import { readSmallFile } from "./_small_file.ts";
@@ -55,6 +55,10 @@ export function processHost(transport: Transport): CliHost {
     readSmallFile,
     lookupAddresses,
     fileDescriptors: fileDescriptorUsage,
+    processFacts: () => {
+      const { user, system } = process.cpuUsage();
+      return { residentMemoryBytes: process.memoryUsage.rss(), cpuSeconds: (user + system) / 1e6, openFds: openFds() };
+    },
     isTerminal: (stream) => process[stream].isTTY === true,
     onOutputDropped: (reporter) => output.onDropped(reporter),
     writeTextFile: (path, text) => writeFile(path, text, "utf8"),

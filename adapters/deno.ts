@@ -219,7 +219,12 @@ async function connectDeno(endpoint: Endpoint, options: ConnectOptions | undefin
  */
 export const transport: Transport = {
   runtime: "deno",
-  serveHttp: serveHttpDeno,
+  // Deno.serve has no connection limit or idle timeout: a server that asks for them (--metrics)
+  // runs on Deno's node:http, which keeps both.
+  async serveHttp(endpoint, handler, limits) {
+    if (limits === undefined) return await serveHttpDeno(endpoint, handler);
+    return await (await nodeTransport()).serveHttp!(endpoint, handler, limits);
+  },
   async listen(endpoint, handlers, options) {
     const tls = options?.tls;
     // Deno.listenTls can neither ask for client certificates nor close a connection whose handshake

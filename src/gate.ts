@@ -135,6 +135,7 @@ export async function serveGate(options: ServeGateOptions): Promise<EchogateServ
     },
   });
   let pending = 0;
+  const knocks = { welcome: 0, refused: 0, timeout: 0 };
 
   function penalize(socket: StreamSocket, context: ConnectionContext, kind: PenaltyKind): void {
     if (!box || socket.remoteAddr.transport !== "tcp") return;
@@ -146,7 +147,7 @@ export async function serveGate(options: ServeGateOptions): Promise<EchogateServ
     if (accrued > 0) context.logger.log({ event: "penalty", remote: context.remote, kind, accruedSeconds: accrued });
   }
 
-  return await serve({
+  const server = await serve({
     ...options,
     port: options.port ?? DEFAULT_GATE_PORT,
     // A failed TLS handshake is a knock without a token; one left hanging, a knock out of time.
@@ -192,6 +193,7 @@ export async function serveGate(options: ServeGateOptions): Promise<EchogateServ
       if (first === TIMED_OUT) context.pendingRead = read;
     }
     if (first === TIMED_OUT) {
+      knocks.timeout++;
       context.logger.log({ event: "timeout", remote: context.remote, durationMs: Date.now() - started });
       penalize(socket, context, "grace-exceeded");
       return;
@@ -207,6 +209,8 @@ export async function serveGate(options: ServeGateOptions): Promise<EchogateServ
       context.logger.log({ event: "token-too-long", remote: context.remote, maxToken: MAX_TOKEN_BYTES });
     }
     const reply = welcomed ? welcome : refusal;
+    if (welcomed) knocks.welcome++;
+    else knocks.refused++;
     await socket.write(reply);
     context.bytesOut += reply.length;
     if (logsKnock) {
@@ -215,6 +219,9 @@ export async function serveGate(options: ServeGateOptions): Promise<EchogateServ
     if (!welcomed) penalize(socket, context, "authfail");
     else if (options.handoff) await options.handoff(socket, context);
   }, "gate");
+  const counters = server.counters;
+  server.counters = () => ({ ...counters(), knocks: { ...knocks }, penalizedSources: box?.countPenalized() ?? 0 });
+  return server;
 }
 
 /**

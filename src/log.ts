@@ -21,6 +21,7 @@ import type { TlsInfo } from "./tls.ts";
  */
 export type LogEvent =
   | { event: "listening"; protocol: "echo" | "gate"; address: string; transport?: "udp"; workers?: number }
+  | { event: "metrics-listening"; address: string }
   | { event: "connect"; remote: string; proxy?: string; tls?: TlsInfo }
   | {
     event: "tls-handshake-failed";
@@ -194,6 +195,8 @@ function humanLine(event: LogEvent): string | undefined {
     case "listening":
       return `${event.protocol} server listening on ${event.address}${event.transport ? ` (${event.transport})` : ""}` +
         (event.workers === undefined ? "" : ` (${event.workers} worker${event.workers === 1 ? "" : "s"})`);
+    case "metrics-listening":
+      return `metrics at http://${event.address}/metrics`;
     case "worker-exit":
       return `Worker ${event.worker} exited (${event.signal ?? `code ${event.code}`})` +
         (event.restartInMs === undefined ? "" : `: restarting in ${event.restartInMs} ms`);

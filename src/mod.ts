@@ -24,6 +24,7 @@ export type {
   DatagramSocket,
   Endpoint,
   HttpHandler,
+  HttpLimits,
   HttpServer,
   Listener,
   ListenHandlers,
@@ -108,6 +109,22 @@ export {
 export type { AcceptErrorCounts, AcceptErrorKind } from "./accept_errors.ts";
 export { formatAddress } from "./address.ts";
 export type { Cidr, PenaltyKind, PenaltyOptions, PenaltyShare } from "./penalties.ts";
+export {
+  createMetricsHandler,
+  METRICS_CONTENT_TYPE,
+  MetricsBuilder,
+  REFUSAL_REASONS,
+  renderMetrics,
+  serverMetrics,
+} from "./metrics/mod.ts";
+export type {
+  DatagramCounters,
+  MetricFamily,
+  MetricLabels,
+  ProcessFacts,
+  RefusalReason,
+  ServerCounters,
+} from "./metrics/mod.ts";
 export type { ChunkListener, ReadQueueSource } from "./read_queue.ts";
 export type { ImmediateWriter, WriteSink } from "./write_queue.ts";
 export { VERSION } from "./version.ts";

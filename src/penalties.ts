@@ -197,6 +197,19 @@ export class PenaltyBox {
     return penalty.active;
   }
 
+  /**
+   * Sources whose penalty has not expired yet (refused or still accruing), for metrics: expired
+   * entries linger in the tables until looked up or evicted, so they are left out here.
+   */
+  countPenalized(): number {
+    const now = this.#now();
+    let count = 0;
+    for (const table of [this.#tables.ipv4, this.#tables.ipv6]) {
+      for (const penalty of table.values()) if (penalty.expiry > now) count++;
+    }
+    return count;
+  }
+
   /** Sources currently tracked, per family. */
   get size(): { ipv4: number; ipv6: number } {
     return { ipv4: this.#tables.ipv4.size, ipv6: this.#tables.ipv6.size };

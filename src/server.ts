@@ -10,6 +10,7 @@ import { AcceptErrorReport } from "./accept_errors.ts";
 import { LogThrottle } from "./_log_throttle.ts";
 import { formatAddress } from "./address.ts";
 import { AddrInUseError } from "./errors.ts";
+import { newServerCounters, refusalReason, type ServerCounters } from "./metrics/counters.ts";
 import { closeGracefully } from "./close.ts";
 import { within } from "./_timers.ts";
 import { errorMessage, type LogEvent, type Logger, silentLogger } from "./log.ts";
@@ -57,6 +58,9 @@ export async function serve(
   const connections = new ConnectionList();
   let stopping = false;
   let emptied: { promise: Promise<void>; resolve(): void } | undefined;
+  // Counted where the server already does per-connection work; bytes come from the connections'
+  // own counts, added in when they close (and read from the open ones when asked).
+  const counters = newServerCounters();
 
   const hooks: ConnectionHooks = {
     logger,
@@ -69,6 +73,7 @@ export async function serve(
   function run(socket: StreamSocket): void {
     const connection = new Connection(socket, hooks, stopping);
     connections.add(connection);
+    counters.accepted++;
     const tls = socket.tls;
     const proxy = socket instanceof ProxiedSocket ? formatAddress(socket.proxy) : undefined;
     logger.log(connectEvent(connection.remote, proxy, tls));
@@ -96,6 +101,8 @@ export async function serve(
     const socket = connection.socket;
     const durationMs = Date.now() - connection.connectedAt;
     const { bytesIn, bytesOut } = connection;
+    counters.receivedBytes += bytesIn;
+    counters.sentBytes += bytesOut;
     if (logsClose) {
       logger.log(
         socket instanceof ProxiedSocket
@@ -133,6 +140,7 @@ export async function serve(
   const reportAcceptError = (error: unknown) => acceptErrors.add(error);
   function refuse(socket: StreamSocket, reason: string): void {
     const proxy = socket instanceof ProxiedSocket ? { proxy: formatAddress(socket.proxy) } : undefined;
+    counters.refused[stopping ? "shutting_down" : "proxy_header"]++;
     logger.log({ event: "refused", remote: formatAddress(socket.remoteAddr), reason, ...proxy });
     socket.close();
   }
@@ -151,6 +159,7 @@ export async function serve(
   );
   function refuseAtAdmission(socket: StreamSocket, reason: string): void {
     const proxy = socket instanceof ProxiedSocket ? socket.proxy : undefined;
+    counters.refused[refusalReason(reason)]++;
     admissionRefusals.add({ remote: socket.remoteAddr, proxy, reason });
     socket.close();
   }
@@ -215,6 +224,7 @@ export async function serve(
   let handshakeLoggedAt = -Infinity;
   let handshakesSuppressed = 0;
   function reportHandshakeError(failure: TlsHandshakeFailure, proxy?: string): void {
+    counters.tlsHandshakeFailures[failure.reason]++;
     const now = Date.now();
     if (now - handshakeLoggedAt >= ACCEPT_ERROR_LOG_INTERVAL_MS) {
       const more = handshakesSuppressed > 0 ? handshakesSuppressed : undefined;
@@ -243,6 +253,7 @@ export async function serve(
       if (connections.size + awaitingHeader.size + handshaking.size >= maxSockets) {
         // Out of descriptors soon: refuse as an accept failure would, and say so (throttled).
         socket.close();
+        counters.refused.out_of_fds++;
         reportAcceptError(
           Object.assign(
             new Error(`Out of file descriptors: ${connections.size} connections open, refusing new ones`),
@@ -296,6 +307,16 @@ export async function serve(
     url,
     get connections() {
       return connections.size;
+    },
+    counters(): ServerCounters {
+      const snapshot = { ...counters, refused: { ...counters.refused } };
+      snapshot.tlsHandshakeFailures = { ...counters.tlsHandshakeFailures };
+      snapshot.open = connections.size;
+      for (const connection of connections) {
+        snapshot.receivedBytes += connection.bytesIn;
+        snapshot.sentBytes += connection.bytesOut;
+      }
+      return snapshot;
     },
     close(closeOptions) {
       return closing ??= close(closeOptions?.drainMs);

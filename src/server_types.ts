@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { ServerCounters } from "./metrics/counters.ts";
 import type { Logger } from "./log.ts";
 import type { ProxyProtocolOptions } from "./proxy_protocol/receive.ts";
 import type { TlsHandshakeFailure, TlsServerOptions } from "./tls.ts";
@@ -89,6 +90,8 @@ export interface EchogateServer {
    * is closed at once. Resolves when every connection is closed.
    */
   close(options?: { drainMs?: number }): Promise<void>;
+  /** What the server counted since it started (a snapshot; counters exact to the byte). */
+  counters(): ServerCounters;
   /**
    * A TLS server only: serves new connections with this certificate, key and client CA from now
    * on; open connections keep theirs. Rejects, keeping the old ones, when they are refused.

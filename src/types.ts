@@ -312,9 +312,35 @@ export interface Transport {
   explainError?(error: unknown, endpoint: Endpoint, tls?: TlsClientOptions): unknown;
   /**
    * Serves HTTP/1.1 on the runtime's own HTTP server, every request answered by `handler`
-   * (`echogate faults`' control API). Missing on transports without an HTTP server.
+   * (`echogate faults`' control API, `--metrics`). Missing on transports without an HTTP server.
+   * `limits` bound its peers where the runtime's server allows it (see {@linkcode HttpLimits}).
    */
-  serveHttp?(endpoint: { hostname: string; port: number }, handler: HttpHandler): Promise<HttpServer>;
+  serveHttp?(
+    endpoint: { hostname: string; port: number },
+    handler: HttpHandler,
+    limits?: HttpLimits,
+  ): Promise<HttpServer>;
+}
+
+/**
+ * Bounds on the peers of an HTTP server started by {@linkcode Transport.serveHttp}. Node applies
+ * all three, and so does Deno (its node:http serves when limits are given); Bun the idle timeout
+ * and the request size.
+ *
+ * @example
+ * ```ts
+ * import type { HttpLimits } from "./mod.ts";
+ *
+ * const limits: HttpLimits = { maxConnections: 16, maxRequestBytes: 16_384, idleTimeoutMs: 10_000 };
+ * ```
+ */
+export interface HttpLimits {
+  /** Connections open at once; more are closed as they come. */
+  maxConnections?: number;
+  /** Bytes of a request's head (and body). */
+  maxRequestBytes?: number;
+  /** A connection idle (or a request incomplete) this long is closed. */
+  idleTimeoutMs?: number;
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { FileDescriptorUsage } from "../bench/mod.ts";
 import type { Transport } from "../types.ts";
+import type { ProcessFacts } from "../metrics/mod.ts";
 
 /**
  * What the CLI needs from the runtime beyond sockets. Each adapter exports one as `host`.
@@ -54,6 +55,8 @@ export interface CliHost {
    * `bench` checks `--conns` against it before connecting.
    */
   fileDescriptors?(): FileDescriptorUsage | undefined;
+  /** Resident memory, CPU time and open descriptors of this process, for `--metrics`. */
+  processFacts?(): ProcessFacts;
   /**
    * Sets what reports log lines dropped because standard output or error was not read in time
    * (see {@linkcode LineOutput}); servers log it as a `log-dropped` event.

@@ -18,6 +18,7 @@ import {
   serverTlsFiles,
 } from "./tls_options.ts";
 import { supervise, WorkerChannel, workerLogger, workerNumber, workersOption } from "./workers.ts";
+import { METRICS_FLAG, metricsOption, serveMetrics } from "./metrics_endpoint.ts";
 
 /** The flags of a server's processes: --drain-timeout, --workers, --json. */
 export const SERVE_FLAGS: readonly Flag[] = [
@@ -34,10 +35,11 @@ export const SERVE_FLAGS: readonly Flag[] = [
 TCP only. On Deno the workers run with --unstable-net (for reusePort)`,
   },
   { name: "json", help: "Log one JSON object per event" },
+  METRICS_FLAG,
 ];
 
 /** Their usage. */
-export const SERVE_USAGE = "[{drain-timeout}] [{workers}] [{json}]";
+export const SERVE_USAGE = "[{drain-timeout}] [{workers}] [{json}] [{metrics}]";
 
 /** A server command's process, once {@linkcode prepareServer} has read its flags. */
 export interface ServerProcess {
@@ -73,6 +75,7 @@ export interface ServerProcess {
 export async function prepareServer(host: CliHost, options: Options): Promise<ServerProcess> {
   const drain = drainMs(options);
   const workers = workersOption(host, options);
+  const metrics = metricsOption(host, options);
   const worker = workerNumber(host);
   const tlsFiles = serverTlsFiles(options);
   const tls = tlsFiles && await readServerTls(host, tlsFiles, options);
@@ -93,13 +96,27 @@ export async function prepareServer(host: CliHost, options: Options): Promise<Se
           reload: tlsFiles !== undefined || options["tls-self-signed"] === true,
           drainMs: drain,
           env: await selfSignedWorkerEnv(host, options),
+          metrics,
+          onMetricsListening: (address) => logger.log({ event: "metrics-listening", address }),
         });
       }
       const serverTls = tls ?? await readSelfSignedTls(host, options, logger, worker);
       const server = await listen(serverTls).catch(explainTlsConfigError(tlsFiles)).catch(explainListenError);
       const reload = tlsFiles && reloadOnSighup(host, server, tlsFiles, options);
       if (reload) channel?.onReload(reload);
-      return channel ? await channel.run(server, drain) : await untilSignal(host, server, drain);
+      if (channel) return await channel.run(server, drain); // its supervisor serves --metrics
+      const endpoint = metrics && await serveMetrics(
+        host,
+        metrics,
+        () => Promise.resolve({ counters: server.counters(), process: host.processFacts?.() }),
+        (address) => logger.log({ event: "metrics-listening", address }),
+      ).catch(async (error) => {
+        await server.close();
+        return explainListenError(error);
+      });
+      const code = await untilSignal(host, server, drain);
+      await endpoint?.close();
+      return code;
     },
   };
 }

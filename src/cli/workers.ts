@@ -16,10 +16,19 @@
 import { UsageError } from "../errors.ts";
 import { createLogger, type LogEvent, type Logger } from "../log.ts";
 import { parseIp, type PenaltyKind, type PenaltyShare } from "../penalties.ts";
+import {
+  addCounters,
+  newServerCounters,
+  parseCounters,
+  type ProcessFacts,
+  type ServerCounters,
+} from "../metrics/mod.ts";
 import type { EchogateServer } from "../server.ts";
+import type { HttpServer } from "../types.ts";
 import { parsePositiveInt } from "./args.ts";
 import { DEFAULT_DRAIN_MS, drainingNotice, type Options, serverLogger, str } from "./command.ts";
 import type { CliHost, WorkerProcess } from "./host.ts";
+import { serveMetrics, sumFacts } from "./metrics_endpoint.ts";
 
 /** The environment variable that tells a process it is worker N of a supervisor. */
 export const WORKER_ENV = "ECHOGATE_WORKER";
@@ -47,12 +56,16 @@ type Penalty = { t: "penalty"; address: string; kind: PenaltyKind; at: number };
 type WorkerMessage =
   | { t: "listening"; address: string; port?: number }
   | Penalty
-  | { t: "draining"; connections: number }; // a stopping worker's open connections
+  | { t: "draining"; connections: number } // a stopping worker's open connections
+  | CountersMessage;
+/** A worker's counters and process facts: asked for at each scrape, and sent once more at exit. */
+type CountersMessage = { t: "counters"; counters: ServerCounters; process: ProcessFacts };
 /** What the supervisor tells a worker, as control lines on its standard input. */
 type SupervisorMessage =
   | Penalty
   | { t: "stop" }
   | { t: "reload" }
+  | { t: "counters" } // send your counters now (a scrape of the supervisor's --metrics)
   | { t: "synced" }; // every penalty given before this worker started has been sent
 
 const PENALTY_KINDS: readonly string[] = ["authfail", "grace-exceeded", "noauth"];
@@ -93,6 +106,7 @@ function checkPenalty(value: Record<string, unknown>, now: number): Penalty | un
 function checkWorkerMessage(value: unknown, now: number): WorkerMessage | undefined {
   if (!isRecord(value)) return undefined;
   if (value.t === "penalty") return checkPenalty(value, now);
+  if (value.t === "counters") return checkCounters(value);
   if (value.t === "draining") {
     const { connections } = value;
     return typeof connections === "number" && Number.isSafeInteger(connections) && connections >= 0
@@ -107,6 +121,21 @@ function checkWorkerMessage(value: unknown, now: number): WorkerMessage | undefi
   return { t: "listening", address, port };
 }
 
+/** Counters that parse, and process facts that are counts (each may be missing). */
+function checkCounters(value: Record<string, unknown>): CountersMessage | undefined {
+  const counters = parseCounters(value.counters);
+  const facts = value.process;
+  if (!counters || !isRecord(facts) || Object.keys(facts).length > 3) return undefined;
+  const process: ProcessFacts = {};
+  for (const key of ["residentMemoryBytes", "cpuSeconds", "openFds"] as const) {
+    const fact = facts[key];
+    if (fact === undefined) continue;
+    if (typeof fact !== "number" || !Number.isFinite(fact) || fact < 0) return undefined;
+    process[key] = fact;
+  }
+  return { t: "counters", counters, process };
+}
+
 /** Reads a control line from the supervisor; anything else is undefined. */
 function decodeSupervisorLine(line: string, now: number): SupervisorMessage | undefined {
   if (!line.startsWith(CONTROL)) return undefined;
@@ -118,7 +147,9 @@ function decodeSupervisorLine(line: string, now: number): SupervisorMessage | un
   }
   if (!isRecord(value)) return undefined;
   if (value.t === "penalty") return checkPenalty(value, now);
-  return value.t === "stop" || value.t === "reload" || value.t === "synced" ? { t: value.t } : undefined;
+  return value.t === "stop" || value.t === "reload" || value.t === "synced" || value.t === "counters"
+    ? { t: value.t }
+    : undefined;
 }
 
 /** Splits text arriving in pieces into lines (without their newline); the last unfinished line comes at the end. */
@@ -183,6 +214,7 @@ export class WorkerChannel {
   #onReload: (() => void) | undefined;
   #reloadAsked = false;
   #markSynced!: () => void;
+  #server: EchogateServer | undefined;
   /**
    * Settles once the penalties given before this worker started have arrived: a gate worker waits
    * for it before it listens, so a worker started again never admits a source the others refuse.
@@ -219,6 +251,7 @@ export class WorkerChannel {
           else if (this.#early.length < MAX_REPLAY) this.#early.push(message);
         } else if (message?.t === "synced") this.#markSynced();
         else if (message?.t === "stop") this.#stop();
+        else if (message?.t === "counters") this.#sendCounters();
         else if (message?.t === "reload") {
           if (this.#onReload) this.#onReload();
           else this.#reloadAsked = true;
@@ -229,6 +262,12 @@ export class WorkerChannel {
     }
     this.#markSynced();
     this.#stop(); // the supervisor is gone: stop rather than outlive it
+  }
+
+  #sendCounters(): void {
+    if (!this.#server) return;
+    const process = this.#host.processFacts?.() ?? {};
+    this.#host.sendToSupervisor?.({ t: "counters", counters: this.#server.counters(), process });
   }
 
   #stop(): void {
@@ -261,6 +300,7 @@ export class WorkerChannel {
     const host = this.#host;
     const port = server.addr.transport === "tcp" ? server.addr.port : undefined;
     host.sendToSupervisor?.({ t: "listening", address: server.url, port });
+    this.#server = server;
     return new Promise((resolve) => {
       let stopping = false;
       const stop = () => {
@@ -268,7 +308,9 @@ export class WorkerChannel {
         stopping = true;
         // The supervisor sums these into its one "draining" line.
         host.sendToSupervisor?.({ t: "draining", connections: server.connections });
-        server.close({ drainMs }).then(() => resolve(0), () => resolve(1));
+        // Once closed, the final counters: the supervisor keeps them when this worker is gone.
+        const closed = (code: number) => (this.#sendCounters(), resolve(code));
+        server.close({ drainMs }).then(() => closed(0), () => closed(1));
       };
       host.onSignal("SIGINT", () => {});
       host.onSignal("SIGTERM", stop);
@@ -305,6 +347,10 @@ export interface SuperviseOptions {
   env?: Record<string, string>;
   /** Called with each penalty a worker gives (checked), once. */
   onPenalty?: (address: string, kind: PenaltyKind, at: number) => void;
+  /** Serve the workers' summed metrics here (`--metrics`). */
+  metrics?: { hostname: string; port: number };
+  /** Where the metrics listener is announced. */
+  onMetricsListening?: (address: string) => void;
 }
 
 interface Slot {
@@ -313,7 +359,25 @@ interface Slot {
   startedAt: number;
   restartMs: number;
   timer: ReturnType<typeof setTimeout> | undefined;
+  /** What this worker (as started last) reported: its latest counters, and how many reports. */
+  report: WorkerReport;
 }
+
+interface WorkerReport {
+  counters: CountersMessage | undefined;
+  replies: number;
+}
+
+/** How long an exited worker's report stays apart (its final one may come after its exit). */
+const RETIRE_AFTER_MS = 5000;
+
+/** An exited worker's counters: its gauges are no more. */
+function gone(counters: ServerCounters): ServerCounters {
+  return { ...counters, open: 0, penalizedSources: undefined };
+}
+
+/** How long a scrape waits for the workers' counters before it sums the latest it has. */
+const SCRAPE_WAIT_MS = 2000;
 
 /**
  * Runs the supervisor: starts the workers (the first alone, so `--port 0` is resolved before the
@@ -327,7 +391,14 @@ export async function supervise(host: CliHost, options: SuperviseOptions): Promi
   const logger = createLogger({ json: options.json, writeOut: host.writeOut, writeErr: host.writeErr });
   const slots: Slot[] = Array.from(
     { length: options.count },
-    (_, i) => ({ number: i + 1, process: undefined, startedAt: 0, restartMs: FIRST_RESTART_MS, timer: undefined }),
+    (_, i) => ({
+      number: i + 1,
+      process: undefined,
+      startedAt: 0,
+      restartMs: FIRST_RESTART_MS,
+      timer: undefined,
+      report: { counters: undefined, replies: 0 },
+    }),
   );
   let args = [...host.args];
   let stopping = false;
@@ -371,6 +442,7 @@ export async function supervise(host: CliHost, options: SuperviseOptions): Promi
     if (slot.number === 1) firstExit = worker.exited;
     slot.process = worker;
     slot.startedAt = Date.now();
+    const report: WorkerReport = slot.report = { counters: undefined, replies: 0 };
     let up = false;
     const ready = new Promise<boolean>((resolve) => {
       listening.set(slot.number, () => {
@@ -395,6 +467,11 @@ export async function supervise(host: CliHost, options: SuperviseOptions): Promi
         given.push(message);
         if (given.length > MAX_REPLAY) given.splice(0, given.length - MAX_REPLAY);
       } else if (message?.t === "draining") drained(slot.number, message.connections);
+      else if (message?.t === "counters") {
+        report.counters = message;
+        report.replies++;
+        for (const waiter of scrapes) waiter();
+      }
     });
     void (async () => {
       try {
@@ -406,6 +483,8 @@ export async function supervise(host: CliHost, options: SuperviseOptions): Promi
     })();
     void worker.exited.then(({ code, signal }) => {
       slot.process = undefined;
+      retire(report);
+      for (const waiter of scrapes) waiter(); // a scrape need not wait for it
       listening.delete(slot.number);
       drained(slot.number, 0);
       if (stopping || !started) {
@@ -425,6 +504,48 @@ export async function supervise(host: CliHost, options: SuperviseOptions): Promi
       }, pause);
     });
     return ready;
+  }
+
+  // --metrics: each scrape asks every worker for its counters (exact at that moment) and sums
+  // them with those of the workers that have exited (their last report, sent as they stop).
+  // An exited worker's final report may come just after its exit: its report is summed from a
+  // list for a while, then folded into one sum.
+  const retired = newServerCounters();
+  const exited = new Set<WorkerReport>();
+  const scrapes = new Set<() => void>(); // scrapes waiting for the workers' answers
+  function retire(report: WorkerReport): void {
+    exited.add(report);
+    setTimeout(() => {
+      exited.delete(report);
+      if (report.counters) addCounters(retired, gone(report.counters.counters));
+    }, RETIRE_AFTER_MS);
+  }
+  async function collect(): Promise<{ counters: ServerCounters; process: ProcessFacts }> {
+    const asked = live().map((slot) => ({ slot, report: slot.report, replies: slot.report.replies }));
+    for (const { slot } of asked) slot.process!.send(encode({ t: "counters" }));
+    // Answered, or gone (exited, or exited and started again) meanwhile.
+    const all = () =>
+      asked.every(({ slot, report, replies }) =>
+        report.replies > replies || slot.report !== report || slot.process === undefined
+      );
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let waiter!: () => void;
+    await new Promise<void>((resolve) => {
+      waiter = () => all() && resolve();
+      scrapes.add(waiter);
+      timer = setTimeout(resolve, SCRAPE_WAIT_MS);
+      waiter();
+    });
+    clearTimeout(timer);
+    scrapes.delete(waiter);
+    const counters = addCounters(newServerCounters(), retired);
+    for (const report of exited) if (report.counters) addCounters(counters, gone(report.counters.counters));
+    const reports = live().map((slot) => slot.report.counters).filter((report) => report !== undefined);
+    for (const report of reports) addCounters(counters, report.counters);
+    // The workers share their penalties: each holds the same sources, so the gauge is the largest.
+    const penalized = reports.map((report) => report.counters.penalizedSources ?? 0);
+    if (counters.penalizedSources !== undefined) counters.penalizedSources = Math.max(0, ...penalized);
+    return { counters, process: sumFacts([host.processFacts?.(), ...reports.map((report) => report.process)]) };
   }
 
   let signals = 0;
@@ -467,5 +588,17 @@ export async function supervise(host: CliHost, options: SuperviseOptions): Promi
   if (!stopping) {
     logger.log({ event: "listening", protocol: options.protocol, address: firstAddress ?? "", workers: options.count });
   }
-  return await done;
+  let metrics: HttpServer | undefined;
+  if (options.metrics && !stopping) {
+    try {
+      metrics = await serveMetrics(host, options.metrics, collect, options.onMetricsListening ?? (() => {}));
+    } catch (error) {
+      onSignal("SIGTERM");
+      await done;
+      throw error;
+    }
+  }
+  const code = await done;
+  await metrics?.close();
+  return code;
 }

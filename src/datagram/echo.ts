@@ -6,6 +6,7 @@
  * @module
  */
 
+import { newServerCounters } from "../metrics/counters.ts";
 import { ReplySlabs, utf8 } from "../_bytes.ts";
 import { formatAddress } from "../address.ts";
 import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "../echo_defaults.ts";
@@ -110,6 +111,10 @@ export interface DatagramEchoStats {
    * client left before its answer). Only Bun's socket reports these.
    */
   portUnreachable: number;
+  /** Bytes in the datagrams received. */
+  receivedBytes: number;
+  /** Bytes in the answers handed to the socket. */
+  sentBytes: number;
 }
 
 /**
@@ -174,6 +179,8 @@ export async function serveDatagramEcho(options: DatagramEchoOptions): Promise<D
     sendBufferFull: 0,
     sendErrors: 0,
     portUnreachable: 0,
+    receivedBytes: 0,
+    sentBytes: 0,
   };
   const clock = new TickClock();
   const reporter = new Reporter(logger, stats, clock);
@@ -185,6 +192,7 @@ export async function serveDatagramEcho(options: DatagramEchoOptions): Promise<D
 
   function onMessage(bytes: Uint8Array, hostname: string, port: number, framed?: Uint8Array): void {
     stats.received++;
+    stats.receivedBytes += bytes.length;
     if (port === ownPort || port === 0 || port === 7 || port === 19) return reporter.drop("refusedPort");
     if (bytes.length > maxDatagram) return reporter.drop("tooBig");
     const verdict = sources.admit(hostname, port, clock.now());
@@ -193,8 +201,10 @@ export async function serveDatagramEcho(options: DatagramEchoOptions): Promise<D
     // `framed` is prefix + datagram in the adapter's buffer already: no copy.
     const reply = prefix.length === 0 ? bytes : framed ?? slabs.join(prefix, bytes);
     if (socket === undefined) return;
-    if (socket.send(reply, hostname, port)) stats.answered++;
-    else reporter.drop("sendBufferFull");
+    if (socket.send(reply, hostname, port)) {
+      stats.answered++;
+      stats.sentBytes += reply.length;
+    } else reporter.drop("sendBufferFull");
   }
 
   function onError(error: unknown, hostname?: string, port?: number): void {
@@ -235,6 +245,14 @@ export async function serveDatagramEcho(options: DatagramEchoOptions): Promise<D
     url,
     connections: 0,
     stats,
+    counters() {
+      return {
+        ...newServerCounters(),
+        receivedBytes: stats.receivedBytes,
+        sentBytes: stats.sentBytes,
+        datagrams: { ...stats },
+      };
+    },
     close() {
       closed = true;
       clock.close();

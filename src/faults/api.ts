@@ -5,6 +5,7 @@
  */
 
 import type { HttpHandler } from "../types.ts";
+import { METRICS_CONTENT_TYPE } from "../metrics/exposition.ts";
 import { VERSION } from "../version.ts";
 import type { FaultsController } from "./controller.ts";
 import { FaultsError, type ProxyInfo } from "./model.ts";
@@ -55,7 +56,7 @@ const ROUTES: [string, RegExp, Route][] = [
   ["GET", /^\/metrics$/, (faults) =>
     Promise.resolve(
       new Response(faults.metrics(), {
-        headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+        headers: { "content-type": METRICS_CONTENT_TYPE },
       }),
     )],
 ];

@@ -6,6 +6,7 @@
  */
 
 import type { Transport } from "../types.ts";
+import { MetricsBuilder, renderMetrics } from "../metrics/exposition.ts";
 import {
   FaultsError,
   type FaultsEvent,
@@ -212,20 +213,19 @@ export class FaultsController {
 
   /** toxiproxy's byte counters, in Prometheus' text format. */
   metrics(): string {
-    const lines: string[] = [];
+    const metrics = new MetricsBuilder();
     for (const kind of ["received", "sent"] as const) {
-      const name = `toxiproxy_proxy_${kind}_bytes_total`;
-      lines.push(
-        `# HELP ${name} Bytes ${kind === "received" ? "received from" : "sent to"} a peer, per proxy and direction`,
+      const samples = [...this.#counters.values()].map(({ labels, ...counts }) => ({
+        labels: { ...labels },
+        value: counts[kind],
+      }));
+      metrics.counter(
+        `toxiproxy_proxy_${kind}_bytes_total`,
+        `Bytes ${kind === "received" ? "received from" : "sent to"} a peer, per proxy and direction`,
+        samples,
       );
-      lines.push(`# TYPE ${name} counter`);
-      for (const { labels, ...counts } of this.#counters.values()) {
-        const text = Object.entries(labels).sort(([a], [b]) => a < b ? -1 : 1)
-          .map(([key, value]) => `${key}="${escapeLabel(value)}"`).join(",");
-        lines.push(`${name}{${text}} ${counts[kind]}`);
-      }
     }
-    return lines.join("\n") + "\n";
+    return renderMetrics(metrics.families);
   }
 
   #get(name: string): FaultProxy {
@@ -252,8 +252,4 @@ function sameListen(bound: string, wanted: string): boolean {
   if (bound === wanted) return true;
   const port = /:(\d+)$/.exec(wanted)?.[1];
   return port !== undefined && port !== "0" && bound.endsWith(`:${port}`) && /^localhost:/.test(wanted);
-}
-
-function escapeLabel(value: string): string {
-  return value.replaceAll("\\", "\\\\").replaceAll("\n", "\\n").replaceAll('"', '\\"');
 }
