@@ -15,7 +15,7 @@ import { checkDescriptors } from "./descriptors.ts";
 import { type BenchOptions, type Settings, settle } from "./options.ts";
 import type { BenchReport } from "./report.ts";
 import type { Histogram } from "./_histogram.ts";
-import { Pacer } from "./_pacing.ts";
+import { Pacer, RunStop } from "./_pacing.ts";
 import { BenchTally } from "./_tally.ts";
 import { connectLoop, type ModeRun, pingpong, stream, type Watched } from "./_modes.ts";
 import { blockSize, messageAlphabet, PatternCopies } from "./_verify.ts";
@@ -69,10 +69,9 @@ class BenchRun implements ModeRun {
   readonly #options: BenchOptions;
   readonly #tally: BenchTally;
   readonly #watched = new Set<Watched>();
-  readonly wakers = new Set<() => void>();
+  readonly #end = new RunStop();
   readonly alphabet: Uint8Array;
   readonly pattern: PatternCopies | undefined;
-  #stopped = false;
   #proxyTemplate: ProxyHeaderTemplate | undefined; // connect mode with proxyHeader: see withProxyHeader
   /** What ends the run at once: there is nothing to measure (a plain client at a TLS server). */
   #fatal: Error | undefined;
@@ -82,7 +81,11 @@ class BenchRun implements ModeRun {
   }
 
   get stopped(): boolean {
-    return this.#stopped;
+    return this.#end.stopped;
+  }
+
+  get wakers(): Set<() => void> {
+    return this.#end.wakers;
   }
 
   constructor(settings: Settings, options: BenchOptions) {
@@ -152,7 +155,7 @@ class BenchRun implements ModeRun {
     if (s.mode !== "connect") {
       // Open every connection first, a bounded number at a time, then start the clock.
       const opener = async (from: number) => {
-        for (let i = from; i < s.conns && !this.#stopped; i += OPEN_CONCURRENCY) {
+        for (let i = from; i < s.conns && !this.#end.stopped; i += OPEN_CONCURRENCY) {
           try {
             sockets[i] = await this.connect();
           } catch (error) {
@@ -175,23 +178,12 @@ class BenchRun implements ModeRun {
   }
 
   #stop(): void {
-    this.#stopped = true;
-    for (const wake of this.wakers) wake();
-    this.wakers.clear();
+    this.#end.stop();
   }
 
   /** Waits `ms`, or less if the run stops first. */
   #pause(ms: number): Promise<void> {
-    if (this.#stopped || ms <= 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const wake = () => {
-        clearTimeout(timer);
-        this.wakers.delete(wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      this.wakers.add(wake);
-    });
+    return this.#end.pause(ms);
   }
 
   /**
@@ -201,10 +193,10 @@ class BenchRun implements ModeRun {
    * from when it was sent, as nothing was held back.
    */
   async paced(pacer: Pacer): Promise<number | undefined> {
-    if (this.#stopped) return undefined;
+    if (this.#end.stopped) return undefined;
     const due = pacer.take();
     await this.#pause(due - performance.now());
-    return this.#stopped ? undefined : due;
+    return this.#end.stopped ? undefined : due;
   }
 
   #emitInterval(): void {
@@ -277,9 +269,9 @@ class BenchRun implements ModeRun {
     this.#watched.add(watched);
     let retry = initial === null;
     try {
-      while (!this.#stopped) {
+      while (!this.#end.stopped) {
         if (retry) await this.#pause(RETRY_MS);
-        if (this.#stopped) break;
+        if (this.#end.stopped) break;
         retry = false;
         watched.since = 0;
         watched.timedOut = false;
