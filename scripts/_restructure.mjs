@@ -41,6 +41,19 @@ export const MAPPING = {
   "src/proxy_protocol/ip.ts": "src/ip.ts",
 };
 
+/**
+ * With MAPPING: names that moved from one module to another before the files move. Every import and export of them
+ * from `from` names `to` instead (a statement that also names others is split in two), and `from` loses its
+ * forwarding line. Paths are the ones before the moves.
+ */
+const SYMBOL_MOVES = [{
+  from: "src/penalties.ts",
+  to: "src/proxy_protocol/ip.ts",
+  names: ["Cidr", "cidrContains", "parseCidr", "parseIp"],
+  forwarding:
+    /\n\/\/ Until every importer names src\/proxy_protocol\/ip\.ts[^\n]*\nexport \{[^}]*\} from "\.\/proxy_protocol\/ip\.ts";\n/,
+}];
+
 /** With MAPPING: docs/architecture.md's layout tree, one line per folder, for the folders it makes and empties. */
 const LAYOUT = {
   file: "docs/architecture.md",
@@ -78,7 +91,7 @@ function main() {
   const changed = [];
   for (const path of trackedFiles()) {
     const before = readFileSync(join(root, path), "utf8");
-    const after = rewrite(path, before, moves);
+    const after = rewrite(path, before, moves, mapping === MAPPING ? SYMBOL_MOVES : []);
     if (after !== before) {
       changed.push(path);
       if (!dryRun) writeFileSync(join(root, path), after);
@@ -142,9 +155,10 @@ const LINK = /(\]\()(\.{0,2}\/?[^)\s#]+)(#[^)\s]*)?\)/g;
  * `text` of the file at `path` with its references to moved files rewritten. The file may be moving too: its
  * specifiers are resolved from where they were written (its old place, or its new one on a second run).
  */
-function rewrite(path, text, moves) {
+function rewrite(path, text, moves, symbolMoves) {
   const target = moves.has(path) ? moves.get(path) : path;
   if (target === null) return text;
+  if (CODE.test(path)) text = moveSymbols(path, text, symbolMoves);
   const movedTo = (repoPath) => (moves.has(repoPath) && moves.get(repoPath) !== null ? moves.get(repoPath) : repoPath);
   // Where a relative reference of this file resolves: from its old place while that file still exists there.
   const base = existsSync(join(root, path)) ? path : target;
@@ -176,6 +190,42 @@ function rewrite(path, text, moves) {
     if (to === null || from === to) continue;
     const pattern = new RegExp(`(?<![\\w./-])${escape(from)}(?![\\w/-])`, "g");
     out = out.replace(pattern, to);
+  }
+  return out;
+}
+
+// `import { a, type B } from "…";`, `import type { A } from "…";`, `export { a } from "…";` (one line or several).
+const NAMED = /(import|export)(\s+type)?\s*\{([^}]*)\}\s*from\s*["']([^"']+)["'];?/g;
+
+/** `text` of `path` with its imports of moved names pointed at their new module (specifiers as from `path`). */
+function moveSymbols(path, text, symbolMoves) {
+  let out = text;
+  for (const { from, to, names, forwarding } of symbolMoves) {
+    if (path === from) {
+      out = out.replace(forwarding, "\n");
+      continue;
+    }
+    out = out.replace(NAMED, (all, keyword, typeOnly = "", list, spec, offset, whole) => {
+      if (!spec.startsWith(".") || posix.normalize(posix.join(posix.dirname(path), spec)) !== from) return all;
+      const items = list.split(",").map((item) => item.trim()).filter(Boolean);
+      const bare = (item) => item.replace(/^type\s+/, "").split(/\s+as\s+/)[0];
+      const moving = items.filter((item) => names.includes(bare(item)));
+      if (moving.length === 0) return all;
+      let toSpec = posix.relative(posix.dirname(path), to);
+      if (!toSpec.startsWith(".")) toSpec = `./${toSpec}`;
+      const statement = (list, specifier) => {
+        // Types only: `import type { A }`, as deno lint's verbatim-module-syntax wants.
+        const types = !typeOnly && list.every((item) => /^type\s/.test(item));
+        const named = types ? list.map((item) => item.replace(/^type\s+/, "")) : list;
+        return `${keyword}${types ? " type" : typeOnly} { ${named.join(", ")} } from "${specifier}";`;
+      };
+      const staying = items.filter((item) => !moving.includes(item));
+      if (staying.length === 0) return statement(moving, toSpec);
+      // Two statements; inside a JSDoc example the second keeps the comment's " * ".
+      const lineStart = whole.lastIndexOf("\n", offset) + 1;
+      const indent = /^\s*(\*\s)?/.exec(whole.slice(lineStart))?.[0] ?? "";
+      return `${statement(staying, spec)}\n${indent}${statement(moving, toSpec)}`;
+    });
   }
   return out;
 }
