@@ -1,12 +1,12 @@
 /**
  * Answering a push-style socket's chunks straight from its data callbacks, for a read queue and a
- * write side that are separate objects (read_queue.ts's `PushStreamSocket` is both, and shares the step).
+ * write side that are separate objects (read_queue.ts's `PushStreamSocket` is both; the step is shared).
  *
  * @module
  */
 
 import type { ChunkResponder } from "./types.ts";
-import type { ChunkListener, ReadQueue } from "./read_queue.ts";
+import { answerQueuedChunk, type ChunkListener, type ReadQueue } from "./read_queue.ts";
 import type { ImmediateWriter } from "./write_queue.ts";
 
 /**
@@ -54,38 +54,4 @@ class QueuedAnswerer implements ChunkListener {
   onChunk(chunk: Uint8Array | null, error?: unknown): boolean {
     return answerQueuedChunk(this.#queue, this.#writer, this.#responder, this, chunk, error);
   }
-}
-
-/**
- * One step of answering from a read queue: answer and write `chunk`; true to take the next one at once. Shared with
- * read_queue.ts's `PushStreamSocket`, which is its own queue, writer and listener.
- */
-export function answerQueuedChunk(
-  queue: ReadQueue,
-  writer: ImmediateWriter,
-  responder: ChunkResponder,
-  listener: ChunkListener,
-  chunk: Uint8Array | null,
-  error: unknown,
-): boolean {
-  if (chunk === null) {
-    responder.ended(error);
-    return false;
-  }
-  let reply: Uint8Array | null | undefined;
-  try {
-    reply = responder.answer(chunk);
-    if (reply !== null && (reply === undefined || reply.length === 0 || writer.writeNow(reply))) return true;
-  } catch (error) {
-    responder.ended(error);
-    return false;
-  }
-  if (reply === null) {
-    responder.ended();
-    return false;
-  }
-  // Over the write high-water mark: stop taking chunks (they queue up, pausing the source)
-  // until the writes drain.
-  writer.onDrain((error) => error === undefined ? queue.subscribe(listener) : responder.ended(error));
-  return false;
 }

@@ -11,7 +11,6 @@
 import { NO_CHUNKS } from "./_bytes.ts";
 import type { Address, ChunkResponder, StreamSocket } from "./types.ts";
 import { type ImmediateWriter, writeAndDrain } from "./write_queue.ts";
-import { answerQueuedChunk } from "./answer_queued.ts";
 
 /** Default bytes buffered before the source is paused: 64 KiB. */
 export const DEFAULT_READ_HIGH_WATER = 64 * 1024;
@@ -283,4 +282,38 @@ export abstract class PushStreamSocket extends ReadQueue implements StreamSocket
   onChunk(chunk: Uint8Array | null, error?: unknown): boolean {
     return answerQueuedChunk(this, this, this.#responder!, this, chunk, error);
   }
+}
+
+/**
+ * One step of answering from a read queue: answer and write `chunk`; true to take the next one at once. Shared by
+ * {@linkcode PushStreamSocket} (its own queue, writer and listener) and `answerQueued` (answer_queued.ts).
+ */
+export function answerQueuedChunk(
+  queue: ReadQueue,
+  writer: ImmediateWriter,
+  responder: ChunkResponder,
+  listener: ChunkListener,
+  chunk: Uint8Array | null,
+  error: unknown,
+): boolean {
+  if (chunk === null) {
+    responder.ended(error);
+    return false;
+  }
+  let reply: Uint8Array | null | undefined;
+  try {
+    reply = responder.answer(chunk);
+    if (reply !== null && (reply === undefined || reply.length === 0 || writer.writeNow(reply))) return true;
+  } catch (error) {
+    responder.ended(error);
+    return false;
+  }
+  if (reply === null) {
+    responder.ended();
+    return false;
+  }
+  // Over the write high-water mark: stop taking chunks (they queue up, pausing the source)
+  // until the writes drain.
+  writer.onDrain((error) => error === undefined ? queue.subscribe(listener) : responder.ended(error));
+  return false;
 }
