@@ -1,5 +1,6 @@
 /**
- * The throttle for log lines that come in floods (accept failures, refusals at accept): the
+ * The throttle for log lines that come in floods (accept failures, refusals at accept, failed TLS
+ * handshakes, datagram drops): the
  * first of a burst is logged at once; each later one within the interval is only counted, and
  * the interval ends with one line for the latest of them, saying how many it stands for. So a
  * flood costs one line at once and one per interval, and nothing counted is lost.
@@ -49,6 +50,7 @@ export class LogThrottle<T> {
   add(item: T): void {
     this.#latest = item;
     this.#counted++;
+    if (this.#timer !== undefined) return; // the interval's line is due already: a flood costs a count
     const wait = this.#loggedAt + this.#intervalMs - Date.now();
     // Once closed, no timer: it would outlive its server.
     if (wait <= 0 || this.#closed) this.#flush();

@@ -2,8 +2,8 @@
  * Turns a push-style socket (one that delivers data through callbacks, as Node's and Bun's do) into the
  * pull-style {@linkcode StreamSocket.read} the core uses, pausing the source while too much is
  * buffered so a fast sender cannot grow memory; and gives such sockets the promise-free
- * {@linkcode StreamSocket.answerEach} through {@linkcode answerQueued}, or as one object
- * through the {@linkcode PushStreamSocket} base class.
+ * {@linkcode StreamSocket.answerEach} as one object through the {@linkcode PushStreamSocket}
+ * base class (or for a separate queue and writer, through `answerQueued` in answer_queued.ts).
  *
  * @module
  */
@@ -210,52 +210,6 @@ export interface ChunkListener {
 }
 
 /**
- * {@linkcode StreamSocket.answerEach} for push-style adapters: answers chunks straight from the
- * data callbacks, with no promise at all. While an answer waits for the write queue to drain,
- * new chunks queue up in `queue` (which pauses its source), so backpressure holds.
- * {@linkcode PushStreamSocket} does the same without the extra object per connection.
- *
- * @param queue The socket's read queue.
- * @param writer The socket's synchronous write side.
- * @param responder What to write for each chunk, and who hears when it is over.
- *
- * @example An in-memory socket answered by doubling each byte
- * ```ts
- * import { answerQueued, ReadQueue } from "./read_queue.ts";
- *
- * const written: number[] = [];
- * const queue = new ReadQueue({ pause() {}, resume() {} });
- * const writer = { writeNow: (bytes: Uint8Array) => (written.push(...bytes), true), onDrain() {} };
- * answerQueued(queue, writer, {
- *   answer: (chunk) => chunk.map((byte) => byte * 2),
- *   ended: () => console.log(written), // [2, 4]
- * });
- * queue.push(new Uint8Array([1, 2]));
- * queue.end();
- * ```
- */
-export function answerQueued(queue: ReadQueue, writer: ImmediateWriter, responder: ChunkResponder): void {
-  queue.subscribe(new QueuedAnswerer(queue, writer, responder));
-}
-
-// Holds what closures would otherwise capture.
-class QueuedAnswerer implements ChunkListener {
-  #queue: ReadQueue;
-  #writer: ImmediateWriter;
-  #responder: ChunkResponder;
-
-  constructor(queue: ReadQueue, writer: ImmediateWriter, responder: ChunkResponder) {
-    this.#queue = queue;
-    this.#writer = writer;
-    this.#responder = responder;
-  }
-
-  onChunk(chunk: Uint8Array | null, error?: unknown): boolean {
-    return answerQueuedChunk(this.#queue, this.#writer, this.#responder, this, chunk, error);
-  }
-}
-
-/**
  * A base for push-style sockets (Node's and Bun's): the socket is its own read queue, writer and
  * answerer, so a connection served through {@linkcode StreamSocket.answerEach} costs one object
  * here rather than three. Subclasses feed it from their callbacks (`push`, `end`), make the
@@ -318,7 +272,7 @@ export abstract class PushStreamSocket extends ReadQueue implements StreamSocket
     return writeAndDrain(this, bytes);
   }
 
-  /** Answers each chunk from the data callbacks (see {@linkcode answerQueued}). */
+  /** Answers each chunk from the data callbacks (as `answerQueued` in answer_queued.ts does). */
   answerEach(responder: ChunkResponder): void {
     this.#responder = responder;
     this.subscribe(this);
@@ -330,8 +284,11 @@ export abstract class PushStreamSocket extends ReadQueue implements StreamSocket
   }
 }
 
-// One step of answerQueued: answer and write `chunk`; true to take the next one at once.
-function answerQueuedChunk(
+/**
+ * One step of answering from a read queue: answer and write `chunk`; true to take the next one at once. Shared by
+ * {@linkcode PushStreamSocket} (its own queue, writer and listener) and `answerQueued` (answer_queued.ts).
+ */
+export function answerQueuedChunk(
   queue: ReadQueue,
   writer: ImmediateWriter,
   responder: ChunkResponder,

@@ -221,13 +221,8 @@ export async function serve(
   }
 
   // Failed TLS handshakes (plain text on a TLS port, scanners, stalled peers) come in bursts too.
-  let handshakeLoggedAt = -Infinity;
-  let handshakesSuppressed = 0;
-  function reportHandshakeError(failure: TlsHandshakeFailure, proxy?: string): void {
-    counters.tlsHandshakeFailures[failure.reason]++;
-    const now = Date.now();
-    if (now - handshakeLoggedAt >= ACCEPT_ERROR_LOG_INTERVAL_MS) {
-      const more = handshakesSuppressed > 0 ? handshakesSuppressed : undefined;
+  const handshakeFailures = new LogThrottle<{ failure: TlsHandshakeFailure; proxy: string | undefined }>(
+    ({ failure, proxy }, more) =>
       logger.log({
         event: "tls-handshake-failed",
         remote: formatAddress(failure.remoteAddr),
@@ -235,12 +230,11 @@ export async function serve(
         reason: failure.reason,
         message: failure.message,
         ...(more ? { more } : {}),
-      });
-      handshakeLoggedAt = now;
-      handshakesSuppressed = 0;
-    } else {
-      handshakesSuppressed++;
-    }
+      }),
+  );
+  function reportHandshakeError(failure: TlsHandshakeFailure, proxy?: string): void {
+    counters.tlsHandshakeFailures[failure.reason]++;
+    handshakeFailures.add({ failure, proxy });
     try {
       options.onHandshakeError?.(failure);
     } catch {
@@ -289,6 +283,7 @@ export async function serve(
     await listener.close();
     acceptErrors.close();
     admissionRefusals.close();
+    handshakeFailures.close();
     awaitingHeader.closeAll();
     for (const socket of handshaking) socket.close();
     if (drainMs > 0) {
@@ -470,8 +465,6 @@ class ConnectionList {
 }
 
 const NO_BYTES = new Uint8Array(0);
-
-const ACCEPT_ERROR_LOG_INTERVAL_MS = 10_000; // TLS handshake failures' report interval
 
 /** Listens, replacing a stale unix socket file (one nothing listens on) if need be. */
 async function bind(options: ServerOptions, handlers: Parameters<Transport["listen"]>[1]): Promise<Listener> {

@@ -1,7 +1,8 @@
 // Helpers shared by the faults test files: servers that close after each test, sockets, the API.
 
 import { type FaultsServer, serveEcho, serveFaults, type StreamSocket } from "../src/mod.ts";
-import { bytes, type cleanup, portOf, readAll, readAtLeast, transport } from "./_utils.ts";
+import { bytes, portOf, readAll, readAtLeast, transport } from "./_net.ts";
+import type { cleanup } from "./_utils.ts";
 
 /** Starts servers and sockets that `resources` closes after each test. */
 export function faultsKit(resources: ReturnType<typeof cleanup>) {

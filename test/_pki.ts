@@ -8,7 +8,8 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { type Child, waitFor } from "./_utils.ts";
+import { waitFor } from "./_wait.ts";
+import type { Child } from "./_child.ts";
 
 /** PEM strings and the files they were read from. */
 export interface TestPki {

@@ -2,26 +2,17 @@
 // while they wait in the accept queue (Deno's accept then fails with ENOTCONN, once per client) is
 // skipped at once, and only running out of resources backs off.
 
-import { afterEach, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import type { LogEvent, StreamSocket } from "../src/mod.ts";
 import { acceptErrorKind } from "../src/accept_errors.ts";
 import { hasOpenssl, usePki } from "./_pki.ts";
-import {
-  bytes,
-  cleanup,
-  deadline,
-  fdCount,
-  readAtLeast,
-  runCommand,
-  RUNTIME,
-  startCliServer,
-  text,
-  transport,
-  waitFor,
-} from "./_utils.ts";
+import { deadline, waitFor } from "./_wait.ts";
+import { bytes, readAtLeast, RUNTIME, text, transport } from "./_net.ts";
+import { runCommand, startCliServer } from "./_child.ts";
+import { fdCount } from "./_proc.ts";
+import { useCleanup } from "./_utils.ts";
 
-const resources = cleanup();
-afterEach(() => resources.run());
+const resources = useCleanup();
 
 const WAVES = 20;
 const PER_WAVE = 100; // well below every runtime's listen backlog (511 and up), so the queue never overflows

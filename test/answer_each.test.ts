@@ -6,7 +6,8 @@ import { afterEach, describe, expect, test } from "vitest";
 import fc from "fast-check";
 import { serveEcho, type StreamSocket, type Transport } from "../src/mod.ts";
 import { answerAll } from "../src/answer.ts";
-import { answerQueued, ReadQueue } from "../src/read_queue.ts";
+import { answerQueued } from "../src/answer_queued.ts";
+import { ReadQueue } from "../src/read_queue.ts";
 import {
   bytes,
   cleanup,

@@ -2,28 +2,17 @@
 // reply, and fails on mismatches and errors. Runs are short (half a second); nothing here
 // asserts on speed, only on what was counted and verified.
 
-import { afterEach, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { loadAdapter } from "../adapters/mod.ts";
 import { type BenchReport, DescriptorLimitError, runBench } from "../src/bench/mod.ts";
 import { runCli } from "../src/cli/main.ts";
 import { type CliHost, type Logger, serve, serveEcho, serveGate } from "../src/mod.ts";
-import {
-  bytes,
-  cleanup,
-  cliCommand,
-  concat,
-  portOf,
-  ROOT,
-  runCommand,
-  RUNTIME,
-  tempSocketPath,
-  transport,
-} from "./_utils.ts";
+import { bytes, concat, portOf, RUNTIME, tempSocketPath, transport } from "./_net.ts";
+import { argv, ROOT, runCommand, runEchogate } from "./_child.ts";
+import { useCleanup } from "./_utils.ts";
 
-const cli = cliCommand(RUNTIME);
-const run = (args: string[]) => runCommand([...cli, "bench", ...args]);
-const resources = cleanup();
-afterEach(() => resources.run());
+const run = (args: string[]) => runEchogate(["bench", ...args]);
+const resources = useCleanup();
 
 /** Runs the CLI in this process with a host that records output (and may add optional abilities). */
 async function runInProcess(
@@ -259,18 +248,7 @@ describe(`echogate bench on ${RUNTIME}`, () => {
   test("--rate caps the total pace and --json-stream prints start, interval and end objects", async () => {
     const path = tempSocketPath("bench");
     resources.add(await serveEcho({ transport, path, mode: "raw" }));
-    const result = await run([
-      "--unix",
-      path,
-      "--prefix=",
-      "--conns",
-      "4",
-      "--rate",
-      "40",
-      "--duration",
-      "1.1",
-      "--json-stream",
-    ]);
+    const result = await run(argv`--unix ${path} --prefix= --conns 4 --rate 40 --duration 1.1 --json-stream`);
     expect(result.code).toBe(0);
     const events = result.stdout.trim().split("\n").map((line) => JSON.parse(line));
     expect(events[0]).toMatchObject({ event: "start", mode: "pingpong", target: `unix:${path}`, rateLimitPerS: 40 });

@@ -2,7 +2,7 @@
 // histogram file, the JSON schema, and --workers (the load split over processes, the reports
 // merged exactly). Real servers over real sockets; short runs; nothing asserts on speed.
 
-import { afterEach, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,10 +10,11 @@ import { type BenchReport, runBench } from "../src/bench/mod.ts";
 import { Histogram } from "../src/bench/_histogram.ts";
 import { mergeRuns } from "../src/bench/merge.ts";
 import { serve, serveEcho } from "../src/mod.ts";
-import { bytes, cleanup, cliCommand, concat, portOf, ROOT, runCommand, RUNTIME, transport } from "./_utils.ts";
+import { bytes, concat, portOf, RUNTIME, transport } from "./_net.ts";
+import { argv, cliCommand, ROOT, runCommand } from "./_child.ts";
+import { useCleanup } from "./_utils.ts";
 
-const resources = cleanup();
-afterEach(() => resources.run());
+const resources = useCleanup();
 const bench = (args: string[]) => runCommand([...cliCommand(RUNTIME), "bench", ...args], { ms: 30_000 });
 const tempFile = (name: string) => join(mkdtempSync(join(tmpdir(), "echogate-bench-")), name);
 
@@ -90,17 +91,7 @@ describe(`bench latency on ${RUNTIME}`, () => {
     async () => {
       const server = resources.add(await serveEcho({ transport, port: 0 }));
       const file = tempFile("latency.hgrm");
-      const result = await bench([
-        "--port",
-        String(portOf(server)),
-        "--conns",
-        "2",
-        "--duration",
-        "0.5",
-        "--json",
-        "--hdr",
-        file,
-      ]);
+      const result = await bench(argv`--port ${portOf(server)} --conns 2 --duration 0.5 --json --hdr ${file}`);
       expect(result.code).toBe(0);
       const report = JSON.parse(result.stdout) as BenchReport;
       const text = readFileSync(file, "utf8");
@@ -127,17 +118,7 @@ describe(`bench latency on ${RUNTIME}`, () => {
   test("the --json report has exactly the fields src/bench/schema.json lists, of the types it gives", async () => {
     const schema = JSON.parse(readFileSync(`${ROOT}src/bench/schema.json`, "utf8"));
     const server = resources.add(await serveEcho({ transport, port: 0 }));
-    const result = await bench([
-      "--port",
-      String(portOf(server)),
-      "--conns",
-      "2",
-      "--duration",
-      "0.3",
-      "--rate",
-      "100",
-      "--json",
-    ]);
+    const result = await bench(argv`--port ${portOf(server)} --conns 2 --duration 0.3 --rate 100 --json`);
     expect(result.code).toBe(0);
     const report = JSON.parse(result.stdout) as Record<string, unknown>;
     for (const key of schema.required) expect(report).toHaveProperty(key);
@@ -184,19 +165,9 @@ describe(`bench latency on ${RUNTIME}`, () => {
   test("bench --workers 2 splits the connections over two processes and merges their reports exactly", async () => {
     const server = resources.add(await serveEcho({ transport, port: 0 }));
     const file = tempFile("workers.hgrm");
-    const result = await bench([
-      "--port",
-      String(portOf(server)),
-      "--conns",
-      "5",
-      "--duration",
-      "0.6",
-      "--workers",
-      "2",
-      "--json",
-      "--hdr",
-      file,
-    ]);
+    const result = await bench(
+      argv`--port ${portOf(server)} --conns 5 --duration 0.6 --workers 2 --json --hdr ${file}`,
+    );
     expect(result.stderr).toBe("");
     expect(result.code).toBe(0);
     const report = JSON.parse(result.stdout) as BenchReport;
@@ -214,17 +185,7 @@ describe(`bench latency on ${RUNTIME}`, () => {
     "bench --workers 2 --json-stream: each worker's intervals carry its number, the end object is the merged run",
     async () => {
       const server = resources.add(await serveEcho({ transport, port: 0 }));
-      const result = await bench([
-        "--port",
-        String(portOf(server)),
-        "--conns",
-        "2",
-        "--duration",
-        "1.5",
-        "--workers",
-        "2",
-        "--json-stream",
-      ]);
+      const result = await bench(argv`--port ${portOf(server)} --conns 2 --duration 1.5 --workers 2 --json-stream`);
       expect(result.code).toBe(0);
       const objects = result.stdout.trim().split("\n").map((line) => JSON.parse(line));
       expect(objects[0].event).toBe("start");

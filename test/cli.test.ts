@@ -1,26 +1,15 @@
-import { afterEach, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { writeFileSync } from "node:fs";
 import { serveEcho, serveGate, type StreamSocket, VERSION } from "../src/mod.ts";
 import { LineOutput } from "../src/cli/output.ts";
-import {
-  bytes,
-  cleanup,
-  cliCommand,
-  portOf,
-  readAtLeast,
-  runCommand,
-  RUNTIME,
-  startCliServer,
-  tempSocketPath,
-  text,
-  transport,
-  waitFor,
-} from "./_utils.ts";
+import { waitFor } from "./_wait.ts";
+import { bytes, portOf, readAtLeast, RUNTIME, tempSocketPath, text, transport } from "./_net.ts";
+import { cliCommand, runCommand, runEchogate, startCliServer } from "./_child.ts";
+import { useCleanup } from "./_utils.ts";
 
 const cli = cliCommand(RUNTIME);
-const run = (args: string[], env?: Record<string, string>) => runCommand([...cli, ...args], { env });
-const resources = cleanup();
-afterEach(() => resources.run());
+const run = (args: string[], env?: Record<string, string>) => runEchogate(args, { env });
+const resources = useCleanup();
 
 describe(`echogate CLI on ${RUNTIME}`, () => {
   test("--version and --help work at every level", async () => {

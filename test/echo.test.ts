@@ -1,24 +1,12 @@
-import { afterEach, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { AddrInUseError, type EchoOptions, serveEcho } from "../src/mod.ts";
-import {
-  bytes,
-  cleanup,
-  hasIPv6,
-  portOf,
-  readAll,
-  readAtLeast,
-  recordingLogger,
-  RUNTIME,
-  tempSocketPath,
-  text,
-  transport,
-  waitUntil,
-} from "./_utils.ts";
+import { waitUntil } from "./_wait.ts";
+import { bytes, hasIPv6, portOf, readAll, readAtLeast, RUNTIME, tempSocketPath, text, transport } from "./_net.ts";
+import { recordingLogger, useCleanup } from "./_utils.ts";
 
-const resources = cleanup();
-afterEach(() => resources.run());
+const resources = useCleanup();
 const ipv6 = await hasIPv6(); // no IPv6 loopback on some machines: the test says it is skipped
 
 async function startEcho(

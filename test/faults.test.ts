@@ -1,27 +1,18 @@
 // echogate faults: toxiproxy's API driven by its own Node client, and each toxic over real sockets.
 
-import { afterEach, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import * as net from "node:net";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Toxiproxy } from "toxiproxy-node-client";
-import {
-  bytes,
-  cleanup,
-  cliCommand,
-  deadline,
-  readAll,
-  runCommand,
-  RUNTIME,
-  startCliServer,
-  text,
-  waitFor,
-} from "./_utils.ts";
+import { deadline, waitFor } from "./_wait.ts";
+import { bytes, readAll, RUNTIME, text } from "./_net.ts";
+import { cliCommand, runCommand, startCliServer } from "./_child.ts";
+import { useCleanup } from "./_utils.ts";
 import { api, faultsKit, roundTrip, waitForAsync } from "./_faults.ts";
 
-const resources = cleanup();
-afterEach(() => resources.run());
+const resources = useCleanup();
 
 const { startFaults, startEcho, startCountingUpstream, connect } = faultsKit(resources);
 

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import {
   createForwardHandler,
   createLogger,
@@ -14,25 +14,12 @@ import { DEFAULT_MAX_PENDING_PER_SOURCE, REFUSAL, WELCOME } from "../src/gate.ts
 import { PenaltyBox } from "../src/penalties.ts";
 import { PendingPerSource } from "../src/_pending_sources.ts";
 import { hasOpenssl, usePki } from "./_pki.ts";
-import {
-  bytes,
-  cleanup,
-  cliCommand,
-  concat,
-  portOf,
-  readAll,
-  readAtLeast,
-  recordingLogger,
-  runCommand,
-  RUNTIME,
-  startCliServer,
-  text,
-  transport,
-  waitFor,
-} from "./_utils.ts";
+import { waitFor } from "./_wait.ts";
+import { bytes, concat, portOf, readAll, readAtLeast, RUNTIME, text, transport } from "./_net.ts";
+import { cliCommand, runCommand, startCliServer } from "./_child.ts";
+import { recordingLogger, useCleanup } from "./_utils.ts";
 
-const resources = cleanup();
-afterEach(() => resources.run());
+const resources = useCleanup();
 
 /** A fake clock for the penalty table, in ms. */
 function clock(start = 1_000_000) {

@@ -5,10 +5,11 @@
 
 import { afterEach, describe, expect, test } from "vitest";
 import { chmodSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { cleanup, cliCommand, runCommand, RUNTIME, startCliServer, tempSocketPath } from "./_utils.ts";
+import { RUNTIME, tempSocketPath } from "./_net.ts";
+import { runCommand, runEchogate, startCliServer } from "./_child.ts";
+import { cleanup } from "./_utils.ts";
 
-const cli = cliCommand(RUNTIME);
-const run = (args: string[], env?: Record<string, string>) => runCommand([...cli, ...args], { env, ms: 15_000 });
+const run = (args: string[], env?: Record<string, string>) => runEchogate(args, { env, ms: 15_000 });
 const resources = cleanup();
 const temporary: string[] = [];
 afterEach(async () => {

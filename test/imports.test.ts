@@ -1,14 +1,15 @@
 // Importing the package has no side effects ("sideEffects": false in the npm package): loading an
 // adapter adds no listener to the process or its output streams; only the CLI host does, when made.
 
-import { afterEach, expect, test } from "vitest";
+import { expect, test } from "vitest";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cleanup, cliCommand, ROOT, runCommand, RUNTIME } from "./_utils.ts";
+import { RUNTIME } from "./_net.ts";
+import { cliCommand, ROOT, runCommand } from "./_child.ts";
+import { useCleanup } from "./_utils.ts";
 
-const resources = cleanup();
-afterEach(() => resources.run());
+const resources = useCleanup();
 
 test("loadAdapter() and the adapter modules add no process or stream listeners until the host is read", async () => {
   const dir = mkdtempSync(join(tmpdir(), "echogate-imports-"));

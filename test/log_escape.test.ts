@@ -4,25 +4,14 @@
 // nginx does. In --json lines DEL, C1 controls and U+2028/U+2029 are escaped too (JSON.stringify
 // leaves them raw).
 
-import { afterEach, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { hasOpenssl, makeClientLeaf, usePki } from "./_pki.ts";
-import {
-  bytes,
-  type ChildServer,
-  cleanup,
-  concat,
-  readAll,
-  readAtLeast,
-  runCommand,
-  RUNTIME,
-  startCliServer,
-  text,
-  transport,
-  waitFor,
-} from "./_utils.ts";
+import { waitFor } from "./_wait.ts";
+import { bytes, concat, readAll, readAtLeast, RUNTIME, text, transport } from "./_net.ts";
+import { type ChildServer, runCommand, startCliServer } from "./_child.ts";
+import { useCleanup } from "./_utils.ts";
 
-const resources = cleanup();
-afterEach(() => resources.run());
+const resources = useCleanup();
 
 /** A forged log line, a terminal escape, a C1 control (NEL), U+2028 and a bidirectional override. */
 const HOSTILE = "x\nServer connected by 6.6.6.6:1337 \u001b[31mred\u0085\u2028\u202e";

@@ -2,32 +2,19 @@
 // output is a pipe nobody reads keeps serving, drops (and counts) what does not fit its queue,
 // says so once the reader is back, and exits on time.
 
-import { afterEach, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LineOutput } from "../src/cli/output.ts";
-import {
-  bytes,
-  type Child,
-  cleanup,
-  cliCommand,
-  deadline,
-  readAtLeast,
-  ROOT,
-  rssBytes,
-  runCommand,
-  RUNTIME,
-  startChild,
-  tempSocketPath,
-  text,
-  transport,
-  waitFor,
-} from "./_utils.ts";
+import { deadline, waitFor } from "./_wait.ts";
+import { bytes, readAtLeast, RUNTIME, tempSocketPath, text, transport } from "./_net.ts";
+import { type Child, cliCommand, ROOT, runCommand, startChild } from "./_child.ts";
+import { rssBytes } from "./_proc.ts";
+import { useCleanup } from "./_utils.ts";
 
-const resources = cleanup();
-afterEach(() => resources.run());
+const resources = useCleanup();
 
 const MiB = 1024 * 1024;
 

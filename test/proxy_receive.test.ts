@@ -2,7 +2,7 @@
 // the CLI's --proxy-protocol): the client's address everywhere, the bytes after the header kept,
 // and every bad header refused with a reason, without harm to other connections.
 
-import { afterEach, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import {
   createForwardHandler,
   encodeProxyHeader,
@@ -14,26 +14,12 @@ import {
 } from "../src/mod.ts";
 import { REFUSAL, WELCOME } from "../src/gate.ts";
 import { V2_MAX_LENGTH, V2_SIGNATURE } from "../src/proxy_protocol/header.ts";
-import {
-  bytes,
-  cleanup,
-  cliCommand,
-  concat,
-  portOf,
-  readAll,
-  readAtLeast,
-  recordingLogger,
-  runCommand,
-  RUNTIME,
-  startCliServer,
-  tempSocketPath,
-  text,
-  transport,
-  waitFor,
-} from "./_utils.ts";
+import { waitFor } from "./_wait.ts";
+import { bytes, concat, portOf, readAll, readAtLeast, RUNTIME, tempSocketPath, text, transport } from "./_net.ts";
+import { argv, cliCommand, runCommand, runEchogate, startCliServer } from "./_child.ts";
+import { recordingLogger, useCleanup } from "./_utils.ts";
 
-const resources = cleanup();
-afterEach(() => resources.run());
+const resources = useCleanup();
 
 const CLIENT = { transport: "tcp" as const, hostname: "192.0.2.7", port: 40000 };
 const OTHER = { transport: "tcp" as const, hostname: "192.0.2.8", port: 40001 };
@@ -337,34 +323,22 @@ describe("proxyProtocol on the gate: penalties per client, never for the proxy",
     expect(await knock(port, encodeProxyHeader({ version: 2, local: true }), "s3cret")).toBe(WELCOME);
   });
 
+  /** A gate that reads a PROXY header, then forwards to 127.0.0.1:`port`, passing the client on in a header. */
+  const relayingGate = async (port: number, proxyProtocol: 1 | 2) =>
+    resources.add(
+      await serveGate({
+        transport,
+        port: 0,
+        tokens: ["s3cret"],
+        proxyProtocol: {},
+        handoff: createForwardHandler({ transport, upstream: { hostname: "127.0.0.1", port }, proxyProtocol }),
+      }),
+    );
+
   test("--then with a PROXY header: the upstream sees the client, through a chain of two gates", async () => {
     const upstream = await echoServer();
-    const second = resources.add(
-      await serveGate({
-        transport,
-        port: 0,
-        tokens: ["s3cret"],
-        proxyProtocol: {},
-        handoff: createForwardHandler({
-          transport,
-          upstream: { hostname: "127.0.0.1", port: upstream.port },
-          proxyProtocol: 1,
-        }),
-      }),
-    );
-    const first = resources.add(
-      await serveGate({
-        transport,
-        port: 0,
-        tokens: ["s3cret"],
-        proxyProtocol: {},
-        handoff: createForwardHandler({
-          transport,
-          upstream: { hostname: "127.0.0.1", port: portOf(second) },
-          proxyProtocol: 2,
-        }),
-      }),
-    );
+    const second = await relayingGate(upstream.port, 1);
+    const first = await relayingGate(portOf(second), 2);
     const socket = await dial(portOf(first));
     await socket.write(concat([v1(), bytes("s3cret")]));
     expect(text(await readAtLeast(socket, WELCOME.length))).toBe(WELCOME);
@@ -409,19 +383,9 @@ describe("the CLI's --proxy-protocol flags", () => {
     const echo = resources.child(
       await startCliServer(RUNTIME, ["echo", "serve", "--port", "0", "--proxy-protocol", "--json"]),
     );
-    const sent = await runCommand([
-      ...cliCommand(RUNTIME),
-      "echo",
-      "send",
-      "127.0.0.1",
-      "hi",
-      "--port",
-      String(echo.port),
-      "--proxy-header",
-      "v1",
-      "--proxy-source",
-      "192.0.2.9:1234",
-    ]);
+    const sent = await runEchogate(
+      argv`echo send 127.0.0.1 hi --port ${echo.port} --proxy-header v1 --proxy-source 192.0.2.9:1234`,
+    );
     expect(sent.stdout).toContain("Client received: 'Echo=>hi'");
     await waitFor(() => echo.stdout().includes('"remote":"192.0.2.9:1234"') || undefined, 5000, "the client's address");
     const gate = resources.child(
@@ -429,22 +393,9 @@ describe("the CLI's --proxy-protocol flags", () => {
         ECHOGATE_TOKEN: "t",
       }),
     );
-    const knocked = await runCommand([
-      ...cliCommand(RUNTIME),
-      "gate",
-      "knock",
-      "127.0.0.1",
-      "--port",
-      String(gate.port),
-      "--token",
-      "t",
-      "--delay",
-      "0",
-      "--proxy-header",
-      "v2",
-      "--proxy-source",
-      "[2001:db8::9]:7",
-    ]);
+    const knocked = await runEchogate(
+      argv`gate knock 127.0.0.1 --port ${gate.port} --token t --delay 0 --proxy-header v2 --proxy-source [2001:db8::9]:7`,
+    );
     expect(knocked.code).toBe(0);
     expect(knocked.stdout).toContain(WELCOME);
     await waitFor(() => gate.stdout().includes('"remote":"[2001:db8::9]:7"') || undefined, 5000, "the v6 client");
@@ -477,18 +428,7 @@ describe("the CLI's --proxy-protocol flags", () => {
     const gate = resources.child(
       await startCliServer(RUNTIME, ["gate", "serve", "--port", "0", "--proxy-protocol", "--json"]),
     );
-    const args = [
-      "bench",
-      "127.0.0.1",
-      "--port",
-      String(gate.port),
-      "--mode",
-      "connect",
-      "--knock",
-      "1",
-      "--conns",
-      "2",
-    ];
+    const args = argv`bench 127.0.0.1 --port ${gate.port} --mode connect --knock 1 --conns 2`;
     const flags = ["--duration", "0.5", "--proxy-header", "v2", "--proxy-source", "192.0.2.10:9", "--json"];
     const result = await runCommand([...cliCommand(RUNTIME), ...args, ...flags], { ms: 30_000 });
     const report = JSON.parse(result.stdout.trim().split("\n").at(-1)!);
@@ -506,7 +446,7 @@ describe("the CLI's --proxy-protocol flags", () => {
     [["echo", "send", "--proxy-header", "v3"], "is not one of v1, v2"],
     [["gate", "knock", "--proxy-header", "v1", "--proxy-source", "example.com:80"], "is not IP:PORT"],
   ])("bad flags: %j", async (args, message) => {
-    const result = await runCommand([...cliCommand(RUNTIME), ...args]);
+    const result = await runEchogate(args);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(message);
     expect(result.stderr).not.toContain("    at ");

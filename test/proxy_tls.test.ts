@@ -19,24 +19,10 @@ import {
 } from "../src/mod.ts";
 import { WELCOME } from "../src/gate.ts";
 import { expectSighupReload, hasOpenssl, usePki } from "./_pki.ts";
-import {
-  bytes,
-  cleanup,
-  cliCommand,
-  concat,
-  portOf,
-  readAll,
-  readAtLeast,
-  recordingLogger,
-  runCommand,
-  RUNTIME,
-  startCliServer,
-  text,
-  transport,
-  waitFor,
-  waitUntil,
-  watchingTransport,
-} from "./_utils.ts";
+import { waitFor, waitUntil } from "./_wait.ts";
+import { bytes, concat, portOf, readAll, readAtLeast, RUNTIME, text, transport, watchingTransport } from "./_net.ts";
+import { cliCommand, runCommand, startCliServer } from "./_child.ts";
+import { cleanup, recordingLogger } from "./_utils.ts";
 
 const opensslMissing = !hasOpenssl();
 if (opensslMissing) console.log("skipping the PROXY + TLS tests: openssl is not installed (CI installs it)");

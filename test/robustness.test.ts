@@ -2,31 +2,15 @@
 // can be read from /proc): backpressure, over-long input, resets, running out of descriptors,
 // graceful shutdown.
 
-import { afterEach, describe, expect, test } from "vitest";
-import {
-  bytes,
-  type ChildServer,
-  cleanup,
-  cliCommand,
-  cpuSeconds,
-  deadline,
-  fdCount,
-  readAll,
-  readAtLeast,
-  rssBytes,
-  runCommand,
-  RUNTIME,
-  startChild,
-  startCliServer,
-  text,
-  transport,
-  waitFor,
-  waitUntil,
-} from "./_utils.ts";
+import { describe, expect, test } from "vitest";
+import { deadline, waitFor, waitUntil } from "./_wait.ts";
+import { bytes, readAll, readAtLeast, RUNTIME, text, transport } from "./_net.ts";
+import { type ChildServer, cliCommand, runCommand, startChild, startCliServer } from "./_child.ts";
+import { cpuSeconds, fdCount, rssBytes } from "./_proc.ts";
+import { useCleanup } from "./_utils.ts";
 import type { StreamSocket } from "../src/mod.ts";
 
-const resources = cleanup();
-afterEach(() => resources.run());
+const resources = useCleanup();
 
 const MiB = 1024 * 1024;
 const BLOCK = 64 * 1024;

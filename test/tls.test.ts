@@ -19,19 +19,9 @@ import { REFUSAL, WELCOME } from "../src/gate.ts";
 import { createEchoHandler } from "../src/echo.ts";
 import { sleep } from "../src/_timers.ts";
 import { hasOpenssl, usePki } from "./_pki.ts";
-import {
-  bytes,
-  cleanup,
-  deadline,
-  portOf,
-  readAll,
-  readAtLeast,
-  recordingLogger,
-  RUNTIME,
-  text,
-  transport,
-  waitFor,
-} from "./_utils.ts";
+import { deadline, waitFor, waitUntil } from "./_wait.ts";
+import { bytes, portOf, readAll, readAtLeast, RUNTIME, text, transport } from "./_net.ts";
+import { cleanup, recordingLogger } from "./_utils.ts";
 
 const opensslMissing = !hasOpenssl();
 if (opensslMissing) console.log("skipping the TLS tests: openssl is not installed (CI installs it)");
@@ -241,6 +231,33 @@ for (const stalledMode of STALLED_MODES) {
         }
         await waitFor(() => logger.events.find((e) => e.event === "tls-handshake-failed"), 5000, "the failure logged");
         expect(server.connections).toBe(0);
+      });
+
+      test("failed handshakes counted in a burst are logged when the server closes, not lost", async () => {
+        const logger = recordingLogger();
+        let failures = 0;
+        const server = await serveEcho({
+          transport,
+          port: 0,
+          logger,
+          tls: serverTls(),
+          onHandshakeError: () => void failures++,
+        });
+        try {
+          for (let i = 0; i < 3; i++) {
+            const plain = await transport.connect({ hostname: "127.0.0.1", port: portOf(server) });
+            await plain.write(bytes("GET / HTTP/1.0\r\n\r\n"));
+            await deadline(readAll(plain).catch(() => new Uint8Array(0)), 5000, "the plain connection closed");
+            plain.close();
+            await waitUntil(() => failures === i + 1, { timeoutMs: 5000, what: `failure ${i + 1}` });
+          }
+        } finally {
+          await server.close();
+        }
+        // The first at once; the two that followed within the interval in one line on close.
+        const lines = logger.events.filter((e) => e.event === "tls-handshake-failed");
+        expect(lines).toHaveLength(2);
+        expect(lines[1]).toMatchObject({ more: 1 });
       });
 
       test("a certificate and key that are no pair are refused at listen with a TlsConfigError", async () => {

@@ -9,21 +9,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { sendEcho, serveEcho, type StreamSocket } from "../src/mod.ts";
 import { WELCOME } from "../src/gate.ts";
 import { expectSighupReload, hasOpenssl, usePki } from "./_pki.ts";
-import {
-  type ChildServer,
-  cleanup,
-  cliCommand,
-  fdCount,
-  portOf,
-  runCommand,
-  RUNTIME,
-  RUNTIMES,
-  startChild,
-  startCliServer,
-  text,
-  transport,
-  waitFor,
-} from "./_utils.ts";
+import { waitFor } from "./_wait.ts";
+import { portOf, RUNTIME, RUNTIMES, text, transport } from "./_net.ts";
+import { argv, type ChildServer, runCommand, runEchogate, startChild, startCliServer } from "./_child.ts";
+import { fdCount } from "./_proc.ts";
+import { cleanup } from "./_utils.ts";
 
 const opensslMissing = !hasOpenssl();
 if (opensslMissing) console.log("skipping the TLS CLI tests: openssl is not installed (CI installs it)");
@@ -42,7 +32,7 @@ describe.skipIf(opensslMissing)(`TLS CLI on ${RUNTIME}`, () => {
   const pki = usePki();
   const resources = cleanup();
   afterEach(() => resources.run());
-  const cli = (args: string[]) => runCommand([...cliCommand(RUNTIME), ...args]);
+  const cli = (args: string[]) => runEchogate(args);
   const serverFlags = () => ["--tls-cert", pki.files.serverCert, "--tls-key", pki.files.serverKey];
 
   test("bad TLS input is one line naming the flag and the file, exit 2", async () => {
@@ -102,17 +92,7 @@ describe.skipIf(opensslMissing)(`TLS CLI on ${RUNTIME}`, () => {
       test("mutual TLS: a knock with a client certificate from the CA is welcomed; without one it is not", async () => {
         const knock = (extra: string[]) =>
           cli([
-            "gate",
-            "knock",
-            "localhost",
-            "--port",
-            String(mutual.port),
-            "--token",
-            "m",
-            "--delay",
-            "0",
-            "--ca",
-            pki.files.caCert,
+            ...argv`gate knock localhost --port ${mutual.port} --token m --delay 0 --ca ${pki.files.caCert}`,
             ...extra,
           ]);
         const welcomed = await knock(["--tls-cert", pki.files.clientCert, "--tls-key", pki.files.clientKey]);
@@ -133,32 +113,12 @@ describe.skipIf(opensslMissing)(`TLS CLI on ${RUNTIME}`, () => {
       });
 
       test("echo send --tls --ca and gate knock --tls get their answers; the JSON connect event has a tls object", async () => {
-        const send = await cli([
-          "echo",
-          "send",
-          "localhost",
-          "hi",
-          "--port",
-          String(echo.port),
-          "--ca",
-          pki.files.caCert,
-        ]);
+        const send = await cli(argv`echo send localhost hi --port ${echo.port} --ca ${pki.files.caCert}`);
         expect(send.stderr).toBe("");
         expect(send.stdout).toBe("Client received: 'Echo=>hi'\n");
-        const knock = await cli([
-          "gate",
-          "knock",
-          "127.0.0.1",
-          "--port",
-          String(gate.port),
-          "--token",
-          "t0k",
-          "--delay",
-          "0",
-          "--tls",
-          "--ca",
-          pki.files.caCert,
-        ]);
+        const knock = await cli(
+          argv`gate knock 127.0.0.1 --port ${gate.port} --token t0k --delay 0 --tls --ca ${pki.files.caCert}`,
+        );
         expect(knock.stdout).toBe(`${WELCOME}\n`);
         expect(knock.code).toBe(0);
         const line = await waitFor(
@@ -174,18 +134,7 @@ describe.skipIf(opensslMissing)(`TLS CLI on ${RUNTIME}`, () => {
         expect(refused.code).not.toBe(0);
         expect(refused.stdout).toBe("");
         const named = (name: string) =>
-          cli([
-            "echo",
-            "send",
-            "127.0.0.1",
-            "n",
-            "--port",
-            String(echo.port),
-            "--ca",
-            pki.files.caCert,
-            "--servername",
-            name,
-          ]);
+          cli(argv`echo send 127.0.0.1 n --port ${echo.port} --ca ${pki.files.caCert} --servername ${name}`);
         expect((await named("localhost")).stdout).toBe("Client received: 'Echo=>n'\n");
         const misnamed = await named("wrong.example");
         expect(misnamed.code).not.toBe(0);

@@ -10,20 +10,10 @@ import { afterAll, afterEach, describe, expect, test } from "vitest";
 import { certificateFingerprint, createSelfSignedTls, sendEcho, serveEcho, TlsFingerprintError } from "../src/mod.ts";
 import { WELCOME } from "../src/gate.ts";
 import { hasOpenssl } from "./_pki.ts";
-import {
-  type ChildServer,
-  cleanup,
-  cliCommand,
-  deadline,
-  portOf,
-  runCommand,
-  RUNTIME,
-  startCliServer,
-  tempSocketPath,
-  text,
-  transport,
-  waitFor,
-} from "./_utils.ts";
+import { deadline, waitFor } from "./_wait.ts";
+import { portOf, RUNTIME, tempSocketPath, text, transport } from "./_net.ts";
+import { argv, type ChildServer, cliCommand, runCommand, runEchogate, startCliServer } from "./_child.ts";
+import { cleanup } from "./_utils.ts";
 
 const opensslMissing = !hasOpenssl();
 if (opensslMissing) console.log("skipping the openssl checks of the self-signed certificate (CI installs openssl)");
@@ -31,7 +21,7 @@ if (opensslMissing) console.log("skipping the openssl checks of the self-signed 
 const FINGERPRINT = /SHA256 Fingerprint=((?:[0-9A-F]{2}:){31}[0-9A-F]{2})/;
 /** A fingerprint that is not `fingerprint`: its first byte changed. */
 const other = (fingerprint: string) => (fingerprint.startsWith("00") ? "01" : "00") + fingerprint.slice(2);
-const cli = (args: string[]) => runCommand([...cliCommand(RUNTIME), ...args]);
+const cli = (args: string[]) => runEchogate(args);
 /** Runs the CLI with `input` on its standard input (through sh: the test helpers give children no stdin). */
 const cliWithInput = (input: string, args: string[]) => {
   const quote = (arg: string) => `'${arg.replaceAll("'", `'\\''`)}'`;
@@ -59,16 +49,7 @@ describe(`--tls-self-signed and --tls-fingerprint on ${RUNTIME}`, () => {
     const server = await selfSignedServer(["echo", "serve"]);
     expect(server.stdout().match(new RegExp(FINGERPRINT, "g"))).toHaveLength(1);
     const port = String(server.port);
-    const good = await cli([
-      "echo",
-      "send",
-      "127.0.0.1",
-      "hi",
-      "--port",
-      port,
-      "--tls-fingerprint",
-      server.fingerprint,
-    ]);
+    const good = await cli(argv`echo send 127.0.0.1 hi --port ${port} --tls-fingerprint ${server.fingerprint}`);
     expect(good, good.stderr).toMatchObject({ code: 0, stdout: "Client received: 'Echo=>hi'\n" });
     // As openssl prints it, lower case and all.
     const copied = `sha256 Fingerprint=${server.fingerprint.toLowerCase()}`;
@@ -149,17 +130,9 @@ describe(`--tls-self-signed and --tls-fingerprint on ${RUNTIME}`, () => {
 
   test("the gate too: gate knock pins the gate's certificate", async () => {
     const server = await selfSignedServer(["gate", "serve", "--json"]);
-    const knock = await cli([
-      "gate",
-      "knock",
-      "127.0.0.1",
-      "--port",
-      String(server.port),
-      "--delay",
-      "0",
-      "--tls-fingerprint",
-      server.fingerprint,
-    ]);
+    const knock = await cli(
+      argv`gate knock 127.0.0.1 --port ${server.port} --delay 0 --tls-fingerprint ${server.fingerprint}`,
+    );
     expect(knock, knock.stderr).toMatchObject({ code: 0 });
     expect(knock.stdout).toContain(WELCOME);
     expect(JSON.parse(server.stdout().split("\n")[0]!)).toMatchObject({
@@ -208,14 +181,10 @@ describe(`echo send - (messages from standard input) on ${RUNTIME}`, () => {
 
   test("three lines piped in give three replies, each as it came, and exit 0 at end of input", async () => {
     const server = resources.add(await serveEcho({ transport, port: 0 }));
-    const result = await cliWithInput("one\ntwo\r\n\nthree", [
-      "echo",
-      "send",
-      "127.0.0.1",
-      "-",
-      "--port",
-      String(portOf(server)),
-    ]);
+    const result = await cliWithInput(
+      "one\ntwo\r\n\nthree",
+      argv`echo send 127.0.0.1 - --port ${portOf(server)}`,
+    );
     expect(result, result.stderr).toMatchObject({
       code: 0,
       stdout: "Client received: 'Echo=>one'\nClient received: 'Echo=>two'\nClient received: 'Echo=>three'\n",
@@ -254,16 +223,7 @@ describe(`echo send - (messages from standard input) on ${RUNTIME}`, () => {
     });
     const made = await createSelfSignedTls();
     const server = resources.add(await serveEcho({ transport, port: 0, tls: { cert: made.cert, key: made.key } }));
-    const args = [
-      "echo",
-      "send",
-      "127.0.0.1",
-      "-",
-      "--port",
-      String(portOf(server)),
-      "--tls-fingerprint",
-      made.fingerprint,
-    ];
+    const args = argv`echo send 127.0.0.1 - --port ${portOf(server)} --tls-fingerprint ${made.fingerprint}`;
     const viaTls = await cliWithInput("x\ny\nz\n", args);
     expect(viaTls, viaTls.stderr).toMatchObject({
       code: 0,

@@ -10,7 +10,10 @@ import { afterEach, describe, expect, test } from "vitest";
 import { knockGate, serveEcho, serveGate, type TlsServerOptions } from "../src/mod.ts";
 import { WELCOME } from "../src/gate.ts";
 import { hasOpenssl, usePki } from "./_pki.ts";
-import { cleanup, portOf, readAll, recordingLogger, runCommand, RUNTIME, transport, waitFor } from "./_utils.ts";
+import { waitFor } from "./_wait.ts";
+import { portOf, readAll, RUNTIME, transport } from "./_net.ts";
+import { runCommand } from "./_child.ts";
+import { cleanup, recordingLogger } from "./_utils.ts";
 
 const opensslMissing = !hasOpenssl();
 

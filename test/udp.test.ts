@@ -1,7 +1,7 @@
 // The UDP echo server and client (RFC 862 over datagrams) on this runtime's datagram socket:
 // answers, IPv6, binary bytes, every safety rule, the client's retries, and socat as a foreign client.
 
-import { afterEach, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import {
   type DatagramEchoServer,
   type DatagramHandlers,
@@ -12,21 +12,12 @@ import {
   serveEcho,
   type Transport,
 } from "../src/mod.ts";
-import {
-  bytes,
-  cleanup,
-  hasIPv6,
-  recordingLogger,
-  runCommand,
-  RUNTIME,
-  text,
-  transport,
-  waitFor,
-  waitUntil,
-} from "./_utils.ts";
+import { waitFor, waitUntil } from "./_wait.ts";
+import { bytes, hasIPv6, RUNTIME, text, transport } from "./_net.ts";
+import { runCommand } from "./_child.ts";
+import { recordingLogger, useCleanup } from "./_utils.ts";
 
-const resources = cleanup();
-afterEach(() => resources.run());
+const resources = useCleanup();
 const ipv6 = await hasIPv6(); // no IPv6 loopback on some machines: the tests say they are skipped
 
 /** A real datagram socket that keeps what it receives. */
@@ -71,6 +62,24 @@ s.sendto(struct.pack("!HHHH", sport, dport, 8 + len(data), 0) + data, ("127.0.0.
   return code === 0;
 }
 const isRoot = globalThis.process?.getuid?.() === 0;
+
+/** The real transport, with each datagram socket's `send` replaced by the one `send` makes of the real socket. */
+function sendingThrough(
+  send: (socket: DatagramSocket, handlers: DatagramHandlers) => DatagramSocket["send"],
+): Transport {
+  return {
+    ...transport,
+    async bindDatagram(endpoint, handlers: DatagramHandlers): Promise<DatagramSocket> {
+      const socket = await transport.bindDatagram!(endpoint, handlers);
+      return {
+        addr: socket.addr,
+        onDrain: (callback) => socket.onDrain(callback),
+        close: () => socket.close(),
+        send: send(socket, handlers),
+      };
+    },
+  };
+}
 
 describe(`UDP echo on ${RUNTIME}`, () => {
   test("every datagram is answered with Echo=> + datagram, to its sender", async () => {
@@ -336,24 +345,13 @@ describe(`UDP safety on ${RUNTIME}`, () => {
     const logger = recordingLogger();
     // The real transport, with sends to one port failing as a full or unroutable link would.
     let failingPort = -1;
-    const failing: Transport = {
-      ...transport,
-      async bindDatagram(endpoint, handlers: DatagramHandlers): Promise<DatagramSocket> {
-        const socket = await transport.bindDatagram!(endpoint, handlers);
-        return {
-          addr: socket.addr,
-          onDrain: (callback) => socket.onDrain(callback),
-          close: () => socket.close(),
-          send(b, hostname, port) {
-            if (port !== failingPort) return socket.send(b, hostname, port);
-            queueMicrotask(() =>
-              handlers.onError(Object.assign(new Error("send ENOBUFS"), { code: "ENOBUFS" }), hostname, port)
-            );
-            return true;
-          },
-        };
-      },
-    };
+    const failing = sendingThrough((socket, handlers) => (b, hostname, port) => {
+      if (port !== failingPort) return socket.send(b, hostname, port);
+      queueMicrotask(() =>
+        handlers.onError(Object.assign(new Error("send ENOBUFS"), { code: "ENOBUFS" }), hostname, port)
+      );
+      return true;
+    });
     const server: DatagramEchoServer = resources.add(await serveDatagramEcho({ transport: failing, port: 0, logger }));
     const unlucky = await peer();
     failingPort = unlucky.socket.addr.transport === "udp" ? unlucky.socket.addr.port : 0;
@@ -375,18 +373,9 @@ describe(`UDP backpressure on ${RUNTIME}`, () => {
   test("an answer the socket does not take (send buffer full) is dropped and counted, nothing queued", async () => {
     // The real transport, with a socket that refuses every other send, as a full buffer would.
     let sends = 0;
-    const full: Transport = {
-      ...transport,
-      async bindDatagram(endpoint, handlers: DatagramHandlers): Promise<DatagramSocket> {
-        const socket = await transport.bindDatagram!(endpoint, handlers);
-        return {
-          addr: socket.addr,
-          onDrain: (callback) => socket.onDrain(callback),
-          close: () => socket.close(),
-          send: (b, hostname, port) => ++sends % 2 === 0 ? false : socket.send(b, hostname, port),
-        };
-      },
-    };
+    const full = sendingThrough((socket) => (b, hostname, port) =>
+      ++sends % 2 === 0 ? false : socket.send(b, hostname, port)
+    );
     const logger = recordingLogger();
     const server = resources.add(await serveDatagramEcho({ transport: full, port: 0, limits: false, logger }));
     const client = await peer();

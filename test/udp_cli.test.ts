@@ -4,20 +4,10 @@
 
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { sendEcho, serveDatagramEcho } from "../src/mod.ts";
-import {
-  bytes,
-  type ChildServer,
-  cleanup,
-  cliCommand,
-  ROOT,
-  runCommand,
-  RUNTIME,
-  RUNTIMES,
-  startCliServer,
-  text,
-  transport,
-  waitFor,
-} from "./_utils.ts";
+import { waitFor } from "./_wait.ts";
+import { bytes, RUNTIME, RUNTIMES, text, transport } from "./_net.ts";
+import { argv, type ChildServer, cliCommand, ROOT, runCommand, runEchogate, startCliServer } from "./_child.ts";
+import { cleanup } from "./_utils.ts";
 
 for (const serverRuntime of RUNTIMES) {
   describe(`${RUNTIME} UDP client against a ${serverRuntime} UDP server`, () => {
@@ -147,19 +137,9 @@ describe(`echogate echo send --udp on ${RUNTIME}`, () => {
       await transport.bindDatagram!({ hostname: "127.0.0.1", port: 0 }, { onMessage() {}, onError() {} }),
     );
     const port = silent.addr.transport === "udp" ? silent.addr.port : 0;
-    const { code, stdout, stderr } = await runCommand([
-      ...cliCommand(RUNTIME),
-      "echo",
-      "send",
-      "--udp",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "--timeout",
-      "0.2",
-      "--retries",
-      "1",
-    ]);
+    const { code, stdout, stderr } = await runEchogate(
+      argv`echo send --udp 127.0.0.1 --port ${port} --timeout 0.2 --retries 1`,
+    );
     expect(code).toBe(1);
     expect(stdout).toBe("");
     expect(stderr).toBe("echogate: No reply to message 1 after 2 tries of 0.2 s each\n");
@@ -220,30 +200,14 @@ describe(`echogate echo send --udp on ${RUNTIME}`, () => {
       await transport.bindDatagram!({ hostname: "127.0.0.1", port: 0 }, { onMessage() {}, onError() {} }),
     );
     const port = taken.addr.transport === "udp" ? taken.addr.port : 0;
-    const { code, stderr } = await runCommand([
-      ...cliCommand(RUNTIME),
-      "echo",
-      "serve",
-      "--udp",
-      "--port",
-      String(port),
-    ]);
+    const { code, stderr } = await runEchogate(argv`echo serve --udp --port ${port}`);
     expect(code).toBe(1);
     expect(stderr).toMatch(/^echogate: .*in use\n$/);
   });
 
   test("a --prefix over the amplification bound exits 2 with --udp, unless --no-udp-limits", async () => {
     const long = "x".repeat(1400);
-    const refused = await runCommand([
-      ...cliCommand(RUNTIME),
-      "echo",
-      "serve",
-      "--udp",
-      "--port",
-      "0",
-      "--prefix",
-      long,
-    ]);
+    const refused = await runEchogate(argv`echo serve --udp --port 0 --prefix ${long}`);
     expect(refused.code).toBe(2);
     expect(refused.stderr.split("\n")[0]).toMatch(/^echogate: .*1400 bytes.*at most 56 .*--no-udp-limits$/);
     // The bound itself is allowed, and --no-udp-limits lifts it (a lab).
@@ -316,7 +280,7 @@ else:
         ["bench", "--udp", "--tls"],
       ]
     ) {
-      const { code, stderr } = await runCommand([...cliCommand(RUNTIME), ...args]);
+      const { code, stderr } = await runEchogate(args);
       expect({ args, code }).toEqual({ args, code: 2 });
       expect(stderr.split("\n")[0]).toMatch(/^echogate: /);
     }

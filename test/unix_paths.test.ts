@@ -6,21 +6,13 @@ import { afterEach, describe, expect, test } from "vitest";
 import { execFileSync } from "node:child_process";
 import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { serveEcho } from "../src/mod.ts";
-import {
-  cleanup,
-  cliCommand,
-  recordingLogger,
-  runCommand,
-  RUNTIME,
-  startChild,
-  startCliServer,
-  tempSocketPath,
-  transport,
-  waitFor,
-} from "./_utils.ts";
+import { waitFor } from "./_wait.ts";
+import { RUNTIME, tempSocketPath, transport } from "./_net.ts";
+import { argv, cliCommand, runEchogate, startChild, startCliServer } from "./_child.ts";
+import { cleanup, recordingLogger } from "./_utils.ts";
 
 const cli = cliCommand(RUNTIME);
-const run = (args: string[]) => runCommand([...cli, ...args]);
+const run = (args: string[]) => runEchogate(args);
 const resources = cleanup();
 const paths: string[] = [];
 afterEach(async () => {
@@ -172,18 +164,7 @@ describe(`bench --hdr on ${RUNTIME}`, () => {
     if (!existsSync("/dev/full")) return;
     const server = resources.add(await serveEcho({ transport, path: tempPath("bench-full") }));
     const unix = server.addr.transport === "unix" ? server.addr.path : "";
-    const result = await run([
-      "bench",
-      "--unix",
-      unix,
-      "--duration",
-      "0.3",
-      "--conns",
-      "1",
-      "--json",
-      "--hdr",
-      "/dev/full",
-    ]);
+    const result = await run(argv`bench --unix ${unix} --duration 0.3 --conns 1 --json --hdr /dev/full`);
     expect(result.code).toBe(1);
     expect(JSON.parse(result.stdout)).toMatchObject({ errors: 0, mismatches: 0 });
     expect(result.stderr).toMatch(/cannot write "--hdr" file \/dev\/full/);

@@ -2,73 +2,46 @@
 // reusePort on Bun and Deno), shared penalties, restarts and graceful stops, and all of it over
 // TLS (plain and mutual), with SIGHUP reloading the certificate in every worker.
 
-import { afterEach, describe, expect, test } from "vitest";
-import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
+import { describe, expect, test } from "vitest";
+import { copyFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { StreamSocket, TlsClientOptions } from "../src/mod.ts";
 import { WELCOME } from "../src/gate.ts";
 import { hasOpenssl, usePki } from "./_pki.ts";
-import {
-  bytes,
-  type ChildServer,
-  cleanup,
-  cliCommand,
-  deadline,
-  listeningPorts,
-  readAll,
-  readAtLeast,
-  runCommand,
-  RUNTIME,
-  startCliServer,
-  tempSocketPath,
-  text,
-  transport,
-  waitFor,
-  waitUntil,
-} from "./_utils.ts";
+import { deadline, waitFor, waitUntil } from "./_wait.ts";
+import { bytes, readAll, readAtLeast, RUNTIME, tempSocketPath, text, transport } from "./_net.ts";
+import { argv, type ChildServer, cliCommand, runCommand, runEchogate, startCliServer } from "./_child.ts";
+import { alive, childPids, listeningPorts } from "./_proc.ts";
+import { useCleanup } from "./_utils.ts";
 
-const resources = cleanup();
-const supervisors: ChildServer[] = [];
-
-/** The pids of a process's children (Linux /proc); empty once it is gone. */
-function childPids(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    globalThis.process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-afterEach(async () => {
-  // Kill every worker as well as its supervisor: none may outlive a test.
-  for (const supervisor of supervisors.splice(0)) {
-    const workers = childPids(supervisor.process.pid!);
-    for (const pid of workers) {
-      try {
-        globalThis.process.kill(pid, "SIGKILL");
-      } catch {
-        // Gone already.
-      }
-    }
-    await supervisor.stop();
-    await waitUntil(() => !workers.some(alive), { timeoutMs: 10_000, what: "workers to be gone" });
-  }
-  await resources.run();
-});
+const resources = useCleanup();
 
 async function startWorkers(args: string[]): Promise<ChildServer> {
   const server = await startCliServer(RUNTIME, args);
-  supervisors.push(server);
-  return server;
+  return resources.tree(server);
+}
+
+/** The pids of `server`'s two workers, once both are running. */
+function twoWorkers(server: ChildServer): Promise<number[]> {
+  return waitFor(
+    () => {
+      const pids = childPids(server.process.pid!);
+      return pids.length === 2 ? pids : undefined;
+    },
+    5000,
+    "two workers",
+  );
+}
+
+/** SIGTERM to the supervisor: each held connection ends cleanly, the supervisor exits 0, no worker is left. */
+async function expectGracefulStop(server: ChildServer, held: Iterable<StreamSocket>, workers: number[]) {
+  globalThis.process.kill(server.process.pid!, "SIGTERM");
+  for (const socket of held) {
+    expect(await readAll(socket)).toHaveLength(0);
+    socket.close();
+  }
+  expect(await deadline(server.exited, 15_000, "the supervisor to exit")).toBe(0);
+  expect(workers.filter(alive)).toEqual([]);
 }
 
 function connect(port: number): Promise<StreamSocket> {
@@ -98,20 +71,7 @@ function startEchoWorkers(...flags: string[]): Promise<ChildServer> {
 }
 
 function startGateWorkers(extra: string[] = []): Promise<ChildServer> {
-  return startWorkers([
-    "gate",
-    "serve",
-    "--port",
-    "0",
-    "--workers",
-    "2",
-    "--penalty-exempt",
-    "none",
-    "--json",
-    "--token",
-    "right",
-    ...extra,
-  ]);
+  return startWorkers([...argv`gate serve --port 0 --workers 2 --penalty-exempt none --json --token right`, ...extra]);
 }
 
 /** The worker that logged the connection from 127.0.0.1:<port>: a `[worker N]` line or a JSON `connect` event. */
@@ -163,14 +123,7 @@ describe(`--workers on ${RUNTIME}`, () => {
     "each worker listens on the port itself with reusePort (Bun, Deno, Node 22.12+), else the cluster primary holds it (Node 20)",
     async () => {
       const server = await startEchoWorkers();
-      const workers = await waitFor(
-        () => {
-          const pids = childPids(server.process.pid!);
-          return pids.length === 2 ? pids : undefined;
-        },
-        5000,
-        "two workers",
-      );
+      const workers = await twoWorkers(server);
       const [major = 0, minor = 0] = globalThis.process.versions.node.split(".").map(Number);
       const nodeReusePort = major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
       const holders = [server.process.pid!, ...workers].filter((pid) => listeningPorts(pid).includes(server.port));
@@ -186,13 +139,7 @@ describe(`--workers on ${RUNTIME}`, () => {
       const held = await socketPerWorker(server, 2);
       const workers = childPids(server.process.pid!);
       expect(workers).toHaveLength(2);
-      globalThis.process.kill(server.process.pid!, "SIGTERM");
-      for (const socket of held.values()) {
-        expect(await readAll(socket)).toHaveLength(0);
-        socket.close();
-      }
-      expect(await deadline(server.exited, 15_000, "the supervisor to exit")).toBe(0);
-      expect(workers.filter(alive)).toEqual([]);
+      await expectGracefulStop(server, held.values(), workers);
       expect(server.stderr()).not.toMatch(/exited/);
     },
     30_000,
@@ -200,14 +147,7 @@ describe(`--workers on ${RUNTIME}`, () => {
 
   test("a worker that dies is logged and started again; the port keeps answering", async () => {
     const server = await startEchoWorkers();
-    const before = await waitFor(
-      () => {
-        const pids = childPids(server.process.pid!);
-        return pids.length === 2 ? pids : undefined;
-      },
-      5000,
-      "two workers",
-    );
+    const before = await twoWorkers(server);
     globalThis.process.kill(before[0]!, "SIGKILL");
     await waitFor(
       () => (/Worker \d exited \(SIGKILL\): restarting in 100 ms/.test(server.stderr()) ? true : undefined),
@@ -256,14 +196,7 @@ describe(`--workers on ${RUNTIME}`, () => {
 
   test("workers stop by themselves when their supervisor is killed", async () => {
     const server = await startEchoWorkers();
-    const workers = await waitFor(
-      () => {
-        const pids = childPids(server.process.pid!);
-        return pids.length === 2 ? pids : undefined;
-      },
-      5000,
-      "two workers",
-    );
+    const workers = await twoWorkers(server);
     globalThis.process.kill(server.process.pid!, "SIGKILL");
     await waitUntil(() => !workers.some(alive), { timeoutMs: 10_000, what: "the orphaned workers to exit" });
   }, 30_000);
@@ -342,15 +275,7 @@ describe(`--workers on ${RUNTIME}`, () => {
 
   test("a port in use fails the supervisor with 'in use', leaving no worker", async () => {
     const other = resources.child(await startCliServer(RUNTIME, ["echo", "serve", "--port", "0"]));
-    const result = await runCommand([
-      ...cliCommand(RUNTIME),
-      "echo",
-      "serve",
-      "--port",
-      String(other.port),
-      "--workers",
-      "2",
-    ]);
+    const result = await runEchogate(argv`echo serve --port ${other.port} --workers 2`);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/^echogate: .*in use/m);
   }, 30_000);
@@ -399,6 +324,16 @@ describe.skipIf(opensslMissing)(`--workers over TLS on ${RUNTIME}`, () => {
     } finally {
       socket.close();
     }
+  }
+  /** The workers a client trusting only `ca` reaches, tried until both answered (each try must be accepted). */
+  async function workersServing(server: ChildServer, ca: string): Promise<Set<number>> {
+    const seenBy = new Set<number>();
+    for (let i = 0; i < 40 && seenBy.size < 2; i++) {
+      const worker = await handshakeWith(server, ca);
+      expect(worker).toBeDefined();
+      seenBy.add(worker!);
+    }
+    return seenBy;
   }
   /** Certificate and key files the test may replace (copies of the server pair). */
   function livePair(name: string): { cert: string; key: string; flags: string[] } {
@@ -483,21 +418,9 @@ describe.skipIf(opensslMissing)(`--workers over TLS on ${RUNTIME}`, () => {
     const server = await startGateWorkers(serverPair());
     const welcomedBy = new Set<number>();
     for (let i = 0; i < 40 && welcomedBy.size < 2; i++) {
-      const knock = await runCommand([
-        ...cliCommand(RUNTIME),
-        "gate",
-        "knock",
-        "127.0.0.1",
-        "--port",
-        String(server.port),
-        "--token",
-        "right",
-        "--delay",
-        "0",
-        "--tls",
-        "--ca",
-        pki.files.caCert,
-      ]);
+      const knock = await runEchogate(
+        argv`gate knock 127.0.0.1 --port ${server.port} --token right --delay 0 --tls --ca ${pki.files.caCert}`,
+      );
       expect(knock.code).toBe(0);
       expect(knock.stdout).toContain(WELCOME);
       const knocks = await waitFor(
@@ -532,13 +455,7 @@ describe.skipIf(opensslMissing)(`--workers over TLS on ${RUNTIME}`, () => {
           10_000,
           "both workers to log the failed reload",
         );
-        const oldSeenBy = new Set<number>();
-        for (let i = 0; i < 40 && oldSeenBy.size < 2; i++) {
-          const worker = await handshakeWith(server, pki.caCert);
-          expect(worker).toBeDefined(); // every worker kept the old certificate
-          oldSeenBy.add(worker!);
-        }
-        expect(oldSeenBy.size).toBe(2);
+        expect((await workersServing(server, pki.caCert)).size).toBe(2); // every worker kept the old certificate
 
         copyFileSync(pki.files.otherServerCert, live.cert);
         copyFileSync(pki.files.otherServerKey, live.key);
@@ -550,13 +467,7 @@ describe.skipIf(opensslMissing)(`--workers over TLS on ${RUNTIME}`, () => {
           10_000,
           "both workers to reload",
         );
-        const newSeenBy = new Set<number>();
-        for (let i = 0; i < 40 && newSeenBy.size < 2; i++) {
-          const worker = await handshakeWith(server, pki.otherCaCert);
-          expect(worker).toBeDefined(); // every worker serves the new certificate
-          newSeenBy.add(worker!);
-        }
-        expect(newSeenBy.size).toBe(2);
+        expect((await workersServing(server, pki.otherCaCert)).size).toBe(2); // every worker serves the new one
         for (let i = 0; i < 4; i++) expect(await handshakeWith(server, pki.caCert)).toBeUndefined();
         // The connections opened before the reloads are untouched.
         for (const socket of held.values()) {
@@ -575,14 +486,7 @@ describe.skipIf(opensslMissing)(`--workers over TLS on ${RUNTIME}`, () => {
         ...live.flags,
         ...extra,
       );
-      const workers = await waitFor(
-        () => {
-          const pids = childPids(server.process.pid!);
-          return pids.length === 2 ? pids : undefined;
-        },
-        5000,
-        "two workers",
-      );
+      const workers = await twoWorkers(server);
       await socketPerWorker(server, 2, () => connectTls(server.port, { ca: pki.caCert })); // both listen
       copyFileSync(pki.files.otherServerCert, live.cert);
       copyFileSync(pki.files.otherServerKey, live.key);
@@ -613,13 +517,7 @@ describe.skipIf(opensslMissing)(`--workers over TLS on ${RUNTIME}`, () => {
     const held = await socketPerWorker(server, 2, () => connectTls(server.port, { ca: pki.caCert }));
     expect(held.size).toBe(2);
     const workers = childPids(server.process.pid!);
-    globalThis.process.kill(server.process.pid!, "SIGTERM");
-    for (const socket of held.values()) {
-      expect(await readAll(socket)).toHaveLength(0);
-      socket.close();
-    }
-    expect(await deadline(server.exited, 15_000, "the supervisor to exit")).toBe(0);
-    expect(workers.filter(alive)).toEqual([]);
+    await expectGracefulStop(server, held.values(), workers);
     expect(server.stderr()).not.toMatch(/exited|Error/);
   }, 40_000);
 });

@@ -4,53 +4,18 @@
 // on the worker's standard output, for a penalty the worker gave: every worker then refused the
 // named source.
 
-import { afterEach, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
 import tls from "node:tls";
 import type { TlsClientOptions } from "../src/mod.ts";
 import { REFUSAL, WELCOME } from "../src/gate.ts";
 import { hasOpenssl, makeClientLeaf, usePki } from "./_pki.ts";
-import {
-  bytes,
-  type ChildServer,
-  cleanup,
-  cliCommand,
-  deadline,
-  readAll,
-  readAtLeast,
-  runCommand,
-  RUNTIME,
-  startCliServer,
-  text,
-  transport,
-  waitFor,
-} from "./_utils.ts";
+import { deadline, waitFor } from "./_wait.ts";
+import { bytes, readAll, readAtLeast, RUNTIME, text, transport } from "./_net.ts";
+import { argv, type ChildServer, cliCommand, runCommand, startCliServer } from "./_child.ts";
+import { useCleanup } from "./_utils.ts";
 
-const resources = cleanup();
-const supervisors: ChildServer[] = [];
-
-function childPids(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
-afterEach(async () => {
-  for (const supervisor of supervisors.splice(0)) {
-    for (const pid of childPids(supervisor.process.pid!)) {
-      try {
-        globalThis.process.kill(pid, "SIGKILL");
-      } catch {
-        // Gone already.
-      }
-    }
-    await supervisor.stop();
-  }
-  await resources.run();
-});
+const resources = useCleanup();
 
 /** The source the forged penalties name; it is not exempt, the test's own 127.0.0.1 is. */
 const VICTIM = "127.0.0.77";
@@ -65,24 +30,10 @@ function forgedPenalty(): string {
 /** `gate serve --workers 2` over TLS with human logs; only the test's own address is exempt from penalties. */
 async function startGate(pki: ReturnType<typeof usePki>, extra: string[] = []): Promise<ChildServer> {
   const server = await startCliServer(RUNTIME, [
-    "gate",
-    "serve",
-    "--port",
-    "0",
-    "--workers",
-    "2",
-    "--token",
-    "right",
-    "--penalty-exempt",
-    "127.0.0.1/32",
-    "--tls-cert",
-    pki.files.serverCert,
-    "--tls-key",
-    pki.files.serverKey,
+    ...argv`gate serve --port 0 --workers 2 --token right --penalty-exempt 127.0.0.1/32 --tls-cert ${pki.files.serverCert} --tls-key ${pki.files.serverKey}`,
     ...extra,
   ]);
-  supervisors.push(server);
-  return server;
+  return resources.tree(server);
 }
 
 /** How many lines each worker logged for connections from 127.0.0.1 (the forging ones). */

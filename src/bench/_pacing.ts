@@ -21,3 +21,38 @@ export class Pacer {
     return slot;
   }
 }
+
+/**
+ * A run's end: `stop()` ends every {@linkcode RunStop.pause} at once and calls the wakers that
+ * whoever waits for something else (a window, an echo) registered.
+ */
+export class RunStop {
+  #stopped = false;
+  /** Called once at the stop; a waiter adds itself and deletes itself once woken otherwise. */
+  readonly wakers: Set<() => void> = new Set();
+
+  /** True once the run stopped. */
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    for (const wake of this.wakers) wake();
+    this.wakers.clear();
+  }
+
+  /** Waits `ms`, or less if the run stops first. */
+  pause(ms: number): Promise<void> {
+    if (this.#stopped || ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.wakers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.wakers.add(wake);
+    });
+  }
+}

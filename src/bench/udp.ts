@@ -16,7 +16,7 @@ import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "../echo.ts";
 import { errorMessage } from "../log.ts";
 import type { DatagramSocket, Transport } from "../types.ts";
 import { Histogram, round3 } from "./_histogram.ts";
-import { Pacer } from "./_pacing.ts";
+import { Pacer, RunStop } from "./_pacing.ts";
 import { preview } from "./_verify.ts";
 import { DEFAULT_BENCH_CONNS, DEFAULT_BENCH_DURATION_MS, DEFAULT_BENCH_MESSAGE_SIZE } from "./options.ts";
 import type { BenchInterval, LatencyMs } from "./report.ts";
@@ -193,8 +193,7 @@ class Run {
   errors = 0;
   firstError: string | undefined;
   firstMismatch: string | undefined;
-  stopped = false;
-  readonly wakers = new Set<() => void>();
+  readonly #end = new RunStop();
   readonly senders: Sender[] = [];
   readonly pacer: Pacer | undefined;
   intervalBase = { at: 0, operations: 0, errors: 0, mismatches: 0, timedOut: 0 };
@@ -246,10 +245,12 @@ class Run {
     }
   }
 
+  get stopped(): boolean {
+    return this.#end.stopped;
+  }
+
   stop(): void {
-    this.stopped = true;
-    for (const wake of this.wakers) wake();
-    this.wakers.clear();
+    this.#end.stop();
     for (const sender of this.senders) sender.expire(performance.now());
   }
 
@@ -323,16 +324,7 @@ class Run {
 
   /** Waits `ms`, or less if the run stops first. */
   pause(ms: number): Promise<void> {
-    if (this.stopped || ms <= 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const wake = () => {
-        clearTimeout(timer);
-        this.wakers.delete(wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      this.wakers.add(wake);
-    });
+    return this.#end.pause(ms);
   }
 }
 

@@ -8,6 +8,7 @@
 
 import { newServerCounters } from "../metrics/counters.ts";
 import { ReplySlabs, utf8 } from "../_bytes.ts";
+import { LogThrottle } from "../_log_throttle.ts";
 import { formatAddress } from "../address.ts";
 import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "../echo_defaults.ts";
 import { errorMessage, type Logger, silentLogger } from "../log.ts";
@@ -42,8 +43,6 @@ export const REFUSED_SOURCE_PORTS: readonly number[] = [0, 7, 19];
  */
 export const MAX_UDP_PREFIX = 56;
 
-/** How often drop counts and unattributed socket errors are logged at most, in ms. */
-const REPORT_INTERVAL_MS = 10_000;
 /** New-peer lines logged per second at most (the rest are counted in the next report). */
 const PEER_LINES_PER_S = 10;
 
@@ -273,7 +272,7 @@ type DropKind = "refusedPort" | "tooBig" | "rateLimited" | "overBudget" | "sendB
 /**
  * Logging that costs nothing per datagram when nothing is wrong: new peers (at most
  * {@linkcode PEER_LINES_PER_S} lines a second), drops and unattributed socket errors summed up
- * at most once per {@linkcode REPORT_INTERVAL_MS} (the first at once).
+ * by a {@linkcode LogThrottle}: at most once per its interval (the first at once).
  */
 class Reporter {
   #logger: Logger;
@@ -291,8 +290,7 @@ class Reporter {
   #peersNotShown = 0;
   #socketErrors = 0;
   #lastSocketError = "";
-  #reportedAt = -Infinity;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #throttle = new LogThrottle<void>(() => this.#report());
   #peerSecond = 0;
   #peerLines = 0;
 
@@ -330,15 +328,10 @@ class Reporter {
   }
 
   #schedule(): void {
-    if (this.#timer !== undefined) return;
-    const wait = this.#reportedAt + REPORT_INTERVAL_MS - performance.now();
-    if (wait <= 0) this.#report();
-    else this.#timer = setTimeout(() => this.#report(), wait);
+    this.#throttle.add();
   }
 
   #report(): void {
-    this.#timer = undefined;
-    this.#reportedAt = performance.now();
     const now = { ...this.#current() };
     const was = this.#reported;
     const delta = (kind: keyof typeof was) => now[kind] - was[kind];
@@ -375,8 +368,6 @@ class Reporter {
 
   /** Logs what is still unreported and stops the timer. */
   stop(): void {
-    if (this.#timer === undefined) return;
-    clearTimeout(this.#timer);
-    this.#report();
+    this.#throttle.close();
   }
 }
