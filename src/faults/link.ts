@@ -72,7 +72,9 @@ class Pipe implements ToxicLink {
       // Toxicity is rolled once per connection and direction, and again when the toxic changes.
       const active = this.random.next() < toxic.toxicity && targets(toxic, this.link.client.remoteAddr);
       if (active) this.link.applied.add(toxic.name);
-      const next: ToxicRun = run ? Object.assign(run, { toxic, active }) : { toxic, active, sent: 0, debt: 0 };
+      const next: ToxicRun = run
+        ? Object.assign(run, { toxic, active })
+        : { toxic, active, sent: 0, debt: 0, interrupt: new AbortController() };
       this.runs.set(toxic.name, next);
       startToxic(next, this);
     }
@@ -128,13 +130,12 @@ class Pipe implements ToxicLink {
           if (!this.signal.aborted) await this.to.closeWrite(); // half-close carried through
           return;
         }
-        const at = item.at;
-        const through = (i: number, bytes: Uint8Array): Promise<void> => {
+        const through = (i: number, bytes: Uint8Array, at: number): Promise<void> => {
           if (this.signal.aborted) return Promise.resolve();
           if (i === chain.length) return this.#write(bytes);
-          return toxicData(chain[i]!, bytes, at, (out) => through(i + 1, out), this);
+          return toxicData(chain[i]!, bytes, at, (out, due) => through(i + 1, out, due), this);
         };
-        await through(0, item.bytes);
+        await through(0, item.bytes, item.at);
       }
     } catch {
       this.link.close(); // a failed write: the peer is gone
