@@ -46,7 +46,8 @@ export const options = parseCommandLine("bench", USAGE, {
     runtimes: "node,deno,bun",
     scenarios: "stream,pingpong,idle,connect,connect-proxy,connect-proxy-cpu,tls-stream,tls-pingpong,tls-connect," +
       "tls-stream-close,tls-pingpong-close,tls-connect-close,tls-stream-close-nodetls," +
-      "tls-pingpong-close-nodetls,tls-connect-close-nodetls,udp",
+      "tls-pingpong-close-nodetls,tls-connect-close-nodetls,udp,faults-stream,faults-pingpong,faults-stream-socat," +
+      "faults-pingpong-socat",
     seconds: "2.5",
     rounds: "4",
     "idle-conns": "5000",
@@ -82,6 +83,10 @@ export const SCENARIO_NAMES = list(
     "tls-pingpong-close-nodetls",
     "tls-connect-close-nodetls",
     "udp",
+    "faults-stream",
+    "faults-pingpong",
+    "faults-stream-socat",
+    "faults-pingpong-socat",
   ],
   "--scenarios",
 );

@@ -85,7 +85,7 @@ class Pipe implements ToxicLink {
       for (let bytes = await this.from.read(); bytes !== null; bytes = await this.from.read()) {
         this.link.owner.count(this.stream, "received", bytes.length);
         if (this.stream === "upstream") this.link.bytesIn += bytes.length;
-        this.#push({ bytes, at: Date.now() }, bytes.length);
+        this.#push({ bytes, at: performance.now() }, bytes.length);
         while (this.#queued >= READ_AHEAD && !this.signal.aborted) {
           await new Promise<void>((resolve) => (this.#room = resolve));
         }

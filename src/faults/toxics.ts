@@ -121,7 +121,7 @@ export function stopToxic(run: ToxicRun, link: ToxicLink, removed: boolean): voi
 }
 
 /**
- * Passes `bytes` (counting from `at`, ms since the epoch) through the toxic to `next`. An update
+ * Passes `bytes` (counting from `at`, ms on `performance.now()`'s clock) through the toxic to `next`. An update
  * or removal of the toxic during one of its waits passes what is held on at once.
  */
 export async function toxicData(run: ToxicRun, bytes: Uint8Array, at: number, next: Next, link: ToxicLink) {
@@ -129,9 +129,12 @@ export async function toxicData(run: ToxicRun, bytes: Uint8Array, at: number, ne
   switch (run.toxic.type) {
     case "latency": {
       const jitter = a.jitter > 0 ? link.random.int(a.jitter * 2) - a.jitter : 0;
-      // An absolute deadline: time spent in earlier toxics or the event loop is not added again.
+      // An absolute deadline on the monotonic clock: time spent in earlier toxics or the event
+      // loop is not added again, and a timer that fires early (whole milliseconds) waits the rest.
       const due = at + a.latency + jitter;
-      if (await pause(run, due - Date.now(), link)) return next(bytes, at);
+      for (let left = due - performance.now(); left > 0 && !link.signal.aborted; left = due - performance.now()) {
+        if (await pause(run, Math.ceil(left), link)) return next(bytes, at);
+      }
       return next(bytes, Math.max(at, due));
     }
     case "bandwidth":
@@ -189,9 +192,9 @@ async function bandwidth(run: ToxicRun, bytes: Uint8Array, at: number, next: Nex
     bytes = bytes.subarray(slice);
     run.debt -= 100;
   }
-  const start = Date.now();
+  const start = performance.now();
   const interrupted = await pause(run, run.debt, link);
-  run.debt = interrupted ? 0 : run.debt - (Date.now() - start);
+  run.debt = interrupted ? 0 : run.debt - (performance.now() - start);
   return next(bytes, at);
 }
 
