@@ -38,8 +38,10 @@ interface Handlers {
   error(socket: Socket): void;
 }
 declare const Bun: {
-  listen(options: { hostname: string; port: number; socket: Handlers }): { port: number };
-  connect(options: { hostname: string; port: number; data: Side; socket: Handlers }): Promise<Socket>;
+  listen(options: { hostname: string; port: number; allowHalfOpen: boolean; socket: Handlers }): { port: number };
+  connect(
+    options: { hostname: string; port: number; allowHalfOpen: boolean; data: Side; socket: Handlers },
+  ): Promise<Socket>;
 };
 
 /** Writes to `side` what its kernel buffer takes, keeps the rest (pausing the peer) until `drain`. */
@@ -86,7 +88,9 @@ const handlers: Handlers = {
   error: ended,
 };
 
+// allowHalfOpen: a peer's FIN is passed on, and the other way keeps flowing until its own end.
 const server = Bun.listen({
+  allowHalfOpen: true,
   hostname: values.host,
   port: Number(values.port),
   socket: {
@@ -97,7 +101,8 @@ const server = Bun.listen({
       clientSide.peer = upstreamSide;
       client.data = clientSide;
       client.setNoDelay(true);
-      Bun.connect({ hostname: upstreamHost!, port: Number(upstreamPort), data: upstreamSide, socket: handlers })
+      const options = { hostname: upstreamHost!, port: Number(upstreamPort), allowHalfOpen: true };
+      Bun.connect({ ...options, data: upstreamSide, socket: handlers })
         .then((upstream) => {
           upstream.setNoDelay(true);
           upstreamSide.socket = upstream;

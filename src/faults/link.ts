@@ -33,6 +33,10 @@ class Pipe implements ToxicLink {
   #queued = 0;
   #wake?: () => void;
   #room?: () => void;
+  /** forward() waits for an item: nothing is on its way through the toxics. */
+  #idle = false;
+  /** Whether a toxic acts on this direction of this connection (its roll chose it). */
+  #toxic = false;
 
   constructor(
     readonly link: Link,
@@ -78,6 +82,7 @@ class Pipe implements ToxicLink {
       this.runs.set(toxic.name, next);
       startToxic(next, this);
     }
+    this.#toxic = [...this.runs.values()].some((run) => run.active);
   }
 
   async read(): Promise<void> {
@@ -85,6 +90,10 @@ class Pipe implements ToxicLink {
       for (let bytes = await this.from.read(); bytes !== null; bytes = await this.from.read()) {
         this.link.owner.count(this.stream, "received", bytes.length);
         if (this.stream === "upstream") this.link.bytesIn += bytes.length;
+        if (this.#idle && this.#queue.length === 0 && !this.#toxic && !this.signal.aborted) {
+          await this.#write(bytes); // no toxic, nothing queued: straight through, without the queue's hops
+          continue;
+        }
         this.#push({ bytes, at: performance.now() }, bytes.length);
         while (this.#queued >= READ_AHEAD && !this.signal.aborted) {
           await new Promise<void>((resolve) => (this.#room = resolve));
@@ -104,8 +113,10 @@ class Pipe implements ToxicLink {
 
   async #take(): Promise<Item> {
     while (this.#queue.length === 0 && !this.signal.aborted) {
+      this.#idle = true;
       await new Promise<void>((resolve) => (this.#wake = resolve));
     }
+    this.#idle = false;
     const item = this.#queue.shift() ?? null;
     if (item) this.#queued -= item.bytes.length;
     this.#room?.();
