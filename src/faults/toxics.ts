@@ -130,10 +130,11 @@ export async function toxicData(run: ToxicRun, bytes: Uint8Array, at: number, ne
     case "latency": {
       const jitter = a.jitter > 0 ? link.random.int(a.jitter * 2) - a.jitter : 0;
       // An absolute deadline on the monotonic clock: time spent in earlier toxics or the event
-      // loop is not added again, and a timer that fires early (whole milliseconds) waits the rest.
+      // loop is not added again. Timers count whole milliseconds and fire late rather than early,
+      // so wait the whole milliseconds left, and pass on once less than one is left.
       const due = at + a.latency + jitter;
-      for (let left = due - performance.now(); left > 0 && !link.signal.aborted; left = due - performance.now()) {
-        if (await pause(run, Math.ceil(left), link)) return next(bytes, at);
+      for (let left = due - performance.now(); left >= 1 && !link.signal.aborted; left = due - performance.now()) {
+        if (await pause(run, Math.floor(left), link)) return next(bytes, at);
       }
       return next(bytes, Math.max(at, due));
     }
