@@ -5,10 +5,11 @@ import { parseArgs } from "node:util";
 
 /**
  * Parses `PROTOCOL [--mode raw|chunk] [--prefix P] [--token T] [--host H] [--port N]
- * [--tls-cert F --tls-key F]` (with the two TLS files, the server speaks TLS).
+ * [--tls-cert F --tls-key F] [--upstream HOST:PORT]` (with the two TLS files, the server speaks
+ * TLS; `--upstream` is where the pass-through forwarders of `forward_*` connect).
  *
  * @param {string[]} args The command-line arguments after the script.
- * @returns {{ protocol: string, values: { mode: string, prefix: string, token: string, host: string, port: string, "tls-cert"?: string, "tls-key"?: string } }}
+ * @returns {{ protocol: string, values: { mode: string, prefix: string, token: string, host: string, port: string, "tls-cert"?: string, "tls-key"?: string, upstream: string } }}
  */
 export function baselineOptions(args) {
   const { positionals, values } = parseArgs({
@@ -22,6 +23,7 @@ export function baselineOptions(args) {
       port: { type: "string", default: "0" },
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
+      upstream: { type: "string", default: "127.0.0.1:50007" }, // forward: where to
     },
   });
   return { protocol: positionals[0] ?? "echo", values };

@@ -1,6 +1,7 @@
 // Measuring: one run of the generator, a fresh server per measurement, idle memory, and a cell's ABBA rounds.
 
 import { execFileSync, spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   FD_LIMIT,
@@ -135,15 +136,47 @@ export async function measureIdle(name, command) {
  * A B A' / A' B A / ... Ratios are B/A and A'/A per round; for idle memory, A/B (higher is better).
  */
 export async function runCell(runtime, name) {
+  const upstream = SCENARIOS[name].upstream ? await startUpstream() : undefined;
+  try {
+    return await measureCell(runtime, name, upstream);
+  } finally {
+    await upstream?.stop();
+  }
+}
+
+/**
+ * The faults cells' upstream: a raw echo server on the generator's CPUs (the C reference, not
+ * spinning, or bench/baseline/node.mjs without a compiler), and a config file with one proxy to it.
+ */
+async function startUpstream() {
+  let command = ["node", join(ROOT, "bench/baseline/node.mjs"), "echo", "--mode", "raw"];
+  if (hasCommand("cc")) {
+    const binary = join(scratch, "echo_epoll");
+    execFileSync("cc", ["-O2", "-o", binary, join(ROOT, "bench/reference/echo_epoll.c")]);
+    command = [binary, ""];
+  }
+  const server = await startServer("upstream", pinned(GENERATOR_CPUS, command));
+  const address = `127.0.0.1:${server.port}`;
+  const config = join(scratch, "faults.json");
+  writeFileSync(config, JSON.stringify([{ name: "bench", listen: "127.0.0.1:0", upstream: address }]));
+  return { ...server, address, config };
+}
+
+async function measureCell(runtime, name, upstream) {
   const scenario = SCENARIOS[name];
+  const fill = (command) =>
+    upstream
+      ? command.map((arg) => arg.replaceAll("{upstream}", upstream.address).replaceAll("{config}", upstream.config))
+      : command;
   // A scenario with a `reference` compares echogate with echogate run another way, not with the baseline.
-  const reference = scenario.reference
-    ? echogateCommand(runtime, scenario.reference.echogate)
-    : baselineCommand(runtime, scenario.baseline, scenario);
+  const reference = scenario.referenceCommand ??
+    (scenario.reference
+      ? echogateCommand(runtime, scenario.reference.echogate)
+      : baselineCommand(runtime, scenario.baseline, scenario));
   const commands = {
-    baseline: reference,
-    copy: reference,
-    echogate: echogateCommand(runtime, scenario.echogate, scenario),
+    baseline: fill(reference),
+    copy: fill(reference),
+    echogate: fill(echogateCommand(runtime, scenario.echogate, scenario)),
   };
   const generatorFor = (role) =>
     role === "echogate" || !scenario.reference ? scenario : { ...scenario, generator: scenario.reference.generator };

@@ -18,7 +18,8 @@ Options:
   --scenarios LIST     stream,pingpong,idle,connect,connect-proxy,connect-proxy-cpu,tls-stream,
                        tls-pingpong,tls-connect,
                        tls-stream-close,tls-pingpong-close,tls-connect-close,tls-stream-close-nodetls,
-                       tls-pingpong-close-nodetls,tls-connect-close-nodetls,udp
+                       tls-pingpong-close-nodetls,tls-connect-close-nodetls,udp,faults-stream,
+                       faults-pingpong,faults-stream-socat,faults-pingpong-socat
                        (default all); connect-proxy compares echogate's gate with and without
                        --proxy-protocol, connect-proxy-cpu the server CPU per connection of the
                        same two at a fixed rate both hold (the header's cost where the generator
@@ -27,7 +28,10 @@ Options:
                        they run echogate with --tls-stalled-handshakes hold (Deno.listenTls, as the
                        baseline) and the -close ones (Deno only) with its default; the -close-nodetls
                        ones (Deno only) the same against a node:tls baseline
-                       (bench/baseline/node.mjs run on Deno); udp a UDP pingpong
+                       (bench/baseline/node.mjs run on Deno); udp a UDP pingpong;
+                       faults-stream,faults-pingpong one connection through \`echogate faults\` (no
+                       toxics) to a raw echo upstream, against a forwarder on the runtime's own
+                       sockets (bench/baseline/forward_*), and the -socat ones against socat
   --seconds S          length of one measurement (default 2.5)
   --rounds N           rounds per cell, alternating the order (default 4)
   --idle-conns N       connections held in the idle scenario (default 5000)
@@ -46,7 +50,8 @@ export const options = parseCommandLine("bench", USAGE, {
     runtimes: "node,deno,bun",
     scenarios: "stream,pingpong,idle,connect,connect-proxy,connect-proxy-cpu,tls-stream,tls-pingpong,tls-connect," +
       "tls-stream-close,tls-pingpong-close,tls-connect-close,tls-stream-close-nodetls," +
-      "tls-pingpong-close-nodetls,tls-connect-close-nodetls,udp",
+      "tls-pingpong-close-nodetls,tls-connect-close-nodetls,udp,faults-stream,faults-pingpong,faults-stream-socat," +
+      "faults-pingpong-socat",
     seconds: "2.5",
     rounds: "4",
     "idle-conns": "5000",
@@ -82,6 +87,10 @@ export const SCENARIO_NAMES = list(
     "tls-pingpong-close-nodetls",
     "tls-connect-close-nodetls",
     "udp",
+    "faults-stream",
+    "faults-pingpong",
+    "faults-stream-socat",
+    "faults-pingpong-socat",
   ],
   "--scenarios",
 );

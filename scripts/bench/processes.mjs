@@ -51,7 +51,7 @@ export let serverCount = 0;
 /**
  * Starts a server on the server CPU with a raised descriptor limit; its output goes to a file
  * (nothing has to read it, so logging costs it only its own writes). Resolves once it prints
- * "listening on HOST:PORT".
+ * "listening on HOST:PORT" (or, for the faults cells, the address of its proxy).
  */
 export async function startServer(name, command) {
   const log = join(scratch, `server-${++serverCount}.log`);
@@ -66,7 +66,9 @@ export async function startServer(name, command) {
   const deadline = Date.now() + 30_000;
   while (true) {
     const output = existsSync(log) ? readFileSync(log, "utf8") : "";
-    const address = /listening on (\S+)/.exec(output)?.[1];
+    // "listening on HOST:PORT"; socat -d -d: "listening on AF=2 HOST:PORT"; echogate faults --json: its proxy's address.
+    const address = /listening on (?:AF=\d+ )?(\S+)/.exec(output)?.[1] ??
+      /"event":"proxy-created".*?"listen":"([^"]+)"/.exec(output)?.[1];
     if (address) {
       return {
         name,

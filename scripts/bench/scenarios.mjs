@@ -142,6 +142,35 @@ SCENARIOS["connect-proxy-cpu"] = {
   generator: [...SCENARIOS["connect-proxy"].generator, "--rate", String(COST_RATE)],
   value: (_report, serverCpuPerOpUs) => serverCpuPerOpUs,
 };
+// The faults cells: one connection through a forwarder to a raw echo upstream (the C reference,
+// or bench/baseline/node.mjs without a compiler, on the generator's CPUs, the same for every
+// server): `echogate faults` with one proxy and no toxics against a pass-through forwarder on the
+// runtime's own sockets (bench/baseline/forward_*), and against socat. The proxy's port comes from
+// its `proxy-created` event (--json); socat's from its `-d -d` notice.
+for (const kind of ["stream", "pingpong"]) {
+  const scenario = {
+    what: `one connection (${kind}, no prefix) through a fault proxy with no toxics to a raw echo upstream`,
+    unit: SCENARIOS[kind].unit,
+    upstream: true,
+    baseline: ["forward", "--upstream", "{upstream}"],
+    baselineFiles: { node: "forward_node.mjs", deno: "forward_deno.ts", bun: "forward_bun.ts" },
+    echogate: ["faults", "--port", "0", "--json", "--config", "{config}"],
+    generator: ["--mode", kind, "--prefix", "", "--conns", "1", "--size", kind === "stream" ? "65536" : "64"],
+    value: SCENARIOS[kind].value,
+  };
+  SCENARIOS[`faults-${kind}`] = { ...scenario, what: `${scenario.what}; baseline: bench/baseline/forward_*` };
+  SCENARIOS[`faults-${kind}-socat`] = {
+    ...scenario,
+    what: `${scenario.what}; baseline: socat (fork, nodelay; its cpu ratio means nothing: a forked child forwards)`,
+    referenceCommand: [
+      "socat",
+      "-d",
+      "-d",
+      "TCP-LISTEN:0,bind=127.0.0.1,fork,reuseaddr,nodelay",
+      "TCP:{upstream},nodelay",
+    ],
+  };
+}
 SCENARIOS["tls-stream"] = overTls(SCENARIOS.stream);
 SCENARIOS["tls-pingpong"] = overTls(SCENARIOS.pingpong);
 SCENARIOS["tls-connect"] = { ...overTls(SCENARIOS.connect), unit: "handshakes/s" };

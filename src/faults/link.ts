@@ -33,6 +33,10 @@ class Pipe implements ToxicLink {
   #queued = 0;
   #wake?: () => void;
   #room?: () => void;
+  /** forward() waits for an item: nothing is on its way through the toxics. */
+  #idle = false;
+  /** Whether a toxic acts on this direction of this connection (its roll chose it). */
+  #toxic = false;
 
   constructor(
     readonly link: Link,
@@ -72,10 +76,13 @@ class Pipe implements ToxicLink {
       // Toxicity is rolled once per connection and direction, and again when the toxic changes.
       const active = this.random.next() < toxic.toxicity && targets(toxic, this.link.client.remoteAddr);
       if (active) this.link.applied.add(toxic.name);
-      const next: ToxicRun = run ? Object.assign(run, { toxic, active }) : { toxic, active, sent: 0, debt: 0 };
+      const next: ToxicRun = run
+        ? Object.assign(run, { toxic, active })
+        : { toxic, active, sent: 0, debt: 0, interrupt: new AbortController() };
       this.runs.set(toxic.name, next);
       startToxic(next, this);
     }
+    this.#toxic = [...this.runs.values()].some((run) => run.active);
   }
 
   async read(): Promise<void> {
@@ -83,7 +90,11 @@ class Pipe implements ToxicLink {
       for (let bytes = await this.from.read(); bytes !== null; bytes = await this.from.read()) {
         this.link.owner.count(this.stream, "received", bytes.length);
         if (this.stream === "upstream") this.link.bytesIn += bytes.length;
-        this.#push({ bytes, at: Date.now() }, bytes.length);
+        if (this.#idle && this.#queue.length === 0 && !this.#toxic && !this.signal.aborted) {
+          await this.#write(bytes); // no toxic, nothing queued: straight through, without the queue's hops
+          continue;
+        }
+        this.#push({ bytes, at: performance.now() }, bytes.length);
         while (this.#queued >= READ_AHEAD && !this.signal.aborted) {
           await new Promise<void>((resolve) => (this.#room = resolve));
         }
@@ -102,8 +113,10 @@ class Pipe implements ToxicLink {
 
   async #take(): Promise<Item> {
     while (this.#queue.length === 0 && !this.signal.aborted) {
+      this.#idle = true;
       await new Promise<void>((resolve) => (this.#wake = resolve));
     }
+    this.#idle = false;
     const item = this.#queue.shift() ?? null;
     if (item) this.#queued -= item.bytes.length;
     this.#room?.();
@@ -128,13 +141,12 @@ class Pipe implements ToxicLink {
           if (!this.signal.aborted) await this.to.closeWrite(); // half-close carried through
           return;
         }
-        const at = item.at;
-        const through = (i: number, bytes: Uint8Array): Promise<void> => {
+        const through = (i: number, bytes: Uint8Array, at: number): Promise<void> => {
           if (this.signal.aborted) return Promise.resolve();
           if (i === chain.length) return this.#write(bytes);
-          return toxicData(chain[i]!, bytes, at, (out) => through(i + 1, out), this);
+          return toxicData(chain[i]!, bytes, at, (out, due) => through(i + 1, out, due), this);
         };
-        await through(0, item.bytes);
+        await through(0, item.bytes, item.at);
       }
     } catch {
       this.link.close(); // a failed write: the peer is gone
