@@ -1,4 +1,4 @@
-import { parseIp } from "./penalties.ts";
+import { parseIp } from "./ip.ts";
 import type { Address, Endpoint } from "./types.ts";
 
 /** How {@linkcode formatAddress} prints a peer whose address the runtime could not tell. */

@@ -41,8 +41,8 @@ export {
   type ServerOptions,
 } from "./server.ts";
 export { closeGracefully, type CloseGracefullyOptions } from "./close.ts";
-export { DEFAULT_ECHO_PORT, type EchoMode, type EchoOptions, serveEcho, type ServeEchoOptions } from "./echo.ts";
-export { DEFAULT_GATE_PORT, serveGate, type ServeGateOptions } from "./gate.ts";
+export { DEFAULT_ECHO_PORT, type EchoMode, type EchoOptions, serveEcho, type ServeEchoOptions } from "./echo/stream.ts";
+export { DEFAULT_GATE_PORT, serveGate, type ServeGateOptions } from "./gate/mod.ts";
 export {
   type ClientOptions,
   knockGate,
@@ -51,15 +51,15 @@ export {
   type proxyHeaderFor,
   sendEcho,
   type SendEchoOptions,
-} from "./client.ts";
+} from "./client/stream.ts";
 export {
   type DatagramEchoOptions,
   type DatagramEchoServer,
   type DatagramEchoStats,
   serveDatagramEcho,
-} from "./datagram/echo.ts";
-export type { DatagramLimits } from "./datagram/sources.ts";
-export { sendDatagrams, type SendDatagramsOptions } from "./datagram/client.ts";
+} from "./echo/datagram.ts";
+export type { DatagramLimits } from "./echo/sources.ts";
+export { sendDatagrams, type SendDatagramsOptions } from "./client/datagram.ts";
 export type { BenchMode, BenchOptions } from "./bench/options.ts";
 export { runBench } from "./bench/run.ts";
 export {
@@ -105,10 +105,11 @@ export {
   NoSuchUnixSocketError,
   ServerSpeaksTlsError,
   TlsClientError,
-} from "./connect_errors.ts";
+} from "./client/connect_errors.ts";
 export type { AcceptErrorCounts, AcceptErrorKind } from "./accept_errors.ts";
 export { formatAddress } from "./address.ts";
-export type { Cidr, PenaltyKind, PenaltyOptions, PenaltyShare } from "./penalties.ts";
+export type { PenaltyKind, PenaltyOptions, PenaltyShare } from "./gate/penalties.ts";
+export type { Cidr } from "./ip.ts";
 export {
   createMetricsHandler,
   METRICS_CONTENT_TYPE,

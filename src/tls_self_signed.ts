@@ -11,7 +11,7 @@
  * @module
  */
 
-import { parseIp } from "./penalties.ts";
+import { parseIp } from "./ip.ts";
 
 /**
  * A self-signed certificate and its key, ready for {@linkcode TlsServerOptions}.

@@ -306,7 +306,7 @@ export interface Transport {
   lookup?(hostname: string): Promise<string>;
   /**
    * Turns what the runtime threw on a client connection (connecting, or a TLS client's read that
-   * brings the server's verdict on it) into a `ConnectError` (`src/connect_errors.ts`) where it is one, in the
+   * brings the server's verdict on it) into a `ConnectError` (`src/client/connect_errors.ts`) where it is one, in the
    * same words on every runtime; returns anything else as it is. `connect` applies it already.
    */
   explainError?(error: unknown, endpoint: Endpoint, tls?: TlsClientOptions): unknown;

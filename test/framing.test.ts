@@ -4,9 +4,9 @@
 import { describe, expect, test } from "vitest";
 import fc from "fast-check";
 import { type ConnectionContext, silentLogger, type StreamSocket } from "../src/mod.ts";
-import { echoReplyState } from "../src/client.ts";
-import { createEchoHandler, LineSplitter } from "../src/echo.ts";
-import { createTokenMatcher, tokenFromChunk } from "../src/gate.ts";
+import { echoReplyState } from "../src/client/stream.ts";
+import { createEchoHandler, LineSplitter } from "../src/echo/stream.ts";
+import { createTokenMatcher, tokenFromChunk } from "../src/gate/mod.ts";
 import { toRetainable, WriteQueue } from "../src/write_queue.ts";
 import { ReplySlabs } from "../src/_bytes.ts";
 import { concat } from "./_utils.ts";

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test } from "vitest";
 import { knockGate, sendEcho, serveEcho, serveGate, type ServeGateOptions } from "../src/mod.ts";
-import { createTokenMatcher, REFUSAL, tokenFromChunk, WELCOME } from "../src/gate.ts";
+import { createTokenMatcher, REFUSAL, tokenFromChunk, WELCOME } from "../src/gate/mod.ts";
 import {
   bytes,
   cleanup,
@@ -12,7 +12,7 @@ import {
   text,
   transport,
 } from "./_utils.ts";
-import { matchesAnySlot } from "../src/_constant_time.ts";
+import { matchesAnySlot } from "../src/gate/_constant_time.ts";
 
 const resources = cleanup();
 afterEach(() => resources.run());

@@ -9,10 +9,10 @@ import {
   type ServeGateOptions,
   type StreamSocket,
 } from "../src/mod.ts";
-import { createEchoHandler } from "../src/echo.ts";
-import { DEFAULT_MAX_PENDING_PER_SOURCE, REFUSAL, WELCOME } from "../src/gate.ts";
-import { PenaltyBox } from "../src/penalties.ts";
-import { PendingPerSource } from "../src/_pending_sources.ts";
+import { createEchoHandler } from "../src/echo/stream.ts";
+import { DEFAULT_MAX_PENDING_PER_SOURCE, REFUSAL, WELCOME } from "../src/gate/mod.ts";
+import { PenaltyBox } from "../src/gate/penalties.ts";
+import { PendingPerSource } from "../src/gate/_pending_sources.ts";
 import { hasOpenssl, usePki } from "./_pki.ts";
 import { waitFor } from "./_wait.ts";
 import { bytes, concat, portOf, readAll, readAtLeast, RUNTIME, text, transport } from "./_net.ts";

@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { REFUSAL, WELCOME } from "../src/gate.ts";
+import { REFUSAL, WELCOME } from "../src/gate/mod.ts";
 import { exchange, freePort, haproxyMissingReason, hasIpv6Loopback, runtimeApi, showStat } from "./_haproxy.ts";
 import { type Child, type ChildServer, ROOT, RUNTIME, startChild, startCliServer, waitFor } from "./_utils.ts";
 

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, test } from "vitest";
 import { HaproxyPenaltyReporter } from "../src/haproxy_runtime/mod.ts";
 import { isTableName, parseRuntimeApiTargets, tableKey, tableTypeIn } from "../src/haproxy_runtime/runtime_api.ts";
 import type { LogEvent } from "../src/log.ts";
-import { PenaltyBox } from "../src/penalties.ts";
+import { PenaltyBox } from "../src/gate/penalties.ts";
 import { RUNTIME, transport, waitFor } from "./_utils.ts";
 
 const path = `/tmp/echogate-runtime-api-${RUNTIME}-${process.pid}.sock`;

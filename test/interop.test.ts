@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { knockGate, sendEcho, serveEcho, serveGate } from "../src/mod.ts";
-import { REFUSAL, WELCOME } from "../src/gate.ts";
+import { REFUSAL, WELCOME } from "../src/gate/mod.ts";
 import {
   type ChildServer,
   cleanup,

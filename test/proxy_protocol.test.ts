@@ -4,11 +4,11 @@
 import fc from "fast-check";
 import { describe, expect, test } from "vitest";
 import { encodeProxyHeader, type ProxyHeader, type ProxyParseResult, type ProxyTlv } from "../src/mod.ts";
-import { parseIp } from "../src/penalties.ts";
+import { parseIp } from "../src/ip.ts";
 import { crc32c } from "../src/proxy_protocol/crc32c.ts";
 import { ProxyHeaderTemplate } from "../src/proxy_protocol/encoder.ts";
 import { PP2_TYPE, V1_MAX_BYTES, V2_MAX_LENGTH, V2_SIGNATURE } from "../src/proxy_protocol/header.ts";
-import { formatIp } from "../src/proxy_protocol/ip.ts";
+import { formatIp } from "../src/ip.ts";
 import { ProxyHeaderParser } from "../src/proxy_protocol/parser.ts";
 
 const enc = new TextEncoder();

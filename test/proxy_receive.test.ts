@@ -12,7 +12,7 @@ import {
   serveGate,
   type StreamSocket,
 } from "../src/mod.ts";
-import { REFUSAL, WELCOME } from "../src/gate.ts";
+import { REFUSAL, WELCOME } from "../src/gate/mod.ts";
 import { V2_MAX_LENGTH, V2_SIGNATURE } from "../src/proxy_protocol/header.ts";
 import { waitFor } from "./_wait.ts";
 import { bytes, concat, portOf, readAll, readAtLeast, RUNTIME, tempSocketPath, text, transport } from "./_net.ts";

@@ -17,7 +17,7 @@ import {
   type TlsServerOptions,
   type Transport,
 } from "../src/mod.ts";
-import { WELCOME } from "../src/gate.ts";
+import { WELCOME } from "../src/gate/mod.ts";
 import { expectSighupReload, hasOpenssl, usePki } from "./_pki.ts";
 import { waitFor, waitUntil } from "./_wait.ts";
 import { bytes, concat, portOf, readAll, readAtLeast, RUNTIME, text, transport, watchingTransport } from "./_net.ts";

@@ -15,8 +15,8 @@ import {
   type TlsClientOptions,
   TlsConfigError,
 } from "../src/mod.ts";
-import { REFUSAL, WELCOME } from "../src/gate.ts";
-import { createEchoHandler } from "../src/echo.ts";
+import { REFUSAL, WELCOME } from "../src/gate/mod.ts";
+import { createEchoHandler } from "../src/echo/stream.ts";
 import { sleep } from "../src/_timers.ts";
 import { hasOpenssl, usePki } from "./_pki.ts";
 import { deadline, waitFor, waitUntil } from "./_wait.ts";

@@ -7,7 +7,7 @@ import { copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { sendEcho, serveEcho, type StreamSocket } from "../src/mod.ts";
-import { WELCOME } from "../src/gate.ts";
+import { WELCOME } from "../src/gate/mod.ts";
 import { expectSighupReload, hasOpenssl, usePki } from "./_pki.ts";
 import { waitFor } from "./_wait.ts";
 import { portOf, RUNTIME, RUNTIMES, text, transport } from "./_net.ts";

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, test } from "vitest";
 import { certificateFingerprint, createSelfSignedTls, sendEcho, serveEcho, TlsFingerprintError } from "../src/mod.ts";
-import { WELCOME } from "../src/gate.ts";
+import { WELCOME } from "../src/gate/mod.ts";
 import { hasOpenssl } from "./_pki.ts";
 import { deadline, waitFor } from "./_wait.ts";
 import { portOf, RUNTIME, tempSocketPath, text, transport } from "./_net.ts";

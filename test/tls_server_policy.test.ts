@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, test } from "vitest";
 import { knockGate, serveEcho, serveGate, type TlsServerOptions } from "../src/mod.ts";
-import { WELCOME } from "../src/gate.ts";
+import { WELCOME } from "../src/gate/mod.ts";
 import { hasOpenssl, usePki } from "./_pki.ts";
 import { waitFor } from "./_wait.ts";
 import { portOf, readAll, RUNTIME, transport } from "./_net.ts";

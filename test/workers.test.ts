@@ -6,7 +6,7 @@ import { describe, expect, test } from "vitest";
 import { copyFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { StreamSocket, TlsClientOptions } from "../src/mod.ts";
-import { WELCOME } from "../src/gate.ts";
+import { WELCOME } from "../src/gate/mod.ts";
 import { hasOpenssl, usePki } from "./_pki.ts";
 import { deadline, waitFor, waitUntil } from "./_wait.ts";
 import { bytes, readAll, readAtLeast, RUNTIME, tempSocketPath, text, transport } from "./_net.ts";

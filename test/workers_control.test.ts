@@ -8,7 +8,7 @@ import { describe, expect, test } from "vitest";
 import { spawn } from "node:child_process";
 import tls from "node:tls";
 import type { TlsClientOptions } from "../src/mod.ts";
-import { REFUSAL, WELCOME } from "../src/gate.ts";
+import { REFUSAL, WELCOME } from "../src/gate/mod.ts";
 import { hasOpenssl, makeClientLeaf, usePki } from "./_pki.ts";
 import { deadline, waitFor } from "./_wait.ts";
 import { bytes, readAll, readAtLeast, RUNTIME, text, transport } from "./_net.ts";

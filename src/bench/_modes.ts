@@ -7,8 +7,8 @@
  */
 
 import { concatAll, pythonRepr, utf8 } from "../_bytes.ts";
-import { echoReplyState } from "../client.ts";
-import { WELCOME } from "../gate.ts";
+import { echoReplyState } from "../client/stream.ts";
+import { WELCOME } from "../gate/mod.ts";
 import type { StreamSocket } from "../types.ts";
 import type { Settings } from "./options.ts";
 import type { Pacer } from "./_pacing.ts";

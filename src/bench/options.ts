@@ -7,9 +7,9 @@
 
 import { utf8 } from "../_bytes.ts";
 import { formatEndpoint } from "../address.ts";
-import { connectOptionsFor, unbracketed } from "../_client_connect.ts";
-import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "../echo.ts";
-import { DEFAULT_GATE_PORT } from "../gate.ts";
+import { connectOptionsFor, unbracketed } from "../client/_connect.ts";
+import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "../echo/stream.ts";
+import { DEFAULT_GATE_PORT } from "../gate/mod.ts";
 import type { ProxyHeaderInit } from "../proxy_protocol/mod.ts";
 import type { TlsClientOptions } from "../tls.ts";
 import type { ConnectOptions, Endpoint, Transport } from "../types.ts";

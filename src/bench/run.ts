@@ -7,8 +7,8 @@
 
 import { TIMED_OUT, within } from "../_timers.ts";
 import { errorMessage } from "../log.ts";
-import { ConnectError, looksLikeTlsRecord, ServerSpeaksTlsError } from "../connect_errors.ts";
-import { proxyHeaderFor } from "../client.ts";
+import { ConnectError, looksLikeTlsRecord, ServerSpeaksTlsError } from "../client/connect_errors.ts";
+import { proxyHeaderFor } from "../client/stream.ts";
 import type { Address, StreamSocket } from "../types.ts";
 import { ProxyHeaderTemplate } from "../proxy_protocol/mod.ts";
 import { checkDescriptors } from "./descriptors.ts";

@@ -12,7 +12,7 @@
 import { utf8 } from "../_bytes.ts";
 import { formatAddress } from "../address.ts";
 import { isSpecificIp } from "../address.ts";
-import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "../echo.ts";
+import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "../echo/stream.ts";
 import { errorMessage } from "../log.ts";
 import type { DatagramSocket, Transport } from "../types.ts";
 import { Histogram, round3 } from "./_histogram.ts";

@@ -13,12 +13,12 @@ import {
 } from "../bench/mod.ts";
 import { runBenchDetailed } from "../bench/run.ts";
 import { errorMessage } from "../log.ts";
-import { unbracketed } from "../_client_connect.ts";
+import { unbracketed } from "../client/_connect.ts";
 import { benchShare, runBenchWorker, shareOf, superviseBench } from "./bench_workers.ts";
 import { formatEndpoint } from "../address.ts";
-import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "../echo.ts";
+import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "../echo/stream.ts";
 import { UsageError } from "../errors.ts";
-import { DEFAULT_GATE_PORT } from "../gate.ts";
+import { DEFAULT_GATE_PORT } from "../gate/mod.ts";
 import { parseChoice, parsePort, parsePositiveInt, parseSeconds } from "./args.ts";
 import { clientFlags, type Command, type Options, str, suggestTls } from "./command.ts";
 import { continued, defineCommand } from "./flags.ts";

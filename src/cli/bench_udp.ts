@@ -9,7 +9,7 @@ import {
   DEFAULT_UDP_BENCH_TIMEOUT_MS,
   runDatagramBench,
 } from "../bench/mod.ts";
-import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "../echo.ts";
+import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "../echo/stream.ts";
 import { UsageError } from "../errors.ts";
 import { parsePort, parsePositiveInt, parseSeconds } from "./args.ts";
 import { type Options, str } from "./command.ts";

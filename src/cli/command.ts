@@ -1,7 +1,7 @@
 // What every CLI command is, and the helpers the commands share.
 
 import { AddrInUseError, UsageError } from "../errors.ts";
-import { ServerSpeaksTlsError } from "../connect_errors.ts";
+import { ServerSpeaksTlsError } from "../client/connect_errors.ts";
 import { createLogger, errorMessage, type Logger } from "../log.ts";
 import type { EchogateServer } from "../server.ts";
 import { type OptionSpec, parsePort, parsePositiveInt, parseSeconds } from "./args.ts";

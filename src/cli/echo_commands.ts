@@ -1,7 +1,7 @@
 // The `echo serve` and `echo send` commands.
 
 import { pythonRepr, utf8 } from "../_bytes.ts";
-import { sendEcho } from "../client.ts";
+import { sendEcho } from "../client/stream.ts";
 import {
   DEFAULT_ECHO_PORT,
   DEFAULT_MAX_LINE,
@@ -9,10 +9,10 @@ import {
   ECHO_MODES,
   type EchoOptions,
   serveEcho,
-} from "../echo.ts";
-import { DEFAULT_MAX_DATAGRAM, MAX_UDP_PREFIX } from "../datagram/echo.ts";
-import { type DatagramLimits, DEFAULT_UDP_BUDGET, DEFAULT_UDP_RATE } from "../datagram/sources.ts";
-import { DEFAULT_UDP_RETRIES } from "../datagram/client.ts";
+} from "../echo/stream.ts";
+import { DEFAULT_MAX_DATAGRAM, MAX_UDP_PREFIX } from "../echo/datagram.ts";
+import { type DatagramLimits, DEFAULT_UDP_BUDGET, DEFAULT_UDP_RATE } from "../echo/sources.ts";
+import { DEFAULT_UDP_RETRIES } from "../client/datagram.ts";
 import { UsageError } from "../errors.ts";
 import { parseChoice, parsePositiveInt, parseSeconds } from "./args.ts";
 import {

@@ -4,7 +4,7 @@
 import { UsageError } from "../errors.ts";
 import { HaproxyPenaltyReporter, isTableName, parseRuntimeApiTargets } from "../haproxy_runtime/mod.ts";
 import type { Logger } from "../log.ts";
-import { PenaltyBox, type PenaltyKind, type PenaltyOptions } from "../penalties.ts";
+import { PenaltyBox, type PenaltyKind, type PenaltyOptions } from "../gate/penalties.ts";
 import type { Options } from "./command.ts";
 import { str } from "./command.ts";
 import type { Flag } from "./flags.ts";

@@ -1,10 +1,11 @@
 // The `gate serve` and `gate knock` commands.
 
-import { knockGate } from "../client.ts";
-import { createEchoHandler } from "../echo.ts";
+import { knockGate } from "../client/stream.ts";
+import { createEchoHandler } from "../echo/stream.ts";
 import { UsageError } from "../errors.ts";
-import { DEFAULT_GATE_PORT, DEFAULT_MAX_PENDING_PER_SOURCE, DEFAULT_TOKEN, serveGate } from "../gate.ts";
-import { parseCidr, type PenaltyOptions } from "../penalties.ts";
+import { DEFAULT_GATE_PORT, DEFAULT_MAX_PENDING_PER_SOURCE, DEFAULT_TOKEN, serveGate } from "../gate/mod.ts";
+import type { PenaltyOptions } from "../gate/penalties.ts";
+import { parseCidr } from "../ip.ts";
 import { createForwardHandler } from "../forward.ts";
 import type { ConnectionHandler } from "../server.ts";
 import { parsePort, parsePositiveInt, parseSeconds } from "./args.ts";

@@ -1,7 +1,7 @@
 // Whether a listen address reaches this machine only: `gate serve` refuses the seed's well-known
 // default token anywhere else.
 
-import { cidrContains, parseCidr, parseIp } from "../penalties.ts";
+import { cidrContains, parseCidr, parseIp } from "../ip.ts";
 import type { CliHost } from "./host.ts";
 
 const LOOPBACK = [parseCidr("127.0.0.0/8"), parseCidr("::1/128")];

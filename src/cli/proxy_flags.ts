@@ -2,7 +2,7 @@
 // --proxy-header/--proxy-source on the clients, --then-proxy-protocol on the gate's forwarder.
 
 import { UsageError } from "../errors.ts";
-import { parseCidr } from "../penalties.ts";
+import { parseCidr } from "../ip.ts";
 import { DEFAULT_PROXY_TRUSTED, type ProxyHeaderInit, type ProxyProtocolOptions } from "../proxy_protocol/mod.ts";
 import type { Address } from "../types.ts";
 import { parseChoice, parsePort, parseSeconds } from "./args.ts";

@@ -3,7 +3,7 @@
 // the listen, and the wait for a signal.
 
 import type { Logger } from "../log.ts";
-import type { PenaltyKind } from "../penalties.ts";
+import type { PenaltyKind } from "../gate/penalties.ts";
 import type { EchogateServer } from "../server.ts";
 import type { TlsServerOptions } from "../tls.ts";
 import { drainMs, explainListenError, type Options, untilSignal } from "./command.ts";

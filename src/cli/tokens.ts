@@ -1,7 +1,7 @@
 // Where `gate serve` and `gate knock` take their token from, and the checks on a token file.
 
 import { UsageError } from "../errors.ts";
-import { DEFAULT_TOKEN, MAX_TOKEN_BYTES } from "../gate.ts";
+import { DEFAULT_TOKEN, MAX_TOKEN_BYTES } from "../gate/mod.ts";
 import { errorMessage } from "../log.ts";
 import { type Options, str } from "./command.ts";
 import type { CliHost } from "./host.ts";

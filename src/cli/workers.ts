@@ -15,7 +15,8 @@
 
 import { UsageError } from "../errors.ts";
 import { createLogger, type LogEvent, type Logger } from "../log.ts";
-import { parseIp, type PenaltyKind, type PenaltyShare } from "../penalties.ts";
+import type { PenaltyKind, PenaltyShare } from "../gate/penalties.ts";
+import { parseIp } from "../ip.ts";
 import {
   addCounters,
   newServerCounters,

@@ -4,9 +4,9 @@
 
 import { pythonRepr, utf8 } from "../_bytes.ts";
 import { within } from "../_timers.ts";
-import { knockGate, sendEcho } from "../client.ts";
-import { serveEcho } from "../echo.ts";
-import { serveGate } from "../gate.ts";
+import { knockGate, sendEcho } from "../client/stream.ts";
+import { serveEcho } from "../echo/stream.ts";
+import { serveGate } from "../gate/mod.ts";
 import { createLogger, type LogEvent, type Logger } from "../log.ts";
 import type { EchogateServer } from "../server.ts";
 import { previewOf, type Tracer, traceTransport } from "../trace/mod.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { parseCidr } from "../penalties.ts";
+import { parseCidr } from "../ip.ts";
 
 /**
  * The toxic types echogate knows, by toxiproxy's names.

@@ -7,7 +7,7 @@
 import { formatAddress } from "../address.ts";
 import type { Listener, StreamSocket, Transport } from "../types.ts";
 import { errorMessage } from "../log.ts";
-import { parseIp } from "../penalties.ts";
+import { parseIp } from "../ip.ts";
 import { Link, type LinkOwner } from "./link.ts";
 import { SeededRandom } from "./prng.ts";
 import { targets, wait } from "./toxics.ts";

@@ -8,7 +8,7 @@
 import type { SeededRandom } from "./prng.ts";
 import type { Toxic } from "./model.ts";
 import type { Address } from "../types.ts";
-import { cidrContains, parseCidr, parseIp } from "../penalties.ts";
+import { cidrContains, parseCidr, parseIp } from "../ip.ts";
 
 /** Whether `toxic` targets a client at `remote`: always, unless it lists `clients`. */
 export function targets(toxic: Toxic, remote: Address): boolean {

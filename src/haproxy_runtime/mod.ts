@@ -13,7 +13,7 @@
  */
 
 import { type Logger, silentLogger } from "../log.ts";
-import { sourceKey } from "../penalties.ts";
+import { sourceKey } from "../gate/penalties.ts";
 import type { Transport } from "../types.ts";
 import { runtimeApiExchange, type RuntimeApiTarget, tableKey, type TableKeyType, tableTypeIn } from "./runtime_api.ts";
 
@@ -76,7 +76,7 @@ interface TargetState {
  *
  * @example
  * ```ts ignore
- * import { PenaltyBox } from "../penalties.ts";
+ * import { PenaltyBox } from "../gate/penalties.ts";
  *
  * const reporter = new HaproxyPenaltyReporter({ transport, targets: parseRuntimeApiTargets("unix:/run/haproxy.sock"), table: "penalised" });
  * const box = new PenaltyBox({ onRefusing: reporter.refusing });

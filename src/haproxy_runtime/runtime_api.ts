@@ -8,7 +8,7 @@
 
 import { within } from "../_timers.ts";
 import { UsageError } from "../errors.ts";
-import { parseIp } from "../penalties.ts";
+import { parseIp } from "../ip.ts";
 import type { Endpoint, StreamSocket, Transport } from "../types.ts";
 
 /** Where a runtime API listens, and how the operator wrote it (for log lines). */

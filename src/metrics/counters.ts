@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { DatagramEchoStats } from "../datagram/echo.ts";
+import type { DatagramEchoStats } from "../echo/datagram.ts";
 
 /**
  * Why a connection was closed at admission, as the `reason` label says it.

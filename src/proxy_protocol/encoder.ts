@@ -5,11 +5,11 @@
  * @module
  */
 
-import { parseIp } from "../penalties.ts";
+import { parseIp } from "../ip.ts";
 import type { Address } from "../types.ts";
 import { crc32c } from "./crc32c.ts";
 import { PP2_TYPE, type ProxyTlv, V2_MAX_LENGTH, V2_SIGNATURE } from "./header.ts";
-import { formatIp } from "./ip.ts";
+import { formatIp } from "../ip.ts";
 
 /**
  * What to put in a header. Without `source` and `destination` (or when either is not a TCP

@@ -25,5 +25,5 @@ export * from "./header.ts";
 export * from "./parser.ts";
 export * from "./encoder.ts";
 export * from "./crc32c.ts";
-export * from "./ip.ts";
+export * from "../ip.ts";
 export * from "./receive.ts";

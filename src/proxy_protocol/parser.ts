@@ -5,7 +5,7 @@
  * @module
  */
 
-import { parseIp } from "../penalties.ts";
+import { parseIp } from "../ip.ts";
 import type { Address } from "../types.ts";
 import { crc32c } from "./crc32c.ts";
 import {
@@ -17,7 +17,7 @@ import {
   V2_MAX_LENGTH,
   V2_SIGNATURE,
 } from "./header.ts";
-import { formatIp } from "./ip.ts";
+import { formatIp } from "../ip.ts";
 
 /**
  * What {@linkcode ProxyHeaderParser.push} says about the bytes so far.

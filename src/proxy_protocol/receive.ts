@@ -7,7 +7,7 @@
  */
 
 import { errorMessage } from "../log.ts";
-import { type Cidr, cidrContains, parseCidr, parseIp } from "../penalties.ts";
+import { type Cidr, cidrContains, parseCidr, parseIp } from "../ip.ts";
 import { TIMED_OUT, within } from "../_timers.ts";
 import { type ChunkListener, ReadQueue } from "../read_queue.ts";
 import type { TlsInfo } from "../tls.ts";

@@ -38,7 +38,7 @@ export interface TraceSession {
  * @example Trace a gate
  * ```ts
  * import { transport } from "../../adapters/deno.ts";
- * import { serveGate } from "../gate.ts";
+ * import { serveGate } from "../gate/mod.ts";
  * import { silentLogger } from "../log.ts";
  * import { createTracer, renderTraceLine, traceSession } from "./mod.ts";
  *

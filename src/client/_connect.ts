@@ -2,9 +2,9 @@
 // clear text before a TLS handshake. Shared by the one-shot clients (client.ts) and the load
 // generator (bench/).
 
-import { encodeProxyHeader, type ProxyHeaderInit } from "./proxy_protocol/mod.ts";
-import type { TlsClientOptions } from "./tls.ts";
-import type { ConnectOptions, StreamSocket } from "./types.ts";
+import { encodeProxyHeader, type ProxyHeaderInit } from "../proxy_protocol/mod.ts";
+import type { TlsClientOptions } from "../tls.ts";
+import type { ConnectOptions, StreamSocket } from "../types.ts";
 
 /**
  * The PROXY header a client sends on `socket`: `init`, with `source` and `destination` defaulting
@@ -16,7 +16,7 @@ import type { ConnectOptions, StreamSocket } from "./types.ts";
  *
  * @example
  * ```ts ignore
- * import { proxyHeaderFor } from "./mod.ts";
+ * import { proxyHeaderFor } from "../mod.ts";
  *
  * await socket.write(proxyHeaderFor(socket, { version: 2 }));
  * ```

@@ -4,17 +4,17 @@
  * @module
  */
 
-import { concatAll, utf8 } from "./_bytes.ts";
-import { sleep, TIMED_OUT, within } from "./_timers.ts";
-import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "./echo.ts";
-import { DEFAULT_GATE_PORT, DEFAULT_TOKEN, WELCOME } from "./gate.ts";
-import type { ProxyHeaderInit } from "./proxy_protocol/mod.ts";
-import { connectOptionsFor, proxyHeaderFor, unbracketed } from "./_client_connect.ts";
-import type { TlsClientOptions } from "./tls.ts";
-import type { Endpoint, StreamSocket, Transport } from "./types.ts";
-import { formatEndpoint } from "./address.ts";
+import { concatAll, utf8 } from "../_bytes.ts";
+import { sleep, TIMED_OUT, within } from "../_timers.ts";
+import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "../echo/stream.ts";
+import { DEFAULT_GATE_PORT, DEFAULT_TOKEN, WELCOME } from "../gate/mod.ts";
+import type { ProxyHeaderInit } from "../proxy_protocol/mod.ts";
+import { connectOptionsFor, proxyHeaderFor, unbracketed } from "./_connect.ts";
+import type { TlsClientOptions } from "../tls.ts";
+import type { Endpoint, StreamSocket, Transport } from "../types.ts";
+import { formatEndpoint } from "../address.ts";
 import { looksLikeTlsRecord, ServerSpeaksTlsError } from "./connect_errors.ts";
-import { DEFAULT_UDP_TIMEOUT_MS, sendDatagrams } from "./datagram/client.ts";
+import { DEFAULT_UDP_TIMEOUT_MS, sendDatagrams } from "./datagram.ts";
 
 export { proxyHeaderFor };
 
@@ -23,7 +23,7 @@ export { proxyHeaderFor };
  *
  * @example
  * ```ts
- * import type { ClientOptions } from "./mod.ts";
+ * import type { ClientOptions } from "../mod.ts";
  *
  * const options: Omit<ClientOptions, "transport"> = { hostname: "localhost", port: 50007 };
  * ```
@@ -90,8 +90,8 @@ const MAX_REPLY_OVERHEAD = 64 * 1024;
  *
  * @example
  * ```ts ignore
- * import { sendEcho } from "./mod.ts";
- * import { transport } from "../adapters/deno.ts";
+ * import { sendEcho } from "../mod.ts";
+ * import { transport } from "../../adapters/deno.ts";
  *
  * const [reply] = await sendEcho({ transport, port: 50007, messages: ["hi"] });
  * console.log(new TextDecoder().decode(reply)); // "Echo=>hi"
@@ -172,7 +172,7 @@ async function readReply(
  *
  * @example
  * ```ts
- * import { echoReplyState } from "./client.ts";
+ * import { echoReplyState } from "./stream.ts";
  *
  * const enc = new TextEncoder();
  * console.log(echoReplyState(enc.encode("Echo=>ab"), enc.encode("abc"), enc.encode("Echo=>"))); // "partial"
@@ -237,7 +237,7 @@ export interface KnockGateOptions extends ClientOptions {
  *
  * @example
  * ```ts
- * import type { KnockResult } from "./mod.ts";
+ * import type { KnockResult } from "../mod.ts";
  *
  * const result: KnockResult = { welcomed: true, reply: "welcome to server!" };
  * ```
@@ -257,8 +257,8 @@ export interface KnockResult {
  *
  * @example
  * ```ts ignore
- * import { knockGate } from "./mod.ts";
- * import { transport } from "../adapters/node.ts";
+ * import { knockGate } from "../mod.ts";
+ * import { transport } from "../../adapters/node.ts";
  *
  * const { welcomed } = await knockGate({ transport, port: 8001, token: "1", delayMs: 0 });
  * ```

@@ -10,7 +10,7 @@
  *
  * @example
  * ```ts
- * import { DEFAULT_ECHO_PORT } from "./mod.ts";
+ * import { DEFAULT_ECHO_PORT } from "../mod.ts";
  *
  * console.log(DEFAULT_ECHO_PORT); // 50007
  * ```

@@ -10,7 +10,7 @@ import { newServerCounters } from "../metrics/counters.ts";
 import { ReplySlabs, utf8 } from "../_bytes.ts";
 import { LogThrottle } from "../_log_throttle.ts";
 import { formatAddress } from "../address.ts";
-import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "../echo_defaults.ts";
+import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "./defaults.ts";
 import { errorMessage, type Logger, silentLogger } from "../log.ts";
 import type { EchogateServer } from "../server.ts";
 import type { DatagramSocket, Transport } from "../types.ts";

@@ -8,10 +8,7 @@
  * @module
  */
 
-import { type Cidr, cidrContains, isCanonicalIpv4, parseCidr, parseIp } from "./proxy_protocol/ip.ts";
-
-// Until every importer names src/proxy_protocol/ip.ts (scripts/_restructure.mjs rewrites them and drops this line).
-export { type Cidr, cidrContains, parseCidr, parseIp } from "./proxy_protocol/ip.ts";
+import { type Cidr, cidrContains, isCanonicalIpv4, parseCidr, parseIp } from "../ip.ts";
 
 /** What a source did wrong. */
 export type PenaltyKind = "authfail" | "grace-exceeded" | "noauth";
@@ -21,7 +18,7 @@ export type PenaltyKind = "authfail" | "grace-exceeded" | "noauth";
  *
  * @example
  * ```ts
- * import type { PenaltyOptions } from "./mod.ts";
+ * import type { PenaltyOptions } from "../mod.ts";
  *
  * const strict: PenaltyOptions = { authfailSeconds: 30, exempt: [] };
  * ```
@@ -64,7 +61,7 @@ export interface PenaltyOptions {
  *
  * @example Two tables in one process, sharing
  * ```ts
- * import { type PenaltyKind, type PenaltyShare } from "./mod.ts";
+ * import { type PenaltyKind, type PenaltyShare } from "../mod.ts";
  * import { PenaltyBox } from "./penalties.ts";
  *
  * const appliers: ((address: string, kind: PenaltyKind, at: number) => void)[] = [];

@@ -9,14 +9,14 @@
  * @module
  */
 
-import { concatAll, ReplySlabs, utf8 } from "./_bytes.ts";
-import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "./echo_defaults.ts";
-import { answerAll } from "./answer.ts";
-import type { ChunkAnswering, ConnectionContext, ConnectionHandler, EchogateServer, ServerOptions } from "./server.ts";
-import { serve } from "./server.ts";
-import type { StreamSocket } from "./types.ts";
-import { serveDatagramEcho } from "./datagram/echo.ts";
-import type { DatagramLimits } from "./datagram/sources.ts";
+import { concatAll, ReplySlabs, utf8 } from "../_bytes.ts";
+import { DEFAULT_ECHO_PORT, DEFAULT_PREFIX } from "./defaults.ts";
+import { answerAll } from "../answer.ts";
+import type { ChunkAnswering, ConnectionContext, ConnectionHandler, EchogateServer, ServerOptions } from "../server.ts";
+import { serve } from "../server.ts";
+import type { StreamSocket } from "../types.ts";
+import { serveDatagramEcho } from "./datagram.ts";
+import type { DatagramLimits } from "./sources.ts";
 
 /** The echo modes. */
 export type EchoMode = "chunk" | "line" | "raw";
@@ -34,7 +34,7 @@ export const DEFAULT_MAX_LINE = 64 * 1024;
  *
  * @example
  * ```ts
- * import type { EchoOptions } from "./mod.ts";
+ * import type { EchoOptions } from "../mod.ts";
  *
  * const options: EchoOptions = { mode: "line", prefix: "> ", maxLine: 1024 };
  * ```
@@ -60,7 +60,7 @@ export interface EchoOptions {
  *
  * @example
  * ```ts
- * import type { ServeEchoOptions } from "./mod.ts";
+ * import type { ServeEchoOptions } from "../mod.ts";
  *
  * const options: Omit<ServeEchoOptions, "transport"> = { port: 0, mode: "raw" };
  * ```
@@ -86,8 +86,8 @@ export interface ServeEchoOptions extends ServerOptions, EchoOptions {
  *
  * @example Serve on a free port
  * ```ts ignore
- * import { serveEcho } from "./mod.ts";
- * import { transport } from "../adapters/deno.ts";
+ * import { serveEcho } from "../mod.ts";
+ * import { transport } from "../../adapters/deno.ts";
  *
  * const server = await serveEcho({ transport, port: 0 });
  * console.log(server.url);
@@ -115,9 +115,9 @@ export function serveEcho(options: ServeEchoOptions): Promise<EchogateServer> {
  *
  * @example
  * ```ts ignore
- * import { serve } from "./mod.ts";
- * import { createEchoHandler } from "./echo.ts";
- * import { transport } from "../adapters/bun.ts";
+ * import { serve } from "../mod.ts";
+ * import { createEchoHandler } from "./stream.ts";
+ * import { transport } from "../../adapters/bun.ts";
  *
  * const server = await serve({ transport, port: 0 }, createEchoHandler({ mode: "raw" }), "echo");
  * ```
@@ -235,7 +235,7 @@ function watchIdle(socket: StreamSocket, context: ConnectionContext, idleMs: num
  *
  * @example
  * ```ts
- * import { LineSplitter } from "./echo.ts";
+ * import { LineSplitter } from "./stream.ts";
  *
  * const splitter = new LineSplitter(1024);
  * const enc = new TextEncoder();

@@ -8,7 +8,7 @@
 import { endsWith } from "../_bytes.ts";
 import { isSpecificIp } from "../address.ts";
 import { errorMessage } from "../log.ts";
-import { parseIp } from "../penalties.ts";
+import { parseIp } from "../ip.ts";
 import { TIMED_OUT, within } from "../_timers.ts";
 import type { DatagramSocket, Transport } from "../types.ts";
 

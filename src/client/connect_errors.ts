@@ -11,7 +11,7 @@
  *
  * @example
  * ```ts
- * import { ConnectError, ConnectionRefusedError } from "./mod.ts";
+ * import { ConnectError, ConnectionRefusedError } from "../mod.ts";
  *
  * const error = new ConnectionRefusedError("127.0.0.1:50007");
  * console.log(error instanceof ConnectError, error.target); // true "127.0.0.1:50007"
@@ -33,7 +33,7 @@ export class ConnectError extends Error {
  *
  * @example
  * ```ts
- * import { ConnectionRefusedError } from "./mod.ts";
+ * import { ConnectionRefusedError } from "../mod.ts";
  *
  * console.log(new ConnectionRefusedError("127.0.0.1:50007").message); // "connection refused by 127.0.0.1:50007"
  * ```
@@ -51,7 +51,7 @@ export class ConnectionRefusedError extends ConnectError {
  *
  * @example
  * ```ts
- * import { HostNotFoundError } from "./mod.ts";
+ * import { HostNotFoundError } from "../mod.ts";
  *
  * console.log(new HostNotFoundError("nope.invalid").message); // 'cannot resolve host "nope.invalid"'
  * ```
@@ -69,7 +69,7 @@ export class HostNotFoundError extends ConnectError {
  *
  * @example
  * ```ts
- * import { NoSuchUnixSocketError } from "./mod.ts";
+ * import { NoSuchUnixSocketError } from "../mod.ts";
  *
  * console.log(new NoSuchUnixSocketError("/x/y.sock").message); // "no such unix socket: /x/y.sock"
  * ```
@@ -87,7 +87,7 @@ export class NoSuchUnixSocketError extends ConnectError {
  *
  * @example
  * ```ts
- * import { ConnectPermissionError } from "./mod.ts";
+ * import { ConnectPermissionError } from "../mod.ts";
  *
  * console.log(new ConnectPermissionError("unix:/run/x.sock").message); // "permission denied: unix:/run/x.sock"
  * ```
@@ -106,7 +106,7 @@ export class ConnectPermissionError extends ConnectError {
  *
  * @example
  * ```ts
- * import { TlsClientError } from "./mod.ts";
+ * import { TlsClientError } from "../mod.ts";
  *
  * const error = TlsClientError.nameMismatch("127.0.0.1:50007", "wrong.example");
  * console.log(error.message); // 'TLS: the server\'s certificate does not match "wrong.example"'
@@ -154,7 +154,7 @@ export class TlsClientError extends ConnectError {
  *
  * @example
  * ```ts
- * import { ServerSpeaksTlsError } from "./mod.ts";
+ * import { ServerSpeaksTlsError } from "../mod.ts";
  *
  * console.log(new ServerSpeaksTlsError("127.0.0.1:50007").message); // "the server at 127.0.0.1:50007 speaks TLS"
  * ```

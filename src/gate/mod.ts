@@ -6,24 +6,24 @@
  * @module
  */
 
-import { utf8 } from "./_bytes.ts";
+import { utf8 } from "../_bytes.ts";
 import { matchesAnySlot } from "./_constant_time.ts";
-import { TIMED_OUT, within } from "./_timers.ts";
-import { formatAddress } from "./address.ts";
-import { silentLogger } from "./log.ts";
+import { TIMED_OUT, within } from "../_timers.ts";
+import { formatAddress } from "../address.ts";
+import { silentLogger } from "../log.ts";
 import { PenaltyBox, type PenaltyKind, type PenaltyOptions } from "./penalties.ts";
 import { PendingPerSource } from "./_pending_sources.ts";
-import type { ConnectionContext, ConnectionHandler, EchogateServer, ServerOptions } from "./server.ts";
-import { serve } from "./server.ts";
-import type { StreamSocket } from "./types.ts";
-import { ProxiedSocket } from "./proxy_protocol/mod.ts";
+import type { ConnectionContext, ConnectionHandler, EchogateServer, ServerOptions } from "../server.ts";
+import { serve } from "../server.ts";
+import type { StreamSocket } from "../types.ts";
+import { ProxiedSocket } from "../proxy_protocol/mod.ts";
 
 /**
  * The seed's gate port.
  *
  * @example
  * ```ts
- * import { DEFAULT_GATE_PORT } from "./mod.ts";
+ * import { DEFAULT_GATE_PORT } from "../mod.ts";
  *
  * console.log(DEFAULT_GATE_PORT); // 8001
  * ```
@@ -46,7 +46,7 @@ export const MAX_TOKEN_BYTES = 1024;
  *
  * @example
  * ```ts
- * import { DEFAULT_MAX_PENDING_PER_SOURCE } from "./gate.ts";
+ * import { DEFAULT_MAX_PENDING_PER_SOURCE } from "./mod.ts";
  *
  * console.log(DEFAULT_MAX_PENDING_PER_SOURCE); // 64
  * ```
@@ -58,7 +58,7 @@ export const DEFAULT_MAX_PENDING_PER_SOURCE = 64;
  *
  * @example
  * ```ts
- * import type { ServeGateOptions } from "./mod.ts";
+ * import type { ServeGateOptions } from "../mod.ts";
  *
  * const options: Omit<ServeGateOptions, "transport"> = { port: 0, tokens: ["s3cret"], timeoutMs: 2000 };
  * ```
@@ -105,8 +105,8 @@ export interface ServeGateOptions extends ServerOptions {
  *
  * @example
  * ```ts ignore
- * import { serveGate } from "./mod.ts";
- * import { transport } from "../adapters/deno.ts";
+ * import { serveGate } from "../mod.ts";
+ * import { transport } from "../../adapters/deno.ts";
  *
  * const server = await serveGate({ transport, port: 0, tokens: ["s3cret"] });
  * await server.close();
@@ -263,7 +263,7 @@ function throttle(intervalMs: number): (run: () => void) => void {
  *
  * @example
  * ```ts
- * import { tokenFromChunk } from "./gate.ts";
+ * import { tokenFromChunk } from "./mod.ts";
  *
  * const token = tokenFromChunk(new TextEncoder().encode("1\r\n"));
  * console.log(new TextDecoder().decode(token)); // "1"
@@ -296,7 +296,7 @@ export function tokenFromChunk(chunk: Uint8Array): Uint8Array {
  *
  * @example
  * ```ts
- * import { createTokenMatcher } from "./gate.ts";
+ * import { createTokenMatcher } from "./mod.ts";
  *
  * const matches = createTokenMatcher(["s3cret"]);
  * console.log(matches(new TextEncoder().encode("s3cret"))); // true

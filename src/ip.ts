@@ -14,7 +14,7 @@
  *
  * @example
  * ```ts
- * import { formatIp } from "./mod.ts";
+ * import { formatIp } from "./proxy_protocol/mod.ts";
  *
  * console.log(formatIp(new Uint8Array([192, 0, 2, 7]))); // "192.0.2.7"
  * console.log(formatIp(new Uint8Array([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]))); // "2001:db8::1"

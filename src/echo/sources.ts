@@ -2,7 +2,7 @@
 // address, plus the global answer budget. Fixed size, allocated once: a flood of spoofed
 // sources costs no memory, and a datagram costs a string hash and a few array reads.
 
-import { parseIp } from "../penalties.ts";
+import { parseIp } from "../ip.ts";
 
 /**
  * Rate limits of a UDP echo server. The defaults are meant for a public server: a victim whose
