@@ -74,7 +74,7 @@ export class DenoStreamSocket implements StreamSocket {
       // and glibc to hold (docs/reliability.md).
       const prefix = responder.replyPrefix;
       const offset = prefix?.length ?? 0;
-      let buffer = prefixedBuffer(prefix, MIN_READ);
+      let buffer = prefixedBuffer(prefix, Math.max(MIN_READ, responder.readBytes ?? 0));
       let readInto = buffer.subarray(offset);
       let smallReads = 0;
       while (!this.#isClosed) {
@@ -96,6 +96,7 @@ export class DenoStreamSocket implements StreamSocket {
         if (reply !== undefined && reply.length > 0) {
           const written = await (this.#writing = this.#conn.write(reply));
           if (written < reply.length) await this.write(reply.subarray(written));
+          responder.answered?.();
         }
         let size = nextReadSize(readInto.length, n);
         if (size >= readInto.length) smallReads = 0;

@@ -24,13 +24,26 @@ export function within<T>(promise: Promise<T>, ms: number): Promise<T | typeof T
   });
 }
 
+/**
+ * Calls `expire` after `ms` (on the shared deadline list, as {@linkcode within} does), unless
+ * {@linkcode cancelDeadline} comes first: a timeout with no promise, for callback-driven paths.
+ */
+export function addDeadline(ms: number, expire: () => void): Deadline {
+  return deadlines.add(ms, expire);
+}
+
+/** Cancels a deadline from {@linkcode addDeadline}; nothing happens if it has expired already. */
+export function cancelDeadline(entry: Deadline): void {
+  deadlines.remove(entry);
+}
+
 /** Resolves after `ms` milliseconds. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** A pending deadline: a link in the queue, in the order of `at`. */
-interface Deadline {
+export interface Deadline {
   at: number; // performance.now() ms
   expire: ((value: typeof TIMED_OUT) => void) | undefined; // undefined once removed or expired
   previous: Deadline | undefined;

@@ -36,6 +36,7 @@ export {
   type ChunkAnswering,
   type ConnectionContext,
   type ConnectionHandler,
+  type ConnectionResponding,
   type EchogateServer,
   serve,
   type ServerOptions,

@@ -303,7 +303,11 @@ export function answerQueuedChunk(
   let reply: Uint8Array | null | undefined;
   try {
     reply = responder.answer(chunk);
-    if (reply !== null && (reply === undefined || reply.length === 0 || writer.writeNow(reply))) return true;
+    if (reply === undefined || (reply !== null && reply.length === 0)) return true;
+    if (reply !== null && writer.writeNow(reply)) {
+      responder.answered?.();
+      return true;
+    }
   } catch (error) {
     responder.ended(error);
     return false;
@@ -314,6 +318,14 @@ export function answerQueuedChunk(
   }
   // Over the write high-water mark: stop taking chunks (they queue up, pausing the source)
   // until the writes drain.
-  writer.onDrain((error) => error === undefined ? queue.subscribe(listener) : responder.ended(error));
+  writer.onDrain((error) => {
+    if (error !== undefined) return responder.ended(error);
+    try {
+      responder.answered?.();
+    } catch (error) {
+      return responder.ended(error);
+    }
+    queue.subscribe(listener);
+  });
   return false;
 }

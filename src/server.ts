@@ -21,11 +21,12 @@ import type {
   ChunkAnswering,
   ConnectionContext,
   ConnectionHandler,
+  ConnectionResponding,
   EchogateServer,
   ServerOptions,
 } from "./server_types.ts";
 
-export type { ChunkAnswering, ConnectionContext, ConnectionHandler, EchogateServer, ServerOptions };
+export type * from "./server_types.ts";
 
 /**
  * Binds a server and runs `handler` for every connection.
@@ -48,7 +49,7 @@ export type { ChunkAnswering, ConnectionContext, ConnectionHandler, EchogateServ
  */
 export async function serve(
   options: ServerOptions,
-  handler: ConnectionHandler & Partial<ChunkAnswering>,
+  handler: ConnectionHandler & Partial<ChunkAnswering> & Partial<ConnectionResponding>,
   protocol: "echo" | "gate",
 ): Promise<EchogateServer> {
   const logger = options.logger ?? silentLogger;
@@ -87,6 +88,17 @@ export async function serve(
       }
       return;
     }
+    const responder = handler.respond && socket.answerEach
+      ? handler.respond(socket, connection, closed, lingerMs)
+      : undefined;
+    if (responder !== undefined) {
+      try {
+        socket.answerEach!(responder);
+      } catch (error) {
+        responder.ended(error);
+      }
+      return;
+    }
     let handled: Promise<void>;
     try {
       handled = handler(socket, connection);
@@ -98,6 +110,12 @@ export async function serve(
 
   async function finish(connection: Connection): Promise<void> {
     await closeGracefully(connection.socket, { lingerMs, pendingRead: connection.pendingRead });
+    closed(connection);
+  }
+
+  // A connection's socket is closed: its `close` event, and it is gone.
+  function closed(context: ConnectionContext): void {
+    const connection = context as Connection;
     const socket = connection.socket;
     const durationMs = Date.now() - connection.connectedAt;
     const { bytesIn, bytesOut } = connection;

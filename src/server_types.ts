@@ -9,7 +9,7 @@ import type { ServerCounters } from "./metrics/counters.ts";
 import type { Logger } from "./log.ts";
 import type { ProxyProtocolOptions } from "./proxy_protocol/receive.ts";
 import type { TlsHandshakeFailure, TlsServerOptions } from "./tls.ts";
-import type { Address, StreamSocket, Transport } from "./types.ts";
+import type { Address, ChunkResponder, StreamSocket, Transport } from "./types.ts";
 
 /**
  * Where and how a server listens. Give `path` for a unix socket, else `hostname`/`port`.
@@ -158,4 +158,32 @@ export interface ChunkAnswering {
   answerChunk(chunk: Uint8Array, context: ConnectionContext, framed?: Uint8Array): Uint8Array | null | undefined;
   /** What every answer begins with, where `answerChunk` can take `framed` (see {@linkcode ChunkResponder.replyPrefix}). */
   replyPrefix?: Uint8Array;
+}
+
+/**
+ * The promise-free form of a protocol that serves a connection from the socket's callbacks and
+ * closes it itself (the gate's knock): a handler that also carries `respond` is run through
+ * {@linkcode StreamSocket.answerEach} where the adapter has it and `respond` returns a responder.
+ * The responder closes the socket (the same sequence as the server's: FIN, the peer's FIN or the
+ * linger, close) and then calls `closed(context)`, once; the server then logs the `close` event
+ * and forgets the connection.
+ *
+ * @example A protocol that takes the promise path for every connection
+ * ```ts
+ * import type { ConnectionResponding } from "./server_types.ts";
+ *
+ * const responding: ConnectionResponding = { respond: () => undefined };
+ * ```
+ */
+export interface ConnectionResponding {
+  /**
+   * Returns the responder for this connection, or `undefined` to run the handler instead.
+   * `lingerMs` is the server's (see {@linkcode ServerOptions.lingerMs}).
+   */
+  respond(
+    socket: StreamSocket,
+    context: ConnectionContext,
+    closed: (context: ConnectionContext) => void,
+    lingerMs: number,
+  ): ChunkResponder | undefined;
 }

@@ -83,7 +83,7 @@ export interface StreamSocket {
   readonly closed: Promise<void>;
   /**
    * Optional fast path for protocols that answer each chunk as it arrives (echo's `chunk` and
-   * `raw` modes): reads chunk after chunk and writes what `responder.answer` returns, with no
+   * `raw` modes, the gate's knock): reads chunk after chunk and writes what `responder.answer` returns, with no
    * promise per chunk (or per connection) where the runtime's API allows. The next chunk is
    * delivered only once the answer is accepted (the write queue is under its high-water mark),
    * so backpressure holds as with `read()` and `write()`. No `read()` may be pending meanwhile.
@@ -133,6 +133,17 @@ export interface ChunkResponder {
    * Adapters may ignore it.
    */
   readonly replyPrefix?: Uint8Array;
+  /**
+   * Called after an answer was written (taken by the write side), before the next chunk: a
+   * protocol that answers once and then closes (the gate) closes from here.
+   */
+  answered?(): void;
+  /**
+   * The least a read should take at once: a protocol that judges its first chunk whole (the
+   * gate's token, up to 1024 bytes and more to tell it is too long) sees it as `read()` would.
+   * Adapters that read into a buffer of their own size it at least this. @default {512}
+   */
+  readonly readBytes?: number;
   /**
    * Called once when answering is over: at end of input, after `answer` returned `null`, or
    * with the error when the socket failed or `answer` threw.

@@ -4,7 +4,9 @@
 
 import { afterEach, describe, expect, test } from "vitest";
 import fc from "fast-check";
-import { serveEcho, type StreamSocket, type Transport } from "../src/mod.ts";
+import { serveEcho, serveGate, type StreamSocket, type Transport } from "../src/mod.ts";
+import { createEchoHandler } from "../src/echo.ts";
+import { WELCOME } from "../src/gate.ts";
 import { answerAll } from "../src/answer.ts";
 import { answerQueued } from "../src/answer_queued.ts";
 import { ReadQueue } from "../src/read_queue.ts";
@@ -101,6 +103,24 @@ describe(`StreamSocket.answerEach on ${RUNTIME}`, () => {
     await client.write(bytes("loud"));
     expect(text(await readAtLeast(client, 4))).toBe("LOUD");
     expect(seen).toEqual(["quiet", "loud"]);
+  });
+
+  test("answered is called once each answer is written, before the next chunk is answered", async () => {
+    const steps: string[] = [];
+    const client = await pair((socket) =>
+      socket.answerEach!({
+        answer: (chunk) => (steps.push(`answer ${text(chunk)}`), text(chunk) === "-" ? undefined : upper(chunk)),
+        answered: () => void steps.push("answered"),
+        ended: () => {},
+      })
+    );
+    for (const word of ["ab", "-", "cd"]) {
+      await client.write(bytes(word));
+      if (word === "-") await waitFor(() => (steps.length >= 3 ? true : undefined), 5000, "the server to take it");
+      else expect(text(await readAtLeast(client, 2))).toBe(word.toUpperCase());
+    }
+    await waitFor(() => (steps.length >= 5 ? true : undefined), 5000, "the last answer to be written");
+    expect(steps).toEqual(["answer ab", "answered", "answer -", "answer cd", "answered"]); // none for no answer
   });
 
   test("rejects with the error an answer throws", async () => {
@@ -250,6 +270,31 @@ describe(`servers on ${RUNTIME} and answerEach`, () => {
       const expected = mode === "raw" ? "hi\n" : "Echo=>hi\n";
       expect(text(await readAtLeast(client, expected.length))).toBe(expected);
       expect(spy.calls()).toBe(mode === "line" ? 0 : 1);
+    });
+  }
+});
+
+describe(`the gate on ${RUNTIME} and answerEach`, () => {
+  for (const handoff of [false, true]) {
+    test(`a knock ${handoff ? "with a handoff reads" : "answers through answerEach"}, and answers right`, async () => {
+      let calls = 0;
+      const spying = watchingTransport((socket) => {
+        const answerEach = socket.answerEach!.bind(socket);
+        socket.answerEach = (responder) => (calls++, answerEach(responder));
+      });
+      const server = resources.add(
+        await serveGate({
+          transport: spying,
+          port: 0,
+          // Line mode reads: any answerEach call then is the knock's.
+          ...(handoff && { handoff: createEchoHandler({ mode: "line" }) }),
+        }),
+      );
+      const client = resources.add(await transport.connect({ hostname: "127.0.0.1", port: portOf(server) }));
+      await client.write(bytes("1"));
+      expect(text(await readAtLeast(client, WELCOME.length))).toBe(WELCOME);
+      if (!handoff) expect(await readAll(client)).toHaveLength(0); // and the server's FIN
+      expect(calls).toBe(handoff ? 0 : 1);
     });
   }
 });

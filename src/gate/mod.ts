@@ -8,14 +8,20 @@
 
 import { utf8 } from "../_bytes.ts";
 import { matchesAnySlot } from "./_constant_time.ts";
-import { TIMED_OUT, within } from "../_timers.ts";
+import { addDeadline, cancelDeadline, type Deadline, TIMED_OUT, within } from "../_timers.ts";
 import { formatAddress } from "../address.ts";
-import { silentLogger } from "../log.ts";
+import { errorMessage, silentLogger } from "../log.ts";
 import { PenaltyBox, type PenaltyKind, type PenaltyOptions } from "./penalties.ts";
 import { PendingPerSource } from "./_pending_sources.ts";
-import type { ConnectionContext, ConnectionHandler, EchogateServer, ServerOptions } from "../server.ts";
+import type {
+  ConnectionContext,
+  ConnectionHandler,
+  ConnectionResponding,
+  EchogateServer,
+  ServerOptions,
+} from "../server.ts";
 import { serve } from "../server.ts";
-import type { StreamSocket } from "../types.ts";
+import type { ChunkResponder, StreamSocket } from "../types.ts";
 import { ProxiedSocket } from "../proxy_protocol/mod.ts";
 
 /**
@@ -135,7 +141,7 @@ export async function serveGate(options: ServeGateOptions): Promise<EchogateServ
     },
   });
   let pending = 0;
-  const knocks = { welcome: 0, refused: 0, timeout: 0 };
+  const knockCounts = { welcome: 0, refused: 0, timeout: 0 };
 
   function penalize(socket: StreamSocket, context: ConnectionContext, kind: PenaltyKind): void {
     if (!box || socket.remoteAddr.transport !== "tcp") return;
@@ -147,80 +153,124 @@ export async function serveGate(options: ServeGateOptions): Promise<EchogateServ
     if (accrued > 0) context.logger.log({ event: "penalty", remote: context.remote, kind, accruedSeconds: accrued });
   }
 
-  const server = await serve({
-    ...options,
-    port: options.port ?? DEFAULT_GATE_PORT,
-    // A failed TLS handshake is a knock without a token; one left hanging, a knock out of time.
-    onHandshakeError(failure) {
-      options.onHandshakeError?.(failure);
-      if (!box || failure.remoteAddr.transport !== "tcp" || failure.remoteAddr.hostname === "") return;
-      const kind: PenaltyKind = failure.reason === "timeout" ? "grace-exceeded" : "noauth";
-      const accrued = box.penalize(failure.remoteAddr.hostname, kind);
-      if (accrued > 0) {
-        logger.log({ event: "penalty", remote: formatAddress(failure.remoteAddr), kind, accruedSeconds: accrued });
-      }
-    },
-    admit(socket) {
-      if (box && socket.remoteAddr.transport === "tcp" && box.isBlocked(socket.remoteAddr.hostname)) {
-        return "penalised";
-      }
-      if (pending >= maxPending) return `${maxPending} connections waiting for a token`;
-      const source = pendingPerSource && countedSource(socket);
-      if (source !== undefined && pendingPerSource!.isFull(source)) {
-        return `${maxPendingPerSource} connections from this source waiting for a token`;
-      }
-      return undefined;
-    },
-  }, async (socket, context) => {
-    const started = Date.now();
-    // Behind a proxy the token usually came in the header's chunk: no read, no timer to wait.
-    let first: Uint8Array | null | typeof TIMED_OUT | undefined = socket instanceof ProxiedSocket
-      ? socket.takeBuffered()
-      : undefined;
-    if (first === undefined) {
-      pending++;
-      const source = pendingPerSource && countedSource(socket);
-      const counted = source === undefined ? undefined : pendingPerSource!.add(source);
-      context.idle = true;
-      const read = socket.read();
-      try {
-        first = await within(read, timeoutMs);
-      } finally {
-        pending--;
-        pendingPerSource?.release(counted);
-        context.idle = false;
-      }
-      if (first === TIMED_OUT) context.pendingRead = read;
+  // Where a knock's outcome is decided, on either path: its log lines and its penalty.
+  function settle(socket: StreamSocket, context: ConnectionContext, outcome: KnockOutcome, started: number): void {
+    if (outcome !== "no-token") knockCounts[outcome]++;
+    switch (outcome) {
+      case "timeout":
+        context.logger.log({ event: "timeout", remote: context.remote, durationMs: Date.now() - started });
+        return penalize(socket, context, "grace-exceeded");
+      case "no-token":
+        return penalize(socket, context, "noauth");
+      case "welcome":
+      case "refused":
+        if (logsKnock) {
+          const welcomed = outcome === "welcome";
+          context.logger.log({ event: "knock", remote: context.remote, welcomed, durationMs: Date.now() - started });
+        }
+        if (outcome === "refused") penalize(socket, context, "authfail");
     }
-    if (first === TIMED_OUT) {
-      knocks.timeout++;
-      context.logger.log({ event: "timeout", remote: context.remote, durationMs: Date.now() - started });
-      penalize(socket, context, "grace-exceeded");
-      return;
-    }
-    if (first === null) {
-      penalize(socket, context, "noauth");
-      return;
-    }
-    context.bytesIn += first.length;
-    const welcomed = matches(tokenFromChunk(first));
+  }
+
+  /** The reply to a token chunk, logging one too long. */
+  function judge(chunk: Uint8Array, context: ConnectionContext): boolean {
+    const welcomed = matches(tokenFromChunk(chunk));
     // More than the seed's recv(1024) would take (and a newline): worth a line of its own.
-    if (!welcomed && first.length > MAX_TOKEN_BYTES + 2) {
+    if (!welcomed && chunk.length > MAX_TOKEN_BYTES + 2) {
       context.logger.log({ event: "token-too-long", remote: context.remote, maxToken: MAX_TOKEN_BYTES });
     }
-    const reply = welcomed ? welcome : refusal;
-    if (welcomed) knocks.welcome++;
-    else knocks.refused++;
-    await socket.write(reply);
-    context.bytesOut += reply.length;
-    if (logsKnock) {
-      context.logger.log({ event: "knock", remote: context.remote, welcomed, durationMs: Date.now() - started });
-    }
-    if (!welcomed) penalize(socket, context, "authfail");
-    else if (options.handoff) await options.handoff(socket, context);
-  }, "gate");
+    return welcomed;
+  }
+
+  /** Counts a connection as waiting for its token; returns what `release` needs. */
+  function startWaiting(socket: StreamSocket): string | undefined {
+    pending++;
+    const source = pendingPerSource && countedSource(socket);
+    return source === undefined ? undefined : pendingPerSource!.add(source);
+  }
+
+  function stopWaiting(counted: string | undefined): void {
+    pending--;
+    pendingPerSource?.release(counted);
+  }
+
+  const knocks: KnockSteps = { timeoutMs, welcome, refusal, settle, judge, startWaiting, stopWaiting };
+
+  // The promise path: behind a PROXY header, with a handoff, or where the socket has no answerEach.
+  const gateHandler: ConnectionHandler & ConnectionResponding = Object.assign(
+    async (socket: StreamSocket, context: ConnectionContext) => {
+      const started = Date.now();
+      // Behind a proxy the token usually came in the header's chunk: no read, no timer to wait.
+      let first: Uint8Array | null | typeof TIMED_OUT | undefined = socket instanceof ProxiedSocket
+        ? socket.takeBuffered()
+        : undefined;
+      if (first === undefined) {
+        const counted = startWaiting(socket);
+        context.idle = true;
+        const read = socket.read();
+        try {
+          first = await within(read, timeoutMs);
+        } finally {
+          stopWaiting(counted);
+          context.idle = false;
+        }
+        if (first === TIMED_OUT) context.pendingRead = read;
+      }
+      if (first === TIMED_OUT) return settle(socket, context, "timeout", started);
+      if (first === null) return settle(socket, context, "no-token", started);
+      context.bytesIn += first.length;
+      const welcomed = judge(first, context);
+      const reply = welcomed ? welcome : refusal;
+      await socket.write(reply);
+      context.bytesOut += reply.length;
+      settle(socket, context, welcomed ? "welcome" : "refused", started);
+      if (welcomed && options.handoff) await options.handoff(socket, context);
+    },
+    {
+      // The common case, promise-free: a plain (or TLS) connection that closes after its knock.
+      respond(
+        socket: StreamSocket,
+        context: ConnectionContext,
+        closed: (context: ConnectionContext) => void,
+        lingerMs: number,
+      ): ChunkResponder | undefined {
+        if (options.handoff || socket instanceof ProxiedSocket) return undefined;
+        return new Knock(socket, context, knocks, closed, lingerMs);
+      },
+    },
+  );
+
+  const server = await serve(
+    {
+      ...options,
+      port: options.port ?? DEFAULT_GATE_PORT,
+      // A failed TLS handshake is a knock without a token; one left hanging, a knock out of time.
+      onHandshakeError(failure) {
+        options.onHandshakeError?.(failure);
+        if (!box || failure.remoteAddr.transport !== "tcp" || failure.remoteAddr.hostname === "") return;
+        const kind: PenaltyKind = failure.reason === "timeout" ? "grace-exceeded" : "noauth";
+        const accrued = box.penalize(failure.remoteAddr.hostname, kind);
+        if (accrued > 0) {
+          logger.log({ event: "penalty", remote: formatAddress(failure.remoteAddr), kind, accruedSeconds: accrued });
+        }
+      },
+      admit(socket) {
+        if (box && socket.remoteAddr.transport === "tcp" && box.isBlocked(socket.remoteAddr.hostname)) {
+          return "penalised";
+        }
+        if (pending >= maxPending) return `${maxPending} connections waiting for a token`;
+        const source = pendingPerSource && countedSource(socket);
+        if (source !== undefined && pendingPerSource!.isFull(source)) {
+          return `${maxPendingPerSource} connections from this source waiting for a token`;
+        }
+        return undefined;
+      },
+    },
+    gateHandler,
+    "gate",
+  );
   const counters = server.counters;
-  server.counters = () => ({ ...counters(), knocks: { ...knocks }, penalizedSources: box?.countPenalized() ?? 0 });
+  server.counters = () => ({ ...counters(), knocks: { ...knockCounts }, penalizedSources: box?.countPenalized() ?? 0 });
   return server;
 }
 
@@ -332,3 +382,146 @@ export function createTokenMatcher(tokens: readonly string[]): (candidate: Uint8
     return matched;
   };
 }
+
+/** How a knock ended: the one place a knock's result is decided is `settle` in {@linkcode serveGate}. */
+type KnockOutcome = "welcome" | "refused" | "timeout" | "no-token";
+
+/** What every {@linkcode Knock} of a gate shares (one object per gate, not closures per knock). */
+interface KnockSteps {
+  readonly timeoutMs: number;
+  readonly welcome: Uint8Array;
+  readonly refusal: Uint8Array;
+  settle(socket: StreamSocket, context: ConnectionContext, outcome: KnockOutcome, started: number): void;
+  judge(chunk: Uint8Array, context: ConnectionContext): boolean;
+  startWaiting(socket: StreamSocket): string | undefined;
+  stopWaiting(counted: string | undefined): void;
+}
+
+const WAITING = 0; // for the token
+const REPLYING = 1; // the reply is being written
+const CLOSING = 2; // FIN sent or on its way; the peer's FIN or the linger ends it
+const CLOSED = 3;
+
+/**
+ * One knock served from the socket's callbacks (`answerEach`), with no promise of its own but
+ * the FIN's: the token wait is a deadline on the shared list, the reply the first chunk's
+ * answer, and the close the same sequence as `closeGracefully` (FIN once the reply is out,
+ * input read and dropped until the peer's FIN or the linger, then close).
+ */
+class Knock implements ChunkResponder {
+  readonly readBytes = READ_BYTES;
+  #socket: StreamSocket;
+  #context: ConnectionContext;
+  #steps: KnockSteps;
+  #closed: (context: ConnectionContext) => void;
+  #lingerMs: number;
+  #started = Date.now();
+  #phase = WAITING;
+  #counted: string | undefined;
+  #deadline: Deadline | undefined;
+  #welcomed = false;
+  #finSent = false;
+  #peerDone = false;
+  #lingerOver = false;
+
+  constructor(
+    socket: StreamSocket,
+    context: ConnectionContext,
+    steps: KnockSteps,
+    closed: (context: ConnectionContext) => void,
+    lingerMs: number,
+  ) {
+    this.#socket = socket;
+    this.#context = context;
+    this.#steps = steps;
+    this.#closed = closed;
+    this.#lingerMs = lingerMs;
+    this.#counted = steps.startWaiting(socket);
+    context.idle = true;
+    if (Number.isFinite(steps.timeoutMs)) this.#deadline = addDeadline(steps.timeoutMs, this.#timedOut);
+  }
+
+  answer(chunk: Uint8Array): Uint8Array | undefined {
+    // After the token: read and dropped, as the close sequence does.
+    if (this.#phase !== WAITING) return undefined;
+    this.#stopWaiting();
+    this.#phase = REPLYING;
+    this.#context.bytesIn += chunk.length;
+    this.#welcomed = this.#steps.judge(chunk, this.#context);
+    return this.#welcomed ? this.#steps.welcome : this.#steps.refusal;
+  }
+
+  answered(): void {
+    if (this.#phase !== REPLYING) return;
+    const reply = this.#welcomed ? this.#steps.welcome : this.#steps.refusal;
+    this.#context.bytesOut += reply.length;
+    this.#steps.settle(this.#socket, this.#context, this.#welcomed ? "welcome" : "refused", this.#started);
+    this.#close();
+  }
+
+  ended(error?: unknown): void {
+    const phase = this.#phase;
+    if (phase === CLOSED) return;
+    this.#peerDone = true;
+    if (phase === CLOSING) return this.#closeIfDone(); // the peer's FIN (or a reset) in the linger
+    if (phase === WAITING) this.#stopWaiting();
+    if (error !== undefined) {
+      this.#context.logger.log({ event: "error", remote: this.#context.remote, message: errorMessage(error) });
+    } else if (phase === WAITING) {
+      this.#steps.settle(this.#socket, this.#context, "no-token", this.#started);
+    }
+    this.#close();
+  }
+
+  #timedOut = (): void => {
+    this.#deadline = undefined;
+    if (this.#phase !== WAITING) return;
+    this.#stopWaiting();
+    this.#steps.settle(this.#socket, this.#context, "timeout", this.#started);
+    this.#close();
+  };
+
+  #stopWaiting(): void {
+    if (this.#deadline !== undefined) cancelDeadline(this.#deadline);
+    this.#deadline = undefined;
+    this.#steps.stopWaiting(this.#counted);
+    this.#context.idle = false;
+  }
+
+  // closeGracefully, from callbacks: the linger counts from here, FIN first.
+  #close(): void {
+    this.#phase = CLOSING;
+    this.#deadline = addDeadline(this.#lingerMs, this.#lingered);
+    this.#socket.closeWrite().then(this.#sentFin, this.#finFailed);
+  }
+
+  #sentFin = (): void => {
+    this.#finSent = true;
+    this.#closeIfDone();
+  };
+
+  // Reset or closed already: nothing left to flush or wait for.
+  #finFailed = (): void => this.#finish();
+
+  #lingered = (): void => {
+    this.#deadline = undefined;
+    this.#lingerOver = true;
+    this.#closeIfDone();
+  };
+
+  #closeIfDone(): void {
+    if (this.#finSent && (this.#peerDone || this.#lingerOver)) this.#finish();
+  }
+
+  #finish(): void {
+    if (this.#phase === CLOSED) return;
+    this.#phase = CLOSED;
+    if (this.#deadline !== undefined) cancelDeadline(this.#deadline);
+    this.#deadline = undefined;
+    this.#socket.close();
+    this.#closed(this.#context);
+  }
+}
+
+// As much as a read() takes at first (the Deno adapter's 4 KiB), so a token over 1024 bytes shows whole.
+const READ_BYTES = 4 * 1024;

@@ -181,7 +181,10 @@ export class ProxiedSocket implements StreamSocket {
     }
     if (reply === null) return responder.ended();
     if (reply === undefined || reply.length === 0) return socket.answerEach!(responder);
-    socket.write(reply).then(() => socket.answerEach!(responder), (error) => responder.ended(error));
+    socket.write(reply).then(() => {
+      responder.answered?.();
+      socket.answerEach!(responder);
+    }).catch((error) => responder.ended(error));
   }
 }
 

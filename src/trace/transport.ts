@@ -287,6 +287,7 @@ class TracedSocket implements StreamSocket {
 // Traces each chunk answered on the fast path, and its answer.
 class TracedResponder implements ChunkResponder {
   readonly replyPrefix?: Uint8Array;
+  readonly readBytes?: number;
   #responder: ChunkResponder;
   #state: ConnectionState;
   #stopped = false;
@@ -295,6 +296,11 @@ class TracedResponder implements ChunkResponder {
     this.#responder = responder;
     this.#state = state;
     if (responder.replyPrefix) this.replyPrefix = responder.replyPrefix;
+    if (responder.readBytes !== undefined) this.readBytes = responder.readBytes;
+  }
+
+  answered(): void {
+    this.#responder.answered?.();
   }
 
   answer(chunk: Uint8Array, framed?: Uint8Array): Uint8Array | null | undefined {
