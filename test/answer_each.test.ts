@@ -5,8 +5,8 @@
 import { afterEach, describe, expect, test } from "vitest";
 import fc from "fast-check";
 import { serveEcho, serveGate, type StreamSocket, type Transport } from "../src/mod.ts";
-import { createEchoHandler } from "../src/echo.ts";
-import { WELCOME } from "../src/gate.ts";
+import { createEchoHandler } from "../src/echo/stream.ts";
+import { WELCOME } from "../src/gate/mod.ts";
 import { answerAll } from "../src/answer.ts";
 import { answerQueued } from "../src/answer_queued.ts";
 import { ReadQueue } from "../src/read_queue.ts";
