@@ -182,6 +182,21 @@ describe(`--metrics on ${RUNTIME}`, () => {
     expect(values.get("echogate_connections_accepted_total")).toBe(0);
   });
 
+  test("gate serve --tls-self-signed: a handshake that stalls is counted as a timeout and penalised", async () => {
+    const args = ["gate", "serve", "--tls-self-signed", "--tls-handshake-timeout", "1", "--penalty-exempt", "none"];
+    const server = await start(args);
+    const stalled = await transport.connect({ hostname: "127.0.0.1", port: server.port });
+    await readAll(stalled); // closed by the gate's handshake timeout
+    stalled.close();
+    const values = await scrapeUntil(
+      server.metrics,
+      (v) => v.get('echogate_tls_handshake_failures_total{reason="timeout"}') === 1,
+      "the handshake timeout",
+    );
+    expect(values.get("echogate_penalized_sources")).toBe(1); // grace-exceeded: 10 s
+    expect(values.get("echogate_connections_accepted_total")).toBe(0);
+  });
+
   test("echo serve --udp: datagrams received, answered and dropped", async () => {
     const server = await start(["echo", "serve", "--udp", "--max-datagram", "10"]);
     const replies: string[] = [];
