@@ -29,7 +29,8 @@ export function serveHttpBun(
       port: endpoint.port,
       fetch: handler,
       error: () => new Response(null, { status: 500 }),
-      // Bun.serve takes seconds (at most 255); it has no connection limit of its own.
+      // Bun.serve takes seconds (at most 255); it has no connection limit (adapters/bun.ts goes
+      // elsewhere when one is asked for).
       ...(limits.idleTimeoutMs !== undefined && { idleTimeout: Math.min(255, Math.ceil(limits.idleTimeoutMs / 1000)) }),
       ...(limits.maxRequestBytes !== undefined && { maxRequestBodySize: limits.maxRequestBytes }),
     });

@@ -1,6 +1,7 @@
 // An HTTP server on node:http that answers through one fetch-style handler (Transport.serveHttp).
 
 import * as http from "node:http";
+import * as net from "node:net";
 import { Readable } from "node:stream";
 import { AddrInUseError } from "../src/errors.ts";
 import { formatEndpoint } from "../src/address.ts";
@@ -23,13 +24,61 @@ export function serveHttpNode(
     server.keepAliveTimeout = limits.idleTimeoutMs;
     server.timeout = limits.idleTimeoutMs;
   }
+  return listening(server, endpoint, () => server.closeAllConnections());
+}
+
+/**
+ * Serves `handler` on node:http behind a node:net listener that bounds the peers itself, for a
+ * runtime whose node:http keeps neither `maxConnections` nor its timeouts (Bun's: its server sees a
+ * connection only once a request arrives). Connections over `maxConnections` are closed at accept;
+ * each must complete a request within `idleTimeoutMs` of opening or of its last answer.
+ */
+export function serveHttpNodeFronted(
+  endpoint: { hostname: string; port: number },
+  handler: HttpHandler,
+  limits: HttpLimits,
+): Promise<HttpServer> {
+  const deadlines = new Map<net.Socket, ReturnType<typeof setTimeout> | undefined>();
+  const armDeadline = (socket: net.Socket) => {
+    clearTimeout(deadlines.get(socket));
+    if (limits.idleTimeoutMs === undefined) return;
+    deadlines.set(socket, setTimeout(() => socket.destroy(), limits.idleTimeoutMs));
+  };
+  const server = http.createServer(
+    limits.maxRequestBytes === undefined ? {} : { maxHeaderSize: limits.maxRequestBytes },
+    (req, res) => {
+      res.once("finish", () => deadlines.has(req.socket) && armDeadline(req.socket));
+      void answer(req, res, handler);
+    },
+  );
+  const front = net.createServer((socket) => {
+    if (limits.maxConnections !== undefined && deadlines.size >= limits.maxConnections) return void socket.destroy();
+    socket.on("error", () => {});
+    socket.once("close", () => {
+      clearTimeout(deadlines.get(socket));
+      deadlines.delete(socket);
+    });
+    armDeadline(socket);
+    server.emit("connection", socket);
+  });
+  return listening(front, endpoint, () => {
+    for (const socket of deadlines.keys()) socket.destroy();
+  });
+}
+
+/** Listens with `server` at `endpoint`; its close also ends the open connections (`closeAll`). */
+function listening(
+  server: net.Server,
+  endpoint: { hostname: string; port: number },
+  closeAll: () => void,
+): Promise<HttpServer> {
   return new Promise((resolve, reject) => {
     server.once("error", (error: NodeJS.ErrnoException) => {
       reject(error.code === "EADDRINUSE" ? new AddrInUseError(formatEndpoint(endpoint), { cause: error }) : error);
     });
     server.listen({ host: endpoint.hostname, port: endpoint.port }, () => {
       server.removeAllListeners("error");
-      server.on("error", () => {}); // accept failures: node:http keeps serving
+      server.on("error", () => {}); // accept failures: keep serving
       const bound = server.address() as { address: string; port: number };
       const addr: Address = { transport: "tcp", hostname: bound.address, port: bound.port };
       resolve({
@@ -37,7 +86,7 @@ export function serveHttpNode(
         close: () =>
           new Promise<void>((done) => {
             server.close(() => done());
-            server.closeAllConnections();
+            closeAll();
           }),
       });
     });

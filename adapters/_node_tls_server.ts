@@ -243,8 +243,8 @@ function screenPlainText(
   };
   const onTimeout = () => {
     done();
+    refused("timeout", "TLS handshake timeout"); // first: a destroyed socket has no peer address (no penalty)
     socket.destroy();
-    refused("timeout", "TLS handshake timeout");
   };
   const onData = (chunk: Buffer) => {
     done();

@@ -273,7 +273,12 @@ async function nodeTransport(): Promise<Transport> {
  */
 export const transport: Transport = {
   runtime: "bun",
-  serveHttp: serveHttpBun,
+  // Bun.serve (and Bun's node:http) keep no connection limit: a server that asks for limits
+  // (--metrics) runs behind a node:net listener that counts its connections.
+  async serveHttp(endpoint, handler, limits) {
+    if (limits === undefined) return await serveHttpBun(endpoint, handler);
+    return await (await import("./_http_node.ts")).serveHttpNodeFronted(endpoint, handler, limits);
+  },
   listen(endpoint, handlers, options) {
     // Bun.listen's TLS starts at accept; node:tls runs it after a clear-text header, in place.
     if (options?.tls && options.deferTls) {

@@ -334,9 +334,9 @@ export interface Transport {
 }
 
 /**
- * Bounds on the peers of an HTTP server started by {@linkcode Transport.serveHttp}. Node applies
- * all three, and so does Deno (its node:http serves when limits are given); Bun the idle timeout
- * and the request size.
+ * Bounds on the peers of an HTTP server started by {@linkcode Transport.serveHttp}. Every runtime
+ * applies all three: Node on node:http, Deno on its node:http, Bun on its node:http behind a
+ * connection-counting node:net listener.
  *
  * @example
  * ```ts

@@ -154,6 +154,20 @@ describe(`--metrics on ${RUNTIME}`, () => {
     if (PROMTOOL) promtoolCheck((await scrape(server.metrics)).body);
   });
 
+  test("gate serve: echogate_penalized_sources falls back to 0 once the penalties expire", async () => {
+    const server = await start(["gate", "serve", "--penalty-exempt", "none", "--penalties", "authfail:3,min:5,max:10"]);
+    expect(await knock(server.port, "wrong")).toBe("please go out!"); // 3 s of penalty, under min: not refused
+    await scrapeUntil(server.metrics, (v) => v.get("echogate_penalized_sources") === 1, "the penalised source");
+    // Nothing touches the table after this: the count must drop by the clock alone.
+    const values = await scrapeUntil(
+      server.metrics,
+      (v) => v.get("echogate_penalized_sources") === 0,
+      "the penalty's expiry",
+    );
+    expect(values.get('echogate_knocks_total{result="refused"}')).toBe(1);
+    expect(await knock(server.port, "1")).toBe("welcome to server!");
+  });
+
   test("gate serve --tls-self-signed: a failed TLS handshake is counted", async () => {
     const server = await start(["gate", "serve", "--tls-self-signed"]);
     const plain = await transport.connect({ hostname: "127.0.0.1", port: server.port });
@@ -165,6 +179,21 @@ describe(`--metrics on ${RUNTIME}`, () => {
       (v) => v.get('echogate_tls_handshake_failures_total{reason="failed"}') === 1,
       "the handshake failure",
     );
+    expect(values.get("echogate_connections_accepted_total")).toBe(0);
+  });
+
+  test("gate serve --tls-self-signed: a handshake that stalls is counted as a timeout and penalised", async () => {
+    const args = ["gate", "serve", "--tls-self-signed", "--tls-handshake-timeout", "1", "--penalty-exempt", "none"];
+    const server = await start(args);
+    const stalled = await transport.connect({ hostname: "127.0.0.1", port: server.port });
+    await readAll(stalled); // closed by the gate's handshake timeout
+    stalled.close();
+    const values = await scrapeUntil(
+      server.metrics,
+      (v) => v.get('echogate_tls_handshake_failures_total{reason="timeout"}') === 1,
+      "the handshake timeout",
+    );
+    expect(values.get("echogate_penalized_sources")).toBe(1); // grace-exceeded: 10 s
     expect(values.get("echogate_connections_accepted_total")).toBe(0);
   });
 
@@ -217,8 +246,7 @@ describe(`--metrics on ${RUNTIME}`, () => {
     await scrapeUntil(server.metrics, (v) => v.get("echogate_connections_accepted_total") === 1, "a scrape");
   });
 
-  test.skipIf(RUNTIME === "bun")("the endpoint holds at most 16 connections: more are closed at once", async () => {
-    // Bun.serve has no connection limit (its idle timeout still applies).
+  test("the endpoint holds at most 16 connections: more are closed at once", async () => {
     const server = await start(["echo", "serve"]);
     const port = Number(server.metrics.split(":").pop());
     const idle = await Promise.all(
@@ -232,6 +260,16 @@ describe(`--metrics on ${RUNTIME}`, () => {
     await waitUntil(() => closed >= 8, { timeoutMs: 15_000, what: "the connections over the limit closed" });
     expect(closed).toBeLessThanOrEqual(24 - 16 + 1);
   });
+
+  test("a request head that stalls is closed within the 10 s idle timeout", async () => {
+    const server = await start(["echo", "serve"]);
+    const port = Number(server.metrics.split(":").pop());
+    const stalled = resources.add(await transport.connect({ hostname: "127.0.0.1", port }));
+    await stalled.write(bytes("GET /metrics HTTP/1.1\r\nHost: x\r\nX-Half: "));
+    let closed = false;
+    void stalled.read().then(() => closed = true, () => closed = true);
+    await waitUntil(() => closed, { timeoutMs: 40_000, what: "the stalled connection closed" });
+  }, 60_000);
 
   test("gate serve --workers 2: the supervisor's endpoint sums its workers exactly", async () => {
     const server = await start(["gate", "serve", "--workers", "2"]);
