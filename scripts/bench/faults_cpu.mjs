@@ -17,6 +17,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseCommandLine } from "../_args.mjs";
 import { cpuTimes } from "../_proc.mjs";
+import { runJson } from "./_json_child.mjs";
 
 const HERE = fileURLToPath(new URL("../..", import.meta.url));
 const { values } = parseCommandLine(
@@ -56,18 +57,7 @@ function load(server, seconds) {
   const command = ["taskset", "-c", "1", ...cli("bun", HERE), "bench", "127.0.0.1", "--port", server.port];
   command.push("--mode", MODE, "--prefix", "", "--conns", "1", "--size", MODE === "stream" ? "65536" : "64");
   command.push("--duration", String(seconds), "--json");
-  return new Promise((resolve, reject) => {
-    const child = spawn(command[0], command.slice(1), { stdio: ["ignore", "pipe", "inherit"] });
-    let out = "";
-    child.stdout.on("data", (chunk) => (out += chunk));
-    child.on("close", () => {
-      try {
-        resolve(JSON.parse(out));
-      } catch {
-        reject(new Error(`the generator gave no report: ${out}`));
-      }
-    });
-  });
+  return runJson(command);
 }
 
 const servers = [];
