@@ -18,6 +18,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseCommandLine } from "../_args.mjs";
 import { cpuTimes } from "../_proc.mjs";
+import { runJson } from "./_json_child.mjs";
 
 const HERE = fileURLToPath(new URL("../..", import.meta.url));
 const { values } = parseCommandLine(
@@ -71,18 +72,7 @@ function load(gate, seconds) {
   command.push("--mode", "connect", "--knock", "1", "--conns", "32", "--duration", String(seconds), "--json");
   if (RATE > 0) command.push("--rate", String(RATE));
   if (gate.proxy) command.push("--proxy-header", "v2");
-  return new Promise((resolve, reject) => {
-    const child = spawn(command[0], command.slice(1), { stdio: ["ignore", "pipe", "inherit"] });
-    let out = "";
-    child.stdout.on("data", (chunk) => (out += chunk));
-    child.on("close", () => {
-      try {
-        resolve(JSON.parse(out));
-      } catch {
-        reject(new Error(`the generator gave no report: ${out}`));
-      }
-    });
-  });
+  return runJson(command);
 }
 
 const gates = [await startGate("A", false), await startGate("B", true)];

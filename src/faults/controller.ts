@@ -36,12 +36,13 @@ import { FaultProxy, type FaultsTlsOptions, type MetricLabels, type ProxyConfig 
 export class FaultsController {
   readonly #proxies = new Map<string, FaultProxy>();
   readonly #counters = new Map<string, { labels: MetricLabels; received: number; sent: number }>();
+  // Looked up once per connection and direction; the link then adds to the numbers itself.
   readonly #counters_api = {
-    count: (labels: MetricLabels, kind: "received" | "sent", bytes: number) => {
+    counts: (labels: MetricLabels) => {
       const key = JSON.stringify([labels.direction, labels.proxy, labels.listener, labels.upstream]);
       let counter = this.#counters.get(key);
       if (!counter) this.#counters.set(key, counter = { labels, received: 0, sent: 0 });
-      counter[kind] += bytes;
+      return counter;
     },
   };
 

@@ -6,16 +6,36 @@
  */
 
 import type { StreamSocket } from "../types.ts";
+import type { ChunkListener } from "../read_queue.ts";
+import type { ImmediateWriter } from "../write_queue.ts";
 import type { Toxic, ToxicStream } from "./model.ts";
 import { SeededRandom } from "./prng.ts";
 import { startToxic, stopToxic, targets, toxicData, toxicEnd, type ToxicLink, type ToxicRun, wait } from "./toxics.ts";
+
+/** Bytes received from and sent to a peer on one direction of one proxy: plain numbers a link adds to. */
+export interface ByteCounts {
+  received: number;
+  sent: number;
+}
 
 /** What a link needs from its proxy. */
 export interface LinkOwner {
   /** The toxics in place on `stream` now, in the order they were added. */
   toxics(stream: ToxicStream): readonly Toxic[];
-  /** Counts bytes received from (`received`) or sent to (`sent`) a peer on `stream`. */
-  count(stream: ToxicStream, kind: "received" | "sent", bytes: number): void;
+  /** Where bytes received from and sent to a peer on `stream` are counted (asked once per connection). */
+  counts(stream: ToxicStream): ByteCounts;
+}
+
+/**
+ * A socket whose chunks can be taken synchronously from its data callbacks (Node's and Bun's
+ * sockets: `PushStreamSocket`), and written the same way.
+ */
+type PushSocket = StreamSocket & ImmediateWriter & { subscribe(listener: ChunkListener): void };
+
+function isPush(socket: StreamSocket): socket is PushSocket {
+  const candidate = socket as Partial<PushSocket>;
+  return typeof candidate.subscribe === "function" && typeof candidate.writeNow === "function" &&
+    typeof candidate.onDrain === "function";
 }
 
 /** Bytes read ahead of the toxics, per direction, before reading pauses. */
@@ -25,7 +45,7 @@ const FLUSH_MS = 2000;
 
 type Item = { bytes: Uint8Array; at: number } | null;
 
-class Pipe implements ToxicLink {
+class Pipe implements ToxicLink, ChunkListener {
   readonly random: SeededRandom;
   readonly signal: AbortSignal;
   readonly runs = new Map<string, ToxicRun>();
@@ -37,6 +57,11 @@ class Pipe implements ToxicLink {
   #idle = false;
   /** Whether a toxic acts on this direction of this connection (its roll chose it). */
   #toxic = false;
+  readonly #counts: ByteCounts;
+  /** Both sockets push-style: chunks with no toxic go from one's data callback to the other's write. */
+  readonly #direct: boolean;
+  /** Ends the direct path: with `true` at end of input, `false` when a chunk needs the queue. */
+  #leave?: (ended: boolean) => void;
 
   constructor(
     readonly link: Link,
@@ -47,9 +72,12 @@ class Pipe implements ToxicLink {
   ) {
     this.random = new SeededRandom(`${key}/${stream}`);
     this.signal = link.signal;
+    this.#counts = link.owner.counts(stream);
+    this.#direct = isPush(from) && isPush(to);
     this.signal.addEventListener("abort", () => {
       this.#wake?.();
       this.#room?.();
+      this.#leave?.(true);
     });
   }
 
@@ -85,12 +113,35 @@ class Pipe implements ToxicLink {
     this.#toxic = [...this.runs.values()].some((run) => run.active);
   }
 
+  /** No toxic acts here and nothing is on its way through them: a chunk may go straight out. */
+  #clear(): boolean {
+    return this.#idle && this.#queue.length === 0 && !this.#toxic && !this.signal.aborted;
+  }
+
+  #received(bytes: number): void {
+    this.#counts.received += bytes;
+    if (this.stream === "upstream") this.link.bytesIn += bytes;
+  }
+
+  #sent(bytes: number): void {
+    this.#counts.sent += bytes;
+    if (this.stream === "downstream") this.link.bytesOut += bytes;
+  }
+
   async read(): Promise<void> {
     try {
-      for (let bytes = await this.from.read(); bytes !== null; bytes = await this.from.read()) {
-        this.link.owner.count(this.stream, "received", bytes.length);
-        if (this.stream === "upstream") this.link.bytesIn += bytes.length;
-        if (this.#idle && this.#queue.length === 0 && !this.#toxic && !this.signal.aborted) {
+      for (;;) {
+        // The direct path while it can (one promise each time it is entered, none per chunk); a
+        // chunk that needs the toxics or the queue ends it, and the loop below takes over until
+        // the queue is empty and no toxic acts again.
+        if (this.#direct && this.#clear()) {
+          if (await new Promise<boolean>((resolve) => this.#pipeDirect(resolve))) break;
+          continue;
+        }
+        const bytes = await this.from.read();
+        if (bytes === null) break;
+        this.#received(bytes.length);
+        if (this.#clear()) {
           await this.#write(bytes); // no toxic, nothing queued: straight through, without the queue's hops
           continue;
         }
@@ -103,6 +154,53 @@ class Pipe implements ToxicLink {
     } catch {
       this.link.close(); // a failed read (reset by the peer): the connection is over
     }
+  }
+
+  #pipeDirect(leave: (ended: boolean) => void): void {
+    this.#leave = (ended) => {
+      this.#leave = undefined;
+      leave(ended);
+    };
+    (this.from as PushSocket).subscribe(this);
+  }
+
+  /** The direct path: a chunk from `from`'s data callback, written to `to` at once if no toxic wants it. */
+  onChunk(bytes: Uint8Array | null, error?: unknown): boolean {
+    const leave = this.#leave;
+    if (leave === undefined) return false; // left already (the link closed): the chunk stays unread
+    if (bytes === null) {
+      if (error !== undefined) this.link.close(); // a failed read (reset by the peer)
+      leave(true);
+      return false;
+    }
+    this.#received(bytes.length);
+    if (!this.#clear()) {
+      // A toxic came into place (or the link closed): this chunk and the next ones take the queue.
+      this.#push({ bytes, at: performance.now() }, bytes.length);
+      leave(false);
+      return false;
+    }
+    const to = this.to as PushSocket;
+    let more: boolean;
+    try {
+      more = to.writeNow(bytes);
+    } catch {
+      this.link.close(); // a failed write: the peer is gone
+      leave(true);
+      return false;
+    }
+    this.#sent(bytes.length);
+    if (more) return true;
+    // `to` is backed up: take no more chunks (they queue up in `from`, which pauses) until it drains.
+    to.onDrain((failure) => {
+      if (this.#leave === undefined) return;
+      if (failure !== undefined) {
+        this.link.close();
+        this.#leave(true);
+      } else if (this.#clear()) (this.from as PushSocket).subscribe(this);
+      else this.#leave(false);
+    });
+    return false;
   }
 
   #push(item: Item, size: number): void {
@@ -155,8 +253,7 @@ class Pipe implements ToxicLink {
 
   async #write(bytes: Uint8Array): Promise<void> {
     await this.to.write(bytes);
-    this.link.owner.count(this.stream, "sent", bytes.length);
-    if (this.stream === "downstream") this.link.bytesOut += bytes.length;
+    this.#sent(bytes.length);
   }
 
   stop(): void {
@@ -208,8 +305,9 @@ export class Link {
   /** Relays both ways until both directions have ended (or the link was closed), then closes both sockets. */
   async run(): Promise<void> {
     const pipes = Object.values(this.#pipes);
+    const forwarding = pipes.map((pipe) => pipe.forward()); // waiting for chunks before the first is read
     for (const pipe of pipes) void pipe.read();
-    await Promise.all(pipes.map((pipe) => pipe.forward()));
+    await Promise.all(forwarding);
     if (!this.signal.aborted) this.destroy(); // both sides finished sending
   }
 

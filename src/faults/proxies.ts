@@ -8,14 +8,15 @@ import { formatAddress } from "../address.ts";
 import type { Listener, StreamSocket, Transport } from "../types.ts";
 import { errorMessage } from "../log.ts";
 import { parseIp } from "../ip.ts";
-import { Link, type LinkOwner } from "./link.ts";
+import { type ByteCounts, Link, type LinkOwner } from "./link.ts";
 import { SeededRandom } from "./prng.ts";
 import { targets, wait } from "./toxics.ts";
 import { FaultsError, type FaultsEvent, parseHostPort, type ProxyInfo, type Toxic, type ToxicStream } from "./model.ts";
 
-/** Byte counters by direction and kind, for /metrics. */
+/** Byte counters by direction, for /metrics. */
 export interface ProxyCounters {
-  count(labels: MetricLabels, kind: "received" | "sent", bytes: number): void;
+  /** The counts for these labels (the same object for the same labels), looked up once per connection. */
+  counts(labels: MetricLabels): ByteCounts;
 }
 
 /**
@@ -130,12 +131,13 @@ export class FaultProxy implements LinkOwner {
     return this.#toxics.filter((toxic) => toxic.stream === stream);
   }
 
-  count(stream: ToxicStream, kind: "received" | "sent", bytes: number): void {
-    this.counters.count(
-      { direction: stream, proxy: this.name, listener: this.listen, upstream: this.upstream },
-      kind,
-      bytes,
-    );
+  counts(stream: ToxicStream): ByteCounts {
+    return this.counters.counts({
+      direction: stream,
+      proxy: this.name,
+      listener: this.listen,
+      upstream: this.upstream,
+    });
   }
 
   /** Starts listening; `listen` becomes the address bound. A listen failure is a 500, as in toxiproxy. */
