@@ -53,7 +53,7 @@ afterAll(async () => {
   const groups = [...running];
   for (const pgid of groups) killGroup(pgid, "SIGKILL");
   // Until each leader is reaped, so the run's leftover check does not see it.
-  await waitFor(() => (groups.every((pgid) => !running.has(pgid)) ? true : undefined), 10_000, "children to exit")
+  await waitUntil(() => groups.every((pgid) => !running.has(pgid)), { timeoutMs: 10_000, what: "children to exit" })
     .catch(() => {});
 });
 globalThis.process.on("exit", () => {

@@ -8,7 +8,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { waitFor } from "./_wait.ts";
+import { waitUntil } from "./_wait.ts";
 import type { Child } from "./_child.ts";
 
 /** PEM strings and the files they were read from. */
@@ -186,12 +186,18 @@ export async function expectSighupReload(
   expect(await trusts(pki.caCert)).toBe(true);
   writeFileSync(live.cert, "garbage");
   process.kill(server.process.pid!, "SIGHUP");
-  await waitFor(() => /TLS reload failed/.test(server.stderr()) || undefined, 5000, "the failed reload logged");
+  await waitUntil(() => /TLS reload failed/.test(server.stderr()), {
+    timeoutMs: 5000,
+    what: "the failed reload logged",
+  });
   expect(await trusts(pki.caCert)).toBe(true);
   copyFileSync(pki.files.otherServerCert, live.cert);
   copyFileSync(pki.files.otherServerKey, live.key);
   process.kill(server.process.pid!, "SIGHUP");
-  await waitFor(() => /TLS certificate reloaded/.test(server.stdout()) || undefined, 5000, "the reload logged");
+  await waitUntil(() => /TLS certificate reloaded/.test(server.stdout()), {
+    timeoutMs: 5000,
+    what: "the reload logged",
+  });
   expect(await trusts(pki.otherCaCert)).toBe(true);
   expect(await trusts(pki.caCert)).toBe(false);
 }

@@ -41,3 +41,25 @@ export async function waitUntil(
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
+
+/**
+ * Waits until `progress` (a count that only grows) has not moved for `quietMs`: it is sampled every
+ * 20 ms, and it must read the same at every sample over at least `quietMs`. So a stall means no
+ * progress for that long, not merely between two samples.
+ *
+ * @example
+ * await waitForStall(() => written, 500, { timeoutMs: 60_000, what: "the writer to stall" });
+ */
+export async function waitForStall(
+  progress: () => number,
+  quietMs: number,
+  options: { timeoutMs?: number; what?: string } = {},
+): Promise<void> {
+  let value = progress();
+  let since = Date.now();
+  await waitUntil(() => {
+    const now = progress();
+    if (now !== value) [value, since] = [now, Date.now()];
+    return Date.now() - since >= quietMs;
+  }, options);
+}

@@ -19,7 +19,8 @@ import {
   RUNTIME,
   text,
   transport,
-  waitFor,
+  waitForStall,
+  waitUntil,
   watchingTransport,
 } from "./_utils.ts";
 
@@ -97,7 +98,7 @@ describe(`StreamSocket.answerEach on ${RUNTIME}`, () => {
     });
     const client = await pair(server.onSocket);
     await client.write(bytes("quiet"));
-    await waitFor(() => (seen.length > 0 ? true : undefined), 5000, "the server to take the chunk");
+    await waitUntil(() => seen.length > 0, { timeoutMs: 5000, what: "the server to take the chunk" });
     await client.write(bytes("loud"));
     expect(text(await readAtLeast(client, 4))).toBe("LOUD");
     expect(seen).toEqual(["quiet", "loud"]);
@@ -144,16 +145,8 @@ describe(`StreamSocket.answerEach on ${RUNTIME}`, () => {
         written += block.length;
       }
     })();
-    let last = -1;
-    await waitFor(
-      () => {
-        const stalled = answered === last && answered > 0;
-        last = answered;
-        return stalled ? true : undefined;
-      },
-      60_000,
-      "answering to stall",
-    );
+    await waitUntil(() => answered > 0, { timeoutMs: 60_000, what: "the first answer" });
+    await waitForStall(() => answered, 500, { timeoutMs: 60_000, what: "answering to stall for 500 ms" });
     expect(answered).toBeLessThan(total / 2);
     const received = await readAtLeast(client, total, 60_000);
     await writing;

@@ -12,7 +12,7 @@ import {
   serveEcho,
   type Transport,
 } from "../src/mod.ts";
-import { waitFor, waitUntil } from "./_wait.ts";
+import { waitUntil } from "./_wait.ts";
 import { bytes, hasIPv6, RUNTIME, text, transport } from "./_net.ts";
 import { runCommand } from "./_child.ts";
 import { recordingLogger, useCleanup } from "./_utils.ts";
@@ -37,7 +37,7 @@ async function peer(hostname = "127.0.0.1", port = 0, via: Transport = transport
     send: (message: Uint8Array | string, to: number, host = hostname.includes(":") ? "::1" : "127.0.0.1") =>
       socket.send(typeof message === "string" ? bytes(message) : message, host, to),
     /** Waits until `n` datagrams arrived. */
-    waitFor: (n: number, ms = 5000) => waitFor(() => received.length >= n || undefined, ms, `${n} datagrams`),
+    waitFor: (n: number, ms = 5000) => waitUntil(() => received.length >= n, { timeoutMs: ms, what: `${n} datagrams` }),
   };
 }
 
