@@ -310,6 +310,7 @@ describe("answerQueued", () => {
               return !waitingForDrain;
             },
             onDrain(callback: () => void) {
+              // A drain a turn later, as a socket's comes: the interleaving is what is under test.
               setTimeout(() => {
                 waitingForDrain = false;
                 callback();
@@ -326,6 +327,7 @@ describe("answerQueued", () => {
           });
           for (const chunk of chunks) {
             queue.push(chunk);
+            // A turn between some chunks (no time passes): more interleavings, the behaviour under test.
             if (chunk[0]! % 3 === 0) await new Promise((resolve) => setTimeout(resolve, 0));
           }
           queue.end();

@@ -118,6 +118,8 @@ describe(`log output on ${RUNTIME}`, () => {
       globalThis.process.kill(first.reader.process.pid!, "SIGSTOP");
       await exchanges(first.port, 1000);
       globalThis.process.kill(first.server.process.pid!, "SIGTERM");
+      // A moment for the signal to find the reader stopped (nothing tells when; a shorter one still
+      // checks the same outcome: every line, exit 0).
       await new Promise((resolve) => setTimeout(resolve, 200));
       globalThis.process.kill(first.reader.process.pid!, "SIGCONT");
       expect(await deadline(first.server.exited, 10_000, "the server to exit")).toBe(0);
@@ -262,6 +264,7 @@ ${failure}
     expect(writes).toEqual(["first\n"]);
     for (let i = 0; i < 30; i++) output.out(`line ${String(i).padStart(2, "0")}`); // 8 characters each, with \n
     expect(output.dropped.stdout).toBe(30 - Math.floor((100 - 6) / 8));
+    // Each setTimeout(0) below is one turn (no time passes): the released write's promise chain runs.
     release!(); // the first write is done: the queued lines go out (88 characters: still over half)
     await new Promise((resolve) => setTimeout(resolve, 0));
     expect(writes[1]).toBe(Array.from({ length: 11 }, (_, i) => `line ${String(i).padStart(2, "0")}\n`).join(""));

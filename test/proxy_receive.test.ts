@@ -75,7 +75,7 @@ describe("proxyProtocol: the client the header names", () => {
     });
     for (const byte of header) {
       await socket.write(new Uint8Array([byte]));
-      await new Promise((resolve) => setTimeout(resolve, 1));
+      await new Promise((resolve) => setTimeout(resolve, 1)); // apart, so each byte is a chunk: under test
     }
     await socket.write(bytes("after"));
     expect(text(await readAtLeast(socket, 11))).toBe("Echo=>after");
@@ -211,7 +211,7 @@ describe("proxyProtocol: bad peers are refused, with the reason, and harm no one
     const first = await dial(port);
     await first.write(bytes("PROXY "));
     const firstAt = Date.now();
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await new Promise((resolve) => setTimeout(resolve, 300)); // deadlines 300 ms apart: the behaviour under test
     const second = await dial(port);
     await second.write(bytes("PROXY "));
     const secondAt = Date.now();
@@ -232,7 +232,7 @@ describe("proxyProtocol: bad peers are refused, with the reason, and harm no one
     const [first, middle, last] = [await dial(port), await dial(port), await dial(port)];
     for (const socket of [first, middle, last]) await socket.write(bytes("PROXY "));
     const started = Date.now();
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await new Promise((resolve) => setTimeout(resolve, 100)); // completed while the others wait: under test
     // The middle one of three reads in the listener's list finishes its header (v1, split).
     await middle.write(bytes("TCP4 192.0.2.7 198.51.100.1 40000 8001\r\nhi"));
     expect(text(await readAtLeast(middle, 8))).toBe("Echo=>hi");
@@ -253,6 +253,8 @@ describe("proxyProtocol: bad peers are refused, with the reason, and harm no one
     const { server, port } = await echoServer();
     const socket = await dial(port);
     await socket.write(bytes("PROXY "));
+    // A moment for the server to take it into its header reads (which nothing reports); closed
+    // sooner, the connection still ends with nothing read.
     await new Promise((resolve) => setTimeout(resolve, 50));
     await server.close();
     expect((await readAll(socket, 3000)).length).toBe(0);

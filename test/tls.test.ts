@@ -294,7 +294,8 @@ for (const stalledMode of STALLED_MODES) {
 
       test("a TLS client that waits before its ClientHello, then sends it in two parts, is served", async () => {
         // A proxy holds the client's first chunk back, then forwards 10 bytes, then the rest: the
-        // server sees a silent connection, then a record header without its body, for 0.7 s each.
+        // server sees a silent connection, then a record header without its body, for 0.7 s each
+        // (these waits are the scenario under test).
         const server = resources.add(await serveEcho({ transport, port: 0, tls: serverTls() }));
         const sockets: net.Socket[] = [];
         const proxy = net.createServer((client) => {

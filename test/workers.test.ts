@@ -211,6 +211,7 @@ describe(`--workers on ${RUNTIME}`, () => {
         await socket.write(bytes("wrong"));
         expect(text(await readAll(socket))).toBe("please go out!");
         await waitUntil(() => penalties().length === i + 1, { what: `penalty ${i + 1}` });
+        // Nothing reports a penalty's arrival at the other worker: a moment for it to travel.
         await new Promise((resolve) => setTimeout(resolve, 150));
       }
       // Each penalty counts all before it, whichever worker gave it: 5, 10, 15, 20 s (less a little decay).
