@@ -25,6 +25,11 @@ export function cliCommand(runtime: RuntimeName): string[] {
   }
 }
 
+/** The command that runs a script file on `runtime`, the script's path to be appended. */
+export function scriptCommand(runtime: RuntimeName): string[] {
+  return runtime === "node" ? ["node"] : runtime === "deno" ? [`${BIN}/deno`, "run", "-A"] : [`${BIN}/bun`];
+}
+
 /** A child process whose output is collected as it arrives. */
 export interface Child {
   readonly process: ChildProcess;

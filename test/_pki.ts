@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { waitUntil } from "./_wait.ts";
-import type { Child } from "./_child.ts";
+import { argv, type Child } from "./_child.ts";
 
 /** PEM strings and the files they were read from. */
 export interface TestPki {
@@ -88,24 +88,11 @@ function makeLeaf(dir: string, ca: string, name: string, cn: string, extensions:
   const subjectArgs = subject === undefined ? ["-subj", `/CN=${cn}`] : ["-utf8", "-subj", subject];
   openssl(dir, ["req", "-new", "-key", `${name}.key`, ...subjectArgs, "-out", `${name}.csr`]);
   writeFileSync(join(dir, `${name}.ext`), extensions);
-  openssl(dir, [
-    "x509",
-    "-req",
-    "-in",
-    `${name}.csr`,
-    "-CA",
-    `${ca}.crt`,
-    "-CAkey",
-    `${ca}.key`,
-    "-CAcreateserial",
-    "-sha256",
-    "-days",
-    "2",
-    "-extfile",
-    `${name}.ext`,
-    "-out",
-    `${name}.crt`,
-  ]);
+  openssl(
+    dir,
+    argv`x509 -req -in ${name}.csr -CA ${ca}.crt -CAkey ${ca}.key -CAcreateserial -sha256 -days 2
+      -extfile ${name}.ext -out ${name}.crt`,
+  );
 }
 
 const SERVER_EXT = "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n" +

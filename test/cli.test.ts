@@ -4,7 +4,7 @@ import { serveEcho, serveGate, type StreamSocket, VERSION } from "../src/mod.ts"
 import { LineOutput } from "../src/cli/output.ts";
 import { waitUntil } from "./_wait.ts";
 import { bytes, portOf, readAtLeast, RUNTIME, tempSocketPath, text, transport } from "./_net.ts";
-import { cliCommand, runCommand, runEchogate, startCliServer } from "./_child.ts";
+import { argv, cliCommand, runCommand, runEchogate, startCliServer } from "./_child.ts";
 import { useCleanup } from "./_utils.ts";
 
 const cli = cliCommand(RUNTIME);
@@ -147,11 +147,7 @@ describe(`echogate CLI on ${RUNTIME}`, () => {
       'ulimit -n 256 && exec "$@"',
       "bash",
       ...cli,
-      "bench",
-      "--conns",
-      "5000",
-      "--port",
-      "1",
+      ...argv`bench --conns 5000 --port 1`,
     ]);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(

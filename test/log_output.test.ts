@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { LineOutput } from "../src/cli/output.ts";
 import { deadline, waitFor, waitUntil } from "./_wait.ts";
 import { bytes, readAtLeast, RUNTIME, tempSocketPath, text, transport } from "./_net.ts";
-import { type Child, cliCommand, ROOT, runCommand, startChild } from "./_child.ts";
+import { type Child, cliCommand, ROOT, runCommand, scriptCommand, startChild } from "./_child.ts";
 import { rssBytes } from "./_proc.ts";
 import { useCleanup } from "./_utils.ts";
 
@@ -235,12 +235,7 @@ for (let i = 0; i < 5000; i++) host.writeOut(\`line \${i} \${"x".repeat(90)}\`);
 ${failure}
 `,
       );
-      const command = RUNTIME === "node"
-        ? ["node"]
-        : RUNTIME === "deno"
-        ? [cliCommand("deno")[0]!, "run", "-A"]
-        : [cliCommand("bun")[0]!];
-      const { code, stdout, stderr } = await runCommand([...command, script]);
+      const { code, stdout, stderr } = await runCommand([...scriptCommand(RUNTIME), script]);
       expect(stderr).toBe("echogate: fatal: boom\n");
       const lines = stdout.split("\n").filter((line) => line !== "");
       expect(lines.length).toBe(5000);

@@ -410,17 +410,11 @@ describe("the CLI's --proxy-protocol flags", () => {
   test("gate serve --then HOST:PORT --then-proxy-protocol v1: the upstream logs the client behind the gate", async () => {
     const upstream = await echoServer();
     const gate = resources.child(
-      await startCliServer(RUNTIME, [
-        "gate",
-        "serve",
-        "--port",
-        "0",
-        "--proxy-protocol",
-        "--then",
-        `127.0.0.1:${upstream.port}`,
-        "--then-proxy-protocol",
-        "v1",
-      ], { ECHOGATE_TOKEN: "t" }),
+      await startCliServer(
+        RUNTIME,
+        argv`gate serve --port 0 --proxy-protocol --then 127.0.0.1:${upstream.port} --then-proxy-protocol v1`,
+        { ECHOGATE_TOKEN: "t" },
+      ),
     );
     const socket = await dial(gate.port);
     await socket.write(concat([v2(), bytes("t")]));

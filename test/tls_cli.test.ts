@@ -164,18 +164,10 @@ describe.skipIf(opensslMissing)(`TLS CLI on ${RUNTIME}`, () => {
       await serveEcho({ transport, port: 0, tls: { cert: pki.serverCert, key: pki.serverKey } }),
     );
     const gate = resources.child(
-      await startCliServer(RUNTIME, [
-        "gate",
-        "serve",
-        "--port",
-        "0",
-        "--token",
-        "t",
-        "--then",
-        `tls://localhost:${portOf(upstream)}`,
-        "--then-ca",
-        pki.files.caCert,
-      ]),
+      await startCliServer(
+        RUNTIME,
+        argv`gate serve --port 0 --token t --then tls://localhost:${portOf(upstream)} --then-ca ${pki.files.caCert}`,
+      ),
     );
     const socket = resources.add(await transport.connect({ hostname: "127.0.0.1", port: gate.port }));
     await socket.write(new TextEncoder().encode("t"));

@@ -5,18 +5,10 @@
 import { spawn } from "node:child_process";
 import { rmSync } from "node:fs";
 import { afterEach, describe, expect, test } from "vitest";
-import {
-  type ChildServer,
-  cleanup,
-  cliCommand,
-  readAtLeast,
-  runCommand,
-  RUNTIME,
-  startCliServer,
-  transport,
-  waitFor,
-  waitUntil,
-} from "./_utils.ts";
+import { waitFor, waitUntil } from "./_wait.ts";
+import { readAtLeast, RUNTIME, transport } from "./_net.ts";
+import { type ChildServer, cliCommand, runCommand, startCliServer } from "./_child.ts";
+import { cleanup } from "./_utils.ts";
 
 const resources = cleanup();
 afterEach(() => resources.run());
