@@ -23,20 +23,20 @@ export async function waitFor<T>(check: () => T | undefined, ms: number, what: s
 }
 
 /**
- * Polls `predicate` every `intervalMs` until it holds; fails after `timeoutMs`, naming `what`. The
- * predicate is asked once more after the deadline, so a loaded machine that wakes late still sees
- * the state it was waiting for.
+ * Polls `predicate` (which may be async) every `intervalMs` until it holds; fails after `timeoutMs`,
+ * naming `what`. The predicate is asked once more after the deadline, so a loaded machine that wakes
+ * late still sees the state it was waiting for.
  *
  * @example
  * await waitUntil(() => child.stdout().includes("listening"), { what: "the listening line" });
  */
 export async function waitUntil(
-  predicate: () => boolean,
+  predicate: () => boolean | Promise<boolean>,
   options: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
 ): Promise<void> {
   const { timeoutMs = 5000, intervalMs = 20, what = "a condition" } = options;
   const end = Date.now() + timeoutMs;
-  while (!predicate()) {
+  while (!(await predicate())) {
     if (Date.now() > end) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }

@@ -8,7 +8,7 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { REFUSAL, WELCOME } from "../src/gate/mod.ts";
-import { exchange, freePort, haproxyMissingReason, showStat } from "./_haproxy.ts";
+import { exchange, freePort, haproxyMissingReason, showStat, statsSocketAnswers } from "./_haproxy.ts";
 import { hasOpenssl, usePki } from "./_pki.ts";
 import {
   type Child,
@@ -87,23 +87,19 @@ describe.skipIf(haproxyMissing !== undefined)(`behind HAProxy (servers on ${RUNT
       const haproxy = startChild(["haproxy", "-db", "-f", configPath]);
       children.push(haproxy);
       // Started once its stats socket answers; a port taken meanwhile makes it exit instead.
-      let up = false;
-      for (const end = Date.now() + 10_000; !up && haproxy.process.exitCode === null && Date.now() < end;) {
-        up = await showStat(statsPath).then(() => true, () => false);
-        if (!up) await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      if (up) break;
+      if (await statsSocketAnswers(haproxy, statsPath)) break;
       if (attempt === 3) throw new Error(`haproxy did not start: ${haproxy.stderr()}`);
       await haproxy.stop();
     }
-    const deadline = Date.now() + 10_000;
-    while (true) {
+    let servers: Record<string, string>[] = [];
+    await waitUntil(async () => {
       const rows = await showStat(statsPath).catch(() => []);
-      const servers = rows.filter((r) => r.svname !== "FRONTEND" && r.svname !== "BACKEND");
-      if (servers.length === 5 && servers.every((r) => r.status === "UP" && r.check_status === "L7OK")) break;
-      if (Date.now() > deadline) throw new Error(`health checks did not pass: ${JSON.stringify(servers)}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+      servers = rows.filter((r) => r.svname !== "FRONTEND" && r.svname !== "BACKEND");
+      return servers.length === 5 && servers.every((r) => r.status === "UP" && r.check_status === "L7OK");
+    }, { timeoutMs: 10_000, intervalMs: 100, what: "the health checks to pass" })
+      .catch(() => {
+        throw new Error(`health checks did not pass: ${JSON.stringify(servers)}`);
+      });
   }, 40_000);
 
   afterAll(async () => {

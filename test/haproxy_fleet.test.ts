@@ -8,7 +8,15 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { REFUSAL, WELCOME } from "../src/gate/mod.ts";
-import { exchange, freePort, haproxyMissingReason, hasIpv6Loopback, runtimeApi, showStat } from "./_haproxy.ts";
+import {
+  exchange,
+  freePort,
+  haproxyMissingReason,
+  hasIpv6Loopback,
+  runtimeApi,
+  showStat,
+  statsSocketAnswers,
+} from "./_haproxy.ts";
 import { type Child, type ChildServer, ROOT, RUNTIME, startChild, startCliServer, waitUntil } from "./_utils.ts";
 
 const haproxyMissing = haproxyMissingReason();
@@ -44,13 +52,10 @@ async function denied(lb: Balancer): Promise<number> {
   return Number(rows.find((r) => r.pxname === "gate_in" && r.svname === "FRONTEND")?.dcon ?? NaN);
 }
 
-/** Polls the async `check` every 50 ms until it holds, or fails after `ms`. */
+/** Polls the async `check` every 50 ms until it holds, or fails after `ms`; resolves with the time it took. */
 async function eventually(check: () => Promise<boolean>, ms: number, what: string): Promise<number> {
   const start = Date.now();
-  while (!(await check())) {
-    if (Date.now() - start > ms) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await waitUntil(check, { timeoutMs: ms, intervalMs: 50, what });
   return Date.now() - start;
 }
 
@@ -102,10 +107,7 @@ describe.skipIf(haproxyMissing !== undefined)(`fleet penalties through two HAPro
     const child = startChild(["haproxy", "-db", "-L", lb.name, "-f", lb.config]);
     children.push(child);
     lb.process = child;
-    for (const end = Date.now() + 10_000; child.process.exitCode === null && Date.now() < end;) {
-      if (await showStat(lb.stats).then(() => true, () => false)) return true;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    if (await statsSocketAnswers(child, lb.stats)) return true;
     await child.stop();
     return false;
   }
