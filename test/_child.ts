@@ -25,6 +25,11 @@ export function cliCommand(runtime: RuntimeName): string[] {
   }
 }
 
+/** The command that runs a script file on `runtime`, the script's path to be appended. */
+export function scriptCommand(runtime: RuntimeName): string[] {
+  return runtime === "node" ? ["node"] : runtime === "deno" ? [`${BIN}/deno`, "run", "-A"] : [`${BIN}/bun`];
+}
+
 /** A child process whose output is collected as it arrives. */
 export interface Child {
   readonly process: ChildProcess;
@@ -53,7 +58,7 @@ afterAll(async () => {
   const groups = [...running];
   for (const pgid of groups) killGroup(pgid, "SIGKILL");
   // Until each leader is reaped, so the run's leftover check does not see it.
-  await waitFor(() => (groups.every((pgid) => !running.has(pgid)) ? true : undefined), 10_000, "children to exit")
+  await waitUntil(() => groups.every((pgid) => !running.has(pgid)), { timeoutMs: 10_000, what: "children to exit" })
     .catch(() => {});
 });
 globalThis.process.on("exit", () => {

@@ -3,6 +3,8 @@
 
 import { spawnSync } from "node:child_process";
 import net from "node:net";
+import type { Child } from "./_child.ts";
+import { waitUntil } from "./_wait.ts";
 
 /** Why HAProxy tests cannot run here, or undefined when `haproxy` is installed. */
 export function haproxyMissingReason(): string | undefined {
@@ -75,4 +77,14 @@ export async function showStat(path: string): Promise<Record<string, string>[]> 
   // A check in progress shows as "* L7OK": the last result, with the star.
   const field = (value: string) => value.replace(/^\* /, "");
   return rows.map((row) => Object.fromEntries(row.split(",").map((value, i) => [names[i], field(value)])));
+}
+
+/** Whether HAProxy `child` came up: its stats socket answers within 10 s; false once it exits (a port taken). */
+export async function statsSocketAnswers(child: Child, stats: string): Promise<boolean> {
+  let up = false;
+  await waitUntil(async () => {
+    up = await showStat(stats).then(() => true, () => false);
+    return up || child.process.exitCode !== null;
+  }, { timeoutMs: 10_000, intervalMs: 50, what: "HAProxy's stats socket" }).catch(() => {});
+  return up;
 }

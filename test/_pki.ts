@@ -8,8 +8,8 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { waitFor } from "./_wait.ts";
-import type { Child } from "./_child.ts";
+import { waitUntil } from "./_wait.ts";
+import { argv, type Child } from "./_child.ts";
 
 /** PEM strings and the files they were read from. */
 export interface TestPki {
@@ -88,24 +88,11 @@ function makeLeaf(dir: string, ca: string, name: string, cn: string, extensions:
   const subjectArgs = subject === undefined ? ["-subj", `/CN=${cn}`] : ["-utf8", "-subj", subject];
   openssl(dir, ["req", "-new", "-key", `${name}.key`, ...subjectArgs, "-out", `${name}.csr`]);
   writeFileSync(join(dir, `${name}.ext`), extensions);
-  openssl(dir, [
-    "x509",
-    "-req",
-    "-in",
-    `${name}.csr`,
-    "-CA",
-    `${ca}.crt`,
-    "-CAkey",
-    `${ca}.key`,
-    "-CAcreateserial",
-    "-sha256",
-    "-days",
-    "2",
-    "-extfile",
-    `${name}.ext`,
-    "-out",
-    `${name}.crt`,
-  ]);
+  openssl(
+    dir,
+    argv`x509 -req -in ${name}.csr -CA ${ca}.crt -CAkey ${ca}.key -CAcreateserial -sha256 -days 2
+      -extfile ${name}.ext -out ${name}.crt`,
+  );
 }
 
 const SERVER_EXT = "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n" +
@@ -186,12 +173,18 @@ export async function expectSighupReload(
   expect(await trusts(pki.caCert)).toBe(true);
   writeFileSync(live.cert, "garbage");
   process.kill(server.process.pid!, "SIGHUP");
-  await waitFor(() => /TLS reload failed/.test(server.stderr()) || undefined, 5000, "the failed reload logged");
+  await waitUntil(() => /TLS reload failed/.test(server.stderr()), {
+    timeoutMs: 5000,
+    what: "the failed reload logged",
+  });
   expect(await trusts(pki.caCert)).toBe(true);
   copyFileSync(pki.files.otherServerCert, live.cert);
   copyFileSync(pki.files.otherServerKey, live.key);
   process.kill(server.process.pid!, "SIGHUP");
-  await waitFor(() => /TLS certificate reloaded/.test(server.stdout()) || undefined, 5000, "the reload logged");
+  await waitUntil(() => /TLS certificate reloaded/.test(server.stdout()), {
+    timeoutMs: 5000,
+    what: "the reload logged",
+  });
   expect(await trusts(pki.otherCaCert)).toBe(true);
   expect(await trusts(pki.caCert)).toBe(false);
 }

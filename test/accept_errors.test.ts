@@ -6,7 +6,7 @@ import { describe, expect, test } from "vitest";
 import type { LogEvent, StreamSocket } from "../src/mod.ts";
 import { acceptErrorKind } from "../src/accept_errors.ts";
 import { hasOpenssl, usePki } from "./_pki.ts";
-import { deadline, waitFor } from "./_wait.ts";
+import { deadline, waitUntil } from "./_wait.ts";
 import { bytes, readAtLeast, RUNTIME, text, transport } from "./_net.ts";
 import { runCommand, startCliServer } from "./_child.ts";
 import { fdCount } from "./_proc.ts";
@@ -111,7 +111,7 @@ async function burstOfResets(flags: string[], connect: (port: number) => Promise
     socket.close();
   }
 
-  await waitFor(() => (fdCount(pid) <= fdsBefore ? true : undefined), 10_000, "descriptors to be released");
+  await waitUntil(() => fdCount(pid) <= fdsBefore, { timeoutMs: 10_000, what: "descriptors to be released" });
   await probe.write(bytes("y"));
   expect(text(await readAtLeast(probe, 7))).toBe("Echo=>y");
   probe.close();

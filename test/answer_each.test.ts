@@ -21,7 +21,8 @@ import {
   RUNTIME,
   text,
   transport,
-  waitFor,
+  waitForStall,
+  waitUntil,
   watchingTransport,
 } from "./_utils.ts";
 
@@ -99,7 +100,7 @@ describe(`StreamSocket.answerEach on ${RUNTIME}`, () => {
     });
     const client = await pair(server.onSocket);
     await client.write(bytes("quiet"));
-    await waitFor(() => (seen.length > 0 ? true : undefined), 5000, "the server to take the chunk");
+    await waitUntil(() => seen.length > 0, { timeoutMs: 5000, what: "the server to take the chunk" });
     await client.write(bytes("loud"));
     expect(text(await readAtLeast(client, 4))).toBe("LOUD");
     expect(seen).toEqual(["quiet", "loud"]);
@@ -164,16 +165,8 @@ describe(`StreamSocket.answerEach on ${RUNTIME}`, () => {
         written += block.length;
       }
     })();
-    let last = -1;
-    await waitFor(
-      () => {
-        const stalled = answered === last && answered > 0;
-        last = answered;
-        return stalled ? true : undefined;
-      },
-      60_000,
-      "answering to stall",
-    );
+    await waitUntil(() => answered > 0, { timeoutMs: 60_000, what: "the first answer" });
+    await waitForStall(() => answered, 500, { timeoutMs: 60_000, what: "answering to stall for 500 ms" });
     expect(answered).toBeLessThan(total / 2);
     const received = await readAtLeast(client, total, 60_000);
     await writing;
@@ -362,6 +355,7 @@ describe("answerQueued", () => {
               return !waitingForDrain;
             },
             onDrain(callback: () => void) {
+              // A drain a turn later, as a socket's comes: the interleaving is what is under test.
               setTimeout(() => {
                 waitingForDrain = false;
                 callback();
@@ -378,6 +372,7 @@ describe("answerQueued", () => {
           });
           for (const chunk of chunks) {
             queue.push(chunk);
+            // A turn between some chunks (no time passes): more interleavings, the behaviour under test.
             if (chunk[0]! % 3 === 0) await new Promise((resolve) => setTimeout(resolve, 0));
           }
           queue.end();

@@ -54,7 +54,8 @@ describe(`bench latency on ${RUNTIME}`, () => {
     async () => {
       const stalling = serveStalling();
       const server = resources.add(await stalling.server);
-      // 200 ops/s over 2 connections for 2 s; the server holds replies for 600 ms from 0.6 s.
+      // 200 ops/s over 2 connections for 2 s; the server holds replies for 600 ms from 0.6 s (these
+      // timers are the scenario under test, not synchronisation).
       const timer = setTimeout(() => {
         stalling.stall();
         setTimeout(() => stalling.resume(), 600);

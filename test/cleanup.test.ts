@@ -3,7 +3,7 @@
 
 import { describe, expect, test } from "vitest";
 import { readFileSync } from "node:fs";
-import { RUNTIME, startChild, waitFor } from "./_utils.ts";
+import { RUNTIME, startChild, waitFor, waitUntil } from "./_utils.ts";
 
 /** A process's state letter from /proc (Z: exited, not yet reaped), or undefined once it is gone. */
 function processState(pid: number): string | undefined {
@@ -20,6 +20,9 @@ describe(`test cleanup on ${RUNTIME}`, () => {
     const grandchild = Number(await waitFor(() => /^(\d+)\n/.exec(shell.stdout())?.[1], 10_000, "the pid of sleep"));
     expect(processState(grandchild)).toMatch(/[SR]/);
     await shell.stop();
-    await waitFor(() => ([undefined, "Z"].includes(processState(grandchild)) ? true : undefined), 5000, "sleep to end");
+    await waitUntil(() => [undefined, "Z"].includes(processState(grandchild)), {
+      timeoutMs: 5000,
+      what: "sleep to end",
+    });
   });
 });

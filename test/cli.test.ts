@@ -2,9 +2,9 @@ import { describe, expect, test } from "vitest";
 import { writeFileSync } from "node:fs";
 import { serveEcho, serveGate, type StreamSocket, VERSION } from "../src/mod.ts";
 import { LineOutput } from "../src/cli/output.ts";
-import { waitFor } from "./_wait.ts";
+import { waitUntil } from "./_wait.ts";
 import { bytes, portOf, readAtLeast, RUNTIME, tempSocketPath, text, transport } from "./_net.ts";
-import { cliCommand, runCommand, runEchogate, startCliServer } from "./_child.ts";
+import { argv, cliCommand, runCommand, runEchogate, startCliServer } from "./_child.ts";
 import { useCleanup } from "./_utils.ts";
 
 const cli = cliCommand(RUNTIME);
@@ -147,11 +147,7 @@ describe(`echogate CLI on ${RUNTIME}`, () => {
       'ulimit -n 256 && exec "$@"',
       "bash",
       ...cli,
-      "bench",
-      "--conns",
-      "5000",
-      "--port",
-      "1",
+      ...argv`bench --conns 5000 --port 1`,
     ]);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(
@@ -199,7 +195,7 @@ describe(`echogate CLI on ${RUNTIME}`, () => {
     output.err("c");
     output.out("d");
     expect(writes).toEqual(["out:a\nb\n", "err:c\n"]);
-    await waitFor(() => writes.length === 3 || undefined, 1000, "the end-of-turn write");
+    await waitUntil(() => writes.length === 3, { timeoutMs: 1000, what: "the end-of-turn write" });
     expect(writes[2]).toBe("out:d\n");
     output.flush();
     expect(writes).toHaveLength(3); // nothing left to write
@@ -213,7 +209,7 @@ describe(`echogate CLI on ${RUNTIME}`, () => {
     await socket.write(bytes("a\nb\n"));
     expect(text(await readAtLeast(socket, 6))).toBe("> a\n> b\n");
     socket.close();
-    await waitFor(() => (server.stdout().includes('"event":"close"') ? true : undefined), 5000, "a close event");
+    await waitUntil(() => server.stdout().includes('"event":"close"'), { timeoutMs: 5000, what: "a close event" });
     const events = server.stdout().trim().split("\n").map((line) => JSON.parse(line));
     expect(events.map((e) => e.event)).toEqual(["listening", "connect", "close"]);
     expect(events[2]).toMatchObject({ bytesIn: 4, bytesOut: 8 });
@@ -261,6 +257,6 @@ describe(`echogate CLI on ${RUNTIME}`, () => {
     const server = resources.child(await startCliServer(RUNTIME, ["gate", "serve", "--port", "0", "--timeout", "0.2"]));
     const socket = resources.add(await transport.connect({ hostname: "127.0.0.1", port: server.port }));
     expect(await socket.read()).toBeNull();
-    await waitFor(() => (server.stdout().includes("time out\n") ? true : undefined), 5000, "the time out line");
+    await waitUntil(() => server.stdout().includes("time out\n"), { timeoutMs: 5000, what: "the time out line" });
   });
 });

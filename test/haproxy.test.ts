@@ -8,9 +8,18 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { REFUSAL, WELCOME } from "../src/gate/mod.ts";
-import { exchange, freePort, haproxyMissingReason, showStat } from "./_haproxy.ts";
+import { exchange, freePort, haproxyMissingReason, showStat, statsSocketAnswers } from "./_haproxy.ts";
 import { hasOpenssl, usePki } from "./_pki.ts";
-import { type Child, type ChildServer, ROOT, RUNTIME, startChild, startCliServer, waitFor } from "./_utils.ts";
+import {
+  type Child,
+  type ChildServer,
+  ROOT,
+  RUNTIME,
+  startChild,
+  startCliServer,
+  waitFor,
+  waitUntil,
+} from "./_utils.ts";
 
 const HAPROXY_SOURCE = "127.0.0.9";
 const haproxyMissing = (() => {
@@ -78,23 +87,19 @@ describe.skipIf(haproxyMissing !== undefined)(`behind HAProxy (servers on ${RUNT
       const haproxy = startChild(["haproxy", "-db", "-f", configPath]);
       children.push(haproxy);
       // Started once its stats socket answers; a port taken meanwhile makes it exit instead.
-      let up = false;
-      for (const end = Date.now() + 10_000; !up && haproxy.process.exitCode === null && Date.now() < end;) {
-        up = await showStat(statsPath).then(() => true, () => false);
-        if (!up) await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      if (up) break;
+      if (await statsSocketAnswers(haproxy, statsPath)) break;
       if (attempt === 3) throw new Error(`haproxy did not start: ${haproxy.stderr()}`);
       await haproxy.stop();
     }
-    const deadline = Date.now() + 10_000;
-    while (true) {
+    let servers: Record<string, string>[] = [];
+    await waitUntil(async () => {
       const rows = await showStat(statsPath).catch(() => []);
-      const servers = rows.filter((r) => r.svname !== "FRONTEND" && r.svname !== "BACKEND");
-      if (servers.length === 5 && servers.every((r) => r.status === "UP" && r.check_status === "L7OK")) break;
-      if (Date.now() > deadline) throw new Error(`health checks did not pass: ${JSON.stringify(servers)}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+      servers = rows.filter((r) => r.svname !== "FRONTEND" && r.svname !== "BACKEND");
+      return servers.length === 5 && servers.every((r) => r.status === "UP" && r.check_status === "L7OK");
+    }, { timeoutMs: 10_000, intervalMs: 100, what: "the health checks to pass" })
+      .catch(() => {
+        throw new Error(`health checks did not pass: ${JSON.stringify(servers)}`);
+      });
   }, 40_000);
 
   afterAll(async () => {
@@ -122,7 +127,7 @@ describe.skipIf(haproxyMissing !== undefined)(`behind HAProxy (servers on ${RUNT
     }
     const connects = () => echoServers.flatMap(events).filter((e) => e.event === "connect");
     const fromClients = () => connects().filter((e) => ip(e.remote) !== HAPROXY_SOURCE);
-    await waitFor(() => fromClients().length >= 4 || undefined, 5000, "4 client connects logged");
+    await waitUntil(() => fromClients().length >= 4, { timeoutMs: 5000, what: "4 client connects logged" });
     const clients = connects().filter((e) => ip(e.remote) !== HAPROXY_SOURCE);
     expect(clients.map((e) => ip(e.remote)).sort()).toEqual(["127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3"]);
     expect(clients.every((e) => ip(e.proxy) === HAPROXY_SOURCE)).toBe(true);
@@ -144,12 +149,12 @@ describe.skipIf(haproxyMissing !== undefined)(`behind HAProxy (servers on ${RUNT
     const all = () => gates.flatMap(events);
     const penalised = (e: JsonEvent) =>
       e.event === "refused" && ip(e.remote) === "127.0.0.2" && e.reason === "penalised";
-    await waitFor(() => all().some(penalised) || undefined, 5000, "the refusal logged");
+    await waitUntil(() => all().some(penalised), { timeoutMs: 5000, what: "the refusal logged" });
     const penalties = () => all().filter((e) => e.event === "penalty");
-    await waitFor(() => penalties().length >= 4 || undefined, 5000, "4 penalties logged");
+    await waitUntil(() => penalties().length >= 4, { timeoutMs: 5000, what: "4 penalties logged" });
     // Health checks knock with a wrong token (a v1 header naming HAProxy itself) and accrue nothing.
     const checks = () => all().filter((e) => e.event === "knock" && ip(e.remote) === HAPROXY_SOURCE);
-    await waitFor(() => checks().length >= 6 || undefined, 10_000, "6 health checks");
+    await waitUntil(() => checks().length >= 6, { timeoutMs: 10_000, what: "6 health checks" });
     expect(checks().every((e) => e.welcomed === false)).toBe(true);
     expect(penalties().length).toBe(4);
     expect(penalties().every((e) => ip(e.remote) === "127.0.0.2")).toBe(true);

@@ -8,8 +8,16 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { REFUSAL, WELCOME } from "../src/gate/mod.ts";
-import { exchange, freePort, haproxyMissingReason, hasIpv6Loopback, runtimeApi, showStat } from "./_haproxy.ts";
-import { type Child, type ChildServer, ROOT, RUNTIME, startChild, startCliServer, waitFor } from "./_utils.ts";
+import {
+  exchange,
+  freePort,
+  haproxyMissingReason,
+  hasIpv6Loopback,
+  runtimeApi,
+  showStat,
+  statsSocketAnswers,
+} from "./_haproxy.ts";
+import { type Child, type ChildServer, ROOT, RUNTIME, startChild, startCliServer, waitUntil } from "./_utils.ts";
 
 const haproxyMissing = haproxyMissingReason();
 const ipv6 = await hasIpv6Loopback();
@@ -44,13 +52,10 @@ async function denied(lb: Balancer): Promise<number> {
   return Number(rows.find((r) => r.pxname === "gate_in" && r.svname === "FRONTEND")?.dcon ?? NaN);
 }
 
-/** Polls the async `check` every 50 ms until it holds, or fails after `ms`. */
+/** Polls the async `check` every 50 ms until it holds, or fails after `ms`; resolves with the time it took. */
 async function eventually(check: () => Promise<boolean>, ms: number, what: string): Promise<number> {
   const start = Date.now();
-  while (!(await check())) {
-    if (Date.now() - start > ms) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await waitUntil(check, { timeoutMs: ms, intervalMs: 50, what });
   return Date.now() - start;
 }
 
@@ -102,10 +107,7 @@ describe.skipIf(haproxyMissing !== undefined)(`fleet penalties through two HAPro
     const child = startChild(["haproxy", "-db", "-L", lb.name, "-f", lb.config]);
     children.push(child);
     lb.process = child;
-    for (const end = Date.now() + 10_000; child.process.exitCode === null && Date.now() < end;) {
-      if (await showStat(lb.stats).then(() => true, () => false)) return true;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    if (await statsSocketAnswers(child, lb.stats)) return true;
     await child.stop();
     return false;
   }
@@ -223,7 +225,7 @@ describe.skipIf(haproxyMissing !== undefined)(`fleet penalties through two HAPro
       await penalise(() => knock(lb1.port, "127.0.0.4", "wrong"));
       await eventually(async () => (await gpc0(lb1, "127.0.0.4")) === 1, 5000, "gpc0 1 on lb1");
       const failing = () => events(gate).filter((e) => e.event === "haproxy-runtime" && e.target === label);
-      await waitFor(() => failing().length > 0 || undefined, 10_000, "the failing runtime API logged");
+      await waitUntil(() => failing().length > 0, { timeoutMs: 10_000, what: "the failing runtime API logged" });
       const started = Date.now();
       expect(await startBalancer(lb2)).toBe(true);
       const ms = await eventually(async () => (await gpc0(lb2, "127.0.0.4")) === 1, 10_000, "gpc0 1 on lb2");
@@ -236,7 +238,7 @@ describe.skipIf(haproxyMissing !== undefined)(`fleet penalties through two HAPro
       expect(await knock(lb2.port, "127.0.0.4", TOKEN)).toBe("");
       expect(await denied(lb2)).toBe(before + 1);
       // Logged once when it failed (however often retried), once when it answered again.
-      await waitFor(() => failing().length === 2 || undefined, 10_000, "the recovery logged");
+      await waitUntil(() => failing().length === 2, { timeoutMs: 10_000, what: "the recovery logged" });
       expect(failing().map((e) => e.ok).sort()).toEqual([false, true]); // (stderr and stdout: order lost)
     },
     40_000,
@@ -282,7 +284,7 @@ describe.skipIf(haproxyMissing !== undefined)(`fleet penalties through two HAPro
       await eventually(async () => (await gpc0(lb1, "127.0.0.7")) === 1, 5000, "gpc0 1 on lb1");
       await eventually(async () => (await gpc0(lb2, "127.0.0.7")) === 1, 5000, "gpc0 1 on lb2, from its peer");
       const failures = () => events(tlsGate).filter((e) => e.event === "haproxy-runtime");
-      await waitFor(() => failures().length >= 2 || undefined, 10_000, "both failing runtime APIs logged");
+      await waitUntil(() => failures().length >= 2, { timeoutMs: 10_000, what: "both failing runtime APIs logged" });
       // Retried meanwhile (0.5 s, 1 s, …), logged once each; knocks answered as ever.
       for (let i = 0; i < 5; i++) expect(await tlsKnock("127.0.0.8", TOKEN)).toBe(WELCOME);
       expect(failures().map((e) => [e.target, e.ok]).sort()).toEqual(unreachable.map((t) => [t, false]).sort());

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RUNTIME } from "./_net.ts";
-import { cliCommand, ROOT, runCommand } from "./_child.ts";
+import { ROOT, runCommand, scriptCommand } from "./_child.ts";
 import { useCleanup } from "./_utils.ts";
 
 const resources = useCleanup();
@@ -36,12 +36,7 @@ adapter.host.onFatal(() => {});
 console.log(JSON.stringify({ before, loaded, hostMade: listeners() !== loaded || "${RUNTIME}" === "deno" }));
 `,
   );
-  const command = RUNTIME === "node"
-    ? ["node"]
-    : RUNTIME === "deno"
-    ? [cliCommand("deno")[0]!, "run", "-A"]
-    : [cliCommand("bun")[0]!];
-  const { code, stdout, stderr } = await runCommand([...command, script]);
+  const { code, stdout, stderr } = await runCommand([...scriptCommand(RUNTIME), script]);
   expect(stderr).toBe("");
   expect(code).toBe(0);
   const { before, loaded, hostMade } = JSON.parse(stdout);

@@ -17,7 +17,7 @@ import {
   startSeedServer,
   text,
   transport,
-  waitFor,
+  waitUntil,
 } from "./_utils.ts";
 
 for (const serverRuntime of RUNTIMES) {
@@ -38,10 +38,9 @@ for (const serverRuntime of RUNTIMES) {
       const replies = await sendEcho({ transport, hostname: "127.0.0.1", port: echo.port, messages: ["hi", "über ✓"] });
       expect(replies.map(text)).toEqual(["Echo=>hi", "Echo=>über ✓"]);
       // Log lines go out at the end of the server's event-loop turn, possibly after the reply.
-      await waitFor(
-        () => /Server connected by 127\.0\.0\.1:\d+/.test(echo.stdout()) || undefined,
-        5000,
-        "the connect log line",
+      await waitUntil(
+        () => /Server connected by 127\.0\.0\.1:\d+/.test(echo.stdout()),
+        { timeoutMs: 5000, what: "the connect log line" },
       );
     });
 

@@ -6,7 +6,7 @@
 
 import { describe, expect, test } from "vitest";
 import { hasOpenssl, makeClientLeaf, usePki } from "./_pki.ts";
-import { waitFor } from "./_wait.ts";
+import { waitFor, waitUntil } from "./_wait.ts";
 import { bytes, concat, readAll, readAtLeast, RUNTIME, text, transport } from "./_net.ts";
 import { type ChildServer, runCommand, startCliServer } from "./_child.ts";
 import { useCleanup } from "./_utils.ts";
@@ -113,11 +113,11 @@ describe(`a refused PROXY header in the logs on ${RUNTIME}`, () => {
         expect(await readAll(socket).catch(() => new Uint8Array())).toHaveLength(0);
       }
     }
-    await waitFor(() => (human.stdout().match(/Refused/g)?.length === 2 ? true : undefined), 5000, "two refusals");
+    await waitUntil(() => human.stdout().match(/Refused/g)?.length === 2, { timeoutMs: 5000, what: "two refusals" });
     expect(human.stdout()).toContain('bad PROXY header: v1: "1\\x1B" is not an IPv4 address');
     expect(human.stdout()).toContain('bad PROXY header: v1: "1\\x85" is not an IPv4 address');
     expect(human.stdout()).not.toMatch(RAW_UNSAFE);
-    await waitFor(() => (json.stdout().match(/"refused"/g)?.length === 2 ? true : undefined), 5000, "two refusals");
+    await waitUntil(() => json.stdout().match(/"refused"/g)?.length === 2, { timeoutMs: 5000, what: "two refusals" });
     expect(json.stdout()).not.toMatch(RAW_UNSAFE);
     expect(json.stdout()).toContain('v1: \\"1\\u001b\\" is not an IPv4 address');
     expect(json.stdout()).toContain('v1: \\"1\\u0085\\" is not an IPv4 address');

@@ -8,9 +8,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LineOutput } from "../src/cli/output.ts";
-import { deadline, waitFor } from "./_wait.ts";
+import { deadline, waitFor, waitUntil } from "./_wait.ts";
 import { bytes, readAtLeast, RUNTIME, tempSocketPath, text, transport } from "./_net.ts";
-import { type Child, cliCommand, ROOT, runCommand, startChild } from "./_child.ts";
+import { type Child, cliCommand, ROOT, runCommand, scriptCommand, startChild } from "./_child.ts";
 import { rssBytes } from "./_proc.ts";
 import { useCleanup } from "./_utils.ts";
 
@@ -80,7 +80,7 @@ describe(`log output on ${RUNTIME}`, () => {
       const pid = server.process.pid!;
       // While the reader keeps up, nothing is lost.
       await exchanges(port, 1000);
-      await waitFor(() => (events().length === expectedLines(1000) ? true : undefined), 10_000, "every line");
+      await waitUntil(() => events().length === expectedLines(1000), { timeoutMs: 10_000, what: "every line" });
       expect(events().filter((e) => e.event === "log-dropped")).toEqual([]);
       const baseline = rssBytes(pid);
 
@@ -101,7 +101,7 @@ describe(`log output on ${RUNTIME}`, () => {
         const dropped = seen.filter((e) => e.event === "log-dropped").reduce((n, e) => n + (e.lines ?? 0), 0);
         return seen.length - seen.filter((e) => e.event === "log-dropped").length + dropped;
       };
-      await waitFor(() => (accounted() === total ? true : undefined), 20_000, `${total} lines accounted for`);
+      await waitUntil(() => accounted() === total, { timeoutMs: 20_000, what: `${total} lines accounted for` });
       const reports = events().filter((e) => e.event === "log-dropped");
       expect(reports.length).toBeGreaterThan(0);
       expect(reports.every((e) => e.stream === "stdout" && e.lines! > 0)).toBe(true);
@@ -118,10 +118,12 @@ describe(`log output on ${RUNTIME}`, () => {
       globalThis.process.kill(first.reader.process.pid!, "SIGSTOP");
       await exchanges(first.port, 1000);
       globalThis.process.kill(first.server.process.pid!, "SIGTERM");
+      // A moment for the signal to find the reader stopped (nothing tells when; a shorter one still
+      // checks the same outcome: every line, exit 0).
       await new Promise((resolve) => setTimeout(resolve, 200));
       globalThis.process.kill(first.reader.process.pid!, "SIGCONT");
       expect(await deadline(first.server.exited, 10_000, "the server to exit")).toBe(0);
-      await waitFor(() => (first.events().length === expectedLines(1000) ? true : undefined), 10_000, "every line");
+      await waitUntil(() => first.events().length === expectedLines(1000), { timeoutMs: 10_000, what: "every line" });
 
       // A reader that stays stopped costs the exit at most the flush deadline.
       const second = await startPipedServer();
@@ -164,7 +166,7 @@ describe(`log output on ${RUNTIME}`, () => {
       }
       expect(resets.code).toBe(0);
       const errors = () => events().filter((e) => e.event === "error").length;
-      await waitFor(() => (errors() >= 1500 ? true : undefined), 20_000, "1,500 error lines");
+      await waitUntil(() => errors() >= 1500, { timeoutMs: 20_000, what: "1,500 error lines" });
       expect(events().filter((e) => e.event === "log-dropped")).toEqual([]);
       expect(server.process.exitCode).toBeNull();
     },
@@ -201,10 +203,9 @@ describe(`log output on ${RUNTIME}`, () => {
         events().filter((e) => e.event === "log-dropped" && e.stream === "stderr").reduce((n, e) => n + e.lines!, 0);
       const errors = () => events().filter((e) => e.event === "error").length;
       // Every error line arrives or is counted in a log-dropped event written in the gap's place.
-      await waitFor(
-        () => (errors() + dropped() >= RESETS ? true : undefined),
-        30_000,
-        "every error line accounted for",
+      await waitUntil(
+        () => errors() + dropped() >= RESETS,
+        { timeoutMs: 30_000, what: "every error line accounted for" },
       );
       expect(dropped()).toBeGreaterThan(0);
       expect(errors() + dropped()).toBe(RESETS);
@@ -234,12 +235,7 @@ for (let i = 0; i < 5000; i++) host.writeOut(\`line \${i} \${"x".repeat(90)}\`);
 ${failure}
 `,
       );
-      const command = RUNTIME === "node"
-        ? ["node"]
-        : RUNTIME === "deno"
-        ? [cliCommand("deno")[0]!, "run", "-A"]
-        : [cliCommand("bun")[0]!];
-      const { code, stdout, stderr } = await runCommand([...command, script]);
+      const { code, stdout, stderr } = await runCommand([...scriptCommand(RUNTIME), script]);
       expect(stderr).toBe("echogate: fatal: boom\n");
       const lines = stdout.split("\n").filter((line) => line !== "");
       expect(lines.length).toBe(5000);
@@ -263,6 +259,7 @@ ${failure}
     expect(writes).toEqual(["first\n"]);
     for (let i = 0; i < 30; i++) output.out(`line ${String(i).padStart(2, "0")}`); // 8 characters each, with \n
     expect(output.dropped.stdout).toBe(30 - Math.floor((100 - 6) / 8));
+    // Each setTimeout(0) below is one turn (no time passes): the released write's promise chain runs.
     release!(); // the first write is done: the queued lines go out (88 characters: still over half)
     await new Promise((resolve) => setTimeout(resolve, 0));
     expect(writes[1]).toBe(Array.from({ length: 11 }, (_, i) => `line ${String(i).padStart(2, "0")}\n`).join(""));

@@ -14,7 +14,7 @@ import {
 } from "../src/mod.ts";
 import { REFUSAL, WELCOME } from "../src/gate/mod.ts";
 import { V2_MAX_LENGTH, V2_SIGNATURE } from "../src/proxy_protocol/header.ts";
-import { waitFor } from "./_wait.ts";
+import { waitFor, waitUntil } from "./_wait.ts";
 import { bytes, concat, portOf, readAll, readAtLeast, RUNTIME, tempSocketPath, text, transport } from "./_net.ts";
 import { argv, cliCommand, runCommand, runEchogate, startCliServer } from "./_child.ts";
 import { recordingLogger, useCleanup } from "./_utils.ts";
@@ -75,7 +75,7 @@ describe("proxyProtocol: the client the header names", () => {
     });
     for (const byte of header) {
       await socket.write(new Uint8Array([byte]));
-      await new Promise((resolve) => setTimeout(resolve, 1));
+      await new Promise((resolve) => setTimeout(resolve, 1)); // apart, so each byte is a chunk: under test
     }
     await socket.write(bytes("after"));
     expect(text(await readAtLeast(socket, 11))).toBe("Echo=>after");
@@ -90,10 +90,9 @@ describe("proxyProtocol: the client the header names", () => {
       expect(text(await readAtLeast(socket, 7))).toBe("Echo=>x");
       socket.close();
     }
-    await waitFor(
-      () => logger.events.filter((e) => e.event === "connect").length === 2 || undefined,
-      5000,
-      "2 connects",
+    await waitUntil(
+      () => logger.events.filter((e) => e.event === "connect").length === 2,
+      { timeoutMs: 5000, what: "2 connects" },
     );
     for (const event of logger.events.filter((e) => e.event === "connect")) {
       expect(event).toMatchObject({ remote: expect.stringMatching(/^127\.0\.0\.1:\d+$/) });
@@ -212,7 +211,7 @@ describe("proxyProtocol: bad peers are refused, with the reason, and harm no one
     const first = await dial(port);
     await first.write(bytes("PROXY "));
     const firstAt = Date.now();
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await new Promise((resolve) => setTimeout(resolve, 300)); // deadlines 300 ms apart: the behaviour under test
     const second = await dial(port);
     await second.write(bytes("PROXY "));
     const secondAt = Date.now();
@@ -233,7 +232,7 @@ describe("proxyProtocol: bad peers are refused, with the reason, and harm no one
     const [first, middle, last] = [await dial(port), await dial(port), await dial(port)];
     for (const socket of [first, middle, last]) await socket.write(bytes("PROXY "));
     const started = Date.now();
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await new Promise((resolve) => setTimeout(resolve, 100)); // completed while the others wait: under test
     // The middle one of three reads in the listener's list finishes its header (v1, split).
     await middle.write(bytes("TCP4 192.0.2.7 198.51.100.1 40000 8001\r\nhi"));
     expect(text(await readAtLeast(middle, 8))).toBe("Echo=>hi");
@@ -254,6 +253,8 @@ describe("proxyProtocol: bad peers are refused, with the reason, and harm no one
     const { server, port } = await echoServer();
     const socket = await dial(port);
     await socket.write(bytes("PROXY "));
+    // A moment for the server to take it into its header reads (which nothing reports); closed
+    // sooner, the connection still ends with nothing read.
     await new Promise((resolve) => setTimeout(resolve, 50));
     await server.close();
     expect((await readAll(socket, 3000)).length).toBe(0);
@@ -363,10 +364,9 @@ describe("the CLI's --proxy-protocol flags", () => {
       expect(text(await readAtLeast(socket, 9))).toBe("Echo=>hey");
       socket.close();
     }
-    await waitFor(
-      () => human.stdout().includes("Server connected by 192.0.2.7:40000") || undefined,
-      5000,
-      "the connect line",
+    await waitUntil(
+      () => human.stdout().includes("Server connected by 192.0.2.7:40000"),
+      { timeoutMs: 5000, what: "the connect line" },
     );
     const line = await waitFor(
       () => json.stdout().split("\n").find((l) => l.includes('"connect"')),
@@ -387,7 +387,10 @@ describe("the CLI's --proxy-protocol flags", () => {
       argv`echo send 127.0.0.1 hi --port ${echo.port} --proxy-header v1 --proxy-source 192.0.2.9:1234`,
     );
     expect(sent.stdout).toContain("Client received: 'Echo=>hi'");
-    await waitFor(() => echo.stdout().includes('"remote":"192.0.2.9:1234"') || undefined, 5000, "the client's address");
+    await waitUntil(() => echo.stdout().includes('"remote":"192.0.2.9:1234"'), {
+      timeoutMs: 5000,
+      what: "the client's address",
+    });
     const gate = resources.child(
       await startCliServer(RUNTIME, ["gate", "serve", "--port", "0", "--proxy-protocol", "--json"], {
         ECHOGATE_TOKEN: "t",
@@ -398,23 +401,20 @@ describe("the CLI's --proxy-protocol flags", () => {
     );
     expect(knocked.code).toBe(0);
     expect(knocked.stdout).toContain(WELCOME);
-    await waitFor(() => gate.stdout().includes('"remote":"[2001:db8::9]:7"') || undefined, 5000, "the v6 client");
+    await waitUntil(() => gate.stdout().includes('"remote":"[2001:db8::9]:7"'), {
+      timeoutMs: 5000,
+      what: "the v6 client",
+    });
   });
 
   test("gate serve --then HOST:PORT --then-proxy-protocol v1: the upstream logs the client behind the gate", async () => {
     const upstream = await echoServer();
     const gate = resources.child(
-      await startCliServer(RUNTIME, [
-        "gate",
-        "serve",
-        "--port",
-        "0",
-        "--proxy-protocol",
-        "--then",
-        `127.0.0.1:${upstream.port}`,
-        "--then-proxy-protocol",
-        "v1",
-      ], { ECHOGATE_TOKEN: "t" }),
+      await startCliServer(
+        RUNTIME,
+        argv`gate serve --port 0 --proxy-protocol --then 127.0.0.1:${upstream.port} --then-proxy-protocol v1`,
+        { ECHOGATE_TOKEN: "t" },
+      ),
     );
     const socket = await dial(gate.port);
     await socket.write(concat([v2(), bytes("t")]));
@@ -434,7 +434,10 @@ describe("the CLI's --proxy-protocol flags", () => {
     const report = JSON.parse(result.stdout.trim().split("\n").at(-1)!);
     expect(report).toMatchObject({ errors: 0, mismatches: 0 });
     expect(report.operations).toBeGreaterThan(0);
-    await waitFor(() => gate.stdout().includes('"remote":"192.0.2.10:9"') || undefined, 5000, "the named source");
+    await waitUntil(() => gate.stdout().includes('"remote":"192.0.2.10:9"'), {
+      timeoutMs: 5000,
+      what: "the named source",
+    });
     expect(gate.stdout()).not.toContain('"event":"refused"');
   });
 

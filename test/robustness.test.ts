@@ -3,7 +3,7 @@
 // graceful shutdown.
 
 import { describe, expect, test } from "vitest";
-import { deadline, waitFor, waitUntil } from "./_wait.ts";
+import { deadline, waitFor, waitForStall, waitUntil } from "./_wait.ts";
 import { bytes, readAll, readAtLeast, RUNTIME, text, transport } from "./_net.ts";
 import { type ChildServer, cliCommand, runCommand, startChild, startCliServer } from "./_child.ts";
 import { cpuSeconds, fdCount, rssBytes } from "./_proc.ts";
@@ -85,15 +85,10 @@ describe(`robustness on ${RUNTIME}`, () => {
           await socket.closeWrite();
         })();
         // Wait until the writer makes no progress for 500 ms: the server has stopped reading.
-        let last = -1;
-        await waitUntil(
-          () => {
-            const stalled = written === last;
-            last = written;
-            return stalled;
-          },
-          { timeoutMs: 60_000, intervalMs: 500, what: "the writer to stall" },
-        );
+        await waitForStall(() => written, 500, {
+          timeoutMs: 60_000,
+          what: "the writer to make no progress for 500 ms",
+        });
         const growth = rssBytes(pid) - baseline;
         expect(written).toBeLessThan(total / 2);
         expect(growth).toBeLessThan(48 * MiB);

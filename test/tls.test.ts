@@ -120,7 +120,7 @@ for (const stalledMode of STALLED_MODES) {
         await new Promise((resolve) => secure.write("no newline", resolve));
         tcp.end(); // FIN, no close_notify
         // The unterminated line is answered only at end of input.
-        await waitFor(() => received === "Echo=>no newline" || undefined, 5000, "the answer at end of input");
+        await waitUntil(() => received === "Echo=>no newline", { timeoutMs: 5000, what: "the answer at end of input" });
         expect(logger.events.filter((e) => e.event === "error")).toEqual([]);
         secure.destroy();
       });
@@ -172,10 +172,9 @@ for (const stalledMode of STALLED_MODES) {
             }
           })().catch(() => {});
           const limit = 64 * 1024 * 1024;
-          await waitFor(
-            () => Date.now() - lastProgress > 1000 || sent > limit || undefined,
-            20_000,
-            "the writes stalled",
+          await waitUntil(
+            () => Date.now() - lastProgress > 1000 || sent > limit,
+            { timeoutMs: 20_000, what: "the writes stalled" },
           );
           expect(sent).toBeLessThan(limit);
           socket.close();
@@ -295,7 +294,8 @@ for (const stalledMode of STALLED_MODES) {
 
       test("a TLS client that waits before its ClientHello, then sends it in two parts, is served", async () => {
         // A proxy holds the client's first chunk back, then forwards 10 bytes, then the rest: the
-        // server sees a silent connection, then a record header without its body, for 0.7 s each.
+        // server sees a silent connection, then a record header without its body, for 0.7 s each
+        // (these waits are the scenario under test).
         const server = resources.add(await serveEcho({ transport, port: 0, tls: serverTls() }));
         const sockets: net.Socket[] = [];
         const proxy = net.createServer((client) => {

@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { sendEcho, serveEcho, type StreamSocket } from "../src/mod.ts";
 import { WELCOME } from "../src/gate/mod.ts";
 import { expectSighupReload, hasOpenssl, usePki } from "./_pki.ts";
-import { waitFor } from "./_wait.ts";
+import { waitFor, waitUntil } from "./_wait.ts";
 import { portOf, RUNTIME, RUNTIMES, text, transport } from "./_net.ts";
 import { argv, type ChildServer, runCommand, runEchogate, startChild, startCliServer } from "./_child.ts";
 import { fdCount } from "./_proc.ts";
@@ -164,18 +164,10 @@ describe.skipIf(opensslMissing)(`TLS CLI on ${RUNTIME}`, () => {
       await serveEcho({ transport, port: 0, tls: { cert: pki.serverCert, key: pki.serverKey } }),
     );
     const gate = resources.child(
-      await startCliServer(RUNTIME, [
-        "gate",
-        "serve",
-        "--port",
-        "0",
-        "--token",
-        "t",
-        "--then",
-        `tls://localhost:${portOf(upstream)}`,
-        "--then-ca",
-        pki.files.caCert,
-      ]),
+      await startCliServer(
+        RUNTIME,
+        argv`gate serve --port 0 --token t --then tls://localhost:${portOf(upstream)} --then-ca ${pki.files.caCert}`,
+      ),
     );
     const socket = resources.add(await transport.connect({ hostname: "127.0.0.1", port: gate.port }));
     await socket.write(new TextEncoder().encode("t"));
@@ -216,11 +208,17 @@ describe.skipIf(opensslMissing)(`TLS CLI on ${RUNTIME}`, () => {
         const tls = mutual ? { ca: pki.caCert, cert: pki.clientCert, key: pki.clientKey } : { ca: pki.caCert };
         const [reply] = await sendEcho({ transport, hostname: "127.0.0.1", port: server.port, tls });
         expect(text(reply!)).toBe("Echo=>Hello network world");
-        await waitFor(() => /TLS handshake timed out/.test(server.stdout()) || undefined, 5000, "the timeout logged");
+        await waitUntil(() => /TLS handshake timed out/.test(server.stdout()), {
+          timeoutMs: 5000,
+          what: "the timeout logged",
+        });
         // One line for the burst (throttled), not 300.
         expect(server.stdout().match(/TLS handshake timed out/g)!.length).toBe(1);
         // The peers stay: the server itself must close them and free their descriptors.
-        await waitFor(() => fdCount(pid) <= before + 5 || undefined, 10_000, `descriptors back near ${before}`);
+        await waitUntil(() => fdCount(pid) <= before + 5, {
+          timeoutMs: 10_000,
+          what: `descriptors back near ${before}`,
+        });
       },
     );
   }
@@ -234,14 +232,17 @@ describe.skipIf(opensslMissing)(`TLS CLI on ${RUNTIME}`, () => {
       );
       const [reply] = await sendEcho({ transport, hostname: "localhost", port: server.port, tls: { ca: pki.caCert } });
       expect(text(reply!)).toBe("Echo=>Hello network world");
-      await waitFor(() => /"tls-handshake-failed"/.test(server.stdout()) || undefined, 5000, "the timeout logged");
+      await waitUntil(() => /"tls-handshake-failed"/.test(server.stdout()), {
+        timeoutMs: 5000,
+        what: "the timeout logged",
+      });
       // Deno.listenTls: no protocol version in the connect event (Deno's node:tls names it).
       const connect = JSON.parse(server.stdout().split("\n").find((l) => l.includes('"connect"'))!);
       expect(connect.tls.version).toBeUndefined();
       // Held until the peers leave (docs/tls.md); then they are freed.
       expect(fdCount(pid)).toBeGreaterThanOrEqual(before + 50);
       for (const socket of stalled) socket.close();
-      await waitFor(() => fdCount(pid) <= before + 5 || undefined, 10_000, `descriptors back near ${before}`);
+      await waitUntil(() => fdCount(pid) <= before + 5, { timeoutMs: 10_000, what: `descriptors back near ${before}` });
     },
   );
 
@@ -269,7 +270,10 @@ describe.skipIf(opensslMissing)(`TLS CLI on ${RUNTIME}`, () => {
       `-CAfile ${pki.files.caCert} -verify_return_error -alpn echo`,
     ]);
     resources.child(child);
-    await waitFor(() => /Echo=>from openssl/.test(child.stdout()) || undefined, 10_000, "the echo via openssl");
+    await waitUntil(() => /Echo=>from openssl/.test(child.stdout()), {
+      timeoutMs: 10_000,
+      what: "the echo via openssl",
+    });
     // The session as the server logged it: ALPN agreed with openssl, and (where exposed) its SNI.
     // (Its output may reach us after openssl's echo: wait for the line rather than assume it.)
     const line = await waitFor(

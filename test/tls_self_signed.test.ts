@@ -10,7 +10,7 @@ import { afterAll, afterEach, describe, expect, test } from "vitest";
 import { certificateFingerprint, createSelfSignedTls, sendEcho, serveEcho, TlsFingerprintError } from "../src/mod.ts";
 import { WELCOME } from "../src/gate/mod.ts";
 import { hasOpenssl } from "./_pki.ts";
-import { deadline, waitFor } from "./_wait.ts";
+import { deadline, waitUntil } from "./_wait.ts";
 import { portOf, RUNTIME, tempSocketPath, text, transport } from "./_net.ts";
 import { argv, type ChildServer, cliCommand, runCommand, runEchogate, startCliServer } from "./_child.ts";
 import { cleanup } from "./_utils.ts";
@@ -202,9 +202,9 @@ describe(`echo send - (messages from standard input) on ${RUNTIME}`, () => {
     const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
     try {
       child.stdin.write("first\n");
-      await waitFor(() => (out.includes("'Echo=>first'") ? true : undefined), 15_000, `the first reply (${err})`);
+      await waitUntil(() => out.includes("'Echo=>first'"), { timeoutMs: 15_000, what: `the first reply (${err})` });
       child.stdin.write("second\n");
-      await waitFor(() => (out.includes("'Echo=>second'") ? true : undefined), 15_000, `the second reply (${err})`);
+      await waitUntil(() => out.includes("'Echo=>second'"), { timeoutMs: 15_000, what: `the second reply (${err})` });
       child.stdin.end();
       expect(await deadline(exited, 15_000, "the client to exit"), err).toBe(0);
       expect(out).toBe("Client received: 'Echo=>first'\nClient received: 'Echo=>second'\n");

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, test } from "vitest";
 import { knockGate, serveEcho, serveGate, type TlsServerOptions } from "../src/mod.ts";
 import { WELCOME } from "../src/gate/mod.ts";
 import { hasOpenssl, usePki } from "./_pki.ts";
-import { waitFor } from "./_wait.ts";
+import { waitFor, waitUntil } from "./_wait.ts";
 import { portOf, readAll, RUNTIME, transport } from "./_net.ts";
 import { runCommand } from "./_child.ts";
 import { cleanup, recordingLogger } from "./_utils.ts";
@@ -129,9 +129,9 @@ for (const stalledMode of STALLED_MODES) {
         client.once("close", () => (closed = true));
         resources.add({ close: () => void client.kill("SIGKILL") });
         client.stdin.write("hi\n");
-        await waitFor(() => out.includes("Echo=>hi") || undefined, 10_000, "the first echo");
+        await waitUntil(() => out.includes("Echo=>hi"), { timeoutMs: 10_000, what: "the first echo" });
         client.stdin.write("R\n");
-        await waitFor(() => err.includes("RENEGOTIATING") || undefined, 10_000, "s_client to renegotiate");
+        await waitUntil(() => err.includes("RENEGOTIATING"), { timeoutMs: 10_000, what: "s_client to renegotiate" });
         client.stdin.write("after\n");
         // Either the connection ends, or (renegotiation allowed) the next line comes back.
         const outcome = await waitFor(
@@ -174,11 +174,11 @@ describe.skipIf(opensslMissing)(`mutual TLS at the gate on ${RUNTIME}`, () => {
     };
     // The other CA's certificate first: Node refused it after its handshake, when the address was gone.
     await tryWith({ cert: pki.otherClientCert, key: pki.otherClientKey });
-    await waitFor(() => penalties().length === 1 || undefined, 5000, "the first penalty");
+    await waitUntil(() => penalties().length === 1, { timeoutMs: 5000, what: "the first penalty" });
     const failure = await logger.waitForEvent("tls-handshake-failed");
     expect(failure).toMatchObject({ remote: expect.stringMatching(/^127\.0\.0\.1:\d+$/), reason: "failed" });
     await tryWith();
-    await waitFor(() => penalties().length === 2 || undefined, 5000, "the second penalty");
+    await waitUntil(() => penalties().length === 2, { timeoutMs: 5000, what: "the second penalty" });
     expect(penalties()).toEqual([
       expect.objectContaining({ remote: expect.stringMatching(/^127\.0\.0\.1:/), kind: "noauth" }),
       expect.objectContaining({ remote: expect.stringMatching(/^127\.0\.0\.1:/), kind: "noauth" }),

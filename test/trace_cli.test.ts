@@ -5,17 +5,10 @@
 import { spawn } from "node:child_process";
 import { rmSync } from "node:fs";
 import { afterEach, describe, expect, test } from "vitest";
-import {
-  type ChildServer,
-  cleanup,
-  cliCommand,
-  readAtLeast,
-  runCommand,
-  RUNTIME,
-  startCliServer,
-  transport,
-  waitFor,
-} from "./_utils.ts";
+import { waitFor, waitUntil } from "./_wait.ts";
+import { readAtLeast, RUNTIME, transport } from "./_net.ts";
+import { type ChildServer, cliCommand, runCommand, startCliServer } from "./_child.ts";
+import { cleanup } from "./_utils.ts";
 
 const resources = cleanup();
 afterEach(() => resources.run());
@@ -74,8 +67,14 @@ describe(`${RUNTIME} CLI --trace`, () => {
     expect(clientSteps[1]!.detail).toBe('5 B "Hello"');
     expect(clientSteps[2]!.detail).toBe('11 B "Echo=>Hello"');
 
-    await waitFor(() => stepsOf(traced.stderr(), 1).includes("close") || undefined, 10_000, "the server's close");
-    await waitFor(() => /Server connected by/.test(plain.stdout()) || undefined, 10_000, "the plain server's log");
+    await waitUntil(() => stepsOf(traced.stderr(), 1).includes("close"), {
+      timeoutMs: 10_000,
+      what: "the server's close",
+    });
+    await waitUntil(() => /Server connected by/.test(plain.stdout()), {
+      timeoutMs: 10_000,
+      what: "the plain server's log",
+    });
     expect(stepsOf(traced.stderr(), 0)).toEqual(["socket+bind+listen"]);
     expect(steps(traced.stderr())[0]!.detail).toMatch(
       new RegExp(`^127\\.0\\.0\\.1:${traced.port}( backlog \\d+)? \\(one call`),
@@ -101,9 +100,12 @@ describe(`${RUNTIME} CLI --trace`, () => {
     const gate = await server(["gate", "serve", "--port", "0", "--timeout", "0.5", "--trace"]);
     const silent = await transport.connect({ hostname: "127.0.0.1", port: gate.port });
     resources.add(silent);
-    await waitFor(() => stepsOf(gate.stderr(), 1).includes("timeout") || undefined, 10_000, "the timeout step");
+    await waitUntil(() => stepsOf(gate.stderr(), 1).includes("timeout"), {
+      timeoutMs: 10_000,
+      what: "the timeout step",
+    });
     silent.close();
-    await waitFor(() => stepsOf(gate.stderr(), 1).includes("close") || undefined, 10_000, "the close step");
+    await waitUntil(() => stepsOf(gate.stderr(), 1).includes("close"), { timeoutMs: 10_000, what: "the close step" });
     expect(stepsOf(gate.stderr(), 1)).toEqual(["accept", "timeout", "shutdown", "recv", "close"]);
     expect(steps(gate.stderr()).find((s) => s.step === "timeout")!.detail).toMatch(/^no token after \d+ ms$/);
     expect(gate.stdout()).toMatch(/^time out$/m);
@@ -128,7 +130,10 @@ describe(`${RUNTIME} CLI --trace`, () => {
     expect(knock.stdout).toBe("please go out!\n");
     expect(stepsOf(knock.stderr, 1)).toEqual(["socket+connect", "send", "recv", "recv", "close"]);
     expect(knock.stderr).toContain("send     6 B (token: not shown)");
-    await waitFor(() => stepsOf(gate.stderr(), 2).includes("close") || undefined, 10_000, "the knock's close");
+    await waitUntil(() => stepsOf(gate.stderr(), 2).includes("close"), {
+      timeoutMs: 10_000,
+      what: "the knock's close",
+    });
     expect(gate.stderr()).toContain("recv     6 B (token: not shown)");
     expect(gate.stderr() + knock.stderr).not.toContain("s3cret");
   });
@@ -148,7 +153,7 @@ describe(`${RUNTIME} CLI --trace`, () => {
     const [, sendto, recvfrom] = steps(client.stderr);
     expect(sendto!.detail).toBe(`to 127.0.0.1:${udp.port} 5 B "Hello"`);
     expect(recvfrom!.detail).toBe(`from 127.0.0.1:${udp.port} 11 B "Echo=>Hello"`);
-    await waitFor(() => stepsOf(udp.stderr(), 0).length >= 5 || undefined, 10_000, "the server's steps");
+    await waitUntil(() => stepsOf(udp.stderr(), 0).length >= 5, { timeoutMs: 10_000, what: "the server's steps" });
     expect(stepsOf(udp.stderr(), 0)).toEqual(["socket+bind", "recvfrom", "sendto", "recvfrom", "sendto"]);
     expect(steps(udp.stderr())[1]!.detail).toMatch(/^from 127\.0\.0\.1:\d+ 5 B "Hello"$/);
   });
@@ -172,11 +177,17 @@ describe(`${RUNTIME} CLI --trace`, () => {
       { env: COLOUR_ALLOWED },
     );
     expect(client.code).toBe(0);
-    await waitFor(() => stepsOf(echo.stderr(), 1).includes("close") || undefined, 10_000, "the server's close");
+    await waitUntil(() => stepsOf(echo.stderr(), 1).includes("close"), {
+      timeoutMs: 10_000,
+      what: "the server's close",
+    });
     // Binary: a raw connection sends bytes that are not UTF-8.
     const raw = resources.add(await transport.connect({ hostname: "127.0.0.1", port: echo.port }));
     await raw.write(new Uint8Array([0xff, 0x00, 0x80, 0x41]));
-    await waitFor(() => stepsOf(echo.stderr(), 2).includes("send") || undefined, 10_000, "the binary chunk's answer");
+    await waitUntil(() => stepsOf(echo.stderr(), 2).includes("send"), {
+      timeoutMs: 10_000,
+      what: "the binary chunk's answer",
+    });
     const lines = (client.stderr + echo.stderr()).split("\n").filter((line) => line !== "");
     expect(steps(client.stderr + echo.stderr()).length).toBe(lines.length);
     for (const line of lines) expect(width(line), line).toBeLessThanOrEqual(80);
@@ -194,7 +205,7 @@ describe(`${RUNTIME} CLI --trace over TLS, behind a PROXY header and on a unix s
   const send = (args: string[]) =>
     runCommand([...cli, "echo", "send", ...args, "--trace", "Hi"], { env: COLOUR_ALLOWED });
   const closed = (child: ChildServer) =>
-    waitFor(() => stepsOf(child.stderr(), 1).includes("close") || undefined, 10_000, "the server's close");
+    waitUntil(() => stepsOf(child.stderr(), 1).includes("close"), { timeoutMs: 10_000, what: "the server's close" });
 
   test("TLS: the handshake's version (and cipher, where the runtime tells) after accept and connect", async () => {
     const tls = await server(["echo", "serve", "--port", "0", "--tls-self-signed", "--trace"]);

@@ -12,7 +12,7 @@ import {
   serveEcho,
   type Transport,
 } from "../src/mod.ts";
-import { waitFor, waitUntil } from "./_wait.ts";
+import { waitUntil } from "./_wait.ts";
 import { bytes, hasIPv6, RUNTIME, text, transport } from "./_net.ts";
 import { runCommand } from "./_child.ts";
 import { recordingLogger, useCleanup } from "./_utils.ts";
@@ -37,7 +37,7 @@ async function peer(hostname = "127.0.0.1", port = 0, via: Transport = transport
     send: (message: Uint8Array | string, to: number, host = hostname.includes(":") ? "::1" : "127.0.0.1") =>
       socket.send(typeof message === "string" ? bytes(message) : message, host, to),
     /** Waits until `n` datagrams arrived. */
-    waitFor: (n: number, ms = 5000) => waitFor(() => received.length >= n || undefined, ms, `${n} datagrams`),
+    waitFor: (n: number, ms = 5000) => waitUntil(() => received.length >= n, { timeoutMs: ms, what: `${n} datagrams` }),
   };
 }
 
@@ -47,7 +47,10 @@ async function udpServer(options: Omit<Parameters<typeof serveDatagramEcho>[0], 
 
 const portOf = (server: { addr: { transport: string; port?: number } }) => server.addr.port!;
 
-/** Sends nothing more and waits a little: for "no answer came" checks after a known event. */
+/**
+ * Sends nothing more and waits a little: for "no answer came" checks after a known event (an
+ * absence has no event to wait for; a late answer would fail the check, never pass it wrongly).
+ */
 const settle = (ms = 150) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Sends a UDP datagram with any source port (0, or a port no socket has) via a raw socket: root only. */
@@ -237,7 +240,7 @@ describe(`UDP safety on ${RUNTIME}`, () => {
     let sent = 0;
     while (performance.now() - started < 1000) {
       client.send(`s${sent++}`, portOf(server));
-      await new Promise((resolve) => setTimeout(resolve, 5));
+      await new Promise((resolve) => setTimeout(resolve, 5)); // steady traffic: the pace is under test
     }
     const elapsedS = (performance.now() - started) / 1000;
     await waitUntil(() => server.stats.received === sent, { what: "every datagram in" });
@@ -441,7 +444,7 @@ describe(`UDP client on ${RUNTIME}`, () => {
           if (text(b) === "a") {
             socket.send(reply, hostname, port);
             socket.send(reply.slice(), hostname, port);
-          } else setTimeout(() => socket.send(reply, hostname, port), 50);
+          } else setTimeout(() => socket.send(reply, hostname, port), 50); // a late answer: under test
         },
         onError() {},
       }),
@@ -458,7 +461,7 @@ describe(`UDP client on ${RUNTIME}`, () => {
       await transport.bindDatagram!({ hostname: "127.0.0.1", port: 0 }, {
         onMessage(b, hostname, port) {
           forger.send("Echo=>forged", port);
-          setTimeout(() => socket.send(new Uint8Array([...bytes("Echo=>"), ...b]), hostname, port), 50);
+          setTimeout(() => socket.send(new Uint8Array([...bytes("Echo=>"), ...b]), hostname, port), 50); // late: under test
         },
         onError() {},
       }),

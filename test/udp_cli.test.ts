@@ -4,7 +4,7 @@
 
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { sendEcho, serveDatagramEcho } from "../src/mod.ts";
-import { waitFor } from "./_wait.ts";
+import { waitFor, waitUntil } from "./_wait.ts";
 import { bytes, RUNTIME, RUNTIMES, text, transport } from "./_net.ts";
 import { argv, type ChildServer, cliCommand, ROOT, runCommand, runEchogate, startCliServer } from "./_child.ts";
 import { cleanup } from "./_utils.ts";
@@ -29,10 +29,9 @@ for (const serverRuntime of RUNTIMES) {
         messages: ["hi", "über ✓"],
       });
       expect(replies.map(text)).toEqual(["Echo=>hi", "Echo=>über ✓"]);
-      await waitFor(
-        () => /^Datagram from 127\.0\.0\.1:\d+$/m.test(server.stdout()) || undefined,
-        5000,
-        "the Datagram from line",
+      await waitUntil(
+        () => /^Datagram from 127\.0\.0\.1:\d+$/m.test(server.stdout()),
+        { timeoutMs: 5000, what: "the Datagram from line" },
       );
     });
   });
@@ -77,16 +76,16 @@ describe(`${RUNTIME} UDP client against Deno with --unstable-net (Deno.listenDat
     other.send(bytes("123456789"), "127.0.0.1", server.port);
     // A burst of 10 from one source: 4 at once (2/s, bursts of 4), maybe one more refilled.
     for (let i = 0; i < 10; i++) other.send(bytes(`r${i}`), "127.0.0.1", server.port);
-    await waitFor(() => received.length >= 4 || undefined, 5000, "the burst's answers");
+    await waitUntil(() => received.length >= 4, { timeoutMs: 5000, what: "the burst's answers" });
+    // No more than 5 may come: an absence, so a window to watch (a late answer fails, never passes).
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(received.filter((r) => r.startsWith("Echo=>r")).length).toBeGreaterThanOrEqual(4);
     expect(received.filter((r) => r.startsWith("Echo=>r")).length).toBeLessThanOrEqual(5);
     expect(received.filter((r) => !r.startsWith("Echo=>r"))).toEqual([]);
     // The first drop is reported at once (the rest within 10 s): the twin's, sent first.
-    await waitFor(
-      () => /dropped 1 from refused source ports/.test(server.stdout()) || undefined,
-      5000,
-      "the drop report",
+    await waitUntil(
+      () => /dropped 1 from refused source ports/.test(server.stdout()),
+      { timeoutMs: 5000, what: "the drop report" },
     );
   });
   test("answers many binary datagrams byte-exact, small and big (received datagrams are cut from slabs)", async () => {
@@ -103,7 +102,7 @@ describe(`${RUNTIME} UDP client against Deno with --unstable-net (Deno.listenDat
     const sent = sizes.map((size, i) => Uint8Array.from({ length: size }, (_, j) => (i * 31 + j * 7) & 0xff));
     for (const datagram of sent) {
       client.send(datagram, "127.0.0.1", server.port);
-      await waitFor(() => received.length === sent.indexOf(datagram) + 1 || undefined, 5000, "each echo");
+      await waitUntil(() => received.length === sent.indexOf(datagram) + 1, { timeoutMs: 5000, what: "each echo" });
     }
     const prefix = bytes("Echo=>");
     expect(received.map((r) => [...r])).toEqual(sent.map((d) => [...prefix, ...d]));

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, test } from "vitest";
 import { execFileSync } from "node:child_process";
 import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { serveEcho } from "../src/mod.ts";
-import { waitFor } from "./_wait.ts";
+import { waitUntil } from "./_wait.ts";
 import { RUNTIME, tempSocketPath, transport } from "./_net.ts";
 import { argv, cliCommand, runEchogate, startChild, startCliServer } from "./_child.ts";
 import { cleanup, recordingLogger } from "./_utils.ts";
@@ -38,13 +38,12 @@ async function serveUnderUmask000(path: string, extra: string[] = [], command = 
   const child = resources.child(
     startChild(["sh", "-c", 'umask 000; exec "$@"', "sh", ...command, "echo", "serve", "--unix", path, ...extra]),
   );
-  await waitFor(
+  await waitUntil(
     () => {
       if (child.process.exitCode !== null) throw new Error(`Server exited early: ${child.stderr()}`);
-      return child.stdout().includes("listening on") ? true : undefined;
+      return child.stdout().includes("listening on");
     },
-    15_000,
-    `${RUNTIME} server to listen`,
+    { timeoutMs: 15_000, what: `${RUNTIME} server to listen` },
   );
   return child;
 }

@@ -149,10 +149,9 @@ describe(`--workers on ${RUNTIME}`, () => {
     const server = await startEchoWorkers();
     const before = await twoWorkers(server);
     globalThis.process.kill(before[0]!, "SIGKILL");
-    await waitFor(
-      () => (/Worker \d exited \(SIGKILL\): restarting in 100 ms/.test(server.stderr()) ? true : undefined),
-      5000,
-      "the exit to be logged",
+    await waitUntil(
+      () => /Worker \d exited \(SIGKILL\): restarting in 100 ms/.test(server.stderr()),
+      { timeoutMs: 5000, what: "the exit to be logged" },
     );
     const after = await waitFor(
       () => {
@@ -212,6 +211,7 @@ describe(`--workers on ${RUNTIME}`, () => {
         await socket.write(bytes("wrong"));
         expect(text(await readAll(socket))).toBe("please go out!");
         await waitUntil(() => penalties().length === i + 1, { what: `penalty ${i + 1}` });
+        // Nothing reports a penalty's arrival at the other worker: a moment for it to travel.
         await new Promise((resolve) => setTimeout(resolve, 150));
       }
       // Each penalty counts all before it, whichever worker gave it: 5, 10, 15, 20 s (less a little decay).
@@ -249,18 +249,17 @@ describe(`--workers on ${RUNTIME}`, () => {
         "the death",
       );
       const dead = death.worker;
-      await waitFor(
+      await waitUntil(
         () => {
           const pids = childPids(server.process.pid!);
-          return pids.length === 2 && !pids.includes(victim!) ? true : undefined;
+          return pids.length === 2 && !pids.includes(victim!);
         },
-        10_000,
-        "the worker to be started again",
+        { timeoutMs: 10_000, what: "the worker to be started again" },
       );
       // The right token now: only a worker that forgot the penalties would let it in.
       // Every connection is refused; the restarted worker logs the first it refuses at once.
       // Connections reach it once it listens (no line says when): keep knocking until then, to a deadline.
-      const refusedByRestarted = () => events(server, "refused").some((event) => event.worker === dead) || undefined;
+      const refusedByRestarted = () => events(server, "refused").some((event) => event.worker === dead);
       const knockUntil = Date.now() + 20_000;
       while (Date.now() < knockUntil && !refusedByRestarted()) {
         const socket = resources.add(await connect(server.port));
@@ -268,7 +267,8 @@ describe(`--workers on ${RUNTIME}`, () => {
         expect(text(await readAll(socket).catch(() => new Uint8Array()))).toBe("");
         socket.close();
       }
-      expect(await waitFor(refusedByRestarted, 5000, "a refusal from the restarted worker")).toBe(true);
+      await waitUntil(refusedByRestarted, { timeoutMs: 5000, what: "a refusal from the restarted worker" });
+      expect(refusedByRestarted()).toBe(true);
     },
     60_000,
   );
@@ -403,10 +403,9 @@ describe.skipIf(opensslMissing)(`--workers over TLS on ${RUNTIME}`, () => {
       await socket.write(bytes("hi")).catch(() => {});
       expect(text(await readAll(socket).catch(() => new Uint8Array()))).toBe("");
     }
-    await waitFor(
-      () => (events(server, "tls-handshake-failed").length > 0 ? true : undefined),
-      5000,
-      "a refusal logged",
+    await waitUntil(
+      () => events(server, "tls-handshake-failed").length > 0,
+      { timeoutMs: 5000, what: "a refusal logged" },
     );
     expect(
       events(server, "connect").filter((event) => !event.tls || !(event.tls as { peerSubject?: string }).peerSubject),
@@ -450,10 +449,9 @@ describe.skipIf(opensslMissing)(`--workers over TLS on ${RUNTIME}`, () => {
 
         writeFileSync(live.cert, "garbage");
         globalThis.process.kill(server.process.pid!, "SIGHUP");
-        await waitFor(
-          () => ((server.stderr().match(/TLS reload failed/g) ?? []).length === 2 ? true : undefined),
-          10_000,
-          "both workers to log the failed reload",
+        await waitUntil(
+          () => (server.stderr().match(/TLS reload failed/g) ?? []).length === 2,
+          { timeoutMs: 10_000, what: "both workers to log the failed reload" },
         );
         expect((await workersServing(server, pki.caCert)).size).toBe(2); // every worker kept the old certificate
 

@@ -10,7 +10,7 @@ import tls from "node:tls";
 import type { TlsClientOptions } from "../src/mod.ts";
 import { REFUSAL, WELCOME } from "../src/gate/mod.ts";
 import { hasOpenssl, makeClientLeaf, usePki } from "./_pki.ts";
-import { deadline, waitFor } from "./_wait.ts";
+import { deadline, waitFor, waitUntil } from "./_wait.ts";
 import { bytes, readAll, readAtLeast, RUNTIME, text, transport } from "./_net.ts";
 import { argv, type ChildServer, cliCommand, runCommand, startCliServer } from "./_child.ts";
 import { useCleanup } from "./_utils.ts";
@@ -56,10 +56,9 @@ async function forgeThroughBothWorkers(server: ChildServer, open: () => Promise<
     if ((counts.get(1) ?? 0) >= 2 && (counts.get(2) ?? 0) >= 2) return;
     const before = [...counts.values()].reduce((a, b) => a + b, 0);
     await open();
-    await waitFor(
-      () => ([...forgingConnects(server).values()].reduce((a, b) => a + b, 0) > before ? true : undefined),
-      5000,
-      "the forging connection logged",
+    await waitUntil(
+      () => [...forgingConnects(server).values()].reduce((a, b) => a + b, 0) > before,
+      { timeoutMs: 5000, what: "the forging connection logged" },
     );
   }
   throw new Error(`the connections did not reach both workers: ${server.stdout()}`);
@@ -134,7 +133,7 @@ describe.skipIf(!workerAloneListens)(`a worker's channel to its supervisor, on $
     const socket = resources.add(await transport.connect({ hostname: "127.0.0.1", port: listening.port }));
     await socket.write(bytes("hi"));
     expect(text(await readAtLeast(socket, 8))).toBe("Echo=>hi");
-    await waitFor(() => (output.includes("[worker 1] Server connected by") ? true : undefined), 5000, "its log line");
+    await waitUntil(() => output.includes("[worker 1] Server connected by"), { timeoutMs: 5000, what: "its log line" });
     expect(output).not.toContain("\u001e");
     // Its input ending (its supervisor gone) stops it.
     socket.close();
