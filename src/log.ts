@@ -37,7 +37,7 @@ export type LogEvent =
   | { event: "knock"; remote: string; welcomed: boolean; durationMs: number }
   | { event: "timeout"; remote: string; durationMs: number }
   | { event: "penalty"; remote: string; kind: "authfail" | "grace-exceeded" | "noauth"; accruedSeconds: number }
-  | { event: "penalty-overflow"; family: "ipv4" | "ipv6" }
+  | { event: "penalty-overflow"; family: "ipv4" | "ipv6"; more?: number }
   | { event: "idle-timeout"; remote: string; idleMs: number }
   | { event: "line-too-long"; remote: string; maxLine: number }
   | { event: "token-too-long"; remote: string; maxToken: number }
@@ -229,7 +229,9 @@ function humanLine(event: LogEvent): string | undefined {
     case "penalty":
       return `Penalty for ${event.remote}: ${PENALTY_REASONS[event.kind]} (${event.accruedSeconds} s accrued)`;
     case "penalty-overflow":
-      return `Penalty table full (${event.family}): evicted the oldest source`;
+      return `Penalty table full (${event.family}): evicted the oldest source${
+        event.more ? ` (${event.more} more since the last report)` : ""
+      }`;
     case "refused":
       return `Refused ${event.remote}: ${event.reason}${
         event.more ? ` (${event.more} more since the last report)` : ""

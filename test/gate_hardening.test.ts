@@ -148,6 +148,22 @@ async function knocksFrom(source: string, port: number, token: string, count: nu
 }
 
 describe(`gate hardening on ${RUNTIME}`, () => {
+  test("a full penalty table logs one overflow line per interval; the rest are counted and reported at close", async () => {
+    const { server, logger, port } = await startGate({ penalties: { exempt: [], maxSources: 1 } });
+    // Each new source evicts the one before it: three overflows, from 127.0.0.3, .4 and .5.
+    for (const source of ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]) {
+      expect(await knocksFrom(source, port, "wrong", 1)).toEqual([REFUSAL]);
+    }
+    const overflows = () => logger.events.filter((e) => e.event === "penalty-overflow");
+    expect(overflows()).toEqual([{ event: "penalty-overflow", family: "ipv4" }]);
+    await server.close();
+    // The closing line is the third overflow, and counts the second it left out.
+    expect(overflows()).toEqual([
+      { event: "penalty-overflow", family: "ipv4" },
+      { event: "penalty-overflow", family: "ipv4", more: 1 },
+    ]);
+  });
+
   test("wrong tokens get a source refused at accept, with a log line, while other sources are served", async () => {
     const { logger, knock, port } = await startGate({ penalties: { exempt: [] } });
     const replies = await floodFrom127002(port, 8);

@@ -7,6 +7,7 @@
  */
 
 import { utf8 } from "../_bytes.ts";
+import { LogThrottle } from "../_log_throttle.ts";
 import { matchesAnySlot } from "./_constant_time.ts";
 import { TIMED_OUT, within } from "../_timers.ts";
 import { formatAddress } from "../address.ts";
@@ -133,11 +134,14 @@ export async function serveGate(options: ServeGateOptions): Promise<EchogateServ
   // In the runtime's preferred kind (Node: a Buffer, which it writes without wrapping it in one).
   const welcome = preferred(utf8(WELCOME), options.transport);
   const refusal = preferred(utf8(REFUSAL), options.transport);
-  const overflowLog = throttle(10_000);
+  // A full table overflows on every new source: one line per interval, counting the rest.
+  const overflows = new LogThrottle<"ipv4" | "ipv6">((family, more) =>
+    logger.log({ event: "penalty-overflow", family, ...(more ? { more } : {}) })
+  );
   const box = options.penalties === false ? undefined : new PenaltyBox({
     ...options.penalties,
     onOverflow: (family) => {
-      overflowLog(() => logger.log({ event: "penalty-overflow", family }));
+      overflows.add(family);
       options.penalties && options.penalties.onOverflow?.(family);
     },
   });
@@ -272,6 +276,11 @@ export async function serveGate(options: ServeGateOptions): Promise<EchogateServ
   );
   const counters = server.counters;
   server.counters = () => ({ ...counters(), knocks: { ...knockCounts }, penalizedSources: box?.countPenalized() ?? 0 });
+  const close = server.close;
+  server.close = (closeOptions) => {
+    overflows.close();
+    return close(closeOptions);
+  };
   return server;
 }
 
@@ -292,17 +301,6 @@ function preferred(bytes: Uint8Array, transport: ServeGateOptions["transport"]):
   const copy = transport.allocate(bytes.length);
   copy.set(bytes);
   return copy;
-}
-
-/** Runs at most one call per `intervalMs`; the rest are dropped. */
-function throttle(intervalMs: number): (run: () => void) => void {
-  let last = -Infinity;
-  return (run) => {
-    const now = Date.now();
-    if (now - last < intervalMs) return;
-    last = now;
-    run();
-  };
 }
 
 /**
