@@ -117,10 +117,10 @@ describe(`StreamSocket.answerEach on ${RUNTIME}`, () => {
     );
     for (const word of ["ab", "-", "cd"]) {
       await client.write(bytes(word));
-      if (word === "-") await waitFor(() => (steps.length >= 3 ? true : undefined), 5000, "the server to take it");
+      if (word === "-") await waitUntil(() => steps.length >= 3, { timeoutMs: 5000, what: "the server to take it" });
       else expect(text(await readAtLeast(client, 2))).toBe(word.toUpperCase());
     }
-    await waitFor(() => (steps.length >= 5 ? true : undefined), 5000, "the last answer to be written");
+    await waitUntil(() => steps.length >= 5, { timeoutMs: 5000, what: "the last answer to be written" });
     expect(steps).toEqual(["answer ab", "answered", "answer -", "answer cd", "answered"]); // none for no answer
   });
 
