@@ -21,6 +21,7 @@ import {
   RUNTIME,
   text,
   transport,
+  waitFor,
   waitForStall,
   waitUntil,
   watchingTransport,
