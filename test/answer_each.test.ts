@@ -21,7 +21,6 @@ import {
   RUNTIME,
   text,
   transport,
-  waitFor,
   waitForStall,
   waitUntil,
   watchingTransport,
