@@ -273,6 +273,8 @@ async function nodeTransport(): Promise<Transport> {
  */
 export const transport: Transport = {
   runtime: "bun",
+  // For --trace. The backlog as `ss -ltn` shows it (Bun 1.4; docs/trace.md): measured, not documented.
+  calls: { listen: "Bun.listen()", connect: "Bun.connect()", bindDatagram: "Bun.udpSocket()", backlog: 512 },
   // Bun.serve (and Bun's node:http) keep no connection limit: a server that asks for limits
   // (--metrics) runs behind a node:net listener that counts its connections.
   async serveHttp(endpoint, handler, limits) {

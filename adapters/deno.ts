@@ -219,6 +219,8 @@ async function connectDeno(endpoint: Endpoint, options: ConnectOptions | undefin
  */
 export const transport: Transport = {
   runtime: "deno",
+  // For --trace. The backlog as `ss -ltn` shows it (Deno 2.9; docs/trace.md): measured, not documented.
+  calls: { listen: "Deno.listen()", connect: "Deno.connect()", backlog: 511 },
   // Deno.serve has no connection limit or idle timeout: a server that asks for them (--metrics)
   // runs on Deno's node:http, which keeps both.
   async serveHttp(endpoint, handler, limits) {

@@ -125,6 +125,8 @@ async function connectTls(
  */
 export const transport: Transport = {
   runtime: "node",
+  // For --trace. The backlog: Node's documented default.
+  calls: { listen: "net.Server.listen()", connect: "net.connect()", bindDatagram: "dgram bind()", backlog: 511 },
   serveHttp: serveHttpNode,
   listen(endpoint, handlers, options) {
     if (options?.tls) return listenTls(endpoint, handlers, options.tls, options.reusePort, options.deferTls);

@@ -31,6 +31,7 @@ export type {
   ListenOptions,
   StreamSocket,
   Transport,
+  TransportCalls,
 } from "./types.ts";
 export {
   type ChunkAnswering,

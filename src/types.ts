@@ -271,6 +271,30 @@ export interface Listener {
 }
 
 /**
+ * How a runtime's own socket calls are named, for `--trace`: the one call that does
+ * socket+bind+listen, socket+connect, and socket+bind for UDP, on plain sockets (TLS ones differ
+ * by options), and the listen backlog it asks for. Each is left out where it is not always the
+ * same call.
+ *
+ * @example
+ * ```ts
+ * import type { TransportCalls } from "./types.ts";
+ *
+ * const calls: TransportCalls = { listen: "Deno.listen()", connect: "Deno.connect()", backlog: 511 };
+ * ```
+ */
+export interface TransportCalls {
+  /** The call that creates, binds and listens. */
+  readonly listen?: string;
+  /** The call that creates and connects. */
+  readonly connect?: string;
+  /** The call that creates and binds a datagram socket. */
+  readonly bindDatagram?: string;
+  /** The backlog that call asks for (Linux caps it at net.core.somaxconn). */
+  readonly backlog?: number;
+}
+
+/**
  * One runtime's socket API, as the core needs it. Each adapter exports one.
  *
  * @example Connect with whatever transport the caller hands in
@@ -285,6 +309,8 @@ export interface Listener {
 export interface Transport {
   /** The runtime name: `"node"`, `"deno"` or `"bun"`. */
   readonly runtime: string;
+  /** What this runtime's socket calls are named, for `--trace` (src/trace/). */
+  readonly calls?: TransportCalls;
   /**
    * Binds and starts accepting. Rejects with {@linkcode AddrInUseError} when the address is taken.
    */

@@ -33,7 +33,7 @@ export interface ProcessFacts {
  * The metric families of a server's counters (and of its process, when given).
  *
  * @param counters What the server counted (summed over workers under a supervisor).
- * @param process The process' facts; with workers, their sum plus the supervisor's.
+ * @param facts The process' facts; with workers, their sum plus the supervisor's.
  * @returns The families, for {@linkcode renderMetrics}.
  *
  * @example
@@ -45,7 +45,7 @@ export interface ProcessFacts {
  * const text = renderMetrics(serverMetrics(newServerCounters()));
  * ```
  */
-export function serverMetrics(counters: ServerCounters, process?: ProcessFacts): MetricFamily[] {
+export function serverMetrics(counters: ServerCounters, facts?: ProcessFacts): MetricFamily[] {
   const m = new MetricsBuilder()
     .counter("echogate_connections_accepted_total", "Connections accepted and served", counters.accepted)
     .gauge("echogate_connections_open", "Connections open now", counters.open)
@@ -81,14 +81,14 @@ export function serverMetrics(counters: ServerCounters, process?: ProcessFacts):
       ])
       .counter("echogate_datagram_send_errors_total", "UDP sends that failed, and socket errors", d.sendErrors);
   }
-  if (process?.residentMemoryBytes !== undefined) {
-    m.gauge("process_resident_memory_bytes", "Resident memory size in bytes", process.residentMemoryBytes);
+  if (facts?.residentMemoryBytes !== undefined) {
+    m.gauge("process_resident_memory_bytes", "Resident memory size in bytes", facts.residentMemoryBytes);
   }
-  if (process?.cpuSeconds !== undefined) {
-    m.counter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds", process.cpuSeconds);
+  if (facts?.cpuSeconds !== undefined) {
+    m.counter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds", facts.cpuSeconds);
   }
-  if (process?.openFds !== undefined) {
-    m.gauge("process_open_fds", "Number of open file descriptors", process.openFds);
+  if (facts?.openFds !== undefined) {
+    m.gauge("process_open_fds", "Number of open file descriptors", facts.openFds);
   }
   return m.families;
 }

@@ -22,27 +22,6 @@ import type {
 import { previewOf, type TraceStep } from "./events.ts";
 import type { Tracer } from "./tracer.ts";
 
-// The one call that does socket+bind+listen (and socket+connect, socket+bind for UDP) on each
-// runtime, where it is always that call: TLS listeners differ by options (Deno and Bun fall back
-// to node:tls for some), so theirs go unnamed.
-const LISTEN_API: Readonly<Record<string, string>> = {
-  node: "net.Server.listen()",
-  deno: "Deno.listen()",
-  bun: "Bun.listen()",
-};
-const CONNECT_API: Readonly<Record<string, string>> = {
-  node: "net.connect()",
-  deno: "Deno.connect()",
-  bun: "Bun.connect()",
-};
-const DATAGRAM_API: Readonly<Record<string, string>> = {
-  node: "dgram bind()",
-  bun: "Bun.udpSocket()",
-};
-// The listen backlog each runtime's call asks for (Linux caps it at net.core.somaxconn): Node's
-// documented default; Deno's and Bun's as `ss -ltn` shows them (Deno 2.9, Bun 1.4; docs/trace.md).
-const BACKLOG: Readonly<Record<string, number>> = { node: 511, deno: 511, bun: 512 };
-
 const LISTEN_STEPS: readonly TraceStep[] = ["socket", "bind"];
 const CONNECT_STEPS: readonly TraceStep[] = ["socket"];
 
@@ -90,7 +69,7 @@ export function traceTransport(
   tracer: Tracer,
   options: TraceTransportOptions = {},
 ): Transport {
-  const runtime = transport.runtime;
+  const { runtime, calls = {} } = transport;
   const wrap = (socket: StreamSocket, conn: number): StreamSocket => {
     const state: ConnectionState = {
       conn,
@@ -106,6 +85,7 @@ export function traceTransport(
   };
   const traced: Transport = {
     runtime,
+    calls,
     removeSocketFile: (path) => transport.removeSocketFile(path),
     async listen(endpoint: Endpoint, handlers: ListenHandlers, listenOptions?: ListenOptions): Promise<Listener> {
       const listener = await transport.listen(endpoint, {
@@ -117,14 +97,14 @@ export function traceTransport(
         onError: (error) => handlers.onError(error),
         ...(handlers.onHandshakeError && { onHandshakeError: (failure) => handlers.onHandshakeError!(failure) }),
       }, listenOptions);
-      const backlog = BACKLOG[runtime];
+      const { backlog } = calls;
       tracer.trace({
         step: "listen",
         conn: 0,
         address: formatAddress(listener.addr),
         ...(backlog !== undefined && { backlog }),
         together: LISTEN_STEPS,
-        ...(!listenOptions?.tls && LISTEN_API[runtime] !== undefined && { api: LISTEN_API[runtime] }),
+        ...(!listenOptions?.tls && calls.listen !== undefined && { api: calls.listen }),
       });
       return listener;
     },
@@ -136,7 +116,7 @@ export function traceTransport(
         conn,
         peer: formatAddress(socket.remoteAddr),
         together: CONNECT_STEPS,
-        ...(!connectOptions?.tls && CONNECT_API[runtime] !== undefined && { api: CONNECT_API[runtime] }),
+        ...(!connectOptions?.tls && calls.connect !== undefined && { api: calls.connect }),
       });
       return wrap(socket, conn);
     },
@@ -146,7 +126,9 @@ export function traceTransport(
   if (transport.explainError) {
     traced.explainError = (error, endpoint, tls) => transport.explainError!(error, endpoint, tls);
   }
-  if (transport.serveHttp) traced.serveHttp = (endpoint, handler) => transport.serveHttp!(endpoint, handler);
+  if (transport.serveHttp) {
+    traced.serveHttp = (endpoint, handler, limits) => transport.serveHttp!(endpoint, handler, limits);
+  }
   if (transport.bindDatagram) {
     const bindDatagram = transport.bindDatagram.bind(transport);
     traced.bindDatagram = async (endpoint, handlers) => {
@@ -156,7 +138,7 @@ export function traceTransport(
         conn: 0,
         address: formatAddress(socket.addr),
         together: CONNECT_STEPS,
-        ...(DATAGRAM_API[runtime] !== undefined && { api: DATAGRAM_API[runtime] }),
+        ...(calls.bindDatagram !== undefined && { api: calls.bindDatagram }),
       });
       return new TracedDatagramSocket(socket, tracer);
     };
