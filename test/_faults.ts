@@ -41,15 +41,6 @@ export function faultsKit(resources: ReturnType<typeof cleanup>) {
   return { startFaults, startEcho, startCountingUpstream, connect };
 }
 
-/** Polls `check` every 20 ms until it resolves true; fails after 10 s. */
-export async function waitForAsync(check: () => Promise<boolean>): Promise<void> {
-  const end = Date.now() + 10_000;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error("Timed out waiting for a condition");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 /** Sends `message` and reads its echo (`message.length` bytes, or less at end of input). */
 export async function roundTrip(socket: StreamSocket, message: Uint8Array): Promise<Uint8Array> {
   await socket.write(message);

@@ -6,11 +6,11 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Toxiproxy } from "toxiproxy-node-client";
-import { deadline, waitFor } from "./_wait.ts";
+import { deadline, waitFor, waitUntil } from "./_wait.ts";
 import { bytes, readAll, RUNTIME, text } from "./_net.ts";
 import { cliCommand, runCommand, startCliServer } from "./_child.ts";
 import { useCleanup } from "./_utils.ts";
-import { api, faultsKit, roundTrip, waitForAsync } from "./_faults.ts";
+import { api, faultsKit, roundTrip } from "./_faults.ts";
 
 const resources = useCleanup();
 
@@ -271,7 +271,10 @@ describe(`echogate faults on ${RUNTIME}`, () => {
       `toxiproxy_proxy_${kind}_bytes_total{direction="upstream",listener="${proxy.listen}",proxy="stall",` +
       `upstream="${upstream}"}`;
     // The proxy has read the 4 bytes; none went on.
-    await waitForAsync(async () => (await api(base, "GET", "/metrics")).raw.includes(`${counter("received")} 6`));
+    await waitUntil(async () => (await api(base, "GET", "/metrics")).raw.includes(`${counter("received")} 6`), {
+      timeoutMs: 10_000,
+      what: "the proxy to count the 6 bytes it read",
+    });
     expect((await api(base, "GET", "/metrics")).raw).toContain(`${counter("sent")} 2`);
     const received = readAll(socket);
     faults.removeToxic("stall", "timeout_upstream");

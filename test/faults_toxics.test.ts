@@ -4,8 +4,8 @@
 
 import { afterEach, describe, expect, test } from "vitest";
 import type { StreamSocket, ToxicInput } from "../src/mod.ts";
-import { bytes, cleanup, concat, portOf, readAll, readAtLeast, RUNTIME, text, transport } from "./_utils.ts";
-import { faultsKit, waitForAsync } from "./_faults.ts";
+import { bytes, cleanup, concat, portOf, readAll, readAtLeast, RUNTIME, text, transport, waitUntil } from "./_utils.ts";
+import { faultsKit } from "./_faults.ts";
 
 const resources = cleanup();
 afterEach(() => resources.run());
@@ -285,8 +285,8 @@ describe(`toxiproxy's toxics/*_test.go against echogate faults on ${RUNTIME}`, (
 /** Polls /metrics until the proxy has read `total` bytes on `stream`. */
 async function waitForReceived(faults: { url: string }, stream: string, total: number): Promise<void> {
   const pattern = new RegExp(`received_bytes_total\\{direction="${stream}",[^}]*\\} (\\d+)`);
-  await waitForAsync(async () => {
+  await waitUntil(async () => {
     const metrics = await (await fetch(`http://${faults.url}/metrics`, { headers: { "user-agent": "test" } })).text();
     return Number(pattern.exec(metrics)?.[1] ?? 0) >= total;
-  });
+  }, { timeoutMs: 10_000, what: `the proxy to read ${total} bytes on ${stream}` });
 }

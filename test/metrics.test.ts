@@ -91,11 +91,18 @@ async function exchange(port: number, send: string, expectBytes: number): Promis
   }
 }
 
-async function knock(port: number, token: string): Promise<string> {
+/** Connects, sends `send` (if any) and reads until the server closes; the reply as text. */
+async function untilClosed(port: number, send?: string): Promise<string> {
   const socket = await transport.connect({ hostname: "127.0.0.1", port });
-  await socket.write(bytes(token));
-  return text(await readAll(socket));
+  try {
+    if (send !== undefined) await socket.write(bytes(send));
+    return text(await readAll(socket));
+  } finally {
+    socket.close();
+  }
 }
+
+const knock = (port: number, token: string) => untilClosed(port, token);
 
 describe(`--metrics on ${RUNTIME}`, () => {
   test("echo serve: counts the connection and its bytes, in the text format promtool accepts", async () => {
@@ -122,9 +129,7 @@ describe(`--metrics on ${RUNTIME}`, () => {
     const socket = resources.add(await transport.connect({ hostname: "127.0.0.1", port: server.port }));
     await socket.write(bytes("abc"));
     expect(text(await readAtLeast(socket, 9))).toBe("Echo=>abc");
-    const refused = await transport.connect({ hostname: "127.0.0.1", port: server.port });
-    await readAll(refused); // closed at once
-    refused.close();
+    await untilClosed(server.port); // refused: closed at once
     const values = await scrapeUntil(
       server.metrics,
       (v) => v.get('echogate_refused_connections_total{reason="max_conns"}') === 1,
@@ -139,9 +144,7 @@ describe(`--metrics on ${RUNTIME}`, () => {
     const server = await start(["gate", "serve", "--timeout", "1", "--penalty-exempt", "none"]);
     expect(await knock(server.port, "1")).toBe("welcome to server!");
     expect(await knock(server.port, "wrong")).toBe("please go out!");
-    const silent = await transport.connect({ hostname: "127.0.0.1", port: server.port });
-    expect(await readAll(silent)).toHaveLength(0); // timed out and closed by the gate
-    silent.close();
+    expect(await untilClosed(server.port)).toHaveLength(0); // silent: timed out and closed by the gate
     const values = await scrapeUntil(
       server.metrics,
       (v) => v.get('echogate_knocks_total{result="timeout"}') === 1,
@@ -170,10 +173,7 @@ describe(`--metrics on ${RUNTIME}`, () => {
 
   test("gate serve --tls-self-signed: a failed TLS handshake is counted", async () => {
     const server = await start(["gate", "serve", "--tls-self-signed"]);
-    const plain = await transport.connect({ hostname: "127.0.0.1", port: server.port });
-    await plain.write(bytes("GET / HTTP/1.0\r\n\r\n")); // plain text on a TLS port
-    await readAll(plain);
-    plain.close();
+    await untilClosed(server.port, "GET / HTTP/1.0\r\n\r\n"); // plain text on a TLS port
     const values = await scrapeUntil(
       server.metrics,
       (v) => v.get('echogate_tls_handshake_failures_total{reason="failed"}') === 1,
@@ -185,9 +185,7 @@ describe(`--metrics on ${RUNTIME}`, () => {
   test("gate serve --tls-self-signed: a handshake that stalls is counted as a timeout and penalised", async () => {
     const args = ["gate", "serve", "--tls-self-signed", "--tls-handshake-timeout", "1", "--penalty-exempt", "none"];
     const server = await start(args);
-    const stalled = await transport.connect({ hostname: "127.0.0.1", port: server.port });
-    await readAll(stalled); // closed by the gate's handshake timeout
-    stalled.close();
+    await untilClosed(server.port); // stalled: closed by the gate's handshake timeout
     const values = await scrapeUntil(
       server.metrics,
       (v) => v.get('echogate_tls_handshake_failures_total{reason="timeout"}') === 1,
