@@ -68,3 +68,12 @@ export function orZero(read, pid) {
 
 /** The load average over 1, 5 and 15 minutes, as /proc/loadavg words ("0.52 0.61 0.70"). */
 export const loadAverage = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+
+/** Kills process group `pid` (a child spawned with `detached: true`, and all it started); gone is fine. */
+export function killGroup(pid) {
+  try {
+    process.kill(-pid, "SIGKILL");
+  } catch {
+    // already gone
+  }
+}

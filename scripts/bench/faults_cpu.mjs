@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseCommandLine } from "../_args.mjs";
-import { cpuTimes } from "../_proc.mjs";
+import { cpuTimes, killGroup } from "../_proc.mjs";
 import { runJson } from "./_json_child.mjs";
 
 const HERE = fileURLToPath(new URL("../..", import.meta.url));
@@ -105,12 +105,6 @@ try {
     );
   }
 } finally {
-  for (const server of servers) {
-    try {
-      process.kill(-server.pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
+  for (const server of servers) killGroup(server.pid);
   rmSync(scratch, { recursive: true, force: true });
 }

@@ -16,6 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { parseCommandLine } from "../_args.mjs";
+import { killGroup } from "../_proc.mjs";
 
 const { values } = parseCommandLine(
   "faults_latency",
@@ -68,11 +69,7 @@ async function start(name, command, pattern) {
 }
 
 function stop(child) {
-  try {
-    process.kill(-child.pid, "SIGKILL");
-  } catch {
-    // already gone
-  }
+  killGroup(child.pid);
   children.delete(child);
 }
 

@@ -20,7 +20,7 @@ import { join, resolve } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseCommandLine, usageError } from "../_args.mjs";
-import { cpuSeconds } from "../_proc.mjs";
+import { cpuSeconds, killGroup } from "../_proc.mjs";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const USAGE = `Usage: node scripts/bench/knock_cpu.mjs [options]
@@ -109,13 +109,6 @@ for (const signal of ["SIGINT", "SIGTERM"]) {
     rmSync(scratch, { recursive: true, force: true });
     process.exit(130);
   });
-}
-function killGroup(pid) {
-  try {
-    process.kill(-pid, "SIGKILL");
-  } catch {
-    // gone
-  }
 }
 let started = 0;
 /** Starts a server on CPU 0 with its output in a file; resolves with its pid and port once it listens. */

@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { rssKiB } from "../_proc.mjs";
+import { killGroup, rssKiB } from "../_proc.mjs";
 import { BUN, DENO, FD_LIMIT, GENERATOR, options, ROOT } from "./options.mjs";
 
 export const CPU_COUNT = cpus().length;
@@ -27,11 +27,7 @@ export function hasCommand(name) {
 /** Kills a child started with `detached: true` and everything in its process group. */
 export function kill(child) {
   if (child.exitCode !== null || child.signalCode !== null) return;
-  try {
-    process.kill(-child.pid, "SIGKILL");
-  } catch {
-    // already gone
-  }
+  killGroup(child.pid);
 }
 
 export function pinned(cpuList, command) {

@@ -17,7 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseCommandLine } from "../_args.mjs";
-import { cpuTimes } from "../_proc.mjs";
+import { cpuTimes, killGroup } from "../_proc.mjs";
 import { runJson } from "./_json_child.mjs";
 
 const HERE = fileURLToPath(new URL("../..", import.meta.url));
@@ -102,12 +102,6 @@ try {
       `cpu ratio (without / with) ${(median(perConn.A) / median(perConn.B)).toFixed(3)}, per round ${ratios.join(" ")}`,
   );
 } finally {
-  for (const gate of gates) {
-    try {
-      process.kill(-gate.pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
+  for (const gate of gates) killGroup(gate.pid);
   rmSync(scratch, { recursive: true, force: true });
 }
