@@ -4,7 +4,6 @@ import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
-import process from "node:process";
 import { killGroup, rssKiB } from "../_proc.mjs";
 import { BUN, DENO, FD_LIMIT, GENERATOR, options, ROOT } from "./options.mjs";
 
